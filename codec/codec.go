@@ -1,0 +1,69 @@
+// Package codec turns session values into bytes and back.
+//
+// A [Codec] is the only part of typedsession that knows how a session's Go
+// value looks on the wire. The default, [JSON], keeps stored values readable
+// (what `redis-cli GET` shows a person) and is what the envelope and raw
+// migration steps are designed around.
+package codec
+
+import (
+	"bytes"
+	"encoding/json"
+	"sync"
+)
+
+// Codec encodes and decodes session values. Implementations must be safe for
+// concurrent use and deterministic: encoding the same value twice must give
+// the same bytes, since the session manager compares encodings to skip
+// writes of unchanged sessions.
+type Codec interface {
+	// Marshal returns the encoding of v. The caller owns the result.
+	Marshal(v any) ([]byte, error)
+	// Unmarshal decodes data into the value v points to. It must not
+	// retain data after it returns.
+	Unmarshal(data []byte, v any) error
+}
+
+// JSONPayload is implemented by codecs whose output is always a single JSON
+// value. The session envelope embeds such payloads as JSON, so that stored
+// values stay readable JSON; other codecs get a binary envelope.
+type JSONPayload interface {
+	Codec
+	// PayloadIsJSON reports that every Marshal result is one JSON value.
+	PayloadIsJSON() bool
+}
+
+// JSON is the default codec: encoding/json with HTML escaping turned off
+// and no trailing newline. Its zero value is ready to use.
+//
+// Map keys are sorted by encoding/json, so encodings are deterministic.
+type JSON struct{}
+
+var jsonBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// Marshal encodes v as compact JSON without HTML escaping.
+func (JSON) Marshal(v any) ([]byte, error) {
+	buf := jsonBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 64<<10 {
+			jsonBuffers.Put(buf)
+		}
+	}()
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	b := buf.Bytes()
+	b = b[:len(b)-1] // Encode appends a newline.
+	return bytes.Clone(b), nil
+}
+
+// Unmarshal decodes JSON data into v with encoding/json.
+func (JSON) Unmarshal(data []byte, v any) error {
+	return json.Unmarshal(data, v)
+}
+
+// PayloadIsJSON reports true: JSON output is always one JSON value.
+func (JSON) PayloadIsJSON() bool { return true }
