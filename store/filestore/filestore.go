@@ -346,9 +346,9 @@ func (s *Store) getAndTouch(ctx context.Context, op, key string, ttl time.Durati
 // Scan calls fn for every live key that begins with prefix. It reads the
 // directory in batches and each candidate file's header (not its value),
 // skipping temp files, the lock folder, files that are not the store's
-// and expired keys. A file of the store's that cannot be parsed stops the
-// scan with an error wrapping [ErrCorrupt]. fn may call the store's other
-// methods.
+// and expired keys. A file of the store's whose header cannot be parsed
+// stops the scan with an error wrapping [ErrCorrupt]; the checksum, which
+// covers the value, is left to Get. fn may call the store's other methods.
 func (s *Store) Scan(ctx context.Context, prefix string, fn func(key string) error) error {
 	if err := s.check(ctx); err != nil {
 		return scanError(prefix, err)
