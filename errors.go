@@ -1,0 +1,92 @@
+package session
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+)
+
+// Errors returned by a Manager, matched with errors.Is. Each is wrapped in an
+// *Error that names the operation and the key.
+var (
+	// ErrConflict: another writer saved the session between this Load and
+	// this Save. Nothing was written; load again and reapply the change, or
+	// use Manager.Update, which does that for you.
+	ErrConflict = errors.New("session: conflict: the session changed since it was loaded")
+
+	// ErrCorrupt: the stored bytes cannot be decoded (not valid for the
+	// codec, a malformed envelope, or data that does not fit T). The
+	// stored value is left as it is.
+	ErrCorrupt = errors.New("session: stored value is corrupt")
+
+	// ErrInvalid: the session failed validation (validate tags or its
+	// Validate method). On Save nothing was written. The error also wraps
+	// the validator's own error, so errors.As finds
+	// validator.ValidationErrors.
+	ErrInvalid = errors.New("session: invalid")
+
+	// ErrFutureVersion: the stored schema version is newer than this
+	// binary's latest. Nothing was decoded and nothing is written: this
+	// binary must not overwrite data it does not understand.
+	ErrFutureVersion = errors.New("session: stored schema version is newer than this binary knows")
+
+	// ErrMigration: a migration step is missing or failed. The error
+	// wraps a *migrate.StepError naming the step; the stored value is
+	// left as it is.
+	ErrMigration = errors.New("session: migration failed")
+
+	// ErrTooLarge: the encoded session exceeds Config.MaxBytes. Nothing
+	// was written.
+	ErrTooLarge = errors.New("session: session too large")
+
+	// ErrNoSession: From found no session for T in the context: no
+	// middleware bound one, or the update had no key (no user).
+	ErrNoSession = errors.New("session: no session in context")
+)
+
+// Error is the type of every error a Manager returns. It records the
+// operation ("load", "save", "delete", "update", "migrate") and the key as the caller
+// gave it, and wraps the cause: one of the sentinel errors above, a store
+// error, a context error, or the error of an Update function.
+type Error struct {
+	Op  string
+	Key string
+	Err error
+}
+
+func (e *Error) Error() string {
+	msg := e.Err.Error()
+	msg = strings.TrimPrefix(msg, "session: ")
+	return "session: " + e.Op + " " + strconv.Quote(e.Key) + ": " + msg
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// kindError joins a sentinel with its cause, so that errors.Is finds the
+// sentinel and errors.As finds the cause.
+type kindError struct {
+	kind  error
+	cause error
+	msg   string // optional text in place of cause.Error()
+}
+
+func (e *kindError) Error() string {
+	detail := e.msg
+	if detail == "" && e.cause != nil {
+		detail = e.cause.Error()
+	}
+	if detail == "" {
+		return e.kind.Error()
+	}
+	return e.kind.Error() + ": " + detail
+}
+
+func (e *kindError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.kind}
+	}
+	return []error{e.kind, e.cause}
+}
+
+func wrapKind(kind, cause error) error { return &kindError{kind: kind, cause: cause} }

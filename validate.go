@@ -1,0 +1,107 @@
+package session
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+
+	"github.com/go-playground/validator/v10"
+)
+
+// Validatable is implemented by session types with rules that tags cannot
+// express. Validate is called on load and on save, after the tags.
+type Validatable interface {
+	Validate() error
+}
+
+// defaultValidator is shared by every Manager that does not bring its own:
+// a validator caches each struct's parsed tags, so one instance is fast.
+var defaultValidator = sync.OnceValue(func() *validator.Validate {
+	return validator.New(validator.WithRequiredStructEnabled())
+})
+
+// newValidateFunc returns the check for T: validate tags when T is a struct
+// (or a pointer to one), then a Validate method on T or *T.
+func newValidateFunc[T any](v *validator.Validate, skipTags bool) func(*T) error {
+	typ := reflect.TypeFor[T]()
+	isStruct := typ.Kind() == reflect.Struct || (typ.Kind() == reflect.Pointer && typ.Elem().Kind() == reflect.Struct)
+	useTags := isStruct && !skipTags
+	if useTags && v == nil {
+		v = defaultValidator()
+	}
+	// *T's method set includes T's, so this finds Validate on either;
+	// when T is itself a pointer or interface, T may implement it.
+	_, ptrMethod := any(new(T)).(Validatable)
+	valMethod := !ptrMethod && typ.Implements(reflect.TypeFor[Validatable]())
+	hasMethod := ptrMethod || valMethod
+	if !useTags && !hasMethod {
+		return func(*T) error { return nil }
+	}
+	return func(data *T) error {
+		if useTags {
+			var err error
+			if typ.Kind() == reflect.Pointer {
+				if rv := reflect.ValueOf(*data); !rv.IsNil() {
+					err = v.Struct(*data)
+				}
+			} else {
+				err = v.Struct(data)
+			}
+			if err != nil {
+				return invalid(err)
+			}
+		}
+		var err error
+		switch {
+		case ptrMethod:
+			err = any(data).(Validatable).Validate()
+		case valMethod && !isNilPointer(*data):
+			err = any(*data).(Validatable).Validate()
+		}
+		if err != nil {
+			return &kindError{kind: ErrInvalid, cause: err}
+		}
+		return nil
+	}
+}
+
+func isNilPointer(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
+}
+
+// invalid turns a validator error into ErrInvalid with a message that names
+// each failing field, its rule and its value, and wraps the validator's
+// error for errors.As.
+func invalid(err error) error {
+	var verrs validator.ValidationErrors
+	if !errors.As(err, &verrs) {
+		return &kindError{kind: ErrInvalid, cause: err}
+	}
+	parts := make([]string, 0, len(verrs))
+	for _, fe := range verrs {
+		rule := fe.Tag()
+		if fe.Param() != "" {
+			rule += "=" + fe.Param()
+		}
+		parts = append(parts, fmt.Sprintf("%s: failed %q (value %s)", fe.Namespace(), rule, shortValue(fe.Value())))
+	}
+	return &kindError{kind: ErrInvalid, cause: err, msg: strings.Join(parts, "; ")}
+}
+
+func shortValue(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("%v", v)
+	}
+	if len(b) > 40 {
+		return string(b[:37]) + "..."
+	}
+	return string(b)
+}
+
+// jsonValid reports whether b is one JSON value.
+func jsonValid(b []byte) bool { return json.Valid(b) }
