@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -574,10 +575,7 @@ func TestCancelWhileWaitingForLock(t *testing.T) {
 				t.Fatal(err)
 			}
 			ctx, cancel := context.WithCancel(t.Context())
-			done := make(chan error)
-			go func() { done <- waiter.Set(ctx, "k", []byte("after"), 0) }()
-			cancel()
-			err = <-done
+			err = waiter.Set(&cancelOnWait{Context: ctx, cancel: cancel}, "k", []byte("after"), 0)
 			st.unlock()
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("Set waiting for a held lock, then cancelled = %v, want context.Canceled", err)
@@ -587,6 +585,20 @@ func TestCancelWhileWaitingForLock(t *testing.T) {
 			}
 		})
 	}
+}
+
+// cancelOnWait is a context that is cancelled once a method first asks
+// for its Done channel, which the store does only when it waits for a
+// lock, after its entry checks have passed.
+type cancelOnWait struct {
+	context.Context
+	once   sync.Once
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnWait) Done() <-chan struct{} {
+	c.once.Do(func() { go c.cancel() })
+	return c.Context.Done()
 }
 
 func TestLockFilesBounded(t *testing.T) {
