@@ -1,0 +1,534 @@
+package sqlstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite"
+
+	"github.com/typedsession/session/store"
+	"github.com/typedsession/session/store/storetest"
+)
+
+const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// postgresDB opens the server at DATABASE_URL, skipping the test when none
+// answers (failing it when CI=true).
+func postgresDB(t testing.TB) *sql.DB {
+	t.Helper()
+	dsn := os.Getenv("DATABASE_URL")
+	if dsn == "" {
+		dsn = defaultDatabaseURL
+	}
+	shown := dsn
+	if u, err := url.Parse(dsn); err == nil {
+		shown = u.Redacted()
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = db.PingContext(ctx)
+		cancel()
+		if err != nil {
+			db.Close()
+		}
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no PostgreSQL at %s (CI=true, so this fails): %v", shown, err)
+		}
+		t.Skipf("skipping: no PostgreSQL answers at %s (set DATABASE_URL): %v", shown, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// sqliteDSN is how the tests open SQLite: the settings the package
+// documentation recommends.
+func sqliteDSN(path string) string {
+	return path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
+}
+
+// sqliteDB opens a new SQLite database in a fresh temporary directory.
+func sqliteDB(t testing.TB) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", sqliteDSN(filepath.Join(t.TempDir(), "sessions.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// randomTable returns a table name no other test uses.
+func randomTable() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return "sqlstore_test_" + hex.EncodeToString(b)
+}
+
+// newTestStore returns a store on a fresh table of db, dropped at cleanup.
+func newTestStore(t testing.TB, db *sql.DB, opts Options) *Store {
+	t.Helper()
+	if opts.Table == "" {
+		opts.Table = randomTable()
+	}
+	s, err := New(db, opts)
+	if err != nil {
+		t.Fatalf("New(%+v): %v", opts, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if _, err := db.Exec("DROP TABLE IF EXISTS " + s.table); err != nil {
+			t.Errorf("DROP TABLE %s: %v", s.table, err)
+		}
+	})
+	return s
+}
+
+func TestPostgresConformance(t *testing.T) {
+	db := postgresDB(t)
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return newTestStore(t, db, Options{})
+	})
+}
+
+func TestSQLiteConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return newTestStore(t, sqliteDB(t), Options{})
+	})
+}
+
+// TestSQLiteSharedFileConformance runs the suite with every case's table in
+// one database file, so that the cases' writers contend for SQLite's single
+// write lock, which busy_timeout must absorb.
+func TestSQLiteSharedFileConformance(t *testing.T) {
+	db := sqliteDB(t)
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return newTestStore(t, db, Options{})
+	})
+}
+
+// dialects runs fn once per database, each with its own db.
+func dialects(t *testing.T, fn func(t *testing.T, db *sql.DB)) {
+	t.Run("Postgres", func(t *testing.T) { fn(t, postgresDB(t)) })
+	t.Run("SQLite", func(t *testing.T) { fn(t, sqliteDB(t)) })
+}
+
+func TestBadTableName(t *testing.T) {
+	bad := []struct{ name, why string }{
+		{"sessions; DROP TABLE users", "SQL after the name"},
+		{`ses"sions`, "a quote would end the quoted identifier"},
+		{"a.b.c", "more than schema.name"},
+		{".sessions", "empty schema"},
+		{"sessions.", "empty name"},
+		{"1sessions", "starts with a digit"},
+		{"ses sions", "space"},
+		{"séssions", "non-ASCII letter"},
+		{"ses-sions", "hyphen"},
+		{strings.Repeat("x", 64), "longer than 63 bytes"},
+	}
+	dialects(t, func(t *testing.T, db *sql.DB) {
+		for _, tc := range bad {
+			s, err := New(db, Options{Table: tc.name, CleanupInterval: -1})
+			if err == nil {
+				s.Close()
+				t.Errorf("New(Table: %q) succeeded, want an error (%s)", tc.name, tc.why)
+				continue
+			}
+			if !strings.Contains(err.Error(), "Options.Table") {
+				t.Errorf("New(Table: %q) = %v, want an error that names Options.Table", tc.name, err)
+			}
+		}
+	})
+}
+
+func TestSchemaQualifiedTable(t *testing.T) {
+	dialects(t, func(t *testing.T, db *sql.DB) {
+		schema := "public"
+		if d, _ := resolveDialect(db, ""); d == SQLite {
+			schema = "main"
+		}
+		table := schema + "." + randomTable()
+		s := newTestStore(t, db, Options{Table: table, CleanupInterval: -1})
+		ctx := t.Context()
+		// The nil-old CompareAndSwap uses the table alias; exercise both
+		// of its outcomes through a qualified name.
+		if ok, err := s.CompareAndSwap(ctx, "k", nil, []byte("v1"), time.Hour); err != nil || !ok {
+			t.Fatalf("CompareAndSwap(nil old) on an absent key = %v, %v; want true, nil", ok, err)
+		}
+		if ok, err := s.CompareAndSwap(ctx, "k", nil, []byte("v2"), time.Hour); err != nil || ok {
+			t.Fatalf("CompareAndSwap(nil old) on a live key = %v, %v; want false, nil", ok, err)
+		}
+		if n, err := s.DeleteExpired(ctx); err != nil || n != 0 {
+			t.Fatalf("DeleteExpired = %d, %v; want 0, nil", n, err)
+		}
+		got, err := s.Get(ctx, "k")
+		if err != nil || string(got) != "v1" {
+			t.Fatalf("Get = %q, %v; want v1", got, err)
+		}
+		// New on an existing table keeps its rows (IF NOT EXISTS).
+		s2, err := New(db, Options{Table: table, CleanupInterval: -1})
+		if err != nil {
+			t.Fatalf("New on an existing table: %v", err)
+		}
+		defer s2.Close()
+		if got, err := s2.Get(ctx, "k"); err != nil || string(got) != "v1" {
+			t.Fatalf("Get through a second store = %q, %v; want v1", got, err)
+		}
+	})
+}
+
+func TestDialect(t *testing.T) {
+	pg := postgresDB(t)
+	lite := sqliteDB(t)
+	for _, tc := range []struct {
+		name string
+		db   *sql.DB
+		d    Dialect
+		want Dialect
+	}{
+		{"detect pgx", pg, "", Postgres},
+		{"detect modernc", lite, "", SQLite},
+		{"explicit Postgres", pg, Postgres, Postgres},
+		{"explicit SQLite", lite, SQLite, SQLite},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newTestStore(t, tc.db, Options{Dialect: tc.d, CleanupInterval: -1})
+			if s.dialect != tc.want {
+				t.Errorf("dialect = %q, want %q", s.dialect, tc.want)
+			}
+		})
+	}
+	for _, d := range []Dialect{"mysql", "Postgres", "postgresql"} {
+		_, err := New(lite, Options{Dialect: d, Table: randomTable()})
+		if err == nil || !strings.Contains(err.Error(), "unknown Options.Dialect") {
+			t.Errorf("New(Dialect: %q) = %v, want an unknown-dialect error", d, err)
+		}
+	}
+}
+
+func TestNilDB(t *testing.T) {
+	if _, err := New(nil, Options{}); err == nil {
+		t.Fatal("New(nil) succeeded, want an error")
+	}
+}
+
+func TestSkipCreate(t *testing.T) {
+	dialects(t, func(t *testing.T, db *sql.DB) {
+		table := randomTable()
+		_, err := New(db, Options{Table: table, SkipCreate: true})
+		if err == nil || !strings.Contains(err.Error(), "missing") {
+			t.Fatalf("New(SkipCreate) without the table = %v, want an error saying it is missing", err)
+		}
+		// Create it by hand with the documented DDL, then SkipCreate works.
+		d, err := resolveDialect(db, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, stmt := range ddl(d, table) {
+			if _, err := db.Exec(stmt); err != nil {
+				t.Fatalf("%s: %v", stmt, err)
+			}
+		}
+		s := newTestStore(t, db, Options{Table: table, SkipCreate: true, CleanupInterval: -1})
+		if err := s.Set(t.Context(), "k", []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestDocumentedDDL checks that the DDL in the package documentation is the
+// DDL New runs, so that a DBA who copies it gets the same table.
+func TestDocumentedDDL(t *testing.T) {
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []Dialect{Postgres, SQLite} {
+		for _, stmt := range ddl(d, "sessions") {
+			// The doc shows the statement indented by "//\t", one line
+			// per line, ending in ';'.
+			want := "//\t" + strings.ReplaceAll(stmt, "\n", "\n//\t") + ";"
+			if !strings.Contains(string(doc), want) {
+				t.Errorf("doc.go does not show the %s DDL New runs:\n%s", d, want)
+			}
+		}
+	}
+}
+
+func TestSQLiteBusyTimeoutRequired(t *testing.T) {
+	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "nobusy.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_, err = New(db, Options{Table: randomTable()})
+	if err == nil || !strings.Contains(err.Error(), "busy_timeout") {
+		t.Fatalf("New on a pool without busy_timeout = %v, want an error about busy_timeout", err)
+	}
+	db.SetMaxOpenConns(1)
+	s, err := New(db, Options{Table: randomTable()})
+	if err != nil {
+		t.Fatalf("New on a single-connection pool without busy_timeout: %v", err)
+	}
+	s.Close()
+}
+
+func TestPostgresBadKeys(t *testing.T) {
+	s := newTestStore(t, postgresDB(t), Options{CleanupInterval: -1})
+	ctx := t.Context()
+	for _, key := range []string{"nul\x00byte", "bad\xffutf8"} {
+		if err := s.Set(ctx, key, []byte("v"), 0); err == nil || !strings.Contains(err.Error(), "PostgreSQL text") {
+			t.Errorf("Set(%q) = %v, want an error about PostgreSQL text", key, err)
+		}
+		if _, err := s.Get(ctx, key); err == nil || errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Get(%q) = %v, want an error other than ErrNotFound", key, err)
+		}
+	}
+}
+
+// TestScanPrefixEdges checks Scan where the key-range bound is delicate:
+// multi-byte and maximal code points, the highest ASCII byte, and batches
+// smaller than the result.
+func TestScanPrefixEdges(t *testing.T) {
+	keys := []string{
+		"日本:1", "日本語", "日本", "日本\x7f", "日本\u0080", "日本\U0010FFFF", "日本\U0010FFFFx", "日杢", "日札",
+		"\U0010FFFF", "\U0010FFFF\U0010FFFF", "\uD7FF:a", "\uE000:b",
+		"z\x7f", "z\x7fz", "z\u0080",
+		"Z", "a", "é", "e",
+	}
+	cases := []struct {
+		prefix string
+		want   []string
+	}{
+		{"日本", []string{"日本:1", "日本語", "日本", "日本\x7f", "日本\u0080", "日本\U0010FFFF", "日本\U0010FFFFx"}},
+		{"日本\U0010FFFF", []string{"日本\U0010FFFF", "日本\U0010FFFFx"}},
+		{"\U0010FFFF", []string{"\U0010FFFF", "\U0010FFFF\U0010FFFF"}},
+		{"\uD7FF", []string{"\uD7FF:a"}},
+		{"z\x7f", []string{"z\x7f", "z\x7fz"}},
+		{"e", []string{"e"}},
+		{"Z", []string{"Z"}},
+		{"", keys},
+	}
+	dialects(t, func(t *testing.T, db *sql.DB) {
+		s := newTestStore(t, db, Options{CleanupInterval: -1})
+		s.scanBatch = 2
+		ctx := t.Context()
+		for _, k := range keys {
+			if err := s.Set(ctx, k, []byte("v"), time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tc := range cases {
+			var got []string
+			if err := s.Scan(ctx, tc.prefix, func(k string) error {
+				got = append(got, k)
+				return nil
+			}); err != nil {
+				t.Fatalf("Scan(%q): %v", tc.prefix, err)
+			}
+			want := slices.Clone(tc.want)
+			slices.Sort(want)
+			// Scan reports in byte order and, with small batches, each
+			// key once.
+			if !slices.Equal(got, want) {
+				t.Errorf("Scan(%q) = %q, want %q", tc.prefix, got, want)
+			}
+		}
+	})
+}
+
+func TestSuccessor(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{"", "", false},
+		{"a", "b", true},
+		{"quiz:", "quiz;", true},
+		{"a\x7f", "a\u0080", true},
+		{"日本", "日札", true}, // U+672C + 1
+		{"a\U0010FFFF", "b", true},
+		{"\U0010FFFF", "", false},
+		{"\uD7FF", "\uE000", true},
+		{"a\xff", "b", true}, // invalid UTF-8: byte successor
+		{"\xff\xff", "", false},
+	} {
+		got, ok := successor(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("successor(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// countRows counts every row of s's table, expired or not.
+func countRows(t *testing.T, s *Store) int {
+	t.Helper()
+	var n int
+	if err := s.db.QueryRow("SELECT count(*) FROM " + s.table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestDeleteExpired(t *testing.T) {
+	dialects(t, func(t *testing.T, db *sql.DB) {
+		s := newTestStore(t, db, Options{CleanupInterval: -1})
+		ctx := t.Context()
+		base := time.Now()
+		s.now = func() time.Time { return base }
+		for i := range 2*sweepBatch + 5 { // more than one batch
+			if err := s.Set(ctx, fmt.Sprintf("short:%d", i), []byte("v"), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, k := range []string{"long", "forever"} {
+			ttl := time.Duration(0)
+			if k == "long" {
+				ttl = time.Hour
+			}
+			if err := s.Set(ctx, k, []byte("v"), ttl); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := s.DeleteExpired(ctx); err != nil || n != 0 {
+			t.Fatalf("DeleteExpired before expiry = %d, %v; want 0, nil", n, err)
+		}
+		s.now = func() time.Time { return base.Add(2 * time.Minute) }
+		n, err := s.DeleteExpired(ctx)
+		if err != nil || n != 2*sweepBatch+5 {
+			t.Fatalf("DeleteExpired = %d, %v; want %d, nil", n, err, 2*sweepBatch+5)
+		}
+		if got := countRows(t, s); got != 2 {
+			t.Fatalf("%d rows left after DeleteExpired, want 2 (long, forever)", got)
+		}
+		for _, k := range []string{"long", "forever"} {
+			if _, err := s.Get(ctx, k); err != nil {
+				t.Errorf("Get(%q) after DeleteExpired: %v", k, err)
+			}
+		}
+	})
+}
+
+// TestSweepAndClose checks that the background sweep runs and that Close
+// stops it. It waits for the sweep by polling, with no deadline of its own.
+func TestSweepAndClose(t *testing.T) {
+	dialects(t, func(t *testing.T, db *sql.DB) {
+		s := newTestStore(t, db, Options{CleanupInterval: time.Millisecond})
+		// Insert an already expired row behind the store's back.
+		if _, err := db.Exec("INSERT INTO "+s.table+" (key, value, expires_at) VALUES ($1, $2, $3)",
+			"expired", []byte("v"), time.Now().Add(-time.Hour).UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+		for countRows(t, s) != 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		select {
+		case <-s.done:
+		default:
+			t.Fatal("the sweep goroutine is still running after Close returned")
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+		// The store still works; only the sweep has stopped.
+		if err := s.Set(t.Context(), "k", []byte("v"), 0); err != nil {
+			t.Fatalf("Set after Close: %v", err)
+		}
+		if err := db.Ping(); err != nil {
+			t.Fatalf("Close closed the caller's db: %v", err)
+		}
+	})
+}
+
+func TestErrorsNameOpAndKey(t *testing.T) {
+	dialects(t, func(t *testing.T, db *sql.DB) {
+		s := newTestStore(t, db, Options{CleanupInterval: -1})
+		_, err := s.Get(t.Context(), "the-key")
+		if !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), "Get") || !strings.Contains(err.Error(), "the-key") {
+			t.Errorf("Get of an absent key = %v, want ErrNotFound naming Get and the key", err)
+		}
+		err = s.Touch(t.Context(), "the-key", time.Hour)
+		if !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), "Touch") {
+			t.Errorf("Touch of an absent key = %v, want ErrNotFound naming Touch", err)
+		}
+		// A driver error is wrapped with the op and key: drop the table
+		// under the store.
+		if _, err := db.Exec("DROP TABLE " + s.table); err != nil {
+			t.Fatal(err)
+		}
+		err = s.Set(t.Context(), "the-key", []byte("v"), 0)
+		if err == nil || !strings.Contains(err.Error(), `Set "the-key"`) || errors.Unwrap(err) == nil {
+			t.Errorf("Set on a dropped table = %v, want a wrapped error naming Set and the key", err)
+		}
+	})
+}
+
+// ---- benchmarks ----
+
+func BenchmarkPostgres(b *testing.B) { benchStore(b, postgresDB(b)) }
+
+func BenchmarkSQLite(b *testing.B) { benchStore(b, sqliteDB(b)) }
+
+func benchStore(b *testing.B, db *sql.DB) {
+	value := bytes.Repeat([]byte("x"), 500)
+	other := bytes.Repeat([]byte("y"), 500)
+	b.Run("Get", func(b *testing.B) {
+		s := newTestStore(b, db, Options{CleanupInterval: -1})
+		ctx := b.Context()
+		if err := s.Set(ctx, "quiz:123456789", value, time.Hour); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Get(ctx, "quiz:123456789"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Set", func(b *testing.B) {
+		s := newTestStore(b, db, Options{CleanupInterval: -1})
+		ctx := b.Context()
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := s.Set(ctx, "quiz:123456789", value, time.Hour); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("CompareAndSwap", func(b *testing.B) {
+		s := newTestStore(b, db, Options{CleanupInterval: -1})
+		ctx := b.Context()
+		if err := s.Set(ctx, "quiz:123456789", value, time.Hour); err != nil {
+			b.Fatal(err)
+		}
+		old, next := value, other
+		b.ReportAllocs()
+		for b.Loop() {
+			ok, err := s.CompareAndSwap(ctx, "quiz:123456789", old, next, time.Hour)
+			if err != nil || !ok {
+				b.Fatalf("CompareAndSwap = %v, %v", ok, err)
+			}
+			old, next = next, old
+		}
+	})
+}
