@@ -1,0 +1,4 @@
+package redisstore
+
+// EscapeGlob exposes escapeGlob to the external tests.
+var EscapeGlob = escapeGlob
