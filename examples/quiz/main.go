@@ -1,0 +1,248 @@
+// Command quiz is a quiz bot whose per-player state is a typed session: the
+// Quiz struct, validated on every load and save and kept in a file store (the
+// default), in memory with a snapshot file, or in Redis.
+//
+// In the terminal each line is a message. A line "@alice: 2" speaks as
+// player alice; other lines speak as "you". With TELEGRAM_BOT_TOKEN set it
+// runs as a Telegram bot instead, with the same handler and the same store.
+//
+//	go run ./examples/quiz                    # file store in the state folder
+//	go run ./examples/quiz -store memory      # memory, snapshot on exit
+//	go run ./examples/quiz -store redis -redis-url redis://127.0.0.1:6379/0
+//	TELEGRAM_BOT_TOKEN=123:abc go run ./examples/quiz
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	session "github.com/typedsession/session"
+	"github.com/typedsession/session/store"
+	"github.com/typedsession/session/store/filestore"
+	"github.com/typedsession/session/store/memstore"
+	"github.com/typedsession/session/store/redisstore"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "quiz:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command line flags, each with an environment fallback.
+type options struct {
+	store     string // file, memory or redis
+	dir       string
+	backup    string
+	redisURL  string
+	namespace string
+	token     string
+	apiURL    string
+}
+
+func parseFlags(args []string, out io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("quiz", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&o.store, "store", env("QUIZ_STORE", "file"), "where sessions live: file, memory or redis (env QUIZ_STORE)")
+	fs.StringVar(&o.dir, "dir", env("QUIZ_DIR", defaultDir()), "folder of the file store and of the memory snapshot (env QUIZ_DIR)")
+	fs.StringVar(&o.backup, "backup", env("QUIZ_BACKUP", ""), "snapshot file of the memory store; empty: <dir>/memstore.json, \"off\": none (env QUIZ_BACKUP)")
+	fs.StringVar(&o.redisURL, "redis-url", env("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis server of -store redis (env REDIS_URL)")
+	fs.StringVar(&o.namespace, "namespace", env("QUIZ_NAMESPACE", "quiz"), "session namespace: keys are <namespace>:<player> (env QUIZ_NAMESPACE)")
+	fs.StringVar(&o.token, "token", os.Getenv("TELEGRAM_BOT_TOKEN"), "Telegram bot token; empty: terminal mode (env TELEGRAM_BOT_TOKEN)")
+	fs.StringVar(&o.apiURL, "telegram-api", env("TELEGRAM_API_URL", "https://api.telegram.org"), "Telegram Bot API server (env TELEGRAM_API_URL)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q; see -help", fs.Arg(0))
+	}
+	return o, nil
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// defaultDir is $XDG_STATE_HOME/typedsession-quiz, or
+// ~/.local/state/typedsession-quiz: outside any checkout, so a fresh clone
+// stays clean, and the same folder from wherever the program is started.
+func defaultDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "typedsession-quiz")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "typedsession-quiz")
+	}
+	return filepath.Join(os.TempDir(), "typedsession-quiz")
+}
+
+// openStore opens the store that o names. It returns the store, a sentence
+// saying where sessions are kept, and the function that closes the store
+// (writing the memory snapshot).
+func openStore(ctx context.Context, o options) (store.Store, string, func() error, error) {
+	switch o.store {
+	case "file":
+		st, err := filestore.New(o.dir, filestore.Options{})
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("open the file store: %w", err)
+		}
+		return st, "in files under " + st.Dir(), st.Close, nil
+	case "memory":
+		backup := o.backup
+		if backup == "" {
+			backup = filepath.Join(o.dir, "memstore.json")
+		}
+		where := "in memory, lost on exit (-backup off)"
+		if backup == "off" {
+			backup = ""
+		} else {
+			if err := os.MkdirAll(filepath.Dir(backup), 0o700); err != nil {
+				return nil, "", nil, fmt.Errorf("create the folder of the snapshot: %w", err)
+			}
+			where = "in memory, saved to " + backup + " every minute and on exit"
+		}
+		st, err := memstore.New(memstore.Options{BackupPath: backup})
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("open the memory store: %w", err)
+		}
+		return st, where, st.Close, nil
+	case "redis":
+		ropts, err := redis.ParseURL(o.redisURL)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("-redis-url %q: %w", o.redisURL, err)
+		}
+		client := redis.NewClient(ropts)
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := client.Ping(pctx).Err(); err != nil {
+			client.Close()
+			return nil, "", nil, fmt.Errorf("redis at %s does not answer: %w", ropts.Addr, err)
+		}
+		return redisstore.New(client, redisstore.Options{}), "in Redis at " + ropts.Addr + " db " + fmt.Sprint(ropts.DB), client.Close, nil
+	}
+	return nil, "", nil, fmt.Errorf("-store %q: want file, memory or redis", o.store)
+}
+
+// newManager returns the session manager both modes share. An idle session
+// expires after 30 days.
+func newManager(st store.Store, namespace string) (*session.Manager[Quiz], error) {
+	return session.New(session.Config[Quiz]{Store: st, Namespace: namespace, TTL: 30 * 24 * time.Hour})
+}
+
+func run(ctx context.Context, args []string, in io.Reader, out io.Writer) (err error) {
+	o, err := parseFlags(args, out)
+	if err != nil {
+		return err
+	}
+	st, where, closeStore, err := openStore(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := closeStore(); cerr != nil && err == nil {
+			err = fmt.Errorf("close the store: %w", cerr)
+		}
+	}()
+	m, err := newManager(st, o.namespace)
+	if err != nil {
+		return err
+	}
+	return terminal(ctx, m, where, in, out)
+}
+
+// defaultPlayer speaks the lines that name no player.
+const defaultPlayer = "you"
+
+// terminal runs the bot on lines of in until EOF, "/quit" or ctx ends.
+func terminal(ctx context.Context, m *session.Manager[Quiz], where string, in io.Reader, out io.Writer) error {
+	fmt.Fprintf(out, "Quiz bot. Sessions are kept %s.\n", where)
+	fmt.Fprintf(out, "Type /help. Start a line with \"@name: \" to speak as another player. /quit or Ctrl-D quits.\n")
+	lines := make(chan string)
+	readErr := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(in)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+		readErr <- sc.Err()
+		close(lines)
+	}()
+	for {
+		var line string
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return nil
+		case line, ok = <-lines:
+		}
+		if !ok {
+			return <-readErr
+		}
+		player, text := parseLine(line)
+		if text == "" {
+			continue
+		}
+		if text == "/quit" || text == "/exit" {
+			return nil
+		}
+		reply, err := converse(ctx, m, "terminal:"+player, text)
+		if err != nil {
+			// A broken session is the player's problem, not the bot's:
+			// say so and go on with the other players.
+			fmt.Fprintf(out, "error for %s: %v\n", player, err)
+			continue
+		}
+		if player == defaultPlayer {
+			fmt.Fprintf(out, "bot: %s\n", reply)
+		} else {
+			fmt.Fprintf(out, "bot to @%s: %s\n", player, reply)
+		}
+	}
+}
+
+// parseLine splits "@alice: text" into the player and the text.
+func parseLine(line string) (player, text string) {
+	line = strings.TrimSpace(line)
+	if name, rest, ok := strings.Cut(line, ":"); ok && strings.HasPrefix(name, "@") && len(name) > 1 && !strings.ContainsAny(name, " \t") {
+		return name[1:], strings.TrimSpace(rest)
+	}
+	return defaultPlayer, line
+}
+
+// converse applies one message to the player's session and returns the
+// reply. Update retries on a conflict, so handle may run more than once;
+// it is deterministic, and the reply of the attempt that was saved wins.
+func converse(ctx context.Context, m *session.Manager[Quiz], key, text string) (string, error) {
+	var reply string
+	_, err := m.Update(ctx, key, func(q *Quiz) error {
+		reply = handle(q, text)
+		return nil
+	})
+	return reply, err
+}

@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/typedsession/session/store"
+	"github.com/typedsession/session/store/filestore"
+	"github.com/typedsession/session/store/memstore"
+)
+
+// runQuiz runs the program once on input and returns what it printed.
+func runQuiz(t *testing.T, args []string, input string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out strings.Builder
+	if err := run(ctx, args, strings.NewReader(input), &out); err != nil {
+		t.Fatalf("run(%q) = %v; output:\n%s", args, err, out.String())
+	}
+	return out.String()
+}
+
+// wantLines fails unless every want line appears in out, in order.
+func wantLines(t *testing.T, out string, want ...string) {
+	t.Helper()
+	rest := out
+	for _, w := range want {
+		i := strings.Index(rest, w)
+		if i < 0 {
+			t.Fatalf("output lacks %q (in order); output:\n%s", w, out)
+		}
+		rest = rest[i+len(w):]
+	}
+}
+
+// loadQuiz reads the stored session of key from st.
+func loadQuiz(t *testing.T, st store.Store, namespace, key string) Quiz {
+	t.Helper()
+	m, err := newManager(st, namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.Load(context.Background(), key)
+	if err != nil {
+		t.Fatalf("Load(%q): %v", key, err)
+	}
+	if s.IsNew() {
+		t.Fatalf("Load(%q): no session stored", key)
+	}
+	return s.Data
+}
+
+// The script of the two-run tests: run 1 starts a quiz and answers two
+// questions (one right, one wrong) and ends at EOF; run 2 continues at
+// question 3 with the same score.
+const (
+	firstRun  = "/start\n/quiz\n3\nsix\n"
+	secondRun = "/score\nMars\n"
+)
+
+func checkContinues(t *testing.T, out1, out2 string) {
+	t.Helper()
+	wantLines(t, out1,
+		"bot: Hello!",
+		"bot: Question 1/10: What is the capital of France?",
+		"bot: Right!\nQuestion 2/10",
+		"bot: Wrong: it was Seven.\nQuestion 3/10: Which planet",
+	)
+	wantLines(t, out2,
+		"bot: Score: 1 of 2 answered, at question 3/10. Best: 0.",
+		"bot: Right!\nQuestion 4/10",
+	)
+}
+
+var wantYou = Quiz{Active: true, Question: 3, Score: 2, Answers: []string{"Paris", "Six", "Mars"}}
+
+func TestFileStoreContinuesAcrossRuns(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	args := []string{"-dir", dir} // -store file is the default
+	out1 := runQuiz(t, args, firstRun)
+	if !strings.Contains(out1, "in files under "+dir) {
+		t.Errorf("banner does not say where sessions are kept:\n%s", out1)
+	}
+	out2 := runQuiz(t, args, secondRun)
+	checkContinues(t, out1, out2)
+
+	st, err := filestore.New(dir, filestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if diff := cmp.Diff(wantYou, loadQuiz(t, st, "quiz", "terminal:you")); diff != "" {
+		t.Errorf("stored quiz mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestMemoryStoreWithBackupContinuesAcrossRuns(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	backup := filepath.Join(dir, "snap.json")
+	args := []string{"-store", "memory", "-backup", backup, "-dir", filepath.Join(dir, "unused")}
+	out1 := runQuiz(t, args, firstRun)
+	if !strings.Contains(out1, "saved to "+backup) {
+		t.Errorf("banner does not name the snapshot:\n%s", out1)
+	}
+	if _, err := os.Stat(backup); err != nil {
+		t.Fatalf("no snapshot after the first run: %v", err)
+	}
+	out2 := runQuiz(t, args, secondRun)
+	checkContinues(t, out1, out2)
+
+	st, err := memstore.New(memstore.Options{BackupPath: backup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if diff := cmp.Diff(wantYou, loadQuiz(t, st, "quiz", "terminal:you")); diff != "" {
+		t.Errorf("stored quiz mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestMemoryStoreWithoutBackupForgets(t *testing.T) {
+	t.Parallel()
+	args := []string{"-store", "memory", "-backup", "off", "-dir", t.TempDir()}
+	runQuiz(t, args, firstRun)
+	out := runQuiz(t, args, "/score\n")
+	wantLines(t, out, "lost on exit", "bot: No quiz played yet.")
+}
+
+func TestRedisStoreContinuesAcrossRuns(t *testing.T) {
+	t.Parallel()
+	url := os.Getenv("REDIS_URL")
+	if url == "" {
+		url = "redis://127.0.0.1:6379/0"
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := redis.NewClient(opts)
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no Redis at %s (CI=true): %v", url, err)
+		}
+		t.Skipf("no Redis at %s (set REDIS_URL): %v", url, err)
+	}
+	ns := fmt.Sprintf("quiztest-%d", time.Now().UnixNano())
+	t.Cleanup(func() {
+		keys, _ := client.Keys(context.Background(), ns+":*").Result()
+		if len(keys) > 0 {
+			client.Del(context.Background(), keys...)
+		}
+	})
+	args := []string{"-store", "redis", "-redis-url", url, "-namespace", ns}
+	out1 := runQuiz(t, args, firstRun)
+	out2 := runQuiz(t, args, secondRun)
+	checkContinues(t, out1, out2)
+	ttl, err := client.PTTL(ctx, ns+":terminal:you").Result()
+	if err != nil || ttl <= 0 {
+		t.Errorf("PTTL of the session = %v, %v; want the 30-day idle timeout", ttl, err)
+	}
+}
+
+func TestSeveralPlayersInterleaved(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	args := []string{"-dir", dir}
+	out1 := runQuiz(t, args, strings.Join([]string{
+		"@alice: /quiz",
+		"@bob: /quiz",
+		"@alice: Paris", // right
+		"@bob: 1",       // wrong (Berlin)
+		"/score",        // "you" has not played
+		"@alice: 3",     // right (Seven)
+		"@bob:   seven", // right, spaces and case do not matter
+		"@carol: 2",     // no quiz running
+	}, "\n"))
+	wantLines(t, out1,
+		"bot to @alice: Question 1/10",
+		"bot to @bob: Question 1/10",
+		"bot to @alice: Right!",
+		"bot to @bob: Wrong: it was Paris.",
+		"bot: No quiz played yet.",
+		"bot to @alice: Right!\nQuestion 3/10",
+		"bot to @bob: Right!\nQuestion 3/10",
+		"bot to @carol: No quiz is running.",
+	)
+	out2 := runQuiz(t, args, "@bob: /score\n@alice: /score\n")
+	wantLines(t, out2,
+		"bot to @bob: Score: 1 of 2 answered, at question 3/10.",
+		"bot to @alice: Score: 2 of 2 answered, at question 3/10.",
+	)
+	st, err := filestore.New(dir, filestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for key, want := range map[string]Quiz{
+		"terminal:alice": {Active: true, Question: 2, Score: 2, Answers: []string{"Paris", "Seven"}},
+		"terminal:bob":   {Active: true, Question: 2, Score: 1, Answers: []string{"Berlin", "Seven"}},
+	} {
+		if diff := cmp.Diff(want, loadQuiz(t, st, "quiz", key)); diff != "" {
+			t.Errorf("%s: stored quiz mismatch (-want +got):\n%s", key, diff)
+		}
+	}
+	// Players who only asked questions or had no quiz stored nothing.
+	for _, key := range []string{"quiz:terminal:you", "quiz:terminal:carol"} {
+		if _, err := st.Get(context.Background(), key); err != store.ErrNotFound {
+			t.Errorf("Get(%q) = %v; want ErrNotFound: a session nobody changed is not written", key, err)
+		}
+	}
+}
+
+func TestCorruptSessionHurtsOnlyItsPlayer(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, err := filestore.New(dir, filestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Valid JSON in the current envelope, but Question fails "lte=50".
+	bad := []byte(`{"typedsession":1,"data":{"active":true,"question":99,"score":0,"answers":[],"best":0}}`)
+	if err := st.Set(context.Background(), "quiz:terminal:mallory", bad, 0); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	out := runQuiz(t, []string{"-dir", dir}, "@mallory: 1\n/quiz\n")
+	wantLines(t, out, "error for mallory:", "invalid", "bot: Question 1/10")
+
+	st, err = filestore.New(dir, filestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	got, err := st.Get(context.Background(), "quiz:terminal:mallory")
+	if err != nil || string(got) != string(bad) {
+		t.Errorf("the invalid session was changed: %q, %v", got, err)
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"-store", "floppy"},
+		{"-store", "redis", "-redis-url", "not a url"},
+		{"-dir", t.TempDir(), "extra"},
+	} {
+		var out strings.Builder
+		err := run(context.Background(), args, strings.NewReader(""), &out)
+		if err == nil {
+			t.Errorf("run(%q) = nil; want an error", args)
+		}
+	}
+}
+
+func TestHandleWholeQuiz(t *testing.T) {
+	t.Parallel()
+	var q Quiz
+	handle(&q, "/quiz")
+	var last string
+	for _, qu := range questions {
+		last = handle(&q, qu.Options[qu.Right])
+	}
+	if !strings.Contains(last, "Quiz over: 10 of 10 right. A new best score!") {
+		t.Errorf("last reply = %q", last)
+	}
+	if q.Active || q.Best != 10 || q.Score != 10 || len(q.Answers) != 10 {
+		t.Errorf("after a perfect quiz: %+v", q)
+	}
+	// A new quiz keeps the best score; a worse one does not lower it.
+	handle(&q, "/quiz@QuizBot")
+	for range questions {
+		handle(&q, "1")
+	}
+	if q.Score != 0 || q.Best != 10 { // option 1 is wrong everywhere
+		t.Errorf("after a quiz with no right answer: %+v; want Score 0, Best 10", q)
+	}
+	if r := handle(&q, "/reset"); !strings.Contains(r, "Forgotten") || q.Best != 0 || q.Active {
+		t.Errorf("/reset: %q, %+v", r, q)
+	}
+}
+
+func TestHandleRejectsUnknownInput(t *testing.T) {
+	t.Parallel()
+	q := Quiz{Active: true, Question: 4, Score: 3, Answers: []string{"a", "b", "c", "d"}}
+	before := q
+	before.Answers = append([]string(nil), q.Answers...)
+	for _, in := range []string{"5", "0", "banana", "/frobnicate"} {
+		r := handle(&q, in)
+		if diff := cmp.Diff(before, q); diff != "" {
+			t.Errorf("handle(%q) changed the quiz (-before +after):\n%s", in, diff)
+		}
+		if r == "" {
+			t.Errorf("handle(%q) gave no reply", in)
+		}
+	}
+}
