@@ -180,8 +180,9 @@ func newStore(dir string, opts Options, now func() time.Time) (*Store, error) {
 	return s, nil
 }
 
-// Close stops the sweep, waits for operations in progress to finish and
-// releases the store's open files. It is safe to call more than once; every
+// Close stops the sweep, waits for writes in progress to finish and
+// releases the store's open files (the lock files and dir). The files that
+// hold the data stay, for the next New. It is safe to call more than once; every
 // call returns the first call's result. Every other method returns
 // ErrClosed once Close has begun.
 func (s *Store) Close() error {
