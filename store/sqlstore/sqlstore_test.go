@@ -532,3 +532,39 @@ func benchStore(b *testing.B, db *sql.DB) {
 		}
 	})
 }
+
+// TestCancelWhileBlocked cancels a write that waits for a lock another
+// connection holds, so the cancellation reaches the driver mid-statement
+// (the conformance suite cancels before the call). The error must still
+// match context.Canceled, and the write must not happen.
+func TestCancelWhileBlocked(t *testing.T) {
+	dialects(t, func(t *testing.T, db *sql.DB) {
+		s := newTestStore(t, db, Options{CleanupInterval: -1})
+		if err := s.Set(t.Context(), "k", []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+		tx, err := db.BeginTx(t.Context(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		// Take the row lock (Postgres) or the write lock (SQLite).
+		if _, err := tx.Exec("UPDATE "+s.table+" SET expires_at = NULL WHERE key = $1", "k"); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		go func() {
+			time.Sleep(50 * time.Millisecond) // usually after Set is blocked; correct either way
+			cancel()
+		}()
+		err = s.Set(ctx, "k", []byte("changed"), 0)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Set blocked on a lock, then cancelled = %v, want an error matching context.Canceled", err)
+		}
+		t.Logf("driver error: %v", err)
+		tx.Rollback()
+		if got, err := s.Get(t.Context(), "k"); err != nil || string(got) != "v" {
+			t.Fatalf("Get after the cancelled Set = %q, %v; want v", got, err)
+		}
+	})
+}
