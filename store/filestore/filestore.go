@@ -42,9 +42,10 @@ const staleTempAge = 10 * time.Minute
 // ErrCorrupt is wrapped by the error a method returns when a file that
 // belongs to the store cannot be parsed: bad magic, wrong length, bad
 // checksum, or a header naming another key. Such a file is never reported
-// as ErrNotFound, never removed by the sweep, and never overwritten by
-// CompareAndSwap, Touch or GetAndTouch; Set and Delete replace or remove
-// it as they would a valid one.
+// as ErrNotFound and never overwritten by CompareAndSwap, Touch or
+// GetAndTouch; Set and Delete replace or remove it as they would a valid
+// one. The sweep reads headers only: it leaves a file whose header does
+// not parse, and removes one whose sound header says it has expired.
 var ErrCorrupt = errors.New("filestore: corrupt file")
 
 // ErrClosed is returned by every method called after [Store.Close].
