@@ -1,0 +1,142 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	session "github.com/typedsession/session"
+)
+
+// ErrNoKey is returned by a [KeyFunc] for an update that has no session: no
+// user, a channel post, a health check. The handler then runs without a
+// session, and [session.From] reports [session.ErrNoSession]. Return it
+// wrapped if you like; the middleware tests with errors.Is.
+var ErrNoKey = errors.New("session/middleware: the update has no session key")
+
+// Handler is any handler that takes a context and an update of type U: a
+// chat update, a queue message, a job. U is often a pointer.
+type Handler[U any] func(ctx context.Context, u U) error
+
+// KeyFunc returns the session key of an update: a user ID, a chat ID. It
+// returns [ErrNoKey] (or an error wrapping it) when the update has no
+// session; an empty key with a nil error means the same. Any other error
+// stops the update: the handler does not run.
+type KeyFunc[U any] func(ctx context.Context, u U) (string, error)
+
+// Options configures a [Middleware] and the [HTTP] middleware's common
+// part. The zero value means the defaults: eager loading, per-key
+// serialization on, no error hook.
+type Options struct {
+	// Lazy loads the session only when the handler first calls
+	// session.From for it. A handler that never does costs no store round
+	// trip at all (and takes no per-key lock). The default loads the
+	// session before the handler runs, so that a load error stops the
+	// update before the handler does anything.
+	Lazy bool
+
+	// NoLock turns off per-key serialization. By default two updates of
+	// the same key that reach one Middleware run one after the other
+	// (different keys run in parallel), so they never conflict with each
+	// other; the lock is taken before the load and released after the
+	// save. Updates in other processes, or through another Middleware
+	// value, are not serialized: there compare-and-swap in the store turns
+	// a lost update into session.ErrConflict (see [Middleware.Wrap]).
+	NoLock bool
+
+	// OnError, when set, is called with every error of the session
+	// machinery, before the middleware returns it: op is "key" (the
+	// KeyFunc failed; key is ""), "lock" (ctx ended while waiting for the
+	// key's lock), "load", "save" or "delete"; key is the session key.
+	// Errors of the handler itself are not reported. Use it to log;
+	// errors.Is(err, session.ErrConflict) tells a conflict apart.
+	OnError func(ctx context.Context, op, key string, err error)
+}
+
+// Middleware loads the session of type T for each update before a handler
+// and saves it after. Create one with [New] and wrap any number of handlers
+// with it: they share its per-key lock table. A Middleware is safe for
+// concurrent use.
+type Middleware[U, T any] struct {
+	core *core[T]
+	key  KeyFunc[U]
+}
+
+// New returns a Middleware that keeps sessions of type T in m, keyed by key.
+// It panics if m or key is nil.
+func New[U, T any](m *session.Manager[T], key KeyFunc[U], opts Options) *Middleware[U, T] {
+	if key == nil {
+		panic("session/middleware: nil KeyFunc; pass a function that returns the update's user or chat ID")
+	}
+	return &Middleware[U, T]{core: newCore(m, opts.Lazy, opts.NoLock, opts.OnError), key: key}
+}
+
+// Wrap returns a handler that, for each update:
+//
+//  1. asks the KeyFunc for the key. With ErrNoKey (or ""), next runs with a
+//     context in which session.From[T] reports session.ErrNoSession, and
+//     its result is returned. Any other error is reported to OnError
+//     (op "key") and returned wrapped; next does not run.
+//  2. takes the key's lock (unless Options.NoLock) and loads the session
+//     (unless Options.Lazy, in which case both happen in the first
+//     session.From[T]). A load error is reported to OnError (op "load")
+//     and returned; next does not run. In lazy mode From returns the error
+//     to next instead, and OnError is called too.
+//  3. runs next with the session bound to its context; next reads and
+//     changes it through session.From[T].
+//  4. if next returned an error (or panicked), discards the changes: nothing
+//     is saved, and next's error is returned as it is.
+//  5. otherwise saves the session, if it was loaded (Save writes nothing
+//     when the data did not change). A save error is reported to OnError
+//     (op "save") and returned. On a store with compare-and-swap, a save
+//     that finds the session changed by another process since the load
+//     fails with session.ErrConflict and writes nothing: next's side
+//     effects have happened but its session changes have not. Retry the
+//     update if it is safe to run next twice; within one Middleware the
+//     per-key lock makes conflicts come only from outside.
+//  6. releases the key's lock.
+//
+// Wrapping a handler with several Middleware values of different T gives
+// the handler several sessions, each bound and saved on its own: the
+// innermost is saved first, and a failed save of an inner one makes the
+// outer one see an error and discard its changes too.
+func (mw *Middleware[U, T]) Wrap(next Handler[U]) Handler[U] {
+	if next == nil {
+		panic("session/middleware: Wrap(nil)")
+	}
+	return func(ctx context.Context, u U) error {
+		key, err := mw.key(ctx, u)
+		if errors.Is(err, ErrNoKey) || (err == nil && key == "") {
+			return next(session.BindNone[T](ctx), u)
+		}
+		if err != nil {
+			err = fmt.Errorf("session/middleware: session key: %w", err)
+			mw.core.report(ctx, "key", "", err)
+			return err
+		}
+		hctx, cl, err := mw.core.begin(ctx, key)
+		defer cl.end()
+		if err != nil {
+			return err
+		}
+		if err := next(hctx, u); err != nil {
+			return err
+		}
+		s, ok := cl.loaded()
+		if !ok {
+			return nil
+		}
+		if err := mw.core.m.Save(ctx, s); err != nil {
+			mw.core.report(ctx, "save", key, err)
+			return err
+		}
+		return nil
+	}
+}
+
+// Handle is New(m, key, opts).Wrap(next), for a single handler. Handlers
+// wrapped separately do not share a per-key lock table; wrap them with one
+// [Middleware] when they update the same sessions.
+func Handle[U, T any](m *session.Manager[T], key KeyFunc[U], next Handler[U], opts Options) Handler[U] {
+	return New(m, key, opts).Wrap(next)
+}
