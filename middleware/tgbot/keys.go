@@ -1,0 +1,234 @@
+package tgbot
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/go-telegram/bot/models"
+
+	"github.com/typedsession/session/middleware"
+)
+
+// ChatKey keys the session by chat: everyone in a group shares one session,
+// and a private chat has its own. The key is the chat ID in decimal, such as
+// "-1001234567890", as other Telegram frameworks (grammY, telebot) use it.
+//
+// It finds the chat of a message, an edited message, a channel post and an
+// edited one, a business message and an edited one, a callback query whose
+// message is known (not for a message sent via inline mode), a chat member
+// update, a join request, a reaction, a reaction count and a chat boost. For
+// other updates, such as inline queries, it returns an error wrapping
+// middleware.ErrNoKey.
+func ChatKey(_ context.Context, u *models.Update) (string, error) {
+	chat, ok := chatOf(u)
+	if !ok {
+		return "", noKey(u, "chat")
+	}
+	return strconv.FormatInt(chat, 10), nil
+}
+
+// UserKey keys the session by user, the same in every chat: the key is the
+// user ID in decimal, such as "123456789".
+//
+// It finds the sender of a message, an edited message, a business message
+// and an edited one, a callback query, an inline query, a chosen inline
+// result, a shipping or pre-checkout query, a paid media purchase, a poll
+// answer by a user, a chat member update, a join request and a reaction by a
+// user. For updates without a user, such as channel posts or anonymous
+// reactions, it returns an error wrapping middleware.ErrNoKey.
+func UserKey(_ context.Context, u *models.Update) (string, error) {
+	user, ok := userOf(u)
+	if !ok {
+		return "", noKey(u, "user")
+	}
+	return strconv.FormatInt(user, 10), nil
+}
+
+// UserInChatKey keys the session by user within a chat: the same user has
+// one session in each group and one in the private chat with the bot. The
+// key is "<chat ID>:<user ID>", such as "-1001234567890:123456789".
+//
+// It needs both a chat and a user (see [ChatKey] and [UserKey]); for other
+// updates, such as inline queries and channel posts, it returns an error
+// wrapping middleware.ErrNoKey.
+func UserInChatKey(_ context.Context, u *models.Update) (string, error) {
+	chat, ok := chatOf(u)
+	if !ok {
+		return "", noKey(u, "chat")
+	}
+	user, ok := userOf(u)
+	if !ok {
+		return "", noKey(u, "user")
+	}
+	return strconv.FormatInt(chat, 10) + ":" + strconv.FormatInt(user, 10), nil
+}
+
+// TopicKey keys the session by forum topic: everyone in one topic of a
+// forum supergroup shares a session. The key is "<chat ID>:<thread ID>",
+// where the thread ID is the message_thread_id of a topic message and 0
+// outside topics (the General topic, and chats that are not forums, where
+// a reply thread does not count as a topic).
+//
+// It finds the topic of a message, an edited message, a channel post, a
+// business message and a callback query whose message is known. For other
+// updates, including callback queries on a message too old to be known, it
+// returns an error wrapping middleware.ErrNoKey.
+func TopicKey(_ context.Context, u *models.Update) (string, error) {
+	msg := messageOf(u)
+	if msg == nil {
+		return "", noKey(u, "topic")
+	}
+	thread := 0
+	if msg.IsTopicMessage {
+		thread = msg.MessageThreadID
+	}
+	return strconv.FormatInt(msg.Chat.ID, 10) + ":" + strconv.Itoa(thread), nil
+}
+
+func noKey(u *models.Update, what string) error {
+	if u == nil {
+		return fmt.Errorf("%w: nil update", middleware.ErrNoKey)
+	}
+	return fmt.Errorf("%w: update %d (%s) has no %s", middleware.ErrNoKey, u.ID, kind(u), what)
+}
+
+// messageOf returns the message an update is about, if the update is a
+// message of some kind or a callback query on an accessible message.
+func messageOf(u *models.Update) *models.Message {
+	if u == nil {
+		return nil
+	}
+	for _, m := range []*models.Message{u.Message, u.EditedMessage, u.ChannelPost, u.EditedChannelPost, u.BusinessMessage, u.EditedBusinessMessage} {
+		if m != nil {
+			return m
+		}
+	}
+	if q := u.CallbackQuery; q != nil && q.Message.Type == models.MaybeInaccessibleMessageTypeMessage && q.Message.Message != nil {
+		return q.Message.Message
+	}
+	return nil
+}
+
+func chatOf(u *models.Update) (int64, bool) {
+	if m := messageOf(u); m != nil {
+		return m.Chat.ID, true
+	}
+	if u == nil {
+		return 0, false
+	}
+	switch {
+	case u.CallbackQuery != nil:
+		if im := u.CallbackQuery.Message.InaccessibleMessage; im != nil {
+			return im.Chat.ID, true
+		}
+	case u.MyChatMember != nil:
+		return u.MyChatMember.Chat.ID, true
+	case u.ChatMember != nil:
+		return u.ChatMember.Chat.ID, true
+	case u.ChatJoinRequest != nil:
+		return u.ChatJoinRequest.Chat.ID, true
+	case u.MessageReaction != nil:
+		return u.MessageReaction.Chat.ID, true
+	case u.MessageReactionCount != nil:
+		return u.MessageReactionCount.Chat.ID, true
+	case u.ChatBoost != nil:
+		return u.ChatBoost.Chat.ID, true
+	case u.RemovedChatBoost != nil:
+		return u.RemovedChatBoost.Chat.ID, true
+	}
+	return 0, false
+}
+
+func userOf(u *models.Update) (int64, bool) {
+	if u == nil {
+		return 0, false
+	}
+	user := func(p *models.User) (int64, bool) {
+		if p == nil || p.ID == 0 {
+			return 0, false
+		}
+		return p.ID, true
+	}
+	for _, m := range []*models.Message{u.Message, u.EditedMessage, u.BusinessMessage, u.EditedBusinessMessage} {
+		if m != nil {
+			return user(m.From)
+		}
+	}
+	switch {
+	case u.ChannelPost != nil, u.EditedChannelPost != nil:
+		return 0, false // posted by the channel, not by a user
+	case u.CallbackQuery != nil:
+		return user(&u.CallbackQuery.From)
+	case u.InlineQuery != nil:
+		return user(u.InlineQuery.From)
+	case u.ChosenInlineResult != nil:
+		return user(&u.ChosenInlineResult.From)
+	case u.ShippingQuery != nil:
+		return user(u.ShippingQuery.From)
+	case u.PreCheckoutQuery != nil:
+		return user(u.PreCheckoutQuery.From)
+	case u.PurchasedPaidMedia != nil:
+		return user(&u.PurchasedPaidMedia.From)
+	case u.PollAnswer != nil:
+		return user(u.PollAnswer.User)
+	case u.MyChatMember != nil:
+		return user(&u.MyChatMember.From)
+	case u.ChatMember != nil:
+		return user(&u.ChatMember.From)
+	case u.ChatJoinRequest != nil:
+		return user(&u.ChatJoinRequest.From)
+	case u.MessageReaction != nil:
+		return user(u.MessageReaction.User)
+	}
+	return 0, false
+}
+
+// kind names the kind of an update, for error messages.
+func kind(u *models.Update) string {
+	switch {
+	case u.Message != nil:
+		return "message"
+	case u.EditedMessage != nil:
+		return "edited_message"
+	case u.ChannelPost != nil:
+		return "channel_post"
+	case u.EditedChannelPost != nil:
+		return "edited_channel_post"
+	case u.BusinessMessage != nil:
+		return "business_message"
+	case u.EditedBusinessMessage != nil:
+		return "edited_business_message"
+	case u.CallbackQuery != nil:
+		return "callback_query"
+	case u.InlineQuery != nil:
+		return "inline_query"
+	case u.ChosenInlineResult != nil:
+		return "chosen_inline_result"
+	case u.ShippingQuery != nil:
+		return "shipping_query"
+	case u.PreCheckoutQuery != nil:
+		return "pre_checkout_query"
+	case u.PurchasedPaidMedia != nil:
+		return "purchased_paid_media"
+	case u.Poll != nil:
+		return "poll"
+	case u.PollAnswer != nil:
+		return "poll_answer"
+	case u.MyChatMember != nil:
+		return "my_chat_member"
+	case u.ChatMember != nil:
+		return "chat_member"
+	case u.ChatJoinRequest != nil:
+		return "chat_join_request"
+	case u.MessageReaction != nil:
+		return "message_reaction"
+	case u.MessageReactionCount != nil:
+		return "message_reaction_count"
+	case u.ChatBoost != nil:
+		return "chat_boost"
+	case u.RemovedChatBoost != nil:
+		return "removed_chat_boost"
+	}
+	return "unknown kind"
+}

@@ -1,0 +1,153 @@
+// Package tgbot adapts the session middleware to github.com/go-telegram/bot:
+// [New] returns a bot.Middleware that loads the typed session of each update
+// before the handler and saves it after, and handlers read it with
+// session.From.
+//
+//	m, _ := session.New(session.Config[Quiz]{Store: st, Namespace: "quiz"})
+//	b, _ := bot.New(token,
+//		bot.WithMiddlewares(tgbot.New(m, tgbot.UserInChatKey, middleware.Options{})),
+//		bot.WithDefaultHandler(tgbot.Handler(func(ctx context.Context, b *bot.Bot, u *models.Update) error {
+//			s, err := session.From[Quiz](ctx)
+//			if err != nil {
+//				return err // ErrNoSession: an update without a user, such as a channel post
+//			}
+//			s.Data.Score++
+//			_, err = b.SendMessage(ctx, &bot.SendMessageParams{ChatID: u.Message.Chat.ID, Text: "..."})
+//			return err // an error discards the session changes
+//		})),
+//	)
+//
+// # Keys
+//
+// A key function names the session of an update: [ChatKey] (one session per
+// chat: a group shares it), [UserKey] (one per user, in every chat),
+// [UserInChatKey] (one per user in each chat) and [TopicKey] (one per forum
+// topic). Each understands every kind of update that carries what it needs
+// (messages, edited messages, channel and business posts, callback queries,
+// inline queries, chat member updates, join requests, reactions, and more;
+// see each function), and returns an error wrapping [middleware.ErrNoKey]
+// for one that does not, such as an inline query for ChatKey or a channel
+// post for UserKey. The handler then runs without a session and
+// session.From reports session.ErrNoSession. Any function with the
+// signature of a [middleware.KeyFunc] of *models.Update will do.
+//
+// # Concurrency
+//
+// go-telegram/bot runs each update's handler in its own goroutine, so two
+// messages of one user that arrive together are handled at the same time.
+// The middleware serializes updates of the same key (unless
+// [middleware.Options].NoLock), so each sees the session as the other saved
+// it and both count; different keys run in parallel. Across bot processes
+// sharing a store, the store's compare-and-swap turns a race into
+// session.ErrConflict on the later save, which is reported to OnError and
+// saves nothing.
+//
+// # Errors
+//
+// A bot.HandlerFunc returns nothing, so the middleware cannot tell success
+// from failure by itself. Wrap a handler that returns an error with
+// [Handler]: when it returns an error, its session changes are not saved.
+// A plain bot.HandlerFunc always counts as a success. Errors of the session
+// machinery (key, lock, load, save) go to [middleware.Options].OnError, or,
+// when that is nil, to the standard logger, like go-telegram/bot's own
+// errors; when the session cannot be loaded the handler does not run
+// (unless [middleware.Options].Lazy, where session.From returns the error).
+package tgbot
+
+import (
+	"context"
+	"log"
+	"sync"
+
+	"github.com/go-telegram/bot"
+	"github.com/go-telegram/bot/models"
+
+	session "github.com/typedsession/session"
+	"github.com/typedsession/session/middleware"
+)
+
+// New returns a bot.Middleware that binds the session of type T, kept by m
+// under the key that key returns, to the context of each update, and saves
+// it after the handler unless the handler (wrapped with [Handler]) returned
+// an error. The options are those of [middleware.New]; a nil OnError logs
+// with the standard logger. Pass the result to bot.WithMiddlewares; updates
+// through one returned Middleware share its per-key lock table.
+//
+// New panics if m or key is nil.
+func New[T any](m *session.Manager[T], key middleware.KeyFunc[*models.Update], opts middleware.Options) bot.Middleware {
+	if key == nil {
+		panic("session/middleware/tgbot: nil key function; pass tgbot.UserKey, tgbot.ChatKey, tgbot.UserInChatKey or tgbot.TopicKey")
+	}
+	if opts.OnError == nil {
+		opts.OnError = logError
+	}
+	mw := middleware.New(m, func(ctx context.Context, c *call) (string, error) {
+		return key(ctx, c.u)
+	}, opts)
+	return func(next bot.HandlerFunc) bot.HandlerFunc {
+		h := mw.Wrap(func(ctx context.Context, c *call) error {
+			next(context.WithValue(ctx, callKey{}, c), c.b, c.u)
+			return c.result()
+		})
+		return func(ctx context.Context, b *bot.Bot, u *models.Update) {
+			if err := h(ctx, &call{b: b, u: u}); err != nil {
+				// An outer session middleware must not save either.
+				if outer, ok := ctx.Value(callKey{}).(*call); ok {
+					outer.fail(err)
+				}
+			}
+		}
+	}
+}
+
+func logError(_ context.Context, op, key string, err error) {
+	log.Printf("[TGBOT] [SESSION] %s %q: %v", op, key, err)
+}
+
+// callKey is the context key of the update's *call.
+type callKey struct{}
+
+// call is one update passing through one session middleware: what the
+// generic wrapper's handler needs, and the handler's result.
+type call struct {
+	b *bot.Bot
+	u *models.Update
+
+	mu  sync.Mutex
+	err error // the first failure reported by Handler or an inner middleware
+}
+
+func (c *call) fail(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.mu.Unlock()
+}
+
+func (c *call) result() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// HandlerFunc is a bot handler that reports failure: see [Handler].
+type HandlerFunc func(ctx context.Context, b *bot.Bot, u *models.Update) error
+
+// Handler adapts h to a bot.HandlerFunc. When h returns an error, the
+// session middlewares around it (see [New]) discard its session changes:
+// nothing is saved. Log the error in h if you want it logged; the
+// middleware does not report a handler's own errors. Outside a session
+// middleware the error is dropped.
+func Handler(h HandlerFunc) bot.HandlerFunc {
+	if h == nil {
+		panic("session/middleware/tgbot: Handler(nil)")
+	}
+	return func(ctx context.Context, b *bot.Bot, u *models.Update) {
+		if err := h(ctx, b, u); err != nil {
+			if c, ok := ctx.Value(callKey{}).(*call); ok {
+				c.fail(err)
+			}
+		}
+	}
+}
