@@ -29,6 +29,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	session "github.com/typedsession/session"
+	"github.com/typedsession/session/middleware"
 	"github.com/typedsession/session/store"
 	"github.com/typedsession/session/store/filestore"
 	"github.com/typedsession/session/store/memstore"
@@ -169,16 +170,45 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) (err e
 	if err != nil {
 		return err
 	}
+	if o.token != "" {
+		return telegram(ctx, m, o, where, out)
+	}
 	return terminal(ctx, m, where, in, out)
 }
 
 // defaultPlayer speaks the lines that name no player.
 const defaultPlayer = "you"
 
+// respond is the bot's handler in both modes: it applies one message to the
+// session that the middleware bound into ctx and returns the reply. The
+// middleware saves the session after it, unless it returns an error.
+func respond(ctx context.Context, text string) (string, error) {
+	s, err := session.From[Quiz](ctx)
+	if err != nil {
+		return "", err
+	}
+	return handle(&s.Data, text), nil
+}
+
+// line is one message typed in the terminal.
+type line struct {
+	player, text string
+	reply        string // set by the handler
+}
+
 // terminal runs the bot on lines of in until EOF, "/quit" or ctx ends.
 func terminal(ctx context.Context, m *session.Manager[Quiz], where string, in io.Reader, out io.Writer) error {
 	fmt.Fprintf(out, "Quiz bot. Sessions are kept %s.\n", where)
 	fmt.Fprintf(out, "Type /help. Start a line with \"@name: \" to speak as another player. /quit or Ctrl-D quits.\n")
+	// The same middleware as in Telegram mode, keyed by player name.
+	mw := middleware.New(m, func(_ context.Context, l *line) (string, error) {
+		return "terminal:" + l.player, nil
+	}, middleware.Options{})
+	h := mw.Wrap(func(ctx context.Context, l *line) (err error) {
+		l.reply, err = respond(ctx, l.text)
+		return err
+	})
+
 	lines := make(chan string)
 	readErr := make(chan error, 1)
 	go func() {
@@ -194,34 +224,34 @@ func terminal(ctx context.Context, m *session.Manager[Quiz], where string, in io
 		close(lines)
 	}()
 	for {
-		var line string
+		var text string
 		var ok bool
 		select {
 		case <-ctx.Done():
 			return nil
-		case line, ok = <-lines:
+		case text, ok = <-lines:
 		}
 		if !ok {
 			return <-readErr
 		}
-		player, text := parseLine(line)
+		player, text := parseLine(text)
 		if text == "" {
 			continue
 		}
 		if text == "/quit" || text == "/exit" {
 			return nil
 		}
-		reply, err := converse(ctx, m, "terminal:"+player, text)
-		if err != nil {
+		l := &line{player: player, text: text}
+		if err := h(ctx, l); err != nil {
 			// A broken session is the player's problem, not the bot's:
 			// say so and go on with the other players.
 			fmt.Fprintf(out, "error for %s: %v\n", player, err)
 			continue
 		}
 		if player == defaultPlayer {
-			fmt.Fprintf(out, "bot: %s\n", reply)
+			fmt.Fprintf(out, "bot: %s\n", l.reply)
 		} else {
-			fmt.Fprintf(out, "bot to @%s: %s\n", player, reply)
+			fmt.Fprintf(out, "bot to @%s: %s\n", player, l.reply)
 		}
 	}
 }
@@ -233,16 +263,4 @@ func parseLine(line string) (player, text string) {
 		return name[1:], strings.TrimSpace(rest)
 	}
 	return defaultPlayer, line
-}
-
-// converse applies one message to the player's session and returns the
-// reply. Update retries on a conflict, so handle may run more than once;
-// it is deterministic, and the reply of the attempt that was saved wins.
-func converse(ctx context.Context, m *session.Manager[Quiz], key, text string) (string, error) {
-	var reply string
-	_, err := m.Update(ctx, key, func(q *Quiz) error {
-		reply = handle(q, text)
-		return nil
-	})
-	return reply, err
 }
