@@ -68,13 +68,17 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.StringVar(&o.backup, "backup", env("QUIZ_BACKUP", ""), "snapshot file of the memory store; empty: <dir>/memstore.json, \"off\": none (env QUIZ_BACKUP)")
 	fs.StringVar(&o.redisURL, "redis-url", env("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis server of -store redis (env REDIS_URL)")
 	fs.StringVar(&o.namespace, "namespace", env("QUIZ_NAMESPACE", "quiz"), "session namespace: keys are <namespace>:<player> (env QUIZ_NAMESPACE)")
-	fs.StringVar(&o.token, "token", os.Getenv("TELEGRAM_BOT_TOKEN"), "Telegram bot token; empty: terminal mode (env TELEGRAM_BOT_TOKEN)")
+	fs.StringVar(&o.token, "token", "", "Telegram bot token; empty: terminal mode (env TELEGRAM_BOT_TOKEN)")
 	fs.StringVar(&o.apiURL, "telegram-api", env("TELEGRAM_API_URL", "https://api.telegram.org"), "Telegram Bot API server (env TELEGRAM_API_URL)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q; see -help", fs.Arg(0))
+	}
+	if o.token == "" {
+		// Read here, not as the flag's default, so -help never prints it.
+		o.token = os.Getenv("TELEGRAM_BOT_TOKEN")
 	}
 	return o, nil
 }
