@@ -230,14 +230,20 @@ func (m *Manager[T]) load(ctx context.Context, key string) (*Session[T], error) 
 	if err != nil {
 		return nil, err
 	}
+	return s, m.fill(s, raw)
+}
+
+// fill decodes raw, the stored value of s, into s.Data and validates it.
+func (m *Manager[T]) fill(s *Session[T], raw []byte) error {
+	var err error
 	if s.version, err = m.decode(raw, &s.Data); err != nil {
-		return nil, err
+		return err
 	}
 	if err := m.validate(&s.Data); err != nil {
-		return nil, err
+		return err
 	}
 	s.stored = raw
-	return s, nil
+	return nil
 }
 
 // renew turns s into a new session holding the initial value.
