@@ -119,6 +119,11 @@
 // # Cancellation and errors
 //
 // Every statement runs with the caller's ctx. When ctx is done, the returned
-// error matches ctx.Err() with errors.Is, whatever the driver reports. Errors
-// name the operation and the key and wrap the driver's error.
+// error matches ctx.Err() with errors.Is, whatever the driver reports. A
+// write cancelled before it reaches the database does nothing; a write
+// cancelled while the server runs it may still complete there (pgx abandons
+// the connection, the server finishes the statement), so after a
+// cancellation error its outcome is unknown: the value is either the old one
+// or the new one, never torn. Errors name the operation and the key and wrap
+// the driver's error.
 package sqlstore

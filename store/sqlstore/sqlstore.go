@@ -152,15 +152,29 @@ func New(db *sql.DB, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	var createErr error
 	if !opts.SkipCreate {
-		for _, stmt := range ddl(dialect, opts.Table) {
-			if _, err := db.ExecContext(ctx, stmt); err != nil {
-				return nil, fmt.Errorf("sqlstore: New: creating table %s: %w", table, err)
+		// Two processes that run CREATE ... IF NOT EXISTS at the same
+		// moment on PostgreSQL can both pass the existence check, and the
+		// loser fails on a catalog unique index; once the winner has
+		// committed, IF NOT EXISTS succeeds, so try again.
+		for attempt := 0; attempt < 3; attempt++ {
+			if createErr = createTable(ctx, db, dialect, opts.Table); createErr == nil {
+				break
 			}
+			createErr = fmt.Errorf("sqlstore: New: creating table %s: %w", table, createErr)
 		}
 	}
 	if _, err := db.ExecContext(ctx, s.q.check); err != nil {
+		if createErr != nil {
+			return nil, createErr
+		}
 		return nil, fmt.Errorf("sqlstore: New: table %s is missing or lacks the columns key, value, expires_at: %w", table, err)
+	}
+	if createErr != nil {
+		// The table is usable although the DDL failed: this role may
+		// not run DDL on a table that a DBA created, say.
+		s.logger.Warn("sqlstore: the table exists but its DDL failed; check that the expires_at index exists", "table", table, "err", createErr)
 	}
 
 	interval := opts.CleanupInterval
@@ -173,6 +187,15 @@ func New(db *sql.DB, opts Options) (*Store, error) {
 		close(s.done)
 	}
 	return s, nil
+}
+
+func createTable(ctx context.Context, db *sql.DB, d Dialect, name string) error {
+	for _, stmt := range ddl(d, name) {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // resolveDialect checks d, or when it is empty tells the dialect from the

@@ -114,6 +114,51 @@ func TestSQLiteConformance(t *testing.T) {
 	})
 }
 
+// TestPostgresLinguisticCollationConformance runs the suite on tables whose
+// key column has a linguistic (ICU) collation instead of "C", as a DBA might
+// create it: Scan must stay exact because it compares in byte order itself.
+func TestPostgresLinguisticCollationConformance(t *testing.T) {
+	db := postgresDB(t)
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM pg_collation WHERE collname = 'en-US-x-icu'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Skip("skipping: this PostgreSQL has no ICU collation en-US-x-icu")
+	}
+	storetest.Run(t, func(t *testing.T) store.Store {
+		table := randomTable()
+		if _, err := db.Exec(`CREATE TABLE "` + table + `" (key TEXT COLLATE "en-US-x-icu" PRIMARY KEY, value BYTEA NOT NULL, expires_at BIGINT)`); err != nil {
+			t.Fatal(err)
+		}
+		return newTestStore(t, db, Options{Table: table, SkipCreate: true})
+	})
+}
+
+// TestConcurrentNew starts several stores on one new table at once, as
+// several app servers do at deploy time: all must start.
+func TestConcurrentNew(t *testing.T) {
+	dialects(t, func(t *testing.T, db *sql.DB) {
+		table := randomTable()
+		t.Cleanup(func() { db.Exec(`DROP TABLE IF EXISTS "` + table + `"`) })
+		errs := make(chan error, 4)
+		for range 4 {
+			go func() {
+				s, err := New(db, Options{Table: table, CleanupInterval: -1})
+				if err == nil {
+					s.Close()
+				}
+				errs <- err
+			}()
+		}
+		for range 4 {
+			if err := <-errs; err != nil {
+				t.Errorf("concurrent New: %v", err)
+			}
+		}
+	})
+}
+
 // TestSQLiteSharedFileConformance runs the suite with every case's table in
 // one database file, so that the cases' writers contend for SQLite's single
 // write lock, which busy_timeout must absorb.
@@ -195,32 +240,25 @@ func TestSchemaQualifiedTable(t *testing.T) {
 }
 
 func TestDialect(t *testing.T) {
-	pg := postgresDB(t)
-	lite := sqliteDB(t)
-	for _, tc := range []struct {
-		name string
-		db   *sql.DB
-		d    Dialect
-		want Dialect
-	}{
-		{"detect pgx", pg, "", Postgres},
-		{"detect modernc", lite, "", SQLite},
-		{"explicit Postgres", pg, Postgres, Postgres},
-		{"explicit SQLite", lite, SQLite, SQLite},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := newTestStore(t, tc.db, Options{Dialect: tc.d, CleanupInterval: -1})
-			if s.dialect != tc.want {
-				t.Errorf("dialect = %q, want %q", s.dialect, tc.want)
+	check := func(t *testing.T, db *sql.DB, want Dialect) {
+		for _, d := range []Dialect{"", want} {
+			s := newTestStore(t, db, Options{Dialect: d, CleanupInterval: -1})
+			if s.dialect != want {
+				t.Errorf("New(Dialect: %q): dialect = %q, want %q", d, s.dialect, want)
 			}
-		})
-	}
-	for _, d := range []Dialect{"mysql", "Postgres", "postgresql"} {
-		_, err := New(lite, Options{Dialect: d, Table: randomTable()})
-		if err == nil || !strings.Contains(err.Error(), "unknown Options.Dialect") {
-			t.Errorf("New(Dialect: %q) = %v, want an unknown-dialect error", d, err)
 		}
 	}
+	t.Run("Postgres", func(t *testing.T) { check(t, postgresDB(t), Postgres) })
+	t.Run("SQLite", func(t *testing.T) { check(t, sqliteDB(t), SQLite) })
+	t.Run("Unknown", func(t *testing.T) {
+		db := sqliteDB(t)
+		for _, d := range []Dialect{"mysql", "Postgres", "postgresql"} {
+			_, err := New(db, Options{Dialect: d, Table: randomTable()})
+			if err == nil || !strings.Contains(err.Error(), "unknown Options.Dialect") {
+				t.Errorf("New(Dialect: %q) = %v, want an unknown-dialect error", d, err)
+			}
+		}
+	})
 }
 
 func TestNilDB(t *testing.T) {
@@ -536,7 +574,7 @@ func benchStore(b *testing.B, db *sql.DB) {
 // TestCancelWhileBlocked cancels a write that waits for a lock another
 // connection holds, so the cancellation reaches the driver mid-statement
 // (the conformance suite cancels before the call). The error must still
-// match context.Canceled, and the write must not happen.
+// match context.Canceled.
 func TestCancelWhileBlocked(t *testing.T) {
 	dialects(t, func(t *testing.T, db *sql.DB) {
 		s := newTestStore(t, db, Options{CleanupInterval: -1})
@@ -563,8 +601,13 @@ func TestCancelWhileBlocked(t *testing.T) {
 		}
 		t.Logf("driver error: %v", err)
 		tx.Rollback()
-		if got, err := s.Get(t.Context(), "k"); err != nil || string(got) != "v" {
-			t.Fatalf("Get after the cancelled Set = %q, %v; want v", got, err)
+		// The contract allows either outcome: a statement the server
+		// already holds may still run once the lock is released (pgx
+		// gives up on the connection, the server does not know), but the
+		// value is never anything else.
+		got, err := s.Get(t.Context(), "k")
+		if err != nil || (string(got) != "v" && string(got) != "changed") {
+			t.Fatalf("Get after the cancelled Set = %q, %v; want v or changed", got, err)
 		}
 	})
 }
