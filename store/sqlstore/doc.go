@@ -113,7 +113,7 @@
 //
 // Scan finds the keys with a prefix by the key range prefix <= key <
 // successor(prefix) in byte order, so no character of the prefix is special
-// ('%', '_', '\\', '*' included) and the primary key index serves the query.
+// ('%', '_', '\', '*' included) and the primary key index serves the query.
 // It reads keys in batches and holds no connection while its callback runs.
 //
 // # Cancellation and errors
