@@ -666,3 +666,28 @@ func TestHTTPTwoCookieSessions(t *testing.T) {
 		t.Errorf("body = %q, want 2 2", got)
 	}
 }
+
+func TestHTTPPanicReleasesLockAndSavesNothing(t *testing.T) {
+	st := newCountingStore(t)
+	m := newManager[cart](t, st, "cart")
+	h := &httpMiddleware[cart]{core: newCore(m, false, false, nil), opts: HTTPOptions{CookieName: "session", CookiePath: "/", SameSite: http.SameSiteLaxMode}}
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, _ := session.From[cart](r.Context())
+		s.Data.Items = []string{"half-made"}
+		panic(http.ErrAbortHandler)
+	})
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the panic did not reach the server")
+			}
+		}()
+		h.serve(app, httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	}()
+	if n := h.core.locks.size(); n != 0 {
+		t.Errorf("lock table holds %d keys after a panic, want 0", n)
+	}
+	if w := st.n("Set") + st.n("CompareAndSwap"); w != 0 {
+		t.Errorf("%d writes after a panic, want 0", w)
+	}
+}
