@@ -113,7 +113,7 @@ func TestMigrationChain(t *testing.T) {
 			}
 			// Written back on the next Save although the handler changed
 			// nothing, unless it was current already.
-			st.reset()
+			st.Reset()
 			loadedVersion := s.Version()
 			if err := m.Save(ctx, s); err != nil {
 				t.Fatal(err)
@@ -126,8 +126,8 @@ func TestMigrationChain(t *testing.T) {
 			if loadedVersion == 3 {
 				wantWrites = 0
 			}
-			if st.writes() != wantWrites {
-				t.Fatalf("Save wrote %d times, want %d", st.writes(), wantWrites)
+			if st.Writes() != wantWrites {
+				t.Fatalf("Save wrote %d times, want %d", st.Writes(), wantWrites)
 			}
 		})
 	}
@@ -274,8 +274,8 @@ func TestWriteOlderVersion(t *testing.T) {
 	c := newCounting(st)
 	newBinCounted := regManager(t, c, 2)
 	s2, _ := newBinCounted.Load(ctx, "u")
-	if err := newBinCounted.Save(ctx, s2); err != nil || c.writes() != 0 {
-		t.Fatalf("unchanged Save in write-older mode: %v, %d writes", err, c.writes())
+	if err := newBinCounted.Save(ctx, s2); err != nil || c.Writes() != 0 {
+		t.Fatalf("unchanged Save in write-older mode: %v, %d writes", err, c.Writes())
 	}
 }
 

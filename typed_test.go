@@ -17,6 +17,7 @@ import (
 	"github.com/typedsession/session/migrate"
 	"github.com/typedsession/session/store"
 	"github.com/typedsession/session/store/memstore"
+	"github.com/typedsession/session/store/storetest"
 )
 
 func newManager[T any](t testing.TB, cfg session.Config[T]) *session.Manager[T] {
@@ -111,8 +112,8 @@ func TestInitial(t *testing.T) {
 	if err := m.Save(t.Context(), s); err != nil {
 		t.Fatal(err)
 	}
-	if st.writes() != 0 {
-		t.Fatalf("a new session nobody changed was written (%d writes)", st.writes())
+	if st.Writes() != 0 {
+		t.Fatalf("a new session nobody changed was written (%d writes)", st.Writes())
 	}
 	s.Data.Score = 1
 	if err := m.Save(t.Context(), s); err != nil {
@@ -128,14 +129,14 @@ func TestUnchangedSaveWritesNothing(t *testing.T) {
 	ctx := t.Context()
 	for _, tc := range []struct {
 		name  string
-		store func(*counting) store.Store
+		store func(*storetest.Counter) store.Store
 		ttl   time.Duration
 		want  map[string]int // calls for one Load and one Save of an unchanged session
 	}{
-		{"no TTL", func(c *counting) store.Store { return c }, 0, map[string]int{"Get": 1}},
-		{"TTL on a Refresher", func(c *counting) store.Store { return c }, time.Hour, map[string]int{"GetAndTouch": 1}},
-		{"TTL on a Toucher", func(c *counting) store.Store { return touchOnly{c, c} }, time.Hour, map[string]int{"Get": 1, "Touch": 1}},
-		{"TTL on a basic store", func(c *counting) store.Store { return basic{c} }, time.Hour, map[string]int{"Get": 1, "Set": 1}},
+		{"no TTL", func(c *storetest.Counter) store.Store { return c }, 0, map[string]int{"Get": 1}},
+		{"TTL on a Refresher", func(c *storetest.Counter) store.Store { return c }, time.Hour, map[string]int{"GetAndTouch": 1}},
+		{"TTL on a Toucher", func(c *storetest.Counter) store.Store { return touchOnly{c, c} }, time.Hour, map[string]int{"Get": 1, "Touch": 1}},
+		{"TTL on a basic store", func(c *storetest.Counter) store.Store { return basic{c} }, time.Hour, map[string]int{"Get": 1, "Set": 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCounting(newMem(t))
@@ -143,7 +144,7 @@ func TestUnchangedSaveWritesNothing(t *testing.T) {
 			if _, err := m.Update(ctx, "u", func(q *Quiz) error { q.Score = 5; return nil }); err != nil {
 				t.Fatal(err)
 			}
-			c.reset()
+			c.Reset()
 			s, err := m.Load(ctx, "u")
 			if err != nil {
 				t.Fatal(err)
@@ -156,7 +157,7 @@ func TestUnchangedSaveWritesNothing(t *testing.T) {
 			}
 			got := map[string]int{}
 			for _, op := range []string{"Get", "GetAndTouch", "Set", "CompareAndSwap", "Touch", "Delete"} {
-				if n := c.n(op); n > 0 {
+				if n := c.Calls(op); n > 0 {
 					got[op] = n
 				}
 			}
@@ -173,12 +174,12 @@ func TestChangedSaveUsesOneCompareAndSwap(t *testing.T) {
 	if _, err := m.Update(t.Context(), "u", func(q *Quiz) error { q.Score = 1; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	c.reset()
+	c.Reset()
 	if _, err := m.Update(t.Context(), "u", func(q *Quiz) error { q.Score++; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if got := c.n(); got != 2 || c.n("GetAndTouch") != 1 || c.n("CompareAndSwap") != 1 {
-		t.Fatalf("changed Update made %d store calls (%v), want GetAndTouch + CompareAndSwap", got, c.calls)
+	if got := c.Calls(); got != 2 || c.Calls("GetAndTouch") != 1 || c.Calls("CompareAndSwap") != 1 {
+		t.Fatalf("changed Update made %d store calls (%v), want GetAndTouch + CompareAndSwap", got, c.Snapshot())
 	}
 }
 
@@ -463,7 +464,7 @@ func TestUpdateFnErrorWritesNothing(t *testing.T) {
 	if !errors.Is(err, boom) || !strings.Contains(err.Error(), `update "u"`) {
 		t.Fatalf("Update = %v, want fn's error named with op and key", err)
 	}
-	if st.writes() != 0 {
+	if st.Writes() != 0 {
 		t.Fatal("Update wrote after fn failed")
 	}
 }

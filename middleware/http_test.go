@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/typedsession/session/store/storetest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -103,7 +104,7 @@ func cartApp() http.Handler {
 
 type httpEnv struct {
 	t     *testing.T
-	st    *countingStore
+	st    *storetest.Counter
 	m     *session.Manager[cart]
 	h     http.Handler
 	hooks *hookLog
@@ -160,7 +161,7 @@ func TestHTTPCookieIssuedOnlyWhenStored(t *testing.T) {
 	if got := body(t, resp); got != "|" {
 		t.Errorf("body = %q, want an empty session", got)
 	}
-	if w := e.st.n("Set") + e.st.n("CompareAndSwap"); w != 0 {
+	if w := e.st.Calls("Set") + e.st.Calls("CompareAndSwap"); w != 0 {
 		t.Errorf("%d writes for an unchanged new session, want 0", w)
 	}
 
@@ -177,10 +178,10 @@ func TestHTTPCookieIssuedOnlyWhenStored(t *testing.T) {
 		t.Errorf("token %q: %d bytes, err %v; want 256 bits of base64url", c.Value, len(raw), err)
 	}
 	// The store key is the token's hash, not the token.
-	if _, err := e.st.inner.Get(context.Background(), "cart:"+c.Value); err == nil {
+	if _, err := e.st.Unwrap().Get(context.Background(), "cart:"+c.Value); err == nil {
 		t.Error("the token itself is a store key")
 	}
-	if _, err := e.st.inner.Get(context.Background(), "cart:"+tokenKey(c.Value)); err != nil {
+	if _, err := e.st.Unwrap().Get(context.Background(), "cart:"+tokenKey(c.Value)); err != nil {
 		t.Errorf("no session under the token's hash: %v", err)
 	}
 
@@ -272,7 +273,7 @@ func TestHTTPForgedOrUnknownCookieGetsNewEmptySession(t *testing.T) {
 			if got := body(t, e.do("/show", c.Value)); got != "|mine" {
 				t.Errorf("new session = %q, want |mine", got)
 			}
-			if _, err := e.st.inner.Get(context.Background(), "cart:"+tokenKey(tc.cookie)); err == nil {
+			if _, err := e.st.Unwrap().Get(context.Background(), "cart:"+tokenKey(tc.cookie)); err == nil {
 				t.Error("a session was stored under the client's token")
 			}
 		})
@@ -302,7 +303,7 @@ func TestHTTPRenew(t *testing.T) {
 	if got := body(t, e.do("/show", old.Value)); got != "|" {
 		t.Errorf("old token's session = %q, want empty: Renew must invalidate it", got)
 	}
-	if _, err := e.st.inner.Get(context.Background(), "cart:"+tokenKey(old.Value)); err == nil {
+	if _, err := e.st.Unwrap().Get(context.Background(), "cart:"+tokenKey(old.Value)); err == nil {
 		t.Error("old key still in the store")
 	}
 
@@ -341,7 +342,7 @@ func TestHTTPDestroy(t *testing.T) {
 			if gone == nil || gone.MaxAge >= 0 || gone.Value != "" {
 				t.Errorf("cookie after %s = %+v, want it expired", path, gone)
 			}
-			if _, err := e.st.inner.Get(context.Background(), "cart:"+tokenKey(c.Value)); err == nil {
+			if _, err := e.st.Unwrap().Get(context.Background(), "cart:"+tokenKey(c.Value)); err == nil {
 				t.Error("session still stored")
 			}
 			if got := body(t, e.do("/show", c.Value)); got != "|" {
@@ -501,7 +502,7 @@ func TestHTTPKeyFunc(t *testing.T) {
 func TestHTTPLoadErrorIs500(t *testing.T) {
 	e := newHTTPEnv(t, HTTPOptions{})
 	tok := newToken()
-	e.st.inner.Set(context.Background(), "cart:"+tokenKey(tok), []byte("{corrupt"), 0)
+	e.st.Unwrap().Set(context.Background(), "cart:"+tokenKey(tok), []byte("{corrupt"), 0)
 	resp := e.do("/add?item=x", tok)
 	if resp.StatusCode != 500 || strings.Contains(body(t, resp), "1") {
 		t.Errorf("status %d: want 500 without running the handler", resp.StatusCode)
@@ -509,7 +510,7 @@ func TestHTTPLoadErrorIs500(t *testing.T) {
 	if c := e.hooks.get(); len(c) != 1 || c[0].op != "load" || !errors.Is(c[0].err, session.ErrCorrupt) {
 		t.Errorf("hooks = %+v, want one load ErrCorrupt", c)
 	}
-	if raw, _ := e.st.inner.Get(context.Background(), "cart:"+tokenKey(tok)); string(raw) != "{corrupt" {
+	if raw, _ := e.st.Unwrap().Get(context.Background(), "cart:"+tokenKey(tok)); string(raw) != "{corrupt" {
 		t.Errorf("stored value changed to %q", raw)
 	}
 }
@@ -520,14 +521,14 @@ func TestHTTPLazyUntouchedCostsNothing(t *testing.T) {
 	if c == nil {
 		t.Fatal("no cookie")
 	}
-	before := e.st.total()
+	before := e.st.Calls()
 	for _, cookie := range []string{"", c.Value, "garbage"} {
 		resp := e.do("/none", cookie)
 		if sessionCookie(resp) != nil {
 			t.Errorf("cookie %q: a Set-Cookie for an untouched lazy session", cookie)
 		}
 	}
-	if n := e.st.total() - before; n != 0 {
+	if n := e.st.Calls() - before; n != 0 {
 		t.Errorf("untouched lazy sessions made %d store calls, want 0", n)
 	}
 }
@@ -687,7 +688,7 @@ func TestHTTPPanicReleasesLockAndSavesNothing(t *testing.T) {
 	if n := h.core.locks.size(); n != 0 {
 		t.Errorf("lock table holds %d keys after a panic, want 0", n)
 	}
-	if w := st.n("Set") + st.n("CompareAndSwap"); w != 0 {
+	if w := st.Calls("Set") + st.Calls("CompareAndSwap"); w != 0 {
 		t.Errorf("%d writes after a panic, want 0", w)
 	}
 }

@@ -116,11 +116,11 @@ func TestWrapHandlerErrorDiscardsChanges(t *testing.T) {
 				t.Fatal(err)
 			}
 			boom := errors.New("boom")
-			writes := st.n("Set") + st.n("CompareAndSwap") + st.n("Delete")
+			writes := st.Calls("Set") + st.Calls("CompareAndSwap") + st.Calls("Delete")
 			if err := h(ctx, &update{User: "ann", Fail: boom}); !errors.Is(err, boom) {
 				t.Fatalf("err = %v, want the handler's error", err)
 			}
-			if w := st.n("Set") + st.n("CompareAndSwap") + st.n("Delete"); w != writes {
+			if w := st.Calls("Set") + st.Calls("CompareAndSwap") + st.Calls("Delete"); w != writes {
 				t.Errorf("a failed handler caused %d store writes, want none", w-writes)
 			}
 			if got := stored(t, m, "ann").N; got != 1 {
@@ -167,8 +167,8 @@ func TestLazyUntouchedCostsNoStoreCall(t *testing.T) {
 	if !ran {
 		t.Fatal("handler did not run")
 	}
-	if n := st.total(); n != 0 {
-		t.Errorf("an untouched lazy session made %d store calls (%v), want 0", n, st.calls)
+	if n := st.Calls(); n != 0 {
+		t.Errorf("an untouched lazy session made %d store calls (%v), want 0", n, st.Snapshot())
 	}
 
 	// The eager default does load.
@@ -176,8 +176,8 @@ func TestLazyUntouchedCostsNoStoreCall(t *testing.T) {
 	if err := eager(context.Background(), &update{User: "ann"}); err != nil {
 		t.Fatal(err)
 	}
-	if n := st.total(); n != 1 {
-		t.Errorf("an eager unchanged new session made %d store calls (%v), want 1 (the Get)", n, st.calls)
+	if n := st.Calls(); n != 1 {
+		t.Errorf("an eager unchanged new session made %d store calls (%v), want 1 (the Get)", n, st.Snapshot())
 	}
 }
 
@@ -221,7 +221,7 @@ func TestNoKeyRunsHandlerWithoutSession(t *testing.T) {
 			if !errors.Is(got, session.ErrNoSession) {
 				t.Errorf("From = %v, want ErrNoSession", got)
 			}
-			if n := st.total(); n != 0 {
+			if n := st.Calls(); n != 0 {
 				t.Errorf("%d store calls for an update without a key, want 0", n)
 			}
 		})
@@ -251,7 +251,7 @@ func TestKeyErrorStopsUpdate(t *testing.T) {
 func TestLoadErrorStopsHandlerAndReachesHook(t *testing.T) {
 	st := newCountingStore(t)
 	m := newManager[counter](t, st, "c")
-	if err := st.inner.Set(context.Background(), "c:ann", []byte("not json {"), 0); err != nil {
+	if err := st.Unwrap().Set(context.Background(), "c:ann", []byte("not json {"), 0); err != nil {
 		t.Fatal(err)
 	}
 	var hooks hookLog
@@ -269,7 +269,7 @@ func TestLoadErrorStopsHandlerAndReachesHook(t *testing.T) {
 	if len(c) != 1 || c[0].op != "load" || c[0].key != "ann" || !errors.Is(c[0].err, session.ErrCorrupt) {
 		t.Errorf("hook calls = %+v, want one {load ann ErrCorrupt}", c)
 	}
-	if raw, _ := st.inner.Get(context.Background(), "c:ann"); string(raw) != "not json {" {
+	if raw, _ := st.Unwrap().Get(context.Background(), "c:ann"); string(raw) != "not json {" {
 		t.Errorf("stored value changed to %q; a failed load must leave it", raw)
 	}
 	if n := mw.core.locks.size(); n != 0 {
@@ -314,7 +314,7 @@ func TestSaveErrorReachesHook(t *testing.T) {
 	if len(c) != 1 || c[0].op != "save" || c[0].key != "ann" || !errors.Is(c[0].err, session.ErrInvalid) {
 		t.Errorf("hook calls = %+v, want one {save ann ErrInvalid}", c)
 	}
-	if n := st.n("Set") + st.n("CompareAndSwap"); n != 0 {
+	if n := st.Calls("Set") + st.Calls("CompareAndSwap"); n != 0 {
 		t.Errorf("%d writes for an invalid session, want 0", n)
 	}
 }
@@ -573,7 +573,7 @@ func TestInnerSaveFailureDiscardsOuter(t *testing.T) {
 	if err := h(context.Background(), &update{User: "ann"}); !errors.Is(err, session.ErrInvalid) {
 		t.Fatalf("err = %v, want ErrInvalid", err)
 	}
-	if n := st.n("Set") + st.n("CompareAndSwap"); n != 0 {
+	if n := st.Calls("Set") + st.Calls("CompareAndSwap"); n != 0 {
 		t.Errorf("%d writes, want 0", n)
 	}
 }
