@@ -1,0 +1,46 @@
+package storetest_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/typedsession/session/store"
+	"github.com/typedsession/session/store/memstore"
+	"github.com/typedsession/session/store/storetest"
+)
+
+// A Counter is itself a store: it must pass the suite it belongs to.
+func TestCounterConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		ms, err := memstore.New(memstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ms.Close() })
+		return storetest.NewCounter(ms)
+	})
+}
+
+type getSetDelete struct{ store.Store }
+
+func TestCounterCounts(t *testing.T) {
+	ms, _ := memstore.New(memstore.Options{})
+	defer ms.Close()
+	c := storetest.NewCounter(ms)
+	ctx := t.Context()
+	c.Set(ctx, "k", []byte("v"), 0)
+	c.Get(ctx, "k")
+	c.Get(ctx, "k")
+	c.CompareAndSwap(ctx, "k", []byte("v"), []byte("w"), 0)
+	if c.Calls("Get") != 2 || c.Writes() != 2 || c.Calls() != 4 {
+		t.Fatalf("counts %v, want Get 2, writes 2, total 4", c.Snapshot())
+	}
+	c.Reset()
+	if c.Calls() != 0 {
+		t.Fatal("Reset left counts")
+	}
+	bare := storetest.NewCounter(getSetDelete{ms})
+	if _, err := bare.CompareAndSwap(ctx, "k", nil, nil, 0); err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("CompareAndSwap on a store without it = %v, want an error saying so", err)
+	}
+}
