@@ -1,0 +1,33 @@
+package codec_test
+
+import (
+	"testing"
+
+	"github.com/typedsession/session/codec"
+)
+
+func TestJSON(t *testing.T) {
+	type doc struct {
+		HTML string         `json:"html"`
+		M    map[string]int `json:"m"`
+	}
+	in := doc{HTML: "<b>&</b>", M: map[string]int{"b": 2, "a": 1}}
+	var c codec.Codec = codec.JSON{}
+	out, err := c.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"html":"<b>&</b>","m":{"a":1,"b":2}}`; string(out) != want {
+		t.Fatalf("Marshal = %s, want %s (no HTML escaping, sorted keys, no newline)", out, want)
+	}
+	var back doc
+	if err := c.Unmarshal(out, &back); err != nil || back.HTML != in.HTML || back.M["b"] != 2 {
+		t.Fatalf("Unmarshal = %+v, %v", back, err)
+	}
+	if err := c.Unmarshal([]byte(`{"html":`), &back); err == nil {
+		t.Fatal("Unmarshal of truncated JSON succeeded")
+	}
+	if _, err := c.Marshal(func() {}); err == nil {
+		t.Fatal("Marshal of a func succeeded")
+	}
+}
