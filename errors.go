@@ -45,9 +45,10 @@ var (
 )
 
 // Error is the type of every error a Manager returns. It records the
-// operation ("load", "save", "delete", "update", "migrate") and the key as the caller
-// gave it, and wraps the cause: one of the sentinel errors above, a store
-// error, a context error, or the error of an Update function.
+// operation ("load", "save", "delete", "update", "migrate"; the middleware
+// package adds "key" and "lock") and the key as the caller gave it, and
+// wraps the cause: one of the sentinel errors above, a store error, a
+// context error, or the error of an Update function.
 type Error struct {
 	Op  string
 	Key string
