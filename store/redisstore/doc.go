@@ -70,4 +70,17 @@
 // ErrNotFound. When ctx is cancelled or its deadline passes, the error
 // matches ctx.Err() even where go-redis reports an i/o timeout, and a
 // method called with an already-ended ctx sends nothing.
+//
+// # Retries and lost replies
+//
+// go-redis resends a command whose reply was lost to a network error (up to
+// MaxRetries times, 3 by default). For Get, Set, Touch and Delete that is
+// harmless. For CompareAndSwap it is not exactly-once: if the first attempt
+// swapped and its reply was lost, the resent attempt finds the new value
+// and reports false. The write is never lost, but the session manager then
+// sees a conflict, and Manager.Update reloads and applies its function
+// again, so an increment can land twice across a server failure. Where an
+// update must apply at most once even then, give this store a client with
+// MaxRetries: -1; a lost reply is then returned as an error, and the caller
+// cannot know whether the swap happened (it must reload to find out).
 package redisstore
