@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-playground/validator/v10"
@@ -78,6 +80,16 @@ type Manager[T any] struct {
 	maxAttempts  int
 	validate     func(*T) error
 
+	// appender is the codec as a codec.Appender, or nil: with it, encode
+	// writes the payload straight into the envelope buffer.
+	appender codec.Appender
+	// sizeHint is the length of the last encoding, used to size the
+	// buffer of the next one when there is no stored value to go by.
+	sizeHint atomic.Int64
+	// zeroEnc caches the encoding of the zero T, the initial value of
+	// every new session when Config.Initial is nil.
+	zeroEnc func() ([]byte, error)
+
 	swapper   store.Swapper   // nil if the store has none
 	toucher   store.Toucher   // nil if the store has none
 	refresher store.Refresher // nil if the store has none
@@ -108,6 +120,7 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 	if j, ok := m.codec.(codec.JSONPayload); ok {
 		m.jsonForm = j.PayloadIsJSON()
 	}
+	m.appender, _ = m.codec.(codec.Appender)
 	if m.writeVersion == 0 {
 		m.writeVersion = m.latest
 	}
@@ -121,6 +134,13 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 		m.maxAttempts = 100
 	}
 	m.validate = newValidateFunc[T](cfg.Validator, cfg.SkipTagValidation)
+	// The zero T always encodes the same, so a new session's initial
+	// encoding is computed once; it is only ever compared, never written
+	// or changed, so sessions share it.
+	m.zeroEnc = sync.OnceValues(func() ([]byte, error) {
+		var zero T
+		return m.encode(&zero, 0)
+	})
 	m.swapper, _ = cfg.Store.(store.Swapper)
 	m.toucher, _ = cfg.Store.(store.Toucher)
 	m.refresher, _ = cfg.Store.(store.Refresher)
@@ -250,7 +270,13 @@ func (m *Manager[T]) fill(s *Session[T], raw []byte) error {
 func (m *Manager[T]) renew(s *Session[T]) error {
 	s.Data = m.initialValue()
 	s.stored, s.isNew, s.destroyed, s.fresh, s.version = nil, true, false, false, m.latest
-	enc, err := m.encode(&s.Data)
+	var enc []byte
+	var err error
+	if m.cfg.Initial == nil {
+		enc, err = m.zeroEnc()
+	} else {
+		enc, err = m.encode(&s.Data, 0)
+	}
 	if err != nil {
 		return fmt.Errorf("encode the initial value: %w", err)
 	}
@@ -297,8 +323,28 @@ func (m *Manager[T]) decode(raw []byte, data *T) (int, error) {
 	return version, nil
 }
 
-// encode returns the stored form of *data at the write version.
-func (m *Manager[T]) encode(data *T) ([]byte, error) {
+// encode returns the stored form of *data at the write version. hint is
+// the expected length (that of the stored value, or 0 when unknown).
+func (m *Manager[T]) encode(data *T, hint int) ([]byte, error) {
+	if m.appender != nil && m.writeVersion == m.latest {
+		// One buffer, one copy: header, the codec's output appended in
+		// place, trailer. The buffer becomes the session's stored value,
+		// so it is not pooled.
+		if hint == 0 {
+			hint = int(m.sizeHint.Load())
+		}
+		dst := make([]byte, 0, hint+64)
+		dst = envelope.AppendHeader(dst, m.jsonForm, m.writeVersion)
+		dst, err := m.appender.AppendMarshal(dst, data)
+		if err != nil {
+			return nil, err
+		}
+		dst = envelope.AppendTrailer(dst, m.jsonForm)
+		if n := int64(len(dst)); m.sizeHint.Load() != n {
+			m.sizeHint.Store(n)
+		}
+		return dst, nil
+	}
 	payload, err := m.codec.Marshal(data)
 	if err != nil {
 		return nil, err
@@ -339,7 +385,7 @@ func (m *Manager[T]) save(ctx context.Context, s *Session[T]) error {
 	if err := m.validate(&s.Data); err != nil {
 		return err
 	}
-	enc, err := m.encode(&s.Data)
+	enc, err := m.encode(&s.Data, len(s.stored))
 	if err != nil {
 		if errors.Is(err, ErrMigration) {
 			return err

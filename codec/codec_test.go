@@ -31,3 +31,30 @@ func TestJSON(t *testing.T) {
 		t.Fatal("Marshal of a func succeeded")
 	}
 }
+
+func TestJSONAppendMarshalMatchesMarshal(t *testing.T) {
+	var c codec.Appender = codec.JSON{}
+	for _, v := range []any{
+		map[string]any{"z": 1, "a": "<&>"},
+		[]string{"x", "y"},
+		struct {
+			N int `json:"n"`
+		}{7},
+		nil,
+	} {
+		want, err := c.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.AppendMarshal([]byte("prefix:"), v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != "prefix:"+string(want) {
+			t.Errorf("AppendMarshal(%v) = %q, want %q", v, got, "prefix:"+string(want))
+		}
+	}
+	if _, err := c.AppendMarshal([]byte("p"), func() {}); err == nil {
+		t.Fatal("AppendMarshal of a func succeeded")
+	}
+}

@@ -33,16 +33,30 @@ var ErrMalformed = errors.New("malformed envelope")
 
 // Encode appends the envelope of payload at version to dst.
 func Encode(dst []byte, jsonForm bool, version int, payload []byte) []byte {
+	dst = AppendHeader(dst, jsonForm, version)
+	dst = append(dst, payload...)
+	return AppendTrailer(dst, jsonForm)
+}
+
+// AppendHeader appends what Encode writes before the payload. A caller that
+// appends the payload itself and then calls AppendTrailer builds the same
+// bytes as Encode without a separate payload buffer.
+func AppendHeader(dst []byte, jsonForm bool, version int) []byte {
 	if jsonForm {
 		dst = append(dst, jsonPrefix...)
 		dst = strconv.AppendInt(dst, int64(version), 10)
-		dst = append(dst, jsonData...)
-		dst = append(dst, payload...)
-		return append(dst, '}')
+		return append(dst, jsonData...)
 	}
 	dst = append(dst, binPrefix...)
-	dst = binary.AppendUvarint(dst, uint64(version))
-	return append(dst, payload...)
+	return binary.AppendUvarint(dst, uint64(version))
+}
+
+// AppendTrailer appends what Encode writes after the payload.
+func AppendTrailer(dst []byte, jsonForm bool) []byte {
+	if jsonForm {
+		return append(dst, '}')
+	}
+	return dst
 }
 
 // Size returns len(Encode(nil, jsonForm, version, payload)).

@@ -101,3 +101,16 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendHeaderTrailerMatchEncode(t *testing.T) {
+	for _, jsonForm := range []bool{true, false} {
+		for _, v := range []int{1, 9, 10, 300, 1 << 20} {
+			payload := []byte(`{"a":1}`)
+			want := Encode([]byte("pre"), jsonForm, v, payload)
+			got := AppendTrailer(append(AppendHeader([]byte("pre"), jsonForm, v), payload...), jsonForm)
+			if string(got) != string(want) {
+				t.Errorf("jsonForm=%v version=%d: header+payload+trailer = %q, Encode = %q", jsonForm, v, got, want)
+			}
+		}
+	}
+}
