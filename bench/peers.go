@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"encoding/gob"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"time"
+
+	"github.com/alexedwards/scs/goredisstore"
+	scsredis "github.com/alexedwards/scs/redisstore"
+	"github.com/alexedwards/scs/v2"
+	scsmem "github.com/alexedwards/scs/v2/memstore"
+	redigo "github.com/gomodule/redigo/redis"
+
+	session "github.com/typedsession/session"
+	"github.com/typedsession/session/middleware"
+)
+
+// Row names of the HTTP cases.
+const (
+	RowHTTPOurs           = "http: typedsession middleware, changed"
+	RowHTTPOursRead       = "http: typedsession middleware, read only"
+	RowHTTPScsGoRedis     = "http: scs + goredisstore, changed"
+	RowHTTPScsGoRedisRead = "http: scs + goredisstore, read only"
+	RowHTTPScsRedigo      = "http: scs + redisstore (redigo), changed"
+	RowHTTPScsMem         = "http: scs + memstore, changed"
+	RowHTTPScsMemRead     = "http: scs + memstore, read only"
+)
+
+func init() { gob.Register(Sess{}) }
+
+// browser is a client of one handler that keeps the session cookie it
+// was given. Each request goes through ServeHTTP with an httptest request
+// and recorder: the middleware and the store are measured, not a socket.
+type browser struct {
+	h      http.Handler
+	cookie *http.Cookie
+}
+
+func (b *browser) get(path string) error {
+	req := httptest.NewRequest(http.MethodGet, "https://example.com"+path, nil)
+	if b.cookie != nil {
+		req.AddCookie(b.cookie)
+	}
+	rec := httptest.NewRecorder()
+	b.h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		return fmt.Errorf("GET %s: status %d: %s", path, rec.Code, rec.Body)
+	}
+	if b.cookie == nil {
+		for _, c := range rec.Result().Cookies() {
+			if c.Name == "session" {
+				b.cookie = c
+			}
+		}
+		if b.cookie == nil {
+			return fmt.Errorf("GET %s: no session cookie in the response", path)
+		}
+	}
+	return nil
+}
+
+// page is the per-request work both libraries do: read the typed
+// session, and on /write change one field; /init stores the full data.
+func httpCase(name string, h http.Handler, path string, cmds func() int64, counted bool) (benchCase, error) {
+	b := &browser{h: h}
+	if err := b.get("/init"); err != nil {
+		return benchCase{}, fmt.Errorf("%s: %w", name, err)
+	}
+	return benchCase{name: name, counted: counted, cmds: cmds, op: func(context.Context) error {
+		return b.get(path)
+	}}, nil
+}
+
+// ours is the typedsession net/http middleware on the backend's store.
+func ours(b *backend, data Sess) (http.Handler, error) {
+	m, err := session.New(session.Config[Sess]{Store: b.st, Namespace: "web", TTL: ttl})
+	if err != nil {
+		return nil, err
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := session.From[Sess](r.Context())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		switch r.URL.Path {
+		case "/init":
+			s.Data = data
+		case "/write":
+			s.Data.Score++
+		}
+		io.WriteString(w, "ok")
+	})
+	return middleware.HTTP(m, middleware.HTTPOptions{})(h), nil
+}
+
+// peer is scs with the given store, doing the same work with the same
+// struct (gob-encoded, scs's default codec).
+func peer(st scs.Store, data Sess) http.Handler {
+	sm := scs.New()
+	sm.Store = st
+	sm.Lifetime = ttl
+	return sm.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, _ := sm.Get(r.Context(), "s").(Sess)
+		switch r.URL.Path {
+		case "/init":
+			sm.Put(r.Context(), "s", data)
+		case "/write":
+			s.Score++
+			sm.Put(r.Context(), "s", s)
+		}
+		io.WriteString(w, "ok")
+	}))
+}
+
+// httpCases returns the HTTP cases for the backend: our middleware, and
+// scs on the same Redis (both its go-redis and its redigo store) or on
+// its own memory store. PostgreSQL gets ours only.
+func httpCases(ctx context.Context, cfg Config, b *backend, data Sess) ([]benchCase, func(), error) {
+	var cases []benchCase
+	closers := []func(){}
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	add := func(c benchCase, err error) error {
+		if err != nil {
+			return err
+		}
+		cases = append(cases, c)
+		return nil
+	}
+	oh, err := ours(b, data)
+	if err != nil {
+		return nil, closeAll, err
+	}
+	// Two cookies, so that the read-only case never reads what the
+	// changing case is writing.
+	if err := add(httpCase(RowHTTPOurs, oh, "/write", nil, true)); err != nil {
+		return nil, closeAll, err
+	}
+	if err := add(httpCase(RowHTTPOursRead, oh, "/read", nil, true)); err != nil {
+		return nil, closeAll, err
+	}
+	switch cfg.Store {
+	case "redis":
+		gh := peer(goredisstore.NewWithPrefix(b.rdb, b.prefix+"scs:"), data)
+		if err := add(httpCase(RowHTTPScsGoRedis, gh, "/write", nil, true)); err != nil {
+			return nil, closeAll, err
+		}
+		if err := add(httpCase(RowHTTPScsGoRedisRead, gh, "/read", nil, true)); err != nil {
+			return nil, closeAll, err
+		}
+		var n atomic.Int64
+		pool := &redigo.Pool{
+			MaxIdle:     cfg.Concurrency,
+			IdleTimeout: time.Minute,
+			Dial: func() (redigo.Conn, error) {
+				c, err := redigo.DialURL(cfg.RedisURL)
+				if err != nil {
+					return nil, err
+				}
+				return countingConn{c, &n}, nil
+			},
+		}
+		closers = append(closers, func() { pool.Close() })
+		rh := peer(scsredis.NewWithPrefix(pool, b.prefix+"scsredigo:"), data)
+		if err := add(httpCase(RowHTTPScsRedigo, rh, "/write", n.Load, true)); err != nil {
+			return nil, closeAll, err
+		}
+	case "memory":
+		ms := scsmem.NewWithCleanupInterval(time.Minute)
+		closers = append(closers, ms.StopCleanup)
+		mh := peer(ms, data)
+		if err := add(httpCase(RowHTTPScsMem, mh, "/write", nil, false)); err != nil {
+			return nil, closeAll, err
+		}
+		if err := add(httpCase(RowHTTPScsMemRead, mh, "/read", nil, false)); err != nil {
+			return nil, closeAll, err
+		}
+	}
+	return cases, closeAll, nil
+}
+
+// countingConn counts the commands scs's redigo store sends (each Send of
+// a MULTI block counts; the empty flush does not).
+type countingConn struct {
+	redigo.Conn
+	n *atomic.Int64
+}
+
+func (c countingConn) Do(cmd string, args ...any) (any, error) {
+	if cmd != "" {
+		c.n.Add(1)
+	}
+	return c.Conn.Do(cmd, args...)
+}
+
+func (c countingConn) Send(cmd string, args ...any) error {
+	c.n.Add(1)
+	return c.Conn.Send(cmd, args...)
+}
