@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,7 +121,7 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 	if j, ok := m.codec.(codec.JSONPayload); ok {
 		m.jsonForm = j.PayloadIsJSON()
 	}
-	m.appender, _ = m.codec.(codec.Appender)
+	m.appender = appenderOf(m.codec)
 	if m.writeVersion == 0 {
 		m.writeVersion = m.latest
 	}
@@ -493,6 +494,48 @@ func (m *Manager[T]) Update(ctx context.Context, key string, fn func(*T) error) 
 		}
 		backoff = min(backoff*2, 50*time.Millisecond)
 	}
+}
+
+// appenderOf returns c as a codec.Appender when its AppendMarshal is its
+// own. A codec that embeds codec.JSON to override Marshal would otherwise
+// inherit JSON's AppendMarshal and have its Marshal silently bypassed, so
+// such a codec gets no fast path.
+func appenderOf(c codec.Codec) codec.Appender {
+	switch c.(type) {
+	case codec.JSON, *codec.JSON:
+		return codec.JSON{}
+	}
+	a, ok := c.(codec.Appender)
+	if !ok || embedsJSON(reflect.TypeOf(c), 0) {
+		return nil
+	}
+	return a
+}
+
+// embedsJSON reports whether t is a struct (or a pointer to one) that
+// embeds codec.JSON, directly or through other embedded structs.
+func embedsJSON(t reflect.Type, depth int) bool {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || depth > 8 {
+		return false
+	}
+	jsonType := reflect.TypeFor[codec.JSON]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.Anonymous {
+			continue
+		}
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if ft == jsonType || embedsJSON(ft, depth+1) {
+			return true
+		}
+	}
+	return false
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

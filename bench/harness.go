@@ -13,6 +13,7 @@ import (
 	"time"
 
 	session "github.com/typedsession/session"
+	"github.com/typedsession/session/store"
 )
 
 // Config is what one harness run measures.
@@ -110,6 +111,7 @@ type benchCase struct {
 const (
 	RowBaseline  = "baseline: get, json decode, change, json encode, set"
 	RowJSON      = "json only: decode, change, encode (no store)"
+	RowBaseCAS   = "baseline with the store's compare-and-swap for set"
 	RowChanged   = "Load + change + Save"
 	RowUnchanged = "Load + Save, unchanged"
 	RowUpdate    = "Update (uncontended)"
@@ -213,6 +215,12 @@ func setup(ctx context.Context, cfg Config, w io.Writer) (*backend, []benchCase,
 		return fail(fmt.Errorf("seed the session: %w", err))
 	}
 
+	// The baseline's twin that writes with the store's compare-and-swap:
+	// it shows what CAS alone costs, apart from the manager.
+	swapper, ok := b.st.(store.Swapper)
+	if !ok {
+		return fail(fmt.Errorf("store %T has no CompareAndSwap", b.st))
+	}
 	cases := []benchCase{
 		{name: RowBaseline, counted: true, op: func(ctx context.Context) error {
 			v, err := b.get(ctx, "base")
@@ -229,6 +237,26 @@ func setup(ctx context.Context, cfg Config, w io.Writer) (*backend, []benchCase,
 				return err
 			}
 			return b.set(ctx, "base", out, ttl)
+		}},
+		{name: RowBaseCAS, counted: true, op: func(ctx context.Context) error {
+			v, err := b.get(ctx, "base")
+			if err != nil {
+				return err
+			}
+			var s Sess
+			if err := json.Unmarshal(v, &s); err != nil {
+				return err
+			}
+			s.Score++
+			out, err := json.Marshal(s)
+			if err != nil {
+				return err
+			}
+			ok, err := swapper.CompareAndSwap(ctx, "base", v, out, ttl)
+			if err == nil && !ok {
+				err = errors.New("compare-and-swap found another value")
+			}
+			return err
 		}},
 		{name: RowJSON, counted: true, op: func(ctx context.Context) error {
 			var s Sess
