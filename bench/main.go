@@ -3,11 +3,12 @@
 //
 // Run it inside bench/:
 //
-//	go run . -store redis -payload 500 -rounds 7 -duration 300ms
+//	go run . -store redis -payload 500 -rounds 15 -duration 150ms
 //
 // Every case runs once per round for -duration, the cases interleaved
 // round by round, so that a slow moment of a noisy machine hits every case
-// alike; the table reports the median of the rounds. See BENCHMARKS.md at
+// alike; the table reports the median of the rounds, and each ratio is the
+// median of the per-round ratios. See BENCHMARKS.md at
 // the root of the repository for what each row measures.
 //
 // The harness is its own Go module so that the peer libraries it compares
@@ -29,8 +30,8 @@ func main() {
 		Payload:     500,
 		Concurrency: 64,
 		Updates:     20,
-		Rounds:      7,
-		Duration:    300 * time.Millisecond,
+		Rounds:      15,
+		Duration:    150 * time.Millisecond,
 		RedisURL:    envOr("REDIS_URL", "redis://127.0.0.1:6379/0"),
 		DatabaseURL: envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"),
 	}
@@ -42,6 +43,7 @@ func main() {
 	flag.DurationVar(&cfg.Duration, "duration", cfg.Duration, "time each case runs in each round")
 	flag.StringVar(&cfg.RedisURL, "redis", cfg.RedisURL, "Redis URL (default $REDIS_URL or loopback)")
 	flag.StringVar(&cfg.DatabaseURL, "database", cfg.DatabaseURL, "PostgreSQL URL (default $DATABASE_URL or loopback)")
+	flag.BoolVar(&cfg.Verbose, "v", false, "also print every round's ns/op")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
