@@ -40,6 +40,10 @@
 // writer at a time whatever the pool size, so a pool of a few connections
 // (db.SetMaxOpenConns(4), say) is plenty. An in-memory database (":memory:")
 // is private to each connection: use a file, or db.SetMaxOpenConns(1).
+// The first connection to a new database file switches it to WAL, and
+// connections opened at that same moment fail with SQLITE_BUSY (busy_timeout
+// does not cover the switch): call db.Ping once after sql.Open, before the
+// database is used from several goroutines.
 // SQLite 3.35 or later is needed for RETURNING; modernc.org/sqlite bundles a
 // newer one.
 //
