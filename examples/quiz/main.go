@@ -41,7 +41,7 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
+			return // -help printed the usage, as the flag package does
 		}
 		fmt.Fprintln(os.Stderr, "quiz:", err)
 		os.Exit(1)
