@@ -2,14 +2,9 @@ package middleware
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"testing"
-	"time"
 
-	"github.com/redis/go-redis/v9"
-
+	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store/redisstore"
 )
 
@@ -17,35 +12,9 @@ import (
 // end of the test, or skips when no Redis answers (fails under CI=true).
 func newRedisStore(t *testing.T) *redisstore.Store {
 	t.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("REDIS_URL %q: %v", url, err)
-	}
-	c := redis.NewClient(opts)
-	t.Cleanup(func() { c.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no Redis answers at %s: %v", url, err)
-		}
-		t.Skipf("no Redis answers at %s (set REDIS_URL): %v", url, err)
-	}
-	b := make([]byte, 8)
-	rand.Read(b)
-	prefix := "mwtest:" + hex.EncodeToString(b) + ":"
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		iter := c.Scan(ctx, 0, prefix+"*", 100).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
-	})
+	c := testenv.Redis(t)
+	prefix := testenv.Prefix(t, "mwtest")
+	testenv.CleanupPrefix(t, c, prefix)
 	return redisstore.New(c, redisstore.Options{Prefix: prefix})
 }
 

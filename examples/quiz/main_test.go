@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,8 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/redis/go-redis/v9"
 
+	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store"
 	"github.com/typedsession/session/store/filestore"
 	"github.com/typedsession/session/store/memstore"
@@ -149,31 +148,12 @@ func TestMemoryStoreWithoutBackupForgets(t *testing.T) {
 
 func TestRedisStoreContinuesAcrossRuns(t *testing.T) {
 	t.Parallel()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := redis.NewClient(opts)
-	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := client.Ping(ctx).Err(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no Redis at %s (CI=true): %v", url, err)
-		}
-		t.Skipf("no Redis at %s (set REDIS_URL): %v", url, err)
-	}
-	ns := fmt.Sprintf("quiztest-%d", time.Now().UnixNano())
-	t.Cleanup(func() {
-		keys, _ := client.Keys(context.Background(), ns+":*").Result()
-		if len(keys) > 0 {
-			client.Del(context.Background(), keys...)
-		}
-	})
+	client := testenv.Redis(t)
+	url := testenv.RedisURL()
+	ctx := t.Context()
+	prefix := testenv.Prefix(t, "quiztest")
+	ns := strings.TrimSuffix(prefix, ":")
+	testenv.CleanupPrefix(t, client, prefix)
 	args := []string{"-store", "redis", "-redis-url", url, "-namespace", ns}
 	out1 := runQuiz(t, args, firstRun)
 	out2 := runQuiz(t, args, secondRun)

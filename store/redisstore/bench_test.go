@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store/redisstore"
 )
 
@@ -22,7 +23,7 @@ var (
 
 func benchStore(b *testing.B) (*redisstore.Store, string, *redis.Client) {
 	b.Helper()
-	client := newClient(b)
+	client := testenv.Redis(b)
 	prefix := "tsbench:" + randomHex(b) + ":"
 	b.Cleanup(func() { deletePrefix(b, client, prefix) })
 	return redisstore.New(client, redisstore.Options{Prefix: prefix}), prefix, client

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store"
 	"github.com/typedsession/session/store/redisstore"
 	"github.com/typedsession/session/store/storetest"
@@ -23,42 +24,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	stopCluster()
 	os.Exit(code)
-}
-
-// skipOrFatal skips the test when a server it needs is missing, except under
-// CI=true, where a missing server is a failure.
-func skipOrFatal(tb testing.TB, format string, args ...any) {
-	tb.Helper()
-	if os.Getenv("CI") == "true" {
-		tb.Fatalf(format, args...)
-	}
-	tb.Skipf(format, args...)
-}
-
-// redisURL is where the single-node tests find Redis.
-func redisURL() string {
-	if u := os.Getenv("REDIS_URL"); u != "" {
-		return u
-	}
-	return "redis://127.0.0.1:6379/0"
-}
-
-// newClient connects to REDIS_URL, or skips when nothing answers there.
-// The client is closed when tb ends.
-func newClient(tb testing.TB) *redis.Client {
-	tb.Helper()
-	opts, err := redis.ParseURL(redisURL())
-	if err != nil {
-		tb.Fatalf("REDIS_URL %q: %v", redisURL(), err)
-	}
-	c := redis.NewClient(opts)
-	tb.Cleanup(func() { c.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		skipOrFatal(tb, "no Redis answers at %s (set REDIS_URL): %v", redisURL(), err)
-	}
-	return c
 }
 
 func randomHex(tb testing.TB) string {
@@ -125,12 +90,12 @@ func newStorePrefix(tb testing.TB, client redis.UniversalClient) (*redisstore.St
 }
 
 func TestConformance(t *testing.T) {
-	client := newClient(t)
+	client := testenv.Redis(t)
 	storetest.Run(t, func(t *testing.T) store.Store { return newStore(t, client) })
 }
 
 func TestConformanceSmallScanCount(t *testing.T) {
-	client := newClient(t)
+	client := testenv.Redis(t)
 	storetest.Run(t, func(t *testing.T) store.Store {
 		prefix := "tstest:" + randomHex(t) + ":"
 		t.Cleanup(func() { deletePrefix(t, client, prefix) })
@@ -142,7 +107,7 @@ func TestConformanceSmallScanCount(t *testing.T) {
 // store whose prefix ends in '*' must not see keys of a store whose prefix
 // the unescaped glob would match.
 func TestPrefixIsolation(t *testing.T) {
-	client := newClient(t)
+	client := testenv.Redis(t)
 	base := "tstest:" + randomHex(t) + ":"
 	t.Cleanup(func() { deletePrefix(t, client, base) })
 	star := redisstore.New(client, redisstore.Options{Prefix: base + "a*"})
@@ -297,7 +262,7 @@ func TestSilentServerDeadline(t *testing.T) {
 
 // TestErrorNamesKey checks that a driver error says the operation and key.
 func TestErrorNamesKey(t *testing.T) {
-	client := newClient(t)
+	client := testenv.Redis(t)
 	s, prefix := newStorePrefix(t, client)
 	ctx := t.Context()
 	// A hash under the store's key makes GET fail with WRONGTYPE.

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/typedsession/session/internal/testenv"
 )
 
 // This file starts redis-server processes for the tests that need a server
@@ -26,7 +28,7 @@ func needBinaries(tb testing.TB) {
 	tb.Helper()
 	for _, bin := range []string{"redis-server", "redis-cli"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			skipOrFatal(tb, "%s not found in PATH; install Redis to run this test: %v", bin, err)
+			testenv.SkipOrFail(tb, "%s not found in PATH; install Redis to run this test: %v", bin, err)
 		}
 	}
 }

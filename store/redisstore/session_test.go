@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	session "github.com/typedsession/session"
+	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store"
 	"github.com/typedsession/session/store/redisstore"
 )
@@ -80,7 +81,7 @@ func countCommands(client *redis.Client) *cmdCounter {
 // processes of one bot would be): compare-and-swap must make every
 // increment count, and the key must carry the TTL the Config asked for.
 func TestManagerConcurrentUpdatesTwoClients(t *testing.T) {
-	c1, c2 := newClient(t), newClient(t)
+	c1, c2 := testenv.Redis(t), testenv.Redis(t)
 	_, prefix := newStorePrefix(t, c1) // its cleanup removes the prefix's keys
 	const ttl = time.Hour
 	managers := []*session.Manager[counterSession]{
@@ -179,7 +180,7 @@ func TestManagerUnreachable(t *testing.T) {
 // server: with a TTL, Load is one GETEX (which also refreshes the TTL), an
 // unchanged Save sends nothing, a changed Save one EVALSHA.
 func TestManagerCommandsPerOp(t *testing.T) {
-	client := newClient(t)
+	client := testenv.Redis(t)
 	st := newStore(t, client)
 	counter := countCommands(client)
 	ctx := t.Context()

@@ -19,20 +19,16 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
+	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store"
 	"github.com/typedsession/session/store/storetest"
 )
-
-const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 // postgresDB opens the server at DATABASE_URL, skipping the test when none
 // answers (failing it when CI=true).
 func postgresDB(t testing.TB) *sql.DB {
 	t.Helper()
-	dsn := os.Getenv("DATABASE_URL")
-	if dsn == "" {
-		dsn = defaultDatabaseURL
-	}
+	dsn := testenv.DatabaseURL()
 	shown := dsn
 	if u, err := url.Parse(dsn); err == nil {
 		shown = u.Redacted()
@@ -47,10 +43,7 @@ func postgresDB(t testing.TB) *sql.DB {
 		}
 	}
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no PostgreSQL at %s (CI=true, so this fails): %v", shown, err)
-		}
-		t.Skipf("skipping: no PostgreSQL answers at %s (set DATABASE_URL): %v", shown, err)
+		testenv.SkipOrFail(t, "no PostgreSQL answers at %s (set DATABASE_URL): %v", shown, err)
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
