@@ -5,14 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/typedsession/session/store"
 	"github.com/typedsession/session/store/redisstore"
@@ -40,29 +36,7 @@ func TestStopAndRestart(t *testing.T) {
 }
 
 func testStopAndRestart(t *testing.T, maxRetries int) {
-	port := freePort(t, map[int]bool{})
-	dir := filepath.Join(t.TempDir(), strconv.Itoa(port))
-	// Persistence for this test only. With appendonly yes and appendfsync
-	// always, Redis appends each write to its AOF and fsyncs it before it
-	// replies, so a write the store acknowledged survives the SIGKILL and
-	// is loaded again at restart. Without it the restarted server would be
-	// empty, and the check below would measure Redis's configuration, not
-	// whether the store ever reports success for a write that did not
-	// happen.
-	srv, err := startServer(port, dir, "--appendonly", "yes", "--appendfsync", "always")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.kill)
-
-	client := redis.NewClient(&redis.Options{
-		Addr:         srv.addr(),
-		DialTimeout:  500 * time.Millisecond,
-		ReadTimeout:  time.Second,
-		WriteTimeout: time.Second,
-		MaxRetries:   maxRetries,
-	})
-	t.Cleanup(func() { client.Close() })
+	srv, client := startDurableServer(t, maxRetries)
 	s := redisstore.New(client, redisstore.Options{Prefix: "restart:"})
 
 	// Bounds: each worker stops once it has perWorker acknowledged writes,

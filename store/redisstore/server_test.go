@@ -246,3 +246,33 @@ func stopCluster() {
 		os.RemoveAll(clusterDir)
 	}
 }
+
+// startDurableServer starts a single Redis on a free port, killed when t
+// ends, and a client of it with short timeouts and the given MaxRetries
+// (0: go-redis's default of 3; -1: none).
+//
+// Persistence is on for the tests that use it: with appendonly yes and
+// appendfsync always, Redis appends each write to its AOF and fsyncs it
+// before it replies, so a write the store acknowledged survives a SIGKILL
+// and is loaded again at restart. Without it a restarted server would be
+// empty, and a test would measure Redis's configuration, not whether the
+// store ever reports success for a write that did not happen.
+func startDurableServer(t *testing.T, maxRetries int) (*server, *redis.Client) {
+	t.Helper()
+	port := freePort(t, map[int]bool{})
+	dir := filepath.Join(t.TempDir(), strconv.Itoa(port))
+	srv, err := startServer(port, dir, "--appendonly", "yes", "--appendfsync", "always")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.kill)
+	client := redis.NewClient(&redis.Options{
+		Addr:         srv.addr(),
+		DialTimeout:  500 * time.Millisecond,
+		ReadTimeout:  time.Second,
+		WriteTimeout: time.Second,
+		MaxRetries:   maxRetries,
+	})
+	t.Cleanup(func() { client.Close() })
+	return srv, client
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -287,21 +286,7 @@ func TestManagerStopAndRestart(t *testing.T) {
 }
 
 func testManagerStopAndRestart(t *testing.T, maxRetries int) {
-	port := freePort(t, map[int]bool{})
-	dir := filepath.Join(t.TempDir(), strconv.Itoa(port))
-	srv, err := startServer(port, dir, "--appendonly", "yes", "--appendfsync", "always")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.kill)
-	client := redis.NewClient(&redis.Options{
-		Addr:         srv.addr(),
-		DialTimeout:  500 * time.Millisecond,
-		ReadTimeout:  time.Second,
-		WriteTimeout: time.Second,
-		MaxRetries:   maxRetries,
-	})
-	t.Cleanup(func() { client.Close() })
+	srv, client := startDurableServer(t, maxRetries)
 	m := newCounterManager(t, redisstore.New(client, redisstore.Options{Prefix: "restart:"}), time.Hour)
 
 	// Bounds: each worker stops once it has perWorker nil-returning
