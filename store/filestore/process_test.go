@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/typedsession/session/store"
+	"github.com/typedsession/session/store/storetest"
 )
 
 // The tests in this file re-execute the test binary as child processes.
@@ -60,33 +61,6 @@ func helperCommand(ctx context.Context, mode, dir string, n int) *exec.Cmd {
 
 const counterKey = "counter:shared"
 
-// increment adds one to the decimal counter under key through
-// CompareAndSwap, retrying on conflict.
-func increment(ctx context.Context, s *Store, key string) error {
-	for attempt := 0; attempt < 100000; attempt++ {
-		old, err := s.Get(ctx, key)
-		n := 0
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			old = nil
-		case err != nil:
-			return err
-		default:
-			if n, err = strconv.Atoi(string(old)); err != nil {
-				return fmt.Errorf("counter holds %q: %v", old, err)
-			}
-		}
-		ok, err := s.CompareAndSwap(ctx, key, old, []byte(strconv.Itoa(n+1)), 0)
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-	}
-	return errors.New("no CompareAndSwap succeeded in 100000 attempts")
-}
-
 func casChild(dir, nStr string) error {
 	n, err := strconv.Atoi(nStr)
 	if err != nil {
@@ -98,7 +72,7 @@ func casChild(dir, nStr string) error {
 	}
 	defer s.Close()
 	for range n {
-		if err := increment(context.Background(), s, counterKey); err != nil {
+		if err := storetest.Increment(context.Background(), s, counterKey); err != nil {
 			return err
 		}
 	}
@@ -121,7 +95,7 @@ func TestCrossProcessCAS(t *testing.T) {
 	// The parent joins in too, so the counter sees three writers.
 	s := openStore(t, dir)
 	for range perChild {
-		if err := increment(t.Context(), s, counterKey); err != nil {
+		if err := storetest.Increment(t.Context(), s, counterKey); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -560,14 +560,14 @@ func testCASCancelled(t *testing.T, s store.Store) {
 }
 
 func testCASCounter(t *testing.T, s store.Store) {
-	sw := swapper(t, s)
+	swapper(t, s)
 	const workers, perWorker = 8, 25
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
 	for range workers {
 		wg.Go(func() {
 			for range perWorker {
-				if err := increment(ctx(t), s, sw, "counter"); err != nil {
+				if err := Increment(ctx(t), s, "counter"); err != nil {
 					errs <- err
 					return
 				}
@@ -582,9 +582,20 @@ func testCASCounter(t *testing.T, s store.Store) {
 	wantValue(t, s, "counter", []byte(strconv.Itoa(workers*perWorker)))
 }
 
-func increment(c context.Context, s store.Store, sw store.Swapper, key string) error {
-	for attempt := 0; attempt < 10000; attempt++ {
-		old, err := s.Get(c, key)
+// Increment adds one to the decimal counter stored under key (absent
+// counts as 0) through CompareAndSwap, reading again and retrying until its
+// swap lands. Many goroutines or processes calling it on one key must end
+// with the exact count: it is how the suite, and the cross-process tests of
+// a backend, check that CompareAndSwap never loses an update. s must be a
+// store.Swapper.
+func Increment(ctx context.Context, s store.Store, key string) error {
+	sw, ok := s.(store.Swapper)
+	if !ok {
+		return fmt.Errorf("storetest: Increment needs a store.Swapper, and %T is not one", s)
+	}
+	const attempts = 100000
+	for range attempts {
+		old, err := s.Get(ctx, key)
 		n := 0
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -593,10 +604,10 @@ func increment(c context.Context, s store.Store, sw store.Swapper, key string) e
 			return err
 		default:
 			if n, err = strconv.Atoi(string(old)); err != nil {
-				return fmt.Errorf("counter holds %q: %v", old, err)
+				return fmt.Errorf("storetest: counter %q holds %q: %v", key, old, err)
 			}
 		}
-		ok, err := sw.CompareAndSwap(c, key, old, []byte(strconv.Itoa(n+1)), longTTL)
+		ok, err := sw.CompareAndSwap(ctx, key, old, []byte(strconv.Itoa(n+1)), longTTL)
 		if err != nil {
 			return err
 		}
@@ -604,7 +615,7 @@ func increment(c context.Context, s store.Store, sw store.Swapper, key string) e
 			return nil
 		}
 	}
-	return errors.New("increment: no CompareAndSwap succeeded in 10000 attempts")
+	return fmt.Errorf("storetest: Increment(%q): no CompareAndSwap succeeded in %d attempts", key, attempts)
 }
 
 // ---- Toucher ----
