@@ -109,15 +109,7 @@ func testStopAndRestart(t *testing.T, maxRetries int) {
 	}
 
 	// Kill the server once a third of the writes are in, then restart it.
-	for ackedTotal.Load() < workers*perWorker/3 && ctx.Err() == nil {
-		time.Sleep(5 * time.Millisecond)
-	}
-	srv.kill()
-	if err := srv.start(); err != nil {
-		cancel()
-		wg.Wait()
-		t.Fatalf("restarting redis-server: %v", err)
-	}
+	restartWhen(t, ctx, srv, func() bool { return ackedTotal.Load() >= workers*perWorker/3 }, cancel, &wg)
 	restarted.Store(true)
 	wg.Wait()
 

@@ -276,3 +276,19 @@ func startDurableServer(t *testing.T, maxRetries int) (*server, *redis.Client) {
 	t.Cleanup(func() { client.Close() })
 	return srv, client
 }
+
+// restartWhen waits until reached reports true (or ctx ends), then kills
+// srv and starts it again on the same port and in the same folder. If the
+// restart fails it stops the workers (stop, then wg.Wait) and fails t.
+func restartWhen(t *testing.T, ctx context.Context, srv *server, reached func() bool, stop func(), wg *sync.WaitGroup) {
+	t.Helper()
+	for !reached() && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	srv.kill()
+	if err := srv.start(); err != nil {
+		stop()
+		wg.Wait()
+		t.Fatalf("restarting redis-server: %v", err)
+	}
+}
