@@ -5,7 +5,8 @@
 // sessions, codecs or schema versions: encoding lives in the root package.
 // Any type with the three methods of [Store] is a store, so a user's own
 // database is three methods away. Further abilities are optional and found by
-// type assertion: [Swapper], [Toucher], [Refresher] and [Scanner].
+// type assertion: [Swapper], [Deleter], [Toucher], [Refresher], [TTLGetter]
+// and [Scanner].
 //
 // The backends in this module live in sibling folders (memstore, filestore,
 // redisstore, sqlstore) and each passes the conformance suite in
@@ -16,8 +17,10 @@
 // Every method of a store, including the optional ones:
 //
 //   - may be called concurrently from many goroutines;
-//   - treats keys as opaque strings: any UTF-8 text, including spaces,
-//     colons, slashes and glob or LIKE metacharacters, is a valid key;
+//   - accepts every valid key (see [CheckKey]: UTF-8 text without NUL, 1 to
+//     [MaxKeyLen] bytes, including spaces, colons, slashes and glob or LIKE
+//     metacharacters) and refuses every other key with an error matching
+//     [ErrInvalidKey], before any I/O;
 //   - treats values as opaque bytes: an empty value and values with NUL bytes
 //     are stored and returned exactly;
 //   - copies the bytes it is given and returns bytes the caller owns, so
@@ -26,7 +29,26 @@
 //     deadline passes before the operation completes, and leaves the stored
 //     value either as it was or as the operation intended, never torn;
 //   - reports an infrastructure failure (connection refused, timeout, disk
-//     error) as an error, never as [ErrNotFound].
+//     error) as an error, never as [ErrNotFound];
+//   - reports a stored value it cannot read back whole (a damaged file or
+//     snapshot entry) with an error matching [ErrCorrupt], and leaves it in
+//     place;
+//   - treats a ttl of zero or less, in every method that takes one, as "no
+//     expiry": the key's previous expiry, if any, is removed. A ttl too
+//     long for the backend to represent (up to the largest time.Duration)
+//     is clamped to the latest expiry it can store, so that a key written
+//     with it is live right after the write.
+//
+// # Close
+//
+// A backend that holds resources has a Close method (not part of [Store]).
+// Close stops the backend's own background work (sweeps, snapshots), waits
+// for operations already running to finish, makes every write that returned
+// nil durable where the backend promises durability (memstore's snapshot
+// file, for instance), and returns. It never closes a client or *sql.DB that
+// the caller passed in. Every call after Close, and a second Close, returns
+// an error matching [ErrClosed]; a write that races with Close either
+// returns nil and is kept, or returns ErrClosed and is not.
 //
 // A key whose TTL has passed is expired: from that instant it behaves exactly
 // like an absent key, whether or not the backend has reclaimed its storage yet.
@@ -35,12 +57,84 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
-// ErrNotFound is returned by Get, GetAndTouch and Touch when the key is absent
-// or expired. Test for it with errors.Is: a backend may wrap it.
-var ErrNotFound = errors.New("store: key not found")
+// Errors shared by every backend. Test for them with errors.Is: a backend
+// may wrap them with the operation and the key.
+var (
+	// ErrNotFound is returned by Get, GetAndTouch, GetWithTTL and Touch
+	// when the key is absent or expired.
+	ErrNotFound = errors.New("store: key not found")
+
+	// ErrInvalidKey is returned, before any I/O, for a key that [CheckKey]
+	// refuses.
+	ErrInvalidKey = errors.New("store: invalid key")
+
+	// ErrCorrupt is returned for a stored value that the backend cannot
+	// read back whole (a damaged file, a bad checksum). The value is left
+	// as it is. The session manager maps it to session.ErrCorrupt.
+	ErrCorrupt = errors.New("store: stored value is corrupt")
+
+	// ErrClosed is returned by every method called after the store's
+	// Close, and by a second Close.
+	ErrClosed = errors.New("store: closed")
+
+	// ErrTooLarge is returned by a backend that caps the size of the
+	// values it reads or writes (an option of the backend), before it
+	// reads or allocates the whole value where it can learn the size
+	// first.
+	ErrTooLarge = errors.New("store: value too large")
+)
+
+// MaxKeyLen is the longest key, in bytes, that every store accepts. It
+// keeps a key (and a backend's prefix) well inside PostgreSQL's B-tree
+// index entry limit of 2,704 bytes and a file name digest's reach.
+const MaxKeyLen = 1024
+
+// CheckKey returns nil for a valid key: 1 to [MaxKeyLen] bytes of valid
+// UTF-8 without a NUL byte. Otherwise it returns an error matching
+// [ErrInvalidKey] that says why. Every backend calls it first in every
+// method that takes a key; a store of your own should too.
+func CheckKey(key string) error {
+	switch {
+	case key == "":
+		return fmt.Errorf("%w: empty key", ErrInvalidKey)
+	case len(key) > MaxKeyLen:
+		return fmt.Errorf("%w: key is %d bytes, the limit is %d", ErrInvalidKey, len(key), MaxKeyLen)
+	case !utf8.ValidString(key):
+		return fmt.Errorf("%w: key is not valid UTF-8", ErrInvalidKey)
+	case strings.IndexByte(key, 0) >= 0:
+		return fmt.Errorf("%w: key contains a NUL byte", ErrInvalidKey)
+	}
+	return nil
+}
+
+// MaxExpiry is the latest expiry a backend needs to represent: a ttl that
+// reaches past it is clamped to it. It is far enough (the year 2200) to mean
+// "never" in practice and near enough for every backend's time type (an int64 of Unix nanoseconds
+// reaches 2262).
+var MaxExpiry = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Deadline returns the absolute expiry of a key written at now with ttl:
+// the zero time for ttl <= 0 (no expiry), and at most [MaxExpiry], without
+// overflowing for any ttl.
+func Deadline(now time.Time, ttl time.Duration) time.Time {
+	if ttl <= 0 {
+		return time.Time{}
+	}
+	if ttl >= MaxExpiry.Sub(now) {
+		return MaxExpiry
+	}
+	return now.Add(ttl)
+}
+
+// NoExpiry is the remaining TTL that [TTLGetter.GetWithTTL] reports for a
+// key without an expiry (as Redis PTTL reports -1).
+const NoExpiry time.Duration = -1
 
 // Store is the minimum a backend provides.
 type Store interface {
@@ -68,6 +162,13 @@ type Swapper interface {
 	// absent or expired"; a non-nil empty old matches a stored empty value.
 	// A swap that does not happen returns false and a nil error; the
 	// stored value is unchanged.
+	//
+	// A swap is safe to resend: when the current value already equals
+	// value, byte for byte, CompareAndSwap reports true (and sets the
+	// ttl), because a resent swap whose first attempt landed finds its own
+	// value there. This is sound only because the session manager never
+	// writes the same bytes twice: every value it writes carries a unique
+	// write identity.
 	CompareAndSwap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error)
 }
 
@@ -91,6 +192,30 @@ type Refresher interface {
 	GetAndTouch(ctx context.Context, key string, ttl time.Duration) ([]byte, error)
 }
 
+// Deleter is implemented by stores that can delete a key only if it still
+// holds what the caller last read. The session manager uses it for Destroy,
+// so that deleting a session never erases another writer's newer value.
+type Deleter interface {
+	// CompareAndDelete deletes key if and only if its current value equals
+	// old, byte for byte, and reports whether the key is now absent
+	// because of this call or an earlier one: an absent or expired key
+	// reports true (a resent delete whose first attempt landed finds
+	// nothing), a key holding another value reports false and is left
+	// as it is.
+	CompareAndDelete(ctx context.Context, key string, old []byte) (bool, error)
+}
+
+// TTLGetter is implemented by stores that can read a value and the time it
+// has left in the same round trip. The session manager uses it to extend an
+// idle timeout only when the session is near expiry, so that most loads only
+// read.
+type TTLGetter interface {
+	// GetWithTTL behaves like Get and also returns the time left before
+	// the key expires, rounded down to the backend's precision (at worst a
+	// second), or [NoExpiry] when the key has no expiry.
+	GetWithTTL(ctx context.Context, key string) ([]byte, time.Duration, error)
+}
+
 // Scanner is implemented by stores that can list their keys.
 type Scanner interface {
 	// Scan calls fn for every live key that begins with prefix, in no
@@ -98,7 +223,10 @@ type Scanner interface {
 	// as '*', '?', '[', '%' and '_' have no special meaning. An empty
 	// prefix matches every key. A key written or deleted while the scan
 	// runs may or may not be reported, but a key that exists for the
-	// whole scan is reported at least once. If fn returns an error, Scan
-	// stops and returns that error. Scan returns ctx.Err() when ctx ends.
+	// whole scan is reported at least once. Scan never reads values, so a
+	// damaged value never stops it; a key the backend cannot recover (a
+	// damaged file named by a digest) is skipped. If fn returns an error,
+	// Scan stops and returns that error. Scan returns ctx.Err() when ctx
+	// ends.
 	Scan(ctx context.Context, prefix string, fn func(key string) error) error
 }
