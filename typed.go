@@ -94,6 +94,7 @@ type Manager[T any] struct {
 	swapper   store.Swapper   // nil if the store has none
 	toucher   store.Toucher   // nil if the store has none
 	refresher store.Refresher // nil if the store has none
+	deleter   store.Deleter   // nil if the store has none
 }
 
 // New returns a Manager for cfg, or an error naming what is wrong with it.
@@ -145,6 +146,7 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 	m.swapper, _ = cfg.Store.(store.Swapper)
 	m.toucher, _ = cfg.Store.(store.Toucher)
 	m.refresher, _ = cfg.Store.(store.Refresher)
+	m.deleter, _ = cfg.Store.(store.Deleter)
 	return m, nil
 }
 
@@ -173,6 +175,8 @@ type Session[T any] struct {
 	isNew     bool
 	destroyed bool
 	version   int
+	// moveTo is the key given to MoveTo, or "".
+	moveTo string
 }
 
 // Key returns the key as the caller gave it, without the namespace.
@@ -195,7 +199,20 @@ func (s *Session[T]) Reset() {
 
 // Destroy marks the session for deletion: the next Save deletes it from the
 // store and turns the session into a new one holding the initial value.
+// On a [store.Deleter] the delete is a compare-and-delete against the value
+// loaded, so it never erases another writer's newer save: Save returns
+// ErrConflict instead. A new session that is destroyed deletes nothing.
 func (s *Session[T]) Destroy() { s.destroyed = true }
+
+// MoveTo marks the session to be stored under key from the next Save on (a
+// new cookie token, for instance). That Save writes the data under key only
+// if nothing is stored there, then removes the old key with a
+// compare-and-delete against the value loaded; if the old key changed in
+// between, it removes what it wrote under key again and returns
+// ErrConflict, so another writer's save is never lost. After a successful
+// Save, Key returns key. A session destroyed after MoveTo is deleted under
+// its old key and nothing is written under the new one.
+func (s *Session[T]) MoveTo(key string) { s.moveTo = key }
 
 func (m *Manager[T]) initialValue() T {
 	if m.cfg.Initial != nil {
@@ -224,6 +241,21 @@ func (m *Manager[T]) storeKey(key string) string {
 func (m *Manager[T]) Load(ctx context.Context, key string) (*Session[T], error) {
 	s, err := m.load(ctx, key)
 	if err != nil {
+		return nil, &Error{Op: "load", Key: key, Err: err}
+	}
+	return s, nil
+}
+
+// NewSession returns a new session for key holding the initial value, as
+// Load returns for a missing key, without reading the store: for a key that
+// cannot exist yet, such as a freshly generated random token. Its Save
+// writes only if nothing is stored under key (on a store.Swapper).
+func (m *Manager[T]) NewSession(key string) (*Session[T], error) {
+	if key == "" {
+		return nil, &Error{Op: "load", Key: key, Err: errors.New("empty key")}
+	}
+	s := &Session[T]{m: m, key: key, storeKey: m.storeKey(key)}
+	if err := m.renew(s); err != nil {
 		return nil, &Error{Op: "load", Key: key, Err: err}
 	}
 	return s, nil
@@ -378,9 +410,10 @@ func (m *Manager[T]) Save(ctx context.Context, s *Session[T]) error {
 
 func (m *Manager[T]) save(ctx context.Context, s *Session[T]) error {
 	if s.destroyed {
-		if err := m.cfg.Store.Delete(ctx, s.storeKey); err != nil {
+		if err := m.remove(ctx, s.storeKey, s.stored); err != nil {
 			return err
 		}
+		s.moveTo = ""
 		return m.renew(s)
 	}
 	if err := m.validate(&s.Data); err != nil {
@@ -395,6 +428,9 @@ func (m *Manager[T]) save(ctx context.Context, s *Session[T]) error {
 	}
 	if m.maxBytes > 0 && len(enc) > m.maxBytes {
 		return &kindError{kind: ErrTooLarge, msg: fmt.Sprintf("%d bytes encoded, Config.MaxBytes is %d", len(enc), m.maxBytes)}
+	}
+	if s.moveTo != "" {
+		return m.move(ctx, s, enc)
 	}
 	if s.stored == nil && bytes.Equal(enc, s.initial) {
 		return nil // a new session nobody changed: store nothing
@@ -414,6 +450,54 @@ func (m *Manager[T]) save(ctx context.Context, s *Session[T]) error {
 		return err
 	}
 	s.stored, s.initial, s.isNew, s.fresh, s.version = enc, nil, false, true, m.writeVersion
+	return nil
+}
+
+// remove deletes storeKey if it still holds stored: with compare-and-delete
+// on a store.Deleter (ErrConflict when it changed), unconditionally on other
+// stores. A nil stored (nothing was loaded) deletes nothing.
+func (m *Manager[T]) remove(ctx context.Context, storeKey string, stored []byte) error {
+	if stored == nil {
+		return nil
+	}
+	if m.deleter == nil {
+		return m.cfg.Store.Delete(ctx, storeKey)
+	}
+	ok, err := m.deleter.CompareAndDelete(ctx, storeKey, stored)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrConflict
+	}
+	return nil
+}
+
+// move stores enc under s.moveTo (only if nothing is there) and removes the
+// old key against what was loaded, undoing the new write on a conflict.
+func (m *Manager[T]) move(ctx context.Context, s *Session[T], enc []byte) error {
+	newKey := m.storeKey(s.moveTo)
+	if s.stored != nil || !bytes.Equal(enc, s.initial) {
+		if m.swapper != nil {
+			ok, err := m.swapper.CompareAndSwap(ctx, newKey, nil, enc, m.cfg.TTL)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("%w: key %q is taken", ErrConflict, s.moveTo)
+			}
+		} else if err := m.cfg.Store.Set(ctx, newKey, enc, m.cfg.TTL); err != nil {
+			return err
+		}
+		if err := m.remove(ctx, s.storeKey, s.stored); err != nil {
+			if uerr := m.remove(ctx, newKey, enc); uerr != nil {
+				return errors.Join(err, fmt.Errorf("undo the write under %q: %w", s.moveTo, uerr))
+			}
+			return err
+		}
+		s.stored, s.initial, s.isNew, s.fresh, s.version = enc, nil, false, true, m.writeVersion
+	}
+	s.key, s.storeKey, s.moveTo = s.moveTo, newKey, ""
 	return nil
 }
 
