@@ -19,9 +19,11 @@ import (
 //	... Load and Save ...
 //	if n := c.Calls("Set", "CompareAndSwap"); n != 0 { t.Errorf("unchanged Save wrote %d times", n) }
 //
-// Counter has every optional method of package store and forwards each to
-// the wrapped store; when that store lacks the capability, the method
-// returns an error. A Counter is safe for concurrent use.
+// Counter has every optional method of package store ([store.Swapper],
+// [store.Deleter], [store.Toucher], [store.Refresher], [store.TTLGetter],
+// [store.Scanner]) and forwards each to the wrapped store; when that store
+// lacks the capability, the method returns an error. It has no Close: close
+// the wrapped store. A Counter is safe for concurrent use.
 type Counter struct {
 	inner store.Store
 	mu    sync.Mutex
@@ -40,8 +42,9 @@ func (c *Counter) count(op string) {
 }
 
 // Calls returns the number of calls of the named methods ("Get", "Set",
-// "Delete", "CompareAndSwap", "Touch", "GetAndTouch", "Scan") since the
-// last Reset, or of all methods when none is named.
+// "Delete", "CompareAndSwap", "CompareAndDelete", "Touch", "GetAndTouch",
+// "GetWithTTL", "Scan") since the last Reset, or of all methods when none
+// is named.
 func (c *Counter) Calls(methods ...string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -59,8 +62,11 @@ func (c *Counter) Calls(methods ...string) int {
 }
 
 // Writes returns the number of calls that may change the store: Set,
-// CompareAndSwap, Delete and Touch.
-func (c *Counter) Writes() int { return c.Calls("Set", "CompareAndSwap", "Delete", "Touch") }
+// CompareAndSwap, Delete, CompareAndDelete and Touch. GetAndTouch, a read
+// that also sets the expiry, is not counted: ask for it by name.
+func (c *Counter) Writes() int {
+	return c.Calls("Set", "CompareAndSwap", "Delete", "CompareAndDelete", "Touch")
+}
 
 // Snapshot returns a copy of the counts by method name.
 func (c *Counter) Snapshot() map[string]int {
@@ -114,6 +120,16 @@ func (c *Counter) CompareAndSwap(ctx context.Context, key string, old, value []b
 	return sw.CompareAndSwap(ctx, key, old, value, ttl)
 }
 
+// CompareAndDelete counts and forwards to the wrapped store.Deleter.
+func (c *Counter) CompareAndDelete(ctx context.Context, key string, old []byte) (bool, error) {
+	c.count("CompareAndDelete")
+	d, ok := c.inner.(store.Deleter)
+	if !ok {
+		return false, c.lacks("CompareAndDelete")
+	}
+	return d.CompareAndDelete(ctx, key, old)
+}
+
 // Touch counts and forwards to the wrapped store.Toucher.
 func (c *Counter) Touch(ctx context.Context, key string, ttl time.Duration) error {
 	c.count("Touch")
@@ -132,6 +148,16 @@ func (c *Counter) GetAndTouch(ctx context.Context, key string, ttl time.Duration
 		return nil, c.lacks("GetAndTouch")
 	}
 	return r.GetAndTouch(ctx, key, ttl)
+}
+
+// GetWithTTL counts and forwards to the wrapped store.TTLGetter.
+func (c *Counter) GetWithTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
+	c.count("GetWithTTL")
+	g, ok := c.inner.(store.TTLGetter)
+	if !ok {
+		return nil, 0, c.lacks("GetWithTTL")
+	}
+	return g.GetWithTTL(ctx, key)
 }
 
 // Scan counts and forwards to the wrapped store.Scanner.

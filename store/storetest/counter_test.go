@@ -32,8 +32,13 @@ func TestCounterCounts(t *testing.T) {
 	c.Get(ctx, "k")
 	c.Get(ctx, "k")
 	c.CompareAndSwap(ctx, "k", []byte("v"), []byte("w"), 0)
-	if c.Calls("Get") != 2 || c.Writes() != 2 || c.Calls() != 4 {
-		t.Fatalf("counts %v, want Get 2, writes 2, total 4", c.Snapshot())
+	c.GetWithTTL(ctx, "k")
+	c.CompareAndDelete(ctx, "k", []byte("w"))
+	if c.Calls("Get") != 2 || c.Calls("GetWithTTL") != 1 || c.Calls("CompareAndDelete") != 1 || c.Writes() != 3 || c.Calls() != 6 {
+		t.Fatalf("counts %v, want Get 2, GetWithTTL 1, CompareAndDelete 1, writes 3, total 6", c.Snapshot())
+	}
+	if _, err := ms.Get(ctx, "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("CompareAndDelete through the Counter left the key: %v", err)
 	}
 	c.Reset()
 	if c.Calls() != 0 {
@@ -42,5 +47,11 @@ func TestCounterCounts(t *testing.T) {
 	bare := storetest.NewCounter(getSetDelete{ms})
 	if _, err := bare.CompareAndSwap(ctx, "k", nil, nil, 0); err == nil || errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("CompareAndSwap on a store without it = %v, want an error saying so", err)
+	}
+	if _, err := bare.CompareAndDelete(ctx, "k", nil); err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("CompareAndDelete on a store without it = %v, want an error saying so", err)
+	}
+	if _, _, err := bare.GetWithTTL(ctx, "k"); err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetWithTTL on a store without it = %v, want an error saying so", err)
 	}
 }

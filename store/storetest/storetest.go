@@ -16,9 +16,23 @@
 // shares (use a fresh prefix, table or directory) and register its own
 // cleanup with t.Cleanup. Cases run in parallel with each other.
 //
-// Cases that need an optional capability ([store.Swapper], [store.Toucher],
-// [store.Refresher], [store.Scanner]) are skipped, with a message naming the
-// capability, when the store does not implement it.
+// Cases that need an optional capability ([store.Swapper], [store.Deleter],
+// [store.Toucher], [store.Refresher], [store.TTLGetter], [store.Scanner])
+// are skipped, with a message naming the capability, when the store does not
+// implement it.
+//
+// A store with a Close() error method is also checked against the Close
+// contract of package store: the "Close" case closes it and expects every
+// later call, and a second Close, to return an error matching
+// [store.ErrClosed]. The cleanup that newStore registers therefore meets an
+// already closed store in that case and must accept ErrClosed from Close.
+//
+// # Persistence
+//
+// A store that keeps its data across a close and a reopen (a snapshot file,
+// a folder, a database file) also runs [RunPersistent], which checks that
+// values, keys byte for byte, expiries and every write acknowledged before
+// Close are there after the store is opened again.
 //
 // Expiry cases sleep for a few hundred milliseconds; they check only that a
 // key is gone once its TTL has certainly passed and present while it
@@ -86,9 +100,13 @@ func cases() []testCase {
 		{"Delete", "Delete removes a key", testDelete},
 		{"DeleteAbsent", "Delete of an absent key is not an error", testDeleteAbsent},
 		{"KeyShapes", "keys with unicode, spaces, colons, slashes and metacharacters are distinct and exact", testKeyShapes},
+		{"KeyAlphabetAccepted", "every valid key (1 to MaxKeyLen bytes of UTF-8 without NUL) round-trips exactly, in every method", testKeyAlphabetAccepted},
+		{"KeyAlphabetRefused", "an empty, NUL-bearing, non-UTF-8 or over-long key gets ErrInvalidKey from every method and stores nothing", testKeyAlphabetRefused},
 		{"ExpiresAfterTTL", "a key is invisible once its TTL has passed", testExpiresAfterTTL},
 		{"NoTTL", "ttl <= 0 stores without expiry", testNoTTL},
 		{"SetResetsTTL", "a value written again takes the new ttl", testSetResetsTTL},
+		{"SetNoTTLRemovesExpiry", "Set with ttl 0 or negative removes the key's previous expiry", testSetNoTTLRemovesExpiry},
+		{"SetLongTTL", "Set with a ttl up to the largest time.Duration clamps it: the key is live right after the write", testSetLongTTL},
 		{"ExpiredDelete", "Delete of an expired key is not an error", testExpiredDelete},
 		{"CancelledContext", "a cancelled context returns ctx.Err() and writes nothing", testCancelledContext},
 		{"ConcurrentKeys", "concurrent writers of different keys do not interfere", testConcurrentKeys},
@@ -104,6 +122,17 @@ func cases() []testCase {
 		{"CASSetsTTL", "CompareAndSwap applies its ttl to the new value", testCASSetsTTL},
 		{"CASCancelled", "CompareAndSwap with a cancelled context returns ctx.Err()", testCASCancelled},
 		{"CASCounter", "concurrent increments through CompareAndSwap lose nothing", testCASCounter},
+		{"CASResend", "a swap whose current value already equals value reports true and sets the ttl (a resent swap finds its own write)", testCASResend},
+		{"CASNoTTLRemovesExpiry", "CompareAndSwap with ttl 0 or negative removes the key's previous expiry", testCASNoTTLRemovesExpiry},
+		{"CASLongTTL", "CompareAndSwap with a ttl up to the largest time.Duration clamps it: the key is live right after the write", testCASLongTTL},
+
+		// Deleter.
+		{"CADMatch", "CompareAndDelete of the current value deletes the key and reports true", testCADMatch},
+		{"CADMismatch", "CompareAndDelete of another value reports false and leaves the key", testCADMismatch},
+		{"CADAbsent", "CompareAndDelete of an absent key reports true and creates nothing", testCADAbsent},
+		{"CADExpired", "an expired key counts as absent for CompareAndDelete", testCADExpired},
+		{"CADEmpty", "an empty old matches a stored empty value and nothing else", testCADEmpty},
+		{"CADCancelled", "CompareAndDelete with a cancelled context returns ctx.Err() and deletes nothing", testCADCancelled},
 
 		// Toucher.
 		{"TouchAbsent", "Touch of an absent key returns ErrNotFound and creates nothing", testTouchAbsent},
@@ -111,10 +140,21 @@ func cases() []testCase {
 		{"TouchShortens", "Touch can give a persistent key a TTL", testTouchShortens},
 		{"TouchPersist", "Touch with ttl <= 0 removes the expiry", testTouchPersist},
 		{"TouchExpired", "Touch of an expired key returns ErrNotFound and does not revive it", testTouchExpired},
+		{"TouchNoTTLRemovesExpiry", "Touch with ttl 0 or negative removes the key's expiry", testTouchNoTTLRemovesExpiry},
+		{"TouchLongTTL", "Touch with a ttl up to the largest time.Duration clamps it: the key stays live", testTouchLongTTL},
 
 		// Refresher.
 		{"GetAndTouchAbsent", "GetAndTouch of an absent key returns ErrNotFound", testGetAndTouchAbsent},
 		{"GetAndTouchExtends", "GetAndTouch returns the value and extends its TTL", testGetAndTouchExtends},
+		{"GetAndTouchNoTTLRemovesExpiry", "GetAndTouch with ttl 0 or negative removes the key's expiry", testGetAndTouchNoTTLRemovesExpiry},
+		{"GetAndTouchLongTTL", "GetAndTouch with a ttl up to the largest time.Duration clamps it: the key stays live", testGetAndTouchLongTTL},
+
+		// TTLGetter.
+		{"GetWithTTLAbsent", "GetWithTTL of an absent key returns ErrNotFound", testGetWithTTLAbsent},
+		{"GetWithTTLNoExpiry", "GetWithTTL of a key without expiry returns the value and NoExpiry", testGetWithTTLNoExpiry},
+		{"GetWithTTLRemaining", "GetWithTTL returns the value and the time left, within the ttl set", testGetWithTTLRemaining},
+		{"GetWithTTLExpired", "GetWithTTL of an expired key returns ErrNotFound", testGetWithTTLExpired},
+		{"GetWithTTLCopiesOut", "mutating the slice returned by GetWithTTL does not change the stored value", testGetWithTTLCopiesOut},
 
 		// Scanner.
 		{"ScanPrefix", "Scan reports exactly the keys under a prefix", testScanPrefix},
@@ -123,6 +163,9 @@ func cases() []testCase {
 		{"ScanSkipsExpired", "Scan does not report expired keys", testScanSkipsExpired},
 		{"ScanStops", "an error from fn stops Scan and is returned", testScanStops},
 		{"ScanMany", "Scan reports every key of a larger set", testScanMany},
+
+		// Close (stores with a Close() error method).
+		{"Close", "after Close every method, and a second Close, returns ErrClosed", testClose},
 	}
 }
 
@@ -188,6 +231,24 @@ func refresher(t *testing.T, s store.Store) store.Refresher {
 		t.Skipf("%T does not implement store.Refresher", s)
 	}
 	return r
+}
+
+func deleter(t *testing.T, s store.Store) store.Deleter {
+	t.Helper()
+	d, ok := s.(store.Deleter)
+	if !ok {
+		t.Skipf("%T does not implement store.Deleter", s)
+	}
+	return d
+}
+
+func ttlGetter(t *testing.T, s store.Store) store.TTLGetter {
+	t.Helper()
+	g, ok := s.(store.TTLGetter)
+	if !ok {
+		t.Skipf("%T does not implement store.TTLGetter", s)
+	}
+	return g
 }
 
 func scanner(t *testing.T, s store.Store) store.Scanner {
@@ -431,6 +492,14 @@ func testCancelledContext(t *testing.T, s store.Store) {
 	}
 	if sc, ok := s.(store.Scanner); ok {
 		wantCanceled(t, "Scan", sc.Scan(c, "", func(string) error { return nil }))
+	}
+	if d, ok := s.(store.Deleter); ok {
+		_, err := d.CompareAndDelete(c, "k", []byte("v"))
+		wantCanceled(t, "CompareAndDelete", err)
+	}
+	if g, ok := s.(store.TTLGetter); ok {
+		_, _, err := g.GetWithTTL(c, "k")
+		wantCanceled(t, "GetWithTTL", err)
 	}
 	// Nothing a cancelled call did may be visible.
 	time.Sleep(pastShortTTL)
