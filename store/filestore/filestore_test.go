@@ -3,6 +3,7 @@ package filestore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io/fs"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/typedsession/session/internal/storeutil"
 	"github.com/typedsession/session/store"
 	"github.com/typedsession/session/store/storetest"
 )
@@ -29,6 +31,16 @@ func TestConformance(t *testing.T) {
 		}
 		t.Cleanup(func() { s.Close() })
 		return s
+	})
+}
+
+func TestPersistence(t *testing.T) {
+	storetest.RunPersistent(t, func(t *testing.T, dir string) (store.Store, func() error) {
+		s, err := New(dir, Options{CleanupInterval: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, s.Close
 	})
 }
 
@@ -47,6 +59,8 @@ func newClockStore(t *testing.T, dir string, opts Options) (*Store, *clock) {
 	t.Cleanup(func() { s.Close() })
 	return s, c
 }
+
+var quoteKey = storeutil.QuoteKey
 
 func openStore(t *testing.T, dir string) *Store {
 	t.Helper()
@@ -83,35 +97,84 @@ func exists(t *testing.T, path string) bool {
 	return err == nil
 }
 
-// hostileKeys try to escape dir, collide, or break file names.
+// hostileKeys are valid keys (store.CheckKey accepts them) that try to
+// escape dir, collide, or break file names.
 var hostileKeys = []string{
 	"../../etc/passwd",
 	"../escape",
 	"..",
 	".",
-	"",
 	"/",
 	"/etc/passwd",
 	"a/b/../../../c",
-	"nul\x00byte",
-	"\x00",
 	"CON", "con", "NUL", "COM1", "LPT1.txt", "aux",
 	".locks",
 	".locks/00",
 	".tmp-123",
+	".k1.tmp-123",
 	"k",
 	"h" + strings.Repeat("0", 64),
-	strings.Repeat("x", 5000),
-	strings.Repeat("../", 2000),
-	"\xff\xfe not UTF-8",
 	"trailing dot.",
 	"trailing space ",
 	`back\..\..\slash`,
 	`C:\Windows\win.ini`,
-	strings.Repeat("é", 62),  // 124 bytes: the longest keys keep a direct name
-	strings.Repeat("é", 63),  // 126 bytes: hashed
-	strings.Repeat("a", 125), // longest direct name
-	strings.Repeat("a", 126), // shortest hashed name
+	strings.Repeat("é", 62),                   // 124 bytes: the longest keys keep a direct name
+	strings.Repeat("é", 63),                   // 126 bytes: hashed
+	strings.Repeat("a", maxDirectKey),         // 124 bytes: longest direct name
+	strings.Repeat("a", maxDirectKey+1),       // 125 bytes: shortest hashed name
+	strings.Repeat("../", 341),                // 1023 bytes
+	strings.Repeat("x", store.MaxKeyLen),      // the longest key
+	strings.Repeat("é", store.MaxKeyLen/2),    // the longest key, two bytes a rune
+	"\u2028 line separator, \U0001F600 emoji", // multi-byte runes
+}
+
+// refusedKeys are what store.CheckKey refuses: every method returns
+// store.ErrInvalidKey for them, before any I/O.
+var refusedKeys = []string{
+	"",
+	"nul\x00byte",
+	"\x00",
+	"\xff\xfe not UTF-8",
+	strings.Repeat("x", store.MaxKeyLen+1),
+	strings.Repeat("../", 2000),
+	strings.Repeat("é", store.MaxKeyLen/2) + "x",
+}
+
+func TestRefusedKeys(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	ctx := t.Context()
+	for _, k := range refusedKeys {
+		_, getErr := s.Get(ctx, k)
+		_, _, gwtErr := s.GetWithTTL(ctx, k)
+		_, casErr := s.CompareAndSwap(ctx, k, nil, []byte("v"), 0)
+		_, cadErr := s.CompareAndDelete(ctx, k, []byte("v"))
+		_, gatErr := s.GetAndTouch(ctx, k, time.Hour)
+		for op, err := range map[string]error{
+			"Get":              getErr,
+			"GetWithTTL":       gwtErr,
+			"Set":              s.Set(ctx, k, []byte("v"), time.Hour),
+			"Delete":           s.Delete(ctx, k),
+			"CompareAndSwap":   casErr,
+			"CompareAndDelete": cadErr,
+			"Touch":            s.Touch(ctx, k, time.Hour),
+			"GetAndTouch":      gatErr,
+		} {
+			if !errors.Is(err, store.ErrInvalidKey) {
+				t.Errorf("%s(%s) = %v, want store.ErrInvalidKey", op, quoteKey(k), err)
+			}
+			if err != nil && len(err.Error()) > 300 {
+				t.Errorf("%s(%s): error of %d bytes; keys must be quoted shortened", op, quoteKey(k), len(err.Error()))
+			}
+		}
+	}
+	if names := valueFiles(t, dir); len(names) != 0 {
+		t.Errorf("refused keys left value files: %q", names)
+	}
+	// Before any I/O: no lock file was opened either.
+	if entries, err := os.ReadDir(filepath.Join(dir, lockDir)); err != nil || len(entries) != 0 {
+		t.Errorf("refused keys took locks: %d lock files, %v", len(entries), err)
+	}
 }
 
 func TestHostileKeys(t *testing.T) {
@@ -139,6 +202,9 @@ func TestHostileKeys(t *testing.T) {
 		}
 		if got, err := s.GetAndTouch(ctx, k, 0); err != nil || !bytes.Equal(got, val(i+1000)) {
 			t.Fatalf("GetAndTouch(%s) = %q, %v; want %q", quoteKey(k), got, err, val(i+1000))
+		}
+		if got, ttl, err := s.GetWithTTL(ctx, k); err != nil || !bytes.Equal(got, val(i+1000)) || ttl != store.NoExpiry {
+			t.Fatalf("GetWithTTL(%s) = %q, %v, %v; want %q, NoExpiry", quoteKey(k), got, ttl, err, val(i+1000))
 		}
 	}
 
@@ -187,9 +253,13 @@ func TestHostileKeys(t *testing.T) {
 	}
 	checkConfined()
 
-	for _, k := range hostileKeys {
-		if err := s.Delete(ctx, k); err != nil {
-			t.Fatalf("Delete(%s): %v", quoteKey(k), err)
+	for i, k := range hostileKeys {
+		if i%2 == 0 {
+			if err := s.Delete(ctx, k); err != nil {
+				t.Fatalf("Delete(%s): %v", quoteKey(k), err)
+			}
+		} else if ok, err := s.CompareAndDelete(ctx, k, val(i+1000)); err != nil || !ok {
+			t.Fatalf("CompareAndDelete(%s) = %v, %v; want true", quoteKey(k), ok, err)
 		}
 		if _, err := s.Get(ctx, k); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("Get(%s) after Delete = %v, want ErrNotFound", quoteKey(k), err)
@@ -216,10 +286,59 @@ func TestFileNames(t *testing.T) {
 			t.Errorf("fileName(%s) = %q is not classified as a value file", quoteKey(k), name)
 		}
 	}
-	for _, name := range []string{".tmp-1", ".locks", "README", "kZZ", "k!", "h123", "H" + strings.Repeat("0", 64), "h" + strings.Repeat("g", 64), "k0"} {
+	for _, name := range []string{".tmp-1", ".locks", "README", "kZZ", "k!", "h123", "H" + strings.Repeat("0", 64), "h" + strings.Repeat("g", 64), "k0", "k" + strings.Repeat("0", maxDirectName)} {
 		if kind, _ := classify(name); kind == directName || kind == hashedName {
 			t.Errorf("classify(%q) took a foreign name for a value file", name)
 		}
+	}
+	for _, c := range []struct {
+		name string
+		want nameKind
+	}{
+		{".tmp-1", tempName},                         // before storeutil.WriteFileAtomic
+		{"." + fileName("k") + ".tmp-123", tempName}, // storeutil.WriteFileAtomic's
+		{"." + fileName(strings.Repeat("k", 500)) + ".tmp-9", tempName},
+		{".kzz.tmp-1", foreignName},                    // not a value file's name
+		{"." + fileName("k") + ".tmp-", foreignName},   // no digits
+		{"." + fileName("k") + ".tmp-1a", foreignName}, // not digits
+		{".hidden", foreignName},
+	} {
+		if got, _ := classify(c.name); got != c.want {
+			t.Errorf("classify(%q) = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// The doc promises readable, decodable file names for keys of up to 124
+// bytes (not 125: the name would be 201 bytes) and a digest name beyond.
+func TestDirectNameBoundary(t *testing.T) {
+	for _, c := range []struct {
+		key     string
+		want    nameKind
+		nameLen int
+	}{
+		{strings.Repeat("a", 124), directName, maxDirectName},
+		{strings.Repeat("é", 62), directName, maxDirectName},
+		{strings.Repeat("a", 125), hashedName, 65},
+		{strings.Repeat("a", 123), directName, 1 + 197},
+		{strings.Repeat("a", store.MaxKeyLen), hashedName, 65},
+	} {
+		name := fileName(c.key)
+		kind, key := classify(name)
+		if kind != c.want || len(name) != c.nameLen {
+			t.Errorf("key of %d bytes: name of %d bytes classified %v, want %d bytes, %v", len(c.key), len(name), kind, c.nameLen, c.want)
+		}
+		if kind == directName && key != c.key {
+			t.Errorf("key of %d bytes: its name decodes to %s", len(c.key), quoteKey(key))
+		}
+	}
+	// What doc.go says, checked against the constant the code uses.
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(doc, []byte("key of up to 124 bytes")) || bytes.Contains(doc, []byte("125 bytes")) {
+		t.Error("doc.go does not say that keys of up to 124 bytes get a direct name")
 	}
 }
 
@@ -227,25 +346,27 @@ func TestCorruptFiles(t *testing.T) {
 	good := encode("k", []byte("value"), 0)
 	flipped := slices.Clone(good)
 	flipped[len(flipped)-1] ^= 1
+	hugeKeyLen := slices.Clone(good)
+	binary.BigEndian.PutUint32(hugeKeyLen[12:], store.MaxKeyLen+1)
 	cases := []struct {
 		name, reason string
 		data         []byte
 		wantInErr    string
-		scanOK       bool // Scan reads headers only: it cannot see a bad value byte
 	}{
-		{"Garbage", "a file that is not ours at all", []byte("hello, world, not a value file"), "bad magic", false},
-		{"Empty", "an empty file, as a broken tool might leave", []byte{}, "shorter than", false},
-		{"ShortHeader", "a file cut inside the header", good[:10], "shorter than", false},
-		{"Truncated", "a file cut inside the value", good[:len(good)-1], "header says", false},
-		{"Appended", "a file with bytes after the value", append(slices.Clone(good), 'x'), "header says", false},
-		{"BitFlip", "a value byte changed on disk", flipped, "checksum", true},
-		{"WrongKey", "a file holding another key's value", encode("other", []byte("value"), 0), "other", false},
+		{"Garbage", "a file that is not ours at all", []byte("hello, world, not a value file"), "bad magic"},
+		{"Empty", "an empty file, as a broken tool might leave", []byte{}, "shorter than"},
+		{"ShortHeader", "a file cut inside the header", good[:10], "shorter than"},
+		{"Truncated", "a file cut inside the value", good[:len(good)-1], "header says"},
+		{"Appended", "a file with bytes after the value", append(slices.Clone(good), 'x'), "header says"},
+		{"BitFlip", "a value byte changed on disk", flipped, "checksum"},
+		{"WrongKey", "a file holding another key's value", encode("other", []byte("value"), 0), "other"},
+		{"HugeKeyLength", "a header announcing a key longer than any the store takes", hugeKeyLen, "key length"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Logf("%s", tc.reason)
 			dir := t.TempDir()
-			s, clk := newClockStore(t, dir, Options{CleanupInterval: -1})
+			s, clk := newClockStore(t, dir, Options{CleanupInterval: -1, MaxValueBytes: 1 << 20})
 			ctx := t.Context()
 			path := filepath.Join(dir, fileName("k"))
 			if err := os.WriteFile(path, tc.data, 0o600); err != nil {
@@ -253,8 +374,8 @@ func TestCorruptFiles(t *testing.T) {
 			}
 			wantCorrupt := func(op string, err error) {
 				t.Helper()
-				if !errors.Is(err, ErrCorrupt) || errors.Is(err, store.ErrNotFound) {
-					t.Fatalf("%s = %v, want an error wrapping ErrCorrupt", op, err)
+				if !errors.Is(err, store.ErrCorrupt) || !errors.Is(err, ErrCorrupt) || errors.Is(err, store.ErrNotFound) {
+					t.Fatalf("%s = %v, want an error matching store.ErrCorrupt", op, err)
 				}
 				if msg := err.Error(); !strings.Contains(msg, tc.wantInErr) || !strings.Contains(msg, path) {
 					t.Fatalf("%s error %q does not say %q and name the file %s", op, msg, tc.wantInErr, path)
@@ -273,17 +394,25 @@ func TestCorruptFiles(t *testing.T) {
 			if !strings.Contains(err.Error(), `get "k"`) {
 				t.Errorf("Get error %q does not name the operation and key", err)
 			}
+			_, _, err = s.GetWithTTL(ctx, "k")
+			wantCorrupt("GetWithTTL", err)
 			_, err = s.CompareAndSwap(ctx, "k", nil, []byte("new"), 0)
 			wantCorrupt("CompareAndSwap(nil old)", err)
 			_, err = s.CompareAndSwap(ctx, "k", []byte("value"), []byte("new"), 0)
 			wantCorrupt("CompareAndSwap", err)
+			_, err = s.CompareAndDelete(ctx, "k", []byte("value"))
+			wantCorrupt("CompareAndDelete", err)
 			wantCorrupt("Touch", s.Touch(ctx, "k", time.Hour))
 			_, err = s.GetAndTouch(ctx, "k", time.Hour)
 			wantCorrupt("GetAndTouch", err)
-			if err := s.Scan(ctx, "", func(string) error { return nil }); !tc.scanOK {
-				wantCorrupt("Scan", err)
-			} else if err != nil {
-				t.Fatalf("Scan = %v; its header is sound", err)
+			// The name says the key: Scan reports it, and the caller's Get
+			// meets the damage for this key alone.
+			var scanned []string
+			if err := s.Scan(ctx, "", func(k string) error { scanned = append(scanned, k); return nil }); err != nil {
+				t.Fatalf("Scan = %v; one damaged file must not stop it", err)
+			}
+			if diff := cmp.Diff([]string{"k"}, scanned); diff != "" {
+				t.Errorf("Scan mismatch (-want +got):\n%s", diff)
 			}
 			clk.advance(1000 * time.Hour)
 			if err := s.sweep(ctx, true); err != nil {
@@ -469,29 +598,28 @@ func TestClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	select {
-	case <-s.sweepDone:
-	default:
-		t.Fatal("Close returned while the sweep goroutine was still running")
-	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("second Close = %v, want nil", err)
+	if err := s.Close(); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("second Close = %v, want store.ErrClosed", err)
 	}
 	_, getErr := s.Get(ctx, "k")
+	_, _, gwtErr := s.GetWithTTL(ctx, "k")
 	_, casErr := s.CompareAndSwap(ctx, "k", []byte("v"), []byte("w"), 0)
+	_, cadErr := s.CompareAndDelete(ctx, "k", []byte("v"))
 	_, gatErr := s.GetAndTouch(ctx, "k", 0)
 	for op, err := range map[string]error{
-		"Get":            getErr,
-		"Set":            s.Set(ctx, "k", []byte("w"), 0),
-		"Delete":         s.Delete(ctx, "k"),
-		"CompareAndSwap": casErr,
-		"Touch":          s.Touch(ctx, "k", 0),
-		"GetAndTouch":    gatErr,
-		"Scan":           s.Scan(ctx, "", func(string) error { return nil }),
-		"sweep":          s.sweep(ctx, true),
+		"Get":              getErr,
+		"GetWithTTL":       gwtErr,
+		"Set":              s.Set(ctx, "k", []byte("w"), 0),
+		"Delete":           s.Delete(ctx, "k"),
+		"CompareAndSwap":   casErr,
+		"CompareAndDelete": cadErr,
+		"Touch":            s.Touch(ctx, "k", 0),
+		"GetAndTouch":      gatErr,
+		"Scan":             s.Scan(ctx, "", func(string) error { return nil }),
+		"sweep":            s.sweep(ctx, true),
 	} {
-		if !errors.Is(err, ErrClosed) {
-			t.Errorf("%s after Close = %v, want ErrClosed", op, err)
+		if !errors.Is(err, store.ErrClosed) || !errors.Is(err, ErrClosed) {
+			t.Errorf("%s after Close = %v, want store.ErrClosed", op, err)
 		}
 	}
 	// The data stays for the next opener.
@@ -499,6 +627,59 @@ func TestClose(t *testing.T) {
 	if err != nil || string(got) != "v" {
 		t.Fatalf("Get from a new Store after Close = %q, %v; want \"v\"", got, err)
 	}
+}
+
+// Close waits for a write in progress: here a Set waiting for a lock that
+// another Store (as another process would) holds. When Close returns, the
+// Set has returned nil and its value is on disk.
+func TestCloseWaitsForWrites(t *testing.T) {
+	dir := t.TempDir()
+	holder := openStore(t, dir)
+	s, err := New(dir, Options{CleanupInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := holder.lock(t.Context(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan struct{})
+	setErr := make(chan error, 1)
+	go func() {
+		setErr <- s.Set(&signalOnWait{Context: t.Context(), waiting: waiting}, "k", []byte("v"), 0)
+	}()
+	<-waiting // the Set has begun and waits for the lock
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	time.Sleep(10 * time.Millisecond) // lets Close reach its wait; not an assertion
+	st.unlock()
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case err := <-setErr:
+		if err != nil {
+			t.Fatalf("Set in progress when Close began = %v, want nil", err)
+		}
+	default:
+		t.Fatal("Close returned before the Set in progress did")
+	}
+	if got, err := holder.Get(t.Context(), "k"); err != nil || string(got) != "v" {
+		t.Fatalf("Get after Close = %q, %v; want the Set's value", got, err)
+	}
+}
+
+// signalOnWait closes waiting when a method first asks for Done, which the
+// store does only when it waits for a lock.
+type signalOnWait struct {
+	context.Context
+	once    sync.Once
+	waiting chan struct{}
+}
+
+func (c *signalOnWait) Done() <-chan struct{} {
+	c.once.Do(func() { close(c.waiting) })
+	return c.Context.Done()
 }
 
 func TestNewRejects(t *testing.T) {
@@ -605,7 +786,7 @@ func TestLockFilesBounded(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir)
 	for i := range 500 {
-		if err := s.Set(t.Context(), strings.Repeat("k", i), nil, 0); err != nil {
+		if err := s.Set(t.Context(), strings.Repeat("k", i+1), nil, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -11,3 +11,5 @@ const locksSupported = false
 func flockContext(context.Context, int) error { return errNoFlock }
 
 func funlock(int) error { return errNoFlock }
+
+func isReadOnly(error) bool { return false }

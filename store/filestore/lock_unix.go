@@ -52,3 +52,6 @@ func funlock(fd int) error {
 		}
 	}
 }
+
+// isReadOnly reports an error from a write to a read-only file system.
+func isReadOnly(err error) bool { return errors.Is(err, syscall.EROFS) }
