@@ -2,88 +2,99 @@ package middleware
 
 import (
 	"context"
-	"errors"
-	"sync"
 
 	session "github.com/typedsession/session"
 )
 
 // core is what the generic wrapper and the net/http middleware share: the
-// manager, the options, and the per-key lock table.
+// manager, the options, and the per-key lock.
 type core[T any] struct {
-	m       *session.Manager[T]
-	lazy    bool
-	locks   *lockTable // nil when per-key locking is off
-	onError func(ctx context.Context, op, key string, err error)
+	m      *session.Manager[T]
+	opts   Options
+	locker Locker // nil when per-key locking is off
 }
 
-func newCore[T any](m *session.Manager[T], lazy, noLock bool, onError func(ctx context.Context, op, key string, err error)) *core[T] {
+func newCore[T any](m *session.Manager[T], opts Options) *core[T] {
 	if m == nil {
 		panic("session/middleware: nil *session.Manager; create one with session.New")
 	}
-	c := &core[T]{m: m, lazy: lazy, onError: onError}
-	if !noLock {
-		c.locks = &lockTable{m: make(map[string]*lockEntry)}
+	c := &core[T]{m: m, opts: opts, locker: opts.Locker}
+	if opts.NoLock {
+		c.locker = nil
+	} else if c.locker == nil {
+		lt := NewLockTable()
+		if lockTableMade != nil {
+			lockTableMade(lt)
+		}
+		c.locker = lt
 	}
 	return c
 }
 
+// lockTableMade, when set (by the tests), hears of every default lock
+// table, so that the tests can check that each is empty at the end.
+var lockTableMade func(*LockTable)
+
 func (c *core[T]) report(ctx context.Context, op, key string, err error) {
-	if c.onError != nil {
-		c.onError(ctx, op, key, err)
+	if c.opts.OnError != nil {
+		c.opts.OnError(ctx, op, key, err)
 	}
 }
 
-// errEnded is returned by From when a handler asks for a lazy session after
-// the middleware that bound it has finished: nothing could save it, and the
-// per-key lock could never be released.
-var errEnded = errors.New("session/middleware: the request has ended; From was called after the handler returned")
+// keyError wraps the error of a key function, so that errors.As finds a
+// *session.Error with Op "key".
+func keyError(err error) error {
+	return &session.Error{Op: "key", Err: err}
+}
 
-// call is one update's binding of one session type.
+// activeKey is the context key that marks a context as inside an active
+// binding of T; its value is the binding's manager.
+type activeKey[T any] struct{}
+
+// nested reports whether ctx is already inside an active binding of T by
+// the same manager (the same middleware wrapped twice, or nested router
+// groups): the inner one must reuse it, and leave the commit to the outer.
+func (c *core[T]) nested(ctx context.Context) bool {
+	m, _ := ctx.Value(activeKey[T]{}).(*session.Manager[T])
+	return m == c.m
+}
+
+// call is one update's binding of one session type: the binding that loads
+// the session once, and the key lock its loader took.
 type call[T any] struct {
-	c       *core[T]
-	key     string
-	binding *session.Binding[T]
+	c     *core[T]
+	key   string
+	fresh bool // a key nobody can know yet (a new random token): no read, no lock
+	b     *session.Binding[T]
 
-	// mu is held by the loader for the whole lock wait and load, so
-	// that end, which takes it too, waits for a load in progress and a
-	// load after end is refused: the key lock is never left held.
-	mu    sync.Mutex
-	held  *lockEntry // the key lock, once acquired
-	ended bool
+	// unlock is set by load, which runs under the binding's mutex; it is
+	// read only after b.End, which waits for a load in progress.
+	unlock func()
 }
 
-// begin binds the session under key into ctx. Eagerly (the default) it
-// takes the key lock and loads the session before returning, and returns
-// the load's error; lazily it does neither until From asks. The caller
-// must call end when the update is over, also after an error.
-func (c *core[T]) begin(ctx context.Context, key string) (context.Context, *call[T], error) {
-	cl := &call[T]{c: c, key: key}
-	ctx, cl.binding = session.Bind(ctx, cl.load)
-	if !c.lazy {
-		if _, err := cl.binding.Load(ctx); err != nil {
-			return ctx, cl, err
-		}
-	}
-	return ctx, cl, nil
+// begin binds the session under key into ctx, without loading it. The
+// caller must defer cl.finish() at once, before anything that can panic,
+// and then, in eager mode, call cl.b.Load.
+func (c *core[T]) begin(ctx context.Context, key string, fresh bool) (context.Context, *call[T]) {
+	cl := &call[T]{c: c, key: key, fresh: fresh}
+	ctx, cl.b = session.Bind(ctx, cl.load)
+	return context.WithValue(ctx, activeKey[T]{}, c.m), cl
 }
 
 // load is the binding's loader: it runs at most once, on the first From
-// (lazy) or in begin (eager).
+// (lazy) or when the middleware loads eagerly, and never after finish.
 func (cl *call[T]) load(ctx context.Context) (*session.Session[T], error) {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	if cl.ended {
-		return nil, errEnded
+	if cl.fresh {
+		return cl.c.m.NewSession(cl.key)
 	}
-	if cl.c.locks != nil {
-		e, err := cl.c.locks.acquire(ctx, cl.key)
+	if cl.c.locker != nil {
+		unlock, err := cl.c.locker.Lock(ctx, cl.key)
 		if err != nil {
 			err = &session.Error{Op: "lock", Key: cl.key, Err: err}
 			cl.c.report(ctx, "lock", cl.key, err)
 			return nil, err
 		}
-		cl.held = e
+		cl.unlock = unlock
 	}
 	s, err := cl.c.m.Load(ctx, cl.key)
 	if err != nil {
@@ -93,81 +104,36 @@ func (cl *call[T]) load(ctx context.Context) (*session.Session[T], error) {
 	return s, nil
 }
 
-// loaded returns the session if the handler (or begin) loaded it without
-// error.
-func (cl *call[T]) loaded() (*session.Session[T], bool) { return cl.binding.Loaded() }
+// loadEager loads the session when the middleware is not lazy. It returns
+// the load's error when that must stop the update: with
+// Options.ContinueOnLoadError it returns nil, and the handler finds the
+// error in session.From.
+func (cl *call[T]) loadEager(ctx context.Context) error {
+	if cl.c.opts.Lazy {
+		return nil
+	}
+	if _, err := cl.b.Load(ctx); err != nil && !cl.c.opts.ContinueOnLoadError {
+		return err
+	}
+	return nil
+}
 
-// end refuses later loads and releases the key lock.
-func (cl *call[T]) end() {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	cl.ended = true
-	if cl.held != nil {
-		cl.c.locks.release(cl.key, cl.held)
-		cl.held = nil
+// finish ends the binding (a later From is refused) and releases the key
+// lock. It is safe to call more than once, and it is deferred before
+// anything that can panic, so that no path leaves the key locked.
+func (cl *call[T]) finish() {
+	cl.b.End()
+	if cl.unlock != nil {
+		cl.unlock()
+		cl.unlock = nil
 	}
 }
 
-// lockTable serializes updates of one key inside the process. An entry
-// lives only while someone holds or waits for its key: it is refcounted and
-// removed when the last one leaves, so the table does not grow with the
-// number of keys ever seen.
-//
-// A channel of capacity one is the lock, so that a waiter can give up when
-// its context ends (sync.Mutex cannot be abandoned).
-type lockTable struct {
-	mu sync.Mutex
-	m  map[string]*lockEntry
-}
-
-type lockEntry struct {
-	ch   chan struct{}
-	refs int // holders and waiters; guarded by lockTable.mu
-}
-
-func (t *lockTable) acquire(ctx context.Context, key string) (*lockEntry, error) {
-	t.mu.Lock()
-	e := t.m[key]
-	if e == nil {
-		e = &lockEntry{ch: make(chan struct{}, 1)}
-		t.m[key] = e
+// save saves s, reporting an error to OnError.
+func (cl *call[T]) save(ctx context.Context, s *session.Session[T]) error {
+	if err := cl.c.m.Save(ctx, s); err != nil {
+		cl.c.report(ctx, "save", cl.key, err)
+		return err
 	}
-	e.refs++
-	t.mu.Unlock()
-
-	// Take the lock at once when it is free, even if ctx has ended; a
-	// select with both ready would pick at random.
-	select {
-	case e.ch <- struct{}{}:
-		return e, nil
-	default:
-	}
-	select {
-	case e.ch <- struct{}{}:
-		return e, nil
-	case <-ctx.Done():
-		t.drop(key, e)
-		return nil, ctx.Err()
-	}
-}
-
-func (t *lockTable) release(key string, e *lockEntry) {
-	<-e.ch
-	t.drop(key, e)
-}
-
-func (t *lockTable) drop(key string, e *lockEntry) {
-	t.mu.Lock()
-	e.refs--
-	if e.refs == 0 {
-		delete(t.m, key)
-	}
-	t.mu.Unlock()
-}
-
-// size returns the number of keys in the table (for tests).
-func (t *lockTable) size() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.m)
+	return nil
 }

@@ -2,14 +2,9 @@ package middleware
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
 	session "github.com/typedsession/session"
@@ -18,8 +13,12 @@ import (
 // HTTPOptions configures the [HTTP] middleware. The zero value means the
 // defaults: cookie sessions in a cookie named "session" that is HttpOnly,
 // Secure and SameSite=Lax with Path "/", loaded eagerly, with per-key
-// serialization.
+// serialization, committed when the response starts.
 type HTTPOptions struct {
+	// Options are the options every middleware shares: Lazy,
+	// ContinueOnLoadError, NoLock, Locker and OnError.
+	Options
+
 	// Key, when set, finds the session key in the request instead of a
 	// cookie: an API key header, the user ID your authentication
 	// middleware put in the context. No cookie is read or written, and
@@ -45,49 +44,25 @@ type HTTPOptions struct {
 	Insecure bool
 
 	// SameSite is the cookie's SameSite attribute. Zero means
-	// http.SameSiteLaxMode.
+	// http.SameSiteLaxMode. http.SameSiteNoneMode needs Secure (browsers
+	// drop such a cookie otherwise), so HTTP panics if Insecure is set
+	// with it.
 	SameSite http.SameSite
 
-	// CookieMaxAge makes the cookie persistent for that long, renewed on
-	// every response for a stored session. Zero means a browser-session
-	// cookie (no Max-Age). Pair it with the manager's TTL.
+	// CookieMaxAge makes the cookie persistent for that long (Max-Age and
+	// Expires), renewed on every response for a stored session. Zero
+	// means a browser-session cookie (no Max-Age). It is rounded up to
+	// whole seconds, the cookie's unit; a negative value makes HTTP
+	// panic. Pair it with the manager's TTL.
 	CookieMaxAge time.Duration
 
-	// Lazy, NoLock and OnError are as in [Options]. OnError also hears
-	// op "delete" (Destroy, Renew).
-	Lazy    bool
-	NoLock  bool
-	OnError func(ctx context.Context, op, key string, err error)
-}
-
-// tokenBytes is the size of a cookie token: 256 bits from crypto/rand.
-const tokenBytes = 32
-
-// tokenLen is the length of a token in unpadded base64url.
-var tokenLen = base64.RawURLEncoding.EncodedLen(tokenBytes)
-
-// newToken returns a fresh random token in unpadded base64url.
-func newToken() string {
-	var b [tokenBytes]byte
-	rand.Read(b[:]) // never returns an error; it crashes the program if the OS has no randomness
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// validToken reports whether tok is a token this package could have made:
-// 43 characters of base64url that decode, canonically, to 32 bytes.
-func validToken(tok string) bool {
-	if len(tok) != tokenLen {
-		return false
-	}
-	b, err := base64.RawURLEncoding.Strict().DecodeString(tok)
-	return err == nil && len(b) == tokenBytes
-}
-
-// tokenKey returns the store key of a token: its SHA-256 in hex. A store
-// key that leaks (a log line, a store dump) does not give a valid cookie.
-func tokenKey(tok string) string {
-	sum := sha256.Sum256([]byte(tok))
-	return hex.EncodeToString(sum[:])
+	// Buffered holds the whole response (status, headers, body) until the
+	// handler returns, and commits the session only then: a handler that
+	// fails anywhere (a status of 500 or above, or a panic) saves nothing,
+	// and a failed save turns the whole response into a 500. The cost is
+	// memory for the body and no streaming (Flush does nothing). The
+	// default commits when the response starts; see [HTTP].
+	Buffered bool
 }
 
 // HTTP returns net/http middleware that binds the session of type T from m
@@ -99,50 +74,79 @@ func tokenKey(tok string) string {
 // 256-bit random token (base64url). The store key is the token's SHA-256
 // in hex, not the token. A request without the cookie, or with one that is
 // malformed (wrong length or characters), gets a new token and a new,
-// empty session. A well-formed token that the store does not know (forged,
-// or expired) also gets a new empty session, and when that session is
-// first stored it is stored under a fresh token, never under the one the
-// client chose. The Set-Cookie header is sent only when the session is
-// actually stored (a visitor whose new session was never written gets no
-// cookie), and after [Renew] or [Destroy].
+// empty session, without a store read. When the Cookie header carries the
+// name more than once, the first well-formed token counts. A well-formed
+// token that the store does not know (forged, or expired) also gets a new
+// empty session, and when that session is first stored it is stored under
+// a fresh token, never under the one the client chose. The Set-Cookie
+// header is sent only when the session is actually stored (a visitor whose
+// new session was never written gets no cookie), after [Renew], and to
+// expire the cookie after [Destroy]. Every response of a cookie session
+// carries "Vary: Cookie", and one that sets the cookie also
+// "Cache-Control: no-store" unless the handler set a Cache-Control of its
+// own, so that a shared cache never hands one visitor's cookie to another.
 //
 // # Saving
 //
-// The session is saved just before the response headers go out: on the
-// handler's first WriteHeader, Write or Flush, or when the handler returns
-// having written nothing. A save error (including session.ErrConflict) is
-// reported to OnError and turns the response into a 500 Internal Server
-// Error: the handler's headers are dropped and its body is discarded.
-// Changes a handler makes after the headers went out are not saved.
-//
-// A handler that writes a status of 500 or above is a failed handler: its
-// changes are discarded, as when a generic handler returns an error. A
-// handler that panics saves nothing.
+// By default the session is committed (saved, moved, or deleted) when the
+// response starts: on the handler's first WriteHeader, Write or Flush, or
+// when the handler returns having written nothing. That is, changes are
+// committed when the first byte of the body is written (or the status,
+// whichever comes first), so that a save error can still become the
+// response: it is reported to OnError and turns the response into a 500
+// Internal Server Error (the handler's headers are dropped and its body is
+// discarded). A handler that writes a status of 500 or above is a failed
+// handler: its changes are discarded. After the commit the session is
+// settled: session.From reports session.ErrNoSession, changes to a session
+// the handler holds are not saved, and a panic or error after that point
+// cannot undo what was committed. Set [HTTPOptions].Buffered to hold the
+// response until the handler returns, so that a failure anywhere discards
+// the changes. A handler that panics before the commit saves nothing.
 //
 // A load error (a store error, session.ErrCorrupt, ...) is reported to
 // OnError and answered with a 500; the handler does not run (with Lazy,
-// session.From returns the error to the handler instead). The stored value
-// is left as it is; to start such a user over, delete the key in OnError.
+// session.From returns the error to the handler instead; with
+// ContinueOnLoadError the handler runs and finds the error in From). The
+// stored value is left as it is; to start such a user over, delete the key
+// in OnError.
 //
 // # Locking
 //
 // Requests for one session key through one HTTP middleware value run one
-// after the other (see [Options.NoLock]). Build the middleware once and
-// wrap all routes with the same value.
+// after the other (see [Options].NoLock): the key's lock is held from the
+// load to the commit, and released on every path. Build the middleware
+// once and wrap all routes with the same value; applied again inside
+// itself (nested router groups), it reuses the outer session.
 //
 // The response writer passed to the handler implements http.Flusher and
 // Unwrap, so http.NewResponseController works with it. HTTP panics if m is
-// nil.
+// nil or an option is invalid (a negative CookieMaxAge, a cookie name,
+// path or domain that a cookie cannot carry, SameSite None with Insecure).
 func HTTP[T any](m *session.Manager[T], opts HTTPOptions) func(http.Handler) http.Handler {
-	h := &httpMiddleware[T]{core: newCore(m, opts.Lazy, opts.NoLock, opts.OnError), opts: opts}
-	if h.opts.CookieName == "" {
-		h.opts.CookieName = "session"
+	h := &httpMiddleware[T]{core: newCore(m, opts.Options), opts: opts}
+	o := &h.opts
+	if o.CookieName == "" {
+		o.CookieName = "session"
 	}
-	if h.opts.CookiePath == "" {
-		h.opts.CookiePath = "/"
+	if o.CookiePath == "" {
+		o.CookiePath = "/"
 	}
-	if h.opts.SameSite == 0 {
-		h.opts.SameSite = http.SameSiteLaxMode
+	if o.SameSite == 0 {
+		o.SameSite = http.SameSiteLaxMode
+	}
+	if o.CookieMaxAge < 0 {
+		panic(fmt.Sprintf("session/middleware: HTTPOptions.CookieMaxAge is negative (%v); use 0 for a cookie that lasts until the browser closes, or a positive duration", o.CookieMaxAge))
+	}
+	if r := o.CookieMaxAge % time.Second; r != 0 {
+		o.CookieMaxAge += time.Second - r // Max-Age counts whole seconds
+	}
+	if o.SameSite == http.SameSiteNoneMode && o.Insecure {
+		panic("session/middleware: HTTPOptions.SameSite is None with Insecure; browsers drop SameSite=None cookies without Secure, so use Lax or Strict for plain-HTTP development")
+	}
+	if o.Key == nil {
+		if err := h.cookie(newToken()).Valid(); err != nil {
+			panic(fmt.Sprintf("session/middleware: HTTPOptions cookie settings are invalid (%v); check CookieName, CookiePath and CookieDomain", err))
+		}
 	}
 	return func(next http.Handler) http.Handler {
 		if next == nil {
@@ -154,157 +158,62 @@ func HTTP[T any](m *session.Manager[T], opts HTTPOptions) func(http.Handler) htt
 
 type httpMiddleware[T any] struct {
 	core *core[T]
-	opts HTTPOptions
+	opts HTTPOptions // with the defaults filled in
 }
 
 // httpStateKey is the context key of a request's *httpState[T].
 type httpStateKey[T any] struct{}
 
-// httpState is one request's cookie session state, for Renew and Destroy
-// and for the commit before the headers.
-type httpState[T any] struct {
-	mw  *httpMiddleware[T]
-	ctx context.Context
-	cl  *call[T]
-	key string
-
-	cookie     bool   // cookie mode
-	token      string // cookie mode: the token key derives from
-	fromClient bool   // the token came in the request's cookie
-
-	mu        sync.Mutex
-	committed bool   // the headers went out (or are going)
-	renew     string // the new token after Renew
-	destroy   bool
-}
-
 func (h *httpMiddleware[T]) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	st := &httpState[T]{mw: h}
+	if h.core.nested(ctx) {
+		next.ServeHTTP(w, r) // the outer binding of this manager commits
+		return
+	}
+	st := &httpState[T]{mw: h, ctx: ctx}
+	var key string
+	fresh := false
 	if h.opts.Key != nil {
-		key, err := h.opts.Key(r)
-		if errors.Is(err, ErrNoKey) || (err == nil && key == "") {
-			next.ServeHTTP(w, r.WithContext(session.BindNone[T](ctx)))
+		k, err := h.opts.Key(r)
+		if errors.Is(err, ErrNoKey) || (err == nil && k == "") {
+			ctx, _ = session.Bind[T](ctx, nil)
+			next.ServeHTTP(w, r.WithContext(ctx))
 			return
 		}
 		if err != nil {
-			h.core.report(ctx, "key", "", fmt.Errorf("session/middleware: session key: %w", err))
+			h.core.report(ctx, "key", "", keyError(err))
 			internalError(w)
 			return
 		}
-		st.key = key
+		key = k
 	} else {
 		st.cookie = true
-		if c, err := r.Cookie(h.opts.CookieName); err == nil && validToken(c.Value) {
-			st.token, st.fromClient = c.Value, true
+		addVary(w.Header())
+		if tok, ok := requestToken(r, h.opts.CookieName); ok {
+			st.token, st.fromClient = tok, true
 		} else {
-			st.token = newToken()
+			st.token, fresh = newToken(), true
 		}
-		st.key = tokenKey(st.token)
+		key = tokenKey(st.token)
 	}
 
-	hctx, cl, err := h.core.begin(ctx, st.key)
-	defer cl.end()
-	if err != nil {
+	hctx, cl := h.core.begin(ctx, key, fresh)
+	defer cl.finish()
+	st.cl = cl
+	if err := cl.loadEager(hctx); err != nil {
 		internalError(w)
 		return
 	}
-	st.cl, st.ctx = cl, ctx
 	hctx = context.WithValue(hctx, httpStateKey[T]{}, st)
-	rw := &responseWriter{ResponseWriter: w, commit: st.commit}
-
+	rw := &responseWriter{ResponseWriter: w, commit: st.commit, buffered: h.opts.Buffered}
 	next.ServeHTTP(rw, r.WithContext(hctx))
-
-	if !rw.wroteHeader {
-		// The handler wrote nothing: the server will send 200 once
-		// this returns, so the session is saved now.
-		if err := st.commit(w.Header(), http.StatusOK); err != nil {
-			rw.fail()
-		}
-	}
+	rw.finish()
 }
 
-func internalError(w http.ResponseWriter) {
-	http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
-}
-
-// commit runs once, just before the headers go out with status code: it
-// saves the session (unless code says the handler failed), and sets or
-// expires the cookie in header. An error has been reported to OnError; the
-// response must become a 500.
-func (st *httpState[T]) commit(header http.Header, code int) error {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.committed = true
-	if code >= 500 {
-		return nil // a failed handler: discard its changes
-	}
-	h, m, ctx := st.mw, st.mw.core.m, st.ctx
-	if st.destroy {
-		if err := m.Delete(ctx, st.key); err != nil {
-			h.core.report(ctx, "delete", st.key, err)
-			return err
-		}
-		if st.fromClient {
-			st.setCookie(header, "", -1)
-		}
-		return nil
-	}
-	s, loaded := st.cl.loaded()
-	if !loaded {
-		return nil // lazy and never asked for: nothing to save, no cookie
-	}
-	wasNew := s.IsNew()
-	if st.cookie && (st.renew != "" || (wasNew && st.fromClient)) {
-		// Move the data to a new token: after Renew, or for the first
-		// store of a session whose cookie named nothing (never adopt a
-		// token the client chose).
-		tok := st.renew
-		if tok == "" {
-			tok = newToken()
-		}
-		key := tokenKey(tok)
-		ns, err := m.Load(ctx, key)
-		if err != nil {
-			h.core.report(ctx, "load", key, err)
-			return err
-		}
-		ns.Data = s.Data
-		if err := m.Save(ctx, ns); err != nil {
-			h.core.report(ctx, "save", key, err)
-			return err
-		}
-		if st.renew != "" && !wasNew {
-			if err := m.Delete(ctx, st.key); err != nil {
-				h.core.report(ctx, "delete", st.key, err)
-				return err
-			}
-		}
-		if st.renew != "" || !ns.IsNew() {
-			st.setCookie(header, tok, h.opts.CookieMaxAge)
-		}
-		return nil
-	}
-	if err := m.Save(ctx, s); err != nil {
-		h.core.report(ctx, "save", st.key, err)
-		return err
-	}
-	if !st.cookie {
-		return nil
-	}
-	switch {
-	case !wasNew && s.IsNew(): // the handler called s.Destroy()
-		st.setCookie(header, "", -1)
-	case !s.IsNew() && (!st.fromClient || h.opts.CookieMaxAge > 0):
-		st.setCookie(header, st.token, h.opts.CookieMaxAge)
-	}
-	return nil
-}
-
-// setCookie sets the session cookie to tok; a negative maxAge expires it.
-func (st *httpState[T]) setCookie(header http.Header, tok string, maxAge time.Duration) {
-	o := st.mw.opts
-	c := &http.Cookie{
+// cookie returns the session cookie holding tok, without an expiry.
+func (h *httpMiddleware[T]) cookie(tok string) *http.Cookie {
+	o := &h.opts
+	return &http.Cookie{
 		Name:     o.CookieName,
 		Value:    tok,
 		Path:     o.CookiePath,
@@ -313,43 +222,32 @@ func (st *httpState[T]) setCookie(header http.Header, tok string, maxAge time.Du
 		Secure:   !o.Insecure,
 		SameSite: o.SameSite,
 	}
-	switch {
-	case maxAge < 0:
-		c.MaxAge = -1
-	case maxAge > 0:
-		c.MaxAge = int(maxAge / time.Second)
-	}
-	if v := c.String(); v != "" {
-		header.Add("Set-Cookie", v)
-	}
 }
 
-// ErrCommitted is returned by [Renew] and [Destroy] after the response
-// headers went out: the cookie can no longer change.
-var ErrCommitted = errors.New("session/middleware: the response headers were already written")
+// ErrCommitted is returned by [Renew] and [Destroy] after the session was
+// committed (the response started; see [HTTP]): the cookie and the stored
+// session can no longer change.
+var ErrCommitted = errors.New("session/middleware: the session was already committed (the response has started)")
 
-// state returns the request's HTTP session state for T.
-func state[T any](r *http.Request) (*httpState[T], error) {
-	st, ok := r.Context().Value(httpStateKey[T]{}).(*httpState[T])
-	if !ok {
-		return nil, fmt.Errorf("%w: no HTTP session middleware for this type bound the request", session.ErrNoSession)
-	}
-	return st, nil
-}
+// errNoHTTPSession says that no HTTP middleware for T bound the request.
+var errNoHTTPSession = fmt.Errorf("%w: no HTTP session middleware for this type bound the request", session.ErrNoSession)
 
 // Renew gives the cookie session of type T a new token and moves its data
 // there; call it when the user logs in (or gains privileges), so that a
 // token an attacker planted or saw before is worthless after (session
-// fixation). When the response is committed, the data is stored under the
-// new token, the old key is deleted, and the new cookie is set, even if
-// the session holds nothing yet. Changes the handler makes to the session
-// after Renew are kept.
+// fixation). At the commit, the data is written under the new token only
+// if nothing is there, the old key is removed with a compare-and-delete
+// against the value loaded, and the new cookie is set. If another instance
+// saved the session in between, nothing is moved, nothing is lost, and the
+// commit fails with session.ErrConflict (a 500, reported to OnError as
+// "save"). Changes the handler makes to the session after Renew are kept.
+// A session that holds nothing stored and unchanged gets no cookie.
 //
 // Renew loads the session first if it is lazy and not yet loaded, and
 // returns that load's error. It returns an error matching
 // session.ErrNoSession when the request has no cookie session of type T
 // (HTTPOptions.Key is set, or no HTTP middleware for T bound it), and
-// [ErrCommitted] after the headers were written or after [Destroy].
+// [ErrCommitted] after the commit or after [Destroy].
 func Renew[T any](r *http.Request) error {
 	st, err := state[T](r)
 	if err != nil {
@@ -359,6 +257,9 @@ func Renew[T any](r *http.Request) error {
 		return fmt.Errorf("%w: Renew needs a cookie session; HTTPOptions.Key is set", session.ErrNoSession)
 	}
 	if _, err := session.From[T](r.Context()); err != nil {
+		if st.isCommitted() {
+			return ErrCommitted
+		}
 		return err
 	}
 	st.mu.Lock()
@@ -366,19 +267,31 @@ func Renew[T any](r *http.Request) error {
 	if st.committed || st.destroy {
 		return ErrCommitted
 	}
-	st.renew = newToken()
+	st.renew = true
 	return nil
 }
 
-// Destroy ends the session of type T: when the response is committed, its
-// key is deleted from the store and, for a cookie session, the cookie is
-// expired. Changes made to the session in this request are discarded. It
-// costs no load. It returns an error matching session.ErrNoSession when no
-// HTTP middleware for T bound the request, and [ErrCommitted] after the
-// headers were written.
+// Destroy ends the session of type T: at the commit, its key is deleted
+// from the store with a compare-and-delete against the value loaded (a
+// session another instance changed in between makes the commit fail with
+// session.ErrConflict, and nothing is deleted), and, for a cookie session,
+// the cookie is expired. Changes made to the session in this request are
+// discarded. It loads the session first if it is lazy and not yet loaded,
+// and returns that load's error. It returns an error matching
+// session.ErrNoSession when no HTTP middleware for T bound the request,
+// and [ErrCommitted] after the commit.
+//
+// A handler may also call Destroy on the session itself
+// (session.From[T] then s.Destroy()): the same happens.
 func Destroy[T any](r *http.Request) error {
 	st, err := state[T](r)
 	if err != nil {
+		return err
+	}
+	if _, err := session.From[T](r.Context()); err != nil {
+		if st.isCommitted() {
+			return ErrCommitted
+		}
 		return err
 	}
 	st.mu.Lock()
@@ -386,70 +299,12 @@ func Destroy[T any](r *http.Request) error {
 	if st.committed {
 		return ErrCommitted
 	}
-	st.destroy, st.renew = true, ""
+	st.destroy, st.renew = true, false
 	return nil
 }
 
-// responseWriter commits the session before the headers go out.
-type responseWriter struct {
-	http.ResponseWriter
-	commit      func(http.Header, int) error
-	wroteHeader bool
-	failed      bool // the commit failed: a 500 went out instead
+func (st *httpState[T]) isCommitted() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.committed
 }
-
-func (w *responseWriter) WriteHeader(code int) {
-	if w.wroteHeader {
-		w.ResponseWriter.WriteHeader(code) // let net/http log the superfluous call
-		return
-	}
-	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
-		w.ResponseWriter.WriteHeader(code) // informational: not the final header
-		return
-	}
-	w.wroteHeader = true
-	if err := w.commit(w.Header(), code); err != nil {
-		w.fail()
-		return
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-// fail replaces the response with a 500, dropping the handler's headers;
-// the handler's later writes are discarded.
-func (w *responseWriter) fail() {
-	w.failed = true
-	h := w.ResponseWriter.Header()
-	for k := range h {
-		delete(h, k)
-	}
-	internalError(w.ResponseWriter)
-}
-
-func (w *responseWriter) Write(b []byte) (int, error) {
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
-	}
-	if w.failed {
-		return len(b), nil
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// FlushError commits the session if the headers have not gone out, then
-// flushes; http.ResponseController.Flush calls it.
-func (w *responseWriter) FlushError() error {
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
-	}
-	if w.failed {
-		return nil
-	}
-	return http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-// Flush implements http.Flusher.
-func (w *responseWriter) Flush() { _ = w.FlushError() }
-
-// Unwrap returns the underlying writer, for http.ResponseController.
-func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

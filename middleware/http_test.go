@@ -307,10 +307,13 @@ func TestHTTPRenew(t *testing.T) {
 		t.Error("old key still in the store")
 	}
 
-	// Renew of a session never stored still sets a cookie.
-	c := sessionCookie(e.do("/login?user=", ""))
-	if c == nil || !validToken(c.Value) {
-		t.Errorf("Renew of a new session: cookie = %v, want one", c)
+	// Renew of a session that stores nothing sets no cookie: there is
+	// nothing for a token to name.
+	if c := sessionCookie(e.do("/login?user=", "")); c != nil {
+		t.Errorf("Renew of a new, unchanged session: cookie = %v, want none", c)
+	}
+	if c := sessionCookie(e.do("/login?user=bob", "")); c == nil || !validToken(c.Value) {
+		t.Errorf("Renew of a new session that stores data: cookie = %v, want one", c)
 	}
 }
 
@@ -450,7 +453,7 @@ func TestHTTPKeyFunc(t *testing.T) {
 	m := newManager[cart](t, st, "cart")
 	var hooks hookLog
 	badKey := errors.New("bad key")
-	h := HTTP(m, HTTPOptions{OnError: hooks.hook, Key: func(r *http.Request) (string, error) {
+	h := HTTP(m, HTTPOptions{Options: Options{OnError: hooks.hook}, Key: func(r *http.Request) (string, error) {
 		switch k := r.Header.Get("X-API-Key"); k {
 		case "":
 			return "", ErrNoKey
@@ -516,7 +519,7 @@ func TestHTTPLoadErrorIs500(t *testing.T) {
 }
 
 func TestHTTPLazyUntouchedCostsNothing(t *testing.T) {
-	e := newHTTPEnv(t, HTTPOptions{Lazy: true})
+	e := newHTTPEnv(t, HTTPOptions{Options: Options{Lazy: true}})
 	c := sessionCookie(e.do("/add?item=x", ""))
 	if c == nil {
 		t.Fatal("no cookie")
@@ -548,7 +551,7 @@ func TestHTTPConcurrentOneKey(t *testing.T) {
 		s.Data.N++
 		fmt.Fprint(w, s.Data.N)
 	})
-	mw := HTTP(m, HTTPOptions{OnError: hooks.hook})
+	mw := HTTP(m, HTTPOptions{Options: Options{OnError: hooks.hook}})
 	h := mw(incrHandler)
 	// Create the session.
 	rec := httptest.NewRecorder()
@@ -593,7 +596,7 @@ func TestHTTPConcurrentOneKey(t *testing.T) {
 	// Two middleware values share no lock: conflicts become 500s, which
 	// the client retries; still nothing is lost.
 	hooks = hookLog{}
-	h2 := HTTP(m, HTTPOptions{OnError: hooks.hook})(incrHandler)
+	h2 := HTTP(m, HTTPOptions{Options: Options{OnError: hooks.hook}})(incrHandler)
 	_, retried := run(h, h2)
 	s, _ = m.Load(context.Background(), tokenKey(tok))
 	if s.Data.N != 201 {
@@ -613,7 +616,7 @@ func TestHTTPConcurrentOneKey(t *testing.T) {
 func TestHTTPLockTableEmptiesAfterLoad(t *testing.T) {
 	st := newCountingStore(t)
 	m := newManager[cart](t, st, "cart")
-	h := &httpMiddleware[cart]{core: newCore(m, false, false, nil), opts: HTTPOptions{CookieName: "session", CookiePath: "/", SameSite: http.SameSiteLaxMode}}
+	h := &httpMiddleware[cart]{core: newCore(m, Options{}), opts: HTTPOptions{CookieName: "session", CookiePath: "/", SameSite: http.SameSiteLaxMode}}
 	app := cartApp()
 	var wg sync.WaitGroup
 	for i := range 50 {
@@ -626,7 +629,7 @@ func TestHTTPLockTableEmptiesAfterLoad(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := h.core.locks.size(); n != 0 {
+	if n := h.core.lockLen(); n != 0 {
 		t.Errorf("lock table holds %d keys, want 0", n)
 	}
 }
@@ -635,7 +638,7 @@ func TestHTTPTwoCookieSessions(t *testing.T) {
 	st := newCountingStore(t)
 	carts := newManager[cart](t, st, "cart")
 	counters := newManager[counter](t, st, "n")
-	h := HTTP(carts, HTTPOptions{})(HTTP(counters, HTTPOptions{CookieName: "visits", Lazy: true})(
+	h := HTTP(carts, HTTPOptions{})(HTTP(counters, HTTPOptions{CookieName: "visits", Options: Options{Lazy: true}})(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, err := session.From[cart](r.Context())
 			if err != nil {
@@ -671,7 +674,7 @@ func TestHTTPTwoCookieSessions(t *testing.T) {
 func TestHTTPPanicReleasesLockAndSavesNothing(t *testing.T) {
 	st := newCountingStore(t)
 	m := newManager[cart](t, st, "cart")
-	h := &httpMiddleware[cart]{core: newCore(m, false, false, nil), opts: HTTPOptions{CookieName: "session", CookiePath: "/", SameSite: http.SameSiteLaxMode}}
+	h := &httpMiddleware[cart]{core: newCore(m, Options{}), opts: HTTPOptions{CookieName: "session", CookiePath: "/", SameSite: http.SameSiteLaxMode}}
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, _ := session.From[cart](r.Context())
 		s.Data.Items = []string{"half-made"}
@@ -685,7 +688,7 @@ func TestHTTPPanicReleasesLockAndSavesNothing(t *testing.T) {
 		}()
 		h.serve(app, httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
 	}()
-	if n := h.core.locks.size(); n != 0 {
+	if n := h.core.lockLen(); n != 0 {
 		t.Errorf("lock table holds %d keys after a panic, want 0", n)
 	}
 	if w := st.Calls("Set") + st.Calls("CompareAndSwap"); w != 0 {

@@ -3,7 +3,6 @@ package middleware
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	session "github.com/typedsession/session"
 )
@@ -24,9 +23,9 @@ type Handler[U any] func(ctx context.Context, u U) error
 // stops the update: the handler does not run.
 type KeyFunc[U any] func(ctx context.Context, u U) (string, error)
 
-// Options configures a [Middleware] and the [HTTP] middleware's common
-// part. The zero value means the defaults: eager loading, per-key
-// serialization on, no error hook.
+// Options configures a [Middleware], and is embedded in [HTTPOptions]. The
+// zero value means the defaults: eager loading, a load error stops the
+// update, per-key serialization within the middleware value, no error hook.
 type Options struct {
 	// Lazy loads the session only when the handler first calls
 	// session.From for it. A handler that never does costs no store round
@@ -35,28 +34,53 @@ type Options struct {
 	// update before the handler does anything.
 	Lazy bool
 
+	// ContinueOnLoadError runs the handler even when the session cannot
+	// be loaded (the store is down, the stored value is corrupt): the
+	// handler's session.From returns the load's error, so it can answer
+	// without a session, and nothing is saved. The error still reaches
+	// OnError (op "load", or "lock"). The default stops the update: the
+	// generic handler returns the error, net/http answers 500. With Lazy,
+	// the handler always sees the error in session.From; this option only
+	// matters for eager loading.
+	ContinueOnLoadError bool
+
 	// NoLock turns off per-key serialization. By default two updates of
-	// the same key that reach one Middleware run one after the other
-	// (different keys run in parallel), so they never conflict with each
-	// other; the lock is taken before the load and released after the
-	// save. Updates in other processes, or through another Middleware
-	// value, are not serialized: there compare-and-swap in the store turns
-	// a lost update into session.ErrConflict (see [Middleware.Wrap]).
+	// the same key that reach one middleware value run one after the
+	// other (different keys run in parallel), so they never conflict with
+	// each other; the lock is taken before the load and released after
+	// the save, on every path, panics included. Updates in other
+	// processes, or through another middleware value, are not serialized
+	// (unless they share a Locker that spans them): there compare-and-swap
+	// in the store turns a lost update into session.ErrConflict (see
+	// [Middleware.Wrap]).
 	NoLock bool
 
+	// Locker is the per-key lock. Nil means a [LockTable] of this
+	// middleware value's own. Give several middleware values one
+	// LockTable to serialize them together, or a Locker backed by a shared
+	// store to serialize across processes. Ignored with NoLock.
+	Locker Locker
+
 	// OnError, when set, is called with every error of the session
-	// machinery, before the middleware returns it: op is "key" (the
-	// KeyFunc failed; key is ""), "lock" (ctx ended while waiting for the
-	// key's lock), "load", "save" or "delete"; key is the session key.
-	// Errors of the handler itself are not reported. Use it to log;
-	// errors.Is(err, session.ErrConflict) tells a conflict apart.
+	// machinery, before the middleware returns it (or answers 500). op is
+	//
+	//   - "key": the key function failed (key is "");
+	//   - "lock": ctx ended while waiting for the key's lock;
+	//   - "load": the session could not be loaded;
+	//   - "save": the session could not be saved, deleted or moved
+	//     (session.ErrConflict when another writer changed it first).
+	//
+	// key is the session key (for cookie sessions, the SHA-256 of the
+	// token). Errors of the handler itself are not reported. Use it to log;
+	// errors.Is(err, session.ErrConflict) tells a conflict apart, and every
+	// err is a *session.Error (errors.As) naming the same op.
 	OnError func(ctx context.Context, op, key string, err error)
 }
 
 // Middleware loads the session of type T for each update before a handler
 // and saves it after. Create one with [New] and wrap any number of handlers
-// with it: they share its per-key lock table. A Middleware is safe for
-// concurrent use.
+// with it: they share its per-key lock. A Middleware is safe for concurrent
+// use.
 type Middleware[U, T any] struct {
 	core *core[T]
 	key  KeyFunc[U]
@@ -68,7 +92,7 @@ func New[U, T any](m *session.Manager[T], key KeyFunc[U], opts Options) *Middlew
 	if key == nil {
 		panic("session/middleware: nil KeyFunc; pass a function that returns the update's user or chat ID")
 	}
-	return &Middleware[U, T]{core: newCore(m, opts.Lazy, opts.NoLock, opts.OnError), key: key}
+	return &Middleware[U, T]{core: newCore(m, opts), key: key}
 }
 
 // Wrap returns a handler that, for each update:
@@ -76,67 +100,80 @@ func New[U, T any](m *session.Manager[T], key KeyFunc[U], opts Options) *Middlew
 //  1. asks the KeyFunc for the key. With ErrNoKey (or ""), next runs with a
 //     context in which session.From[T] reports session.ErrNoSession, and
 //     its result is returned. Any other error is reported to OnError
-//     (op "key") and returned wrapped; next does not run.
+//     (op "key") and returned as a *session.Error with Op "key"; next does
+//     not run.
 //  2. takes the key's lock (unless Options.NoLock) and loads the session
 //     (unless Options.Lazy, in which case both happen in the first
 //     session.From[T]). A load error is reported to OnError (op "load")
-//     and returned; next does not run. In lazy mode From returns the error
+//     and returned; next does not run, unless
+//     Options.ContinueOnLoadError, which runs next with the error in
+//     session.From and saves nothing. In lazy mode From returns the error
 //     to next instead, and OnError is called too.
 //  3. runs next with the session bound to its context; next reads and
 //     changes it through session.From[T].
-//  4. if next returned an error (or panicked), discards the changes: nothing
+//  4. ends the binding: from here on session.From[T] on next's context
+//     (from a goroutine next started, say) reports session.ErrNoSession.
+//  5. if next returned an error (or panicked), discards the changes: nothing
 //     is saved, and next's error is returned as it is.
-//  5. otherwise saves the session, if it was loaded (Save writes nothing
-//     when the data did not change). A save error is reported to OnError
-//     (op "save") and returned. On a store with compare-and-swap, a save
-//     that finds the session changed by another process since the load
-//     fails with session.ErrConflict and writes nothing: next's side
-//     effects have happened but its session changes have not. Retry the
-//     update if it is safe to run next twice; within one Middleware the
-//     per-key lock makes conflicts come only from outside.
-//  6. releases the key's lock.
+//  6. otherwise saves the session, if it was loaded (Save writes nothing
+//     when the data did not change, and deletes a session the handler
+//     destroyed). A save error is reported to OnError (op "save") and
+//     returned. On a store with compare-and-swap, a save that finds the
+//     session changed by another process since the load fails with
+//     session.ErrConflict and writes nothing: next's side effects have
+//     happened but its session changes have not. Retry the update if it is
+//     safe to run next twice; within one Middleware the per-key lock makes
+//     conflicts come only from outside.
+//  7. releases the key's lock, on every path: a panic in the KeyFunc, the
+//     load (a Validate method, a migration step), next or the save
+//     included.
 //
 // Wrapping a handler with several Middleware values of different T gives
 // the handler several sessions, each bound and saved on its own: the
 // innermost is saved first, and a failed save of an inner one makes the
-// outer one see an error and discard its changes too.
+// outer one see an error and discard its changes too. A Middleware nested
+// inside another binding of T by the same manager (the same middleware
+// applied twice, nested router groups) does nothing: the handler gets the
+// outer session, and the outer one saves it.
 func (mw *Middleware[U, T]) Wrap(next Handler[U]) Handler[U] {
 	if next == nil {
 		panic("session/middleware: Wrap(nil)")
 	}
+	c := mw.core
 	return func(ctx context.Context, u U) error {
+		if c.nested(ctx) {
+			return next(ctx, u)
+		}
 		key, err := mw.key(ctx, u)
 		if errors.Is(err, ErrNoKey) || (err == nil && key == "") {
-			return next(session.BindNone[T](ctx), u)
+			ctx, _ = session.Bind[T](ctx, nil)
+			return next(ctx, u)
 		}
 		if err != nil {
-			err = fmt.Errorf("session/middleware: session key: %w", err)
-			mw.core.report(ctx, "key", "", err)
+			err = keyError(err)
+			c.report(ctx, "key", "", err)
 			return err
 		}
-		hctx, cl, err := mw.core.begin(ctx, key)
-		defer cl.end()
-		if err != nil {
+		hctx, cl := c.begin(ctx, key, false)
+		defer cl.finish()
+		if err := cl.loadEager(hctx); err != nil {
 			return err
 		}
 		if err := next(hctx, u); err != nil {
 			return err
 		}
-		s, ok := cl.loaded()
+		s, ok := cl.b.End()
 		if !ok {
 			return nil
 		}
-		if err := mw.core.m.Save(ctx, s); err != nil {
-			mw.core.report(ctx, "save", key, err)
-			return err
-		}
-		return nil
+		return cl.save(ctx, s)
 	}
 }
 
 // Handle is New(m, key, opts).Wrap(next), for a single handler. Handlers
-// wrapped separately do not share a per-key lock table; wrap them with one
-// [Middleware] when they update the same sessions.
+// wrapped separately do not share a per-key lock; wrap them with one
+// [Middleware] (or give them one [Options].Locker) when they update the
+// same sessions.
 func Handle[U, T any](m *session.Manager[T], key KeyFunc[U], next Handler[U], opts Options) Handler[U] {
 	return New(m, key, opts).Wrap(next)
 }

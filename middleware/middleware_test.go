@@ -143,7 +143,7 @@ func TestWrapPanicReleasesLockAndSavesNothing(t *testing.T) {
 		defer func() { recover() }()
 		h(context.Background(), &update{User: "ann"})
 	}()
-	if n := mw.core.locks.size(); n != 0 {
+	if n := mw.core.lockLen(); n != 0 {
 		t.Errorf("lock table holds %d keys after a panic, want 0", n)
 	}
 	if got := stored(t, m, "ann").N; got != 0 {
@@ -190,10 +190,10 @@ func TestLazyFromAfterHandlerReturnedIsRefused(t *testing.T) {
 	if err := h(context.Background(), &update{User: "ann"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := session.From[counter](leaked); !errors.Is(err, errEnded) {
-		t.Errorf("From after the handler returned: err = %v, want errEnded", err)
+	if _, err := session.From[counter](leaked); !errors.Is(err, session.ErrNoSession) {
+		t.Errorf("From after the handler returned: err = %v, want ErrNoSession", err)
 	}
-	if n := mw.core.locks.size(); n != 0 {
+	if n := mw.core.lockLen(); n != 0 {
 		t.Errorf("lock table holds %d keys, want 0", n)
 	}
 }
@@ -214,7 +214,9 @@ func TestNoKeyRunsHandlerWithoutSession(t *testing.T) {
 				return nil
 			})
 			// An outer binding for the same type must not leak in.
-			outer, _ := session.BindSession(context.Background(), &session.Session[counter]{})
+			outer, _ := session.Bind(context.Background(), func(context.Context) (*session.Session[counter], error) {
+				return &session.Session[counter]{}, nil
+			})
 			if err := h(outer, &update{}); err != nil {
 				t.Fatal(err)
 			}
@@ -272,7 +274,7 @@ func TestLoadErrorStopsHandlerAndReachesHook(t *testing.T) {
 	if raw, _ := st.Unwrap().Get(context.Background(), "c:ann"); string(raw) != "not json {" {
 		t.Errorf("stored value changed to %q; a failed load must leave it", raw)
 	}
-	if n := mw.core.locks.size(); n != 0 {
+	if n := mw.core.lockLen(); n != 0 {
 		t.Errorf("lock table holds %d keys, want 0", n)
 	}
 
@@ -360,7 +362,7 @@ func TestConcurrentSameKeyLosesNothing(t *testing.T) {
 	if c := hooks.get(); len(c) != 0 {
 		t.Errorf("hook calls = %v, want none: the lock prevents conflicts", c)
 	}
-	if size := mw.core.locks.size(); size != 0 {
+	if size := mw.core.lockLen(); size != 0 {
 		t.Errorf("lock table holds %d keys after the load, want 0", size)
 	}
 }
@@ -479,7 +481,7 @@ func TestLockWaitHonoursContext(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if size := mw.core.locks.size(); size != 0 {
+	if size := mw.core.lockLen(); size != 0 {
 		t.Errorf("lock table holds %d keys, want 0", size)
 	}
 	if got := stored(t, m, "ann").N; got != 1 {
@@ -491,7 +493,7 @@ func TestNoLockOption(t *testing.T) {
 	st := newCountingStore(t)
 	m := newManager[counter](t, st, "c")
 	mw := New(m, userKey, Options{NoLock: true})
-	if mw.core.locks != nil {
+	if mw.core.locker != nil {
 		t.Fatal("NoLock: a lock table exists")
 	}
 	// Two handlers of one key inside each other's window: possible only
@@ -591,19 +593,19 @@ func TestHandleIsNewWrap(t *testing.T) {
 }
 
 func TestLockTableRefcount(t *testing.T) {
-	lt := &lockTable{m: map[string]*lockEntry{}}
+	lt := NewLockTable()
 	ctx := context.Background()
-	a, err := lt.acquire(ctx, "k")
+	unlockA, err := lt.Lock(ctx, "k")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan *lockEntry)
+	got := make(chan func())
 	go func() {
-		e, err := lt.acquire(ctx, "k")
+		unlock, err := lt.Lock(ctx, "k")
 		if err != nil {
 			t.Error(err)
 		}
-		got <- e
+		got <- unlock
 	}()
 	// Wait until the waiter has registered (refs == 2), without sleeping.
 	for {
@@ -615,13 +617,14 @@ func TestLockTableRefcount(t *testing.T) {
 		}
 		runtime.Gosched()
 	}
-	lt.release("k", a)
-	b := <-got
-	if lt.size() != 1 {
-		t.Errorf("size = %d while held, want 1", lt.size())
+	unlockA()
+	unlockA() // a second call does nothing
+	unlockB := <-got
+	if lt.Len() != 1 {
+		t.Errorf("Len = %d while held, want 1", lt.Len())
 	}
-	lt.release("k", b)
-	if lt.size() != 0 {
-		t.Errorf("size = %d after release, want 0", lt.size())
+	unlockB()
+	if lt.Len() != 0 {
+		t.Errorf("Len = %d after release, want 0", lt.Len())
 	}
 }

@@ -43,7 +43,7 @@ func TestRedisConcurrentSameKeyOneInstance(t *testing.T) {
 	if got := stored(t, m, "ann").N; got != n {
 		t.Errorf("N = %d, want %d", got, n)
 	}
-	if size := mw.core.locks.size(); size != 0 {
+	if size := mw.core.lockLen(); size != 0 {
 		t.Errorf("lock table holds %d keys, want 0", size)
 	}
 }

@@ -1,0 +1,104 @@
+package middleware
+
+import (
+	"context"
+	"sync"
+)
+
+// Locker serializes the updates of one session key: the middleware takes
+// the key's lock before it loads the session and releases it after the
+// save, so two updates of one key never interleave their load and save.
+//
+// Lock blocks until the key is free or ctx ends; then it returns ctx's
+// error (or another error of the implementation) and no unlock function.
+// On success the caller must call unlock exactly once, from any goroutine.
+// key is the session key as the middleware uses it (the KeyFunc's result,
+// or the SHA-256 of a cookie token), without the manager's namespace: a
+// Locker shared by middleware of several namespaces must keep them apart
+// itself (a prefix of its own per middleware, for instance).
+//
+// The default, [LockTable], serializes within one process; a Locker backed
+// by a shared store (Redis) extends that across processes. Implementations
+// must be safe for concurrent use.
+type Locker interface {
+	Lock(ctx context.Context, key string) (unlock func(), err error)
+}
+
+// LockTable is the in-process [Locker], the default of every middleware
+// (each middleware value makes its own unless [Options].Locker names one to
+// share). An entry lives only while someone holds or waits for its key: it
+// is refcounted and removed when the last one leaves, so the table does not
+// grow with the number of keys ever seen. The zero value is not usable;
+// create one with [NewLockTable].
+//
+// A channel of capacity one is each key's lock, so that a waiter can give
+// up when its context ends (a sync.Mutex cannot be abandoned).
+type LockTable struct {
+	mu sync.Mutex
+	m  map[string]*lockEntry
+}
+
+type lockEntry struct {
+	ch   chan struct{}
+	refs int // holders and waiters; guarded by LockTable.mu
+}
+
+// NewLockTable returns an empty in-process lock table.
+func NewLockTable() *LockTable {
+	return &LockTable{m: make(map[string]*lockEntry)}
+}
+
+// Lock takes key's lock, waiting until it is free or ctx ends (then it
+// returns ctx.Err()). A free lock is taken even when ctx has already ended.
+func (t *LockTable) Lock(ctx context.Context, key string) (func(), error) {
+	t.mu.Lock()
+	e := t.m[key]
+	if e == nil {
+		e = &lockEntry{ch: make(chan struct{}, 1)}
+		t.m[key] = e
+	}
+	e.refs++
+	t.mu.Unlock()
+
+	// Take the lock at once when it is free, even if ctx has ended; a
+	// select with both ready would pick at random.
+	select {
+	case e.ch <- struct{}{}:
+		return t.unlocker(key, e), nil
+	default:
+	}
+	select {
+	case e.ch <- struct{}{}:
+		return t.unlocker(key, e), nil
+	case <-ctx.Done():
+		t.drop(key, e)
+		return nil, ctx.Err()
+	}
+}
+
+func (t *LockTable) unlocker(key string, e *lockEntry) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			<-e.ch
+			t.drop(key, e)
+		})
+	}
+}
+
+func (t *LockTable) drop(key string, e *lockEntry) {
+	t.mu.Lock()
+	e.refs--
+	if e.refs == 0 {
+		delete(t.m, key)
+	}
+	t.mu.Unlock()
+}
+
+// Len returns the number of keys held or waited for: 0 when no update is in
+// progress. For tests and metrics.
+func (t *LockTable) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
+}

@@ -1,0 +1,129 @@
+package middleware
+
+import (
+	"bytes"
+	"net/http"
+)
+
+// responseWriter commits the session before the response goes out. In the
+// default (streaming) mode it commits on the handler's first WriteHeader,
+// Write or Flush, and passes everything through after that. In buffered
+// mode ([HTTPOptions].Buffered) it holds the status and the body until the
+// handler returns, commits then, and writes the response only if the
+// commit succeeded.
+type responseWriter struct {
+	http.ResponseWriter
+	commit   func(header http.Header, code int) error
+	buffered bool
+
+	wroteHeader bool // the handler's final status is decided
+	code        int  // buffered mode: that status
+	body        bytes.Buffer
+	failed      bool // the commit failed: a 500 went out instead
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		w.ResponseWriter.WriteHeader(code) // informational: not the final header
+		return
+	}
+	if w.wroteHeader {
+		if !w.buffered {
+			w.ResponseWriter.WriteHeader(code) // let net/http log the superfluous call
+		}
+		return
+	}
+	w.wroteHeader = true
+	if w.buffered {
+		w.code = code
+		return
+	}
+	if err := w.commit(w.Header(), code); err != nil {
+		w.fail()
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	switch {
+	case w.failed:
+		return len(b), nil
+	case w.buffered:
+		return w.body.Write(b)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// FlushError commits the session if the headers have not gone out, then
+// flushes; http.ResponseController.Flush calls it. In buffered mode it does
+// nothing: the response goes out when the handler returns.
+func (w *responseWriter) FlushError() error {
+	if w.buffered {
+		return nil
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.failed {
+		return nil
+	}
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Flush implements http.Flusher.
+func (w *responseWriter) Flush() { _ = w.FlushError() }
+
+// Unwrap returns the underlying writer, for http.ResponseController.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// finish runs when the handler has returned (not when it panicked): it
+// commits if nothing did yet, and in buffered mode sends the response.
+func (w *responseWriter) finish() {
+	if !w.buffered {
+		if !w.wroteHeader {
+			// The handler wrote nothing: the server will send 200
+			// once this returns, so the session is committed now.
+			w.wroteHeader = true
+			if err := w.commit(w.Header(), http.StatusOK); err != nil {
+				w.fail()
+			}
+		}
+		return
+	}
+	code := w.code
+	if !w.wroteHeader {
+		code = http.StatusOK
+	}
+	if err := w.commit(w.Header(), code); err != nil {
+		w.fail()
+		return
+	}
+	if w.wroteHeader {
+		w.ResponseWriter.WriteHeader(code)
+	}
+	if w.body.Len() > 0 {
+		w.ResponseWriter.Write(w.body.Bytes())
+	}
+}
+
+// fail replaces the response with a 500, dropping the handler's headers
+// (but not Vary, which says what the answer depended on); the handler's
+// later writes are discarded.
+func (w *responseWriter) fail() {
+	w.failed = true
+	h := w.ResponseWriter.Header()
+	vary := h.Values("Vary")
+	clear(h)
+	for _, v := range vary {
+		h.Add("Vary", v)
+	}
+	internalError(w.ResponseWriter)
+}
+
+func internalError(w http.ResponseWriter) {
+	http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+}
