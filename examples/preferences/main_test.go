@@ -38,9 +38,9 @@ func newServer(t *testing.T) *httptest.Server {
 	}
 	srv := httptest.NewTLSServer(newApp(m, middleware.HTTPOptions{
 		CookieName: "prefs",
-		OnError: func(_ context.Context, op, key string, err error) {
+		Options: middleware.Options{OnError: func(_ context.Context, op, key string, err error) {
 			t.Errorf("session %s %s: %v", op, key, err)
-		},
+		}},
 	}))
 	t.Cleanup(srv.Close)
 	return srv
