@@ -2,9 +2,13 @@ package session
 
 import (
 	"errors"
-	"strconv"
 	"strings"
+
+	"github.com/typedsession/session/internal/storeutil"
 )
+
+// quoteKey quotes a key for an error message, shortened when it is long.
+func quoteKey(key string) string { return storeutil.QuoteKey(key) }
 
 // Errors returned by a Manager, matched with errors.Is. Each is wrapped in an
 // *Error that names the operation and the key.
@@ -39,6 +43,13 @@ var (
 	// was written.
 	ErrTooLarge = errors.New("session: session too large")
 
+	// ErrOutcomeUnknown: a write failed in a way that does not tell
+	// whether it landed (the store did not answer, and did not answer
+	// again within the context). The session may hold the new value or
+	// the old one; load it to see. Update never retries it, since
+	// applying the change again could apply it twice.
+	ErrOutcomeUnknown = errors.New("session: outcome unknown: the write may or may not have been stored")
+
 	// ErrNoSession: From found no session for T in the context: no
 	// middleware bound one, or the update had no key (no user).
 	ErrNoSession = errors.New("session: no session in context")
@@ -58,7 +69,7 @@ type Error struct {
 func (e *Error) Error() string {
 	msg := e.Err.Error()
 	msg = strings.TrimPrefix(msg, "session: ")
-	return "session: " + e.Op + " " + strconv.Quote(e.Key) + ": " + msg
+	return "session: " + e.Op + " " + quoteKey(e.Key) + ": " + msg
 }
 
 // Unwrap returns the cause.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/typedsession/session"
@@ -39,8 +40,10 @@ func Example() {
 		panic(err)
 	}
 
+	// The stored value: the schema version, the identities of the last
+	// writes (random; masked here so the output is stable) and the data.
 	raw, _ := st.Get(ctx, "prefs:user-42")
-	fmt.Println(string(raw))
+	fmt.Println(regexp.MustCompile(`"writes":\[[^]]*\]`).ReplaceAllString(string(raw), `"writes":[…]`))
 
 	s.Data.Theme = "purple"
 	err = m.Save(ctx, s)
@@ -48,7 +51,7 @@ func Example() {
 	fmt.Println(err)
 	// Output:
 	// true light
-	// {"typedsession":1,"data":{"theme":"dark","language":"en"}}
+	// {"typedsession":1,"writes":[…],"data":{"theme":"dark","language":"en"}}
 	// true
 	// session: save "user-42": invalid: Prefs.Theme: failed "oneof=light dark" (value "purple")
 }

@@ -7,7 +7,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/typedsession/session"
+	"github.com/typedsession/session/internal/format"
 	"github.com/typedsession/session/migrate"
 	"github.com/typedsession/session/store"
 )
@@ -44,6 +47,9 @@ func TestStoreFormat(t *testing.T) {
 			return session.Config[Quiz]{Store: st, Codec: plainCodec{}}
 		}, quiz},
 	}
+	// Write identities are random; pin one so the golden bytes are stable.
+	defer func(f func() string) { format.NewWriteID = f }(format.NewWriteID)
+	format.NewWriteID = func() string { return "WRITEid00001" }
 	for _, tc := range tests {
 		t.Run(tc.golden, func(t *testing.T) {
 			st := newMem(t)
@@ -65,8 +71,8 @@ func TestStoreFormat(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v (run go test -run TestStoreFormat -update to create it)", err)
 			}
-			if string(got) != string(want) {
-				t.Fatalf("stored format changed:\n got %q\nwant %q\nIf this is deliberate, run with -update and document it.", got, want)
+			if diff := cmp.Diff(string(want), string(got)); diff != "" {
+				t.Fatalf("stored format changed (-want +got):\n%s\nIf this is deliberate, run with -update and document it.", diff)
 			}
 			// And the golden bytes load back.
 			s, err := m.Load(t.Context(), "k")
@@ -75,6 +81,55 @@ func TestStoreFormat(t *testing.T) {
 			}
 			if s.Data.Score != tc.data.Score || len(s.Data.Answers) != len(tc.data.Answers) {
 				t.Fatalf("golden value loads as %+v", s.Data)
+			}
+		})
+	}
+}
+
+// TestReleaseOneValuesLoad keeps the values written by the first release
+// (envelope without write identities, binary frame 1) loading: they are
+// fixtures, never refreshed with -update.
+func TestReleaseOneValuesLoad(t *testing.T) {
+	want := Quiz{Active: true, Question: 2, Score: 1, Answers: []string{"Paris", "<b>&</b>"}}
+	v3 := migrate.MustNew(
+		migrate.Raw(1, func(map[string]any) error { return nil }),
+		migrate.Raw(2, func(map[string]any) error { return nil }),
+	)
+	for _, tc := range []struct {
+		file string
+		cfg  session.Config[Quiz]
+		want Quiz
+	}{
+		{"quiz.json", session.Config[Quiz]{}, want},
+		{"minimal.json", session.Config[Quiz]{}, Quiz{Score: 1}},
+		{"quiz_v3.json", session.Config[Quiz]{Migrations: v3}, want},
+		{"quiz_binary.golden", session.Config[Quiz]{Codec: plainCodec{}}, want},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join("testdata", "release1", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := newMem(t)
+			if err := st.Set(t.Context(), "k", raw, 0); err != nil {
+				t.Fatal(err)
+			}
+			tc.cfg.Store = st
+			m := newManager(t, tc.cfg)
+			s, err := m.Load(t.Context(), "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, s.Data); diff != "" {
+				t.Fatalf("Load mismatch (-want +got):\n%s", diff)
+			}
+			// An unchanged Save of a value of the first release writes
+			// nothing: the data, not the framing, decides.
+			if err := m.Save(t.Context(), s); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := st.Get(t.Context(), "k"); string(got) != string(raw) {
+				t.Fatalf("unchanged Save rewrote the value:\n got %q\nwant %q", got, raw)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package session_test
 
 import (
+	"regexp"
 	"testing"
 
 	"github.com/typedsession/session/store"
@@ -38,3 +39,15 @@ type touchOnly struct {
 	store.Store
 	store.Toucher
 }
+
+// refresherOnly offers GetAndTouch, but not GetWithTTL, Touch or CompareAndSwap.
+type refresherOnly struct {
+	store.Store
+	store.Refresher
+}
+
+var writesMember = regexp.MustCompile(`"writes":\["[A-Za-z0-9_-]{12}"(,"[A-Za-z0-9_-]{12}")*\],`)
+
+// stripWrites returns raw without its "writes" member, whose identities
+// are random.
+func stripWrites(raw []byte) string { return writesMember.ReplaceAllString(string(raw), "") }

@@ -6,26 +6,33 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/typedsession/session/internal/envelope"
 	"github.com/typedsession/session/store"
 )
 
 // MigrateOptions configures Manager.MigrateAll. The zero value migrates
-// every key without reporting progress.
+// every key of the manager's namespace without reporting progress.
 type MigrateOptions struct {
 	// Progress, when set, is called after each key with the counts so far.
 	// It runs on MigrateAll's goroutine; the report's Failed slice must
 	// not be kept or modified.
 	Progress func(MigrateReport)
+
+	// AllKeys must be set to run MigrateAll on a manager with an empty
+	// Namespace, which visits every key in the store, sessions of other
+	// types and other data included. Without it MigrateAll refuses.
+	AllKeys bool
 }
 
 // MigrateReport counts what MigrateAll did.
 type MigrateReport struct {
 	Scanned  int // keys of the namespace that were looked at
 	Migrated int // keys written back at the write version
-	Current  int // keys already at (or above) the write version, left alone
+	Current  int // keys already at (or above) the write version that load cleanly, left alone
 	Gone     int // keys deleted or expired between the scan and the read
-	Failed   []MigrateFailure
+	// Unknown counts the keys (among Migrated and Current) whose stored
+	// value has members the session type does not have.
+	Unknown int
+	Failed  []MigrateFailure
 }
 
 // MigrateFailure is one key MigrateAll could not migrate, with the reason
@@ -37,28 +44,33 @@ type MigrateFailure struct {
 }
 
 // MigrateAll walks every key of the manager's namespace through the store's
-// store.Scanner and rewrites each one stored below Config.WriteVersion (by
-// default the latest version), with compare-and-swap against the bytes it
-// read so that it never overwrites a concurrent update. Keys that cannot be
-// migrated are reported in Failed and left untouched; MigrateAll goes on
-// with the next key.
+// store.Scanner, loads each one as Load does and rewrites each one stored
+// below Config.WriteVersion (by default the latest version), with
+// compare-and-swap against the bytes it read so that it never overwrites a
+// concurrent update, retrying conflicts as Update does. A key that does not
+// load (corrupt, failing a step or validation, of a future version) is
+// reported in Failed and left untouched; MigrateAll goes on with the next
+// key.
 //
 // It stops when ctx ends, returning the report so far and ctx's error; run
 // it again to finish: keys already migrated count as Current. Migrated keys
-// are written with a fresh Config.TTL. With an empty Namespace every key in
-// the store is visited, so give sessions a namespace before using it.
+// are written with a fresh Config.TTL. With an empty Namespace it needs
+// MigrateOptions.AllKeys.
 //
 // MigrateAll returns an error for a store that is not a store.Scanner and
 // for a scan that fails; per-key failures are only reported.
 func (m *Manager[T]) MigrateAll(ctx context.Context, opts MigrateOptions) (MigrateReport, error) {
 	var r MigrateReport
-	sc, ok := m.cfg.Store.(store.Scanner)
+	sc, ok := m.store.(store.Scanner)
 	if !ok {
-		return r, &Error{Op: "migrate", Key: "", Err: fmt.Errorf("store %T cannot list its keys (no Scan method)", m.cfg.Store)}
+		return r, &Error{Op: "migrate", Key: "", Err: fmt.Errorf("store %T cannot list its keys (no Scan method)", m.store)}
+	}
+	if m.namespace == "" && !opts.AllKeys {
+		return r, &Error{Op: "migrate", Key: "", Err: errors.New("the manager has no Namespace, so MigrateAll would visit every key in the store; set MigrateOptions.AllKeys to do that")}
 	}
 	prefix := ""
-	if m.cfg.Namespace != "" {
-		prefix = m.cfg.Namespace + ":"
+	if m.namespace != "" {
+		prefix = m.namespace + ":"
 	}
 	// Collect the keys first: some stores (SQL, files) hold a cursor open
 	// while Scan runs, and writing under it would be unsafe or slow.
@@ -75,7 +87,8 @@ func (m *Manager[T]) MigrateAll(ctx context.Context, opts MigrateOptions) (Migra
 			return r, &Error{Op: "migrate", Key: key, Err: err}
 		}
 		r.Scanned++
-		switch outcome, err := m.migrateOne(ctx, key); {
+		outcome, unknown, err := m.migrateOne(ctx, key)
+		switch {
 		case err != nil && ctx.Err() != nil:
 			return r, &Error{Op: "migrate", Key: key, Err: ctx.Err()}
 		case err != nil:
@@ -86,6 +99,9 @@ func (m *Manager[T]) MigrateAll(ctx context.Context, opts MigrateOptions) (Migra
 			r.Current++
 		case outcome == gone:
 			r.Gone++
+		}
+		if unknown && err == nil && outcome != gone {
+			r.Unknown++
 		}
 		if opts.Progress != nil {
 			opts.Progress(r)
@@ -102,33 +118,30 @@ const (
 	gone
 )
 
-// migrateOne brings one key to the write version, reading again and
-// retrying when a concurrent writer got there first.
-func (m *Manager[T]) migrateOne(ctx context.Context, key string) (outcome, error) {
-	const attempts = 5
-	for range attempts {
-		s := &Session[T]{m: m, key: key, storeKey: m.storeKey(key)}
-		raw, err := m.cfg.Store.Get(ctx, s.storeKey)
-		if errors.Is(err, store.ErrNotFound) {
-			return gone, nil
-		}
+// migrateOne brings one key to the write version with the load and save of
+// Update and its retry policy.
+func (m *Manager[T]) migrateOne(ctx context.Context, key string) (outcome, bool, error) {
+	var out outcome
+	var unknown bool
+	err := m.retry(ctx, func() error {
+		s, err := m.load(ctx, key)
 		if err != nil {
-			return 0, err
+			return err
 		}
-		version, _, err := envelope.Decode(raw, m.jsonForm)
-		if err == nil && version >= m.writeVersion && version <= m.latest {
-			return current, nil
+		unknown = m.format.JSONForm() && len(m.format.Unknown(s.payload)) > 0
+		switch {
+		case s.isNew:
+			out = gone
+			return nil
+		case s.version >= m.writeVersion:
+			out = current
+			return nil
 		}
-		if err := m.fill(s, raw); err != nil {
-			return 0, err
+		if err := m.save(ctx, s); err != nil {
+			return err
 		}
-		err = m.save(ctx, s)
-		if err == nil {
-			return migrated, nil
-		}
-		if !errors.Is(err, ErrConflict) {
-			return 0, err
-		}
-	}
-	return 0, fmt.Errorf("%w (still changing after %d attempts)", ErrConflict, attempts)
+		out = migrated
+		return nil
+	})
+	return out, unknown, err
 }

@@ -5,8 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"reflect"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,7 +17,7 @@ import (
 	"github.com/go-playground/validator/v10"
 
 	"github.com/typedsession/session/codec"
-	"github.com/typedsession/session/internal/envelope"
+	"github.com/typedsession/session/internal/format"
 	"github.com/typedsession/session/migrate"
 	"github.com/typedsession/session/store"
 )
@@ -28,18 +31,25 @@ type Config[T any] struct {
 	// Codec encodes T. Nil means codec.JSON{}.
 	Codec codec.Codec
 
-	// Namespace prefixes every key: the store key is Namespace + ":" + key,
-	// or the key alone when Namespace is empty. Give each session type its
-	// own namespace.
+	// Namespace prefixes every key: the store key is Namespace + ":" + key.
+	// It may not contain ':', so that two (namespace, key) pairs never
+	// share a store key. Give each session type its own namespace. An
+	// empty Namespace stores keys as they are given: the mode for adopting
+	// another framework's keys. Never give a namespaced manager and one
+	// without a namespace the same store (or redisstore prefix): their keys
+	// could meet. Whole-namespace operations on an empty Namespace
+	// (MigrateAll) need an explicit opt-in.
 	Namespace string
 
-	// TTL is an idle timeout: every Load that finds the session and every
-	// write extend its life to TTL from now. Zero means sessions never
-	// expire.
+	// TTL is an idle timeout: every write sets the session to expire TTL
+	// from now, and a Load that finds it extends it to now + TTL when less
+	// than TTL − Slack() remains (see [Manager.Slack]: the timeout's
+	// precision). Zero means sessions never expire. Values too long for a
+	// store are clamped by the store to the latest expiry it can keep.
 	TTL time.Duration
 
 	// Initial returns the value of a new or expired session. Nil means the
-	// zero T. It must return a value that passes validation.
+	// zero T. New calls it once and refuses a value that fails validation.
 	Initial func() T
 
 	// Migrations is the plan of schema versions of T. Nil means version 1
@@ -49,7 +59,9 @@ type Config[T any] struct {
 	// WriteVersion is the schema version that Save writes. Zero means
 	// Migrations.Latest(). Set it to the previous version during a rolling
 	// deploy, while binaries that only know that version still run; every
-	// step above it needs a down function.
+	// step above it needs a down function, and a Load checks that the
+	// steps it crosses give back what they were given (down(up(v)) == v),
+	// returning ErrMigration naming the step otherwise.
 	WriteVersion int
 
 	// Validator checks validate struct tags. Nil means one shared
@@ -64,40 +76,79 @@ type Config[T any] struct {
 	// means 1 MiB; a negative value means no limit.
 	MaxBytes int
 
-	// MaxAttempts caps the loads and saves of one Update under contention.
-	// Zero means 100.
+	// MaxAttempts caps the loads and saves of one Update (and of one key
+	// in MigrateAll) under contention. Zero means 100.
 	MaxAttempts int
+
+	// UnknownMembers says what happens to stored members that T does not
+	// have (a field added by a newer binary, a field renamed without a
+	// migration step). Zero means KeepUnknown. It applies to codecs whose
+	// payload is JSON.
+	UnknownMembers UnknownMembers
+
+	// Logger receives the manager's warnings (stored members T does not
+	// have). Nil means slog.Default().
+	Logger *slog.Logger
 }
+
+// UnknownMembers is the policy for stored members that T does not have.
+// Members that encoding/json matches case-insensitively count as known.
+type UnknownMembers int
+
+const (
+	// KeepUnknown (the default) keeps such members in the stored value:
+	// Load ignores them, and a Save of a changed session writes them back
+	// where they were, so that an old and a new binary can run side by
+	// side while a field is added, and a step added later can still
+	// recover a renamed field. The first Save that meets a given set of
+	// such members logs them (Config.Logger); MigrateAll counts the keys
+	// that have them. A Save that cannot keep them (they sit in an element
+	// of a slice whose length changed) returns ErrInvalid naming them.
+	KeepUnknown UnknownMembers = iota
+	// RejectUnknown makes Load return ErrCorrupt naming such members.
+	RejectUnknown
+	// DropUnknown drops such members at the next Save of a changed
+	// session, and logs them: the explicit opt-out.
+	DropUnknown
+)
 
 // Manager loads and saves sessions of type T. It is safe for concurrent use;
 // create one per session type with New and share it.
 type Manager[T any] struct {
-	cfg          Config[T]
-	codec        codec.Codec
-	jsonForm     bool
+	// Config, resolved once by New; nothing changes after.
+	store        store.Store
+	swapper      store.Swapper   // nil if the store has none
+	deleter      store.Deleter   // nil if the store has none
+	toucher      store.Toucher   // nil if the store has none
+	refresher    store.Refresher // nil if the store has none
+	ttlGetter    store.TTLGetter // nil if the store has none
+	format       *format.Format
+	namespace    string
+	ttl, slack   time.Duration
+	initialFn    func() T // nil: the zero T
+	plan         *migrate.Plan
 	latest       int
 	writeVersion int
+	validateFn   func(*T) error
 	maxBytes     int
 	maxAttempts  int
-	validate     func(*T) error
+	unknown      UnknownMembers
+	logger       *slog.Logger
 
-	// appender is the codec as a codec.Appender, or nil: with it, encode
-	// writes the payload straight into the envelope buffer.
-	appender codec.Appender
-	// sizeHint is the length of the last encoding, used to size the
-	// buffer of the next one when there is no stored value to go by.
+	// sizeHint is the length of the last encoding, used to size the next
+	// buffer when there is no stored value to go by.
 	sizeHint atomic.Int64
-	// zeroEnc caches the encoding of the zero T, the initial value of
-	// every new session when Config.Initial is nil.
-	zeroEnc func() ([]byte, error)
-
-	swapper   store.Swapper   // nil if the store has none
-	toucher   store.Toucher   // nil if the store has none
-	refresher store.Refresher // nil if the store has none
-	deleter   store.Deleter   // nil if the store has none
+	// zeroPayload caches the encoding of the zero T, the initial value of
+	// every new session when Config.Initial is nil. It is only compared.
+	zeroPayload func() ([]byte, error)
+	// reported holds the sets of unknown members already logged.
+	reported sync.Map
 }
 
-// New returns a Manager for cfg, or an error naming what is wrong with it.
+// New returns a Manager for cfg, or an error naming what is wrong with it:
+// no store, a negative TTL or MaxAttempts, a Namespace with ':', a
+// WriteVersion the plan cannot write, or an Initial value that panics or
+// fails validation.
 func New[T any](cfg Config[T]) (*Manager[T], error) {
 	if cfg.Store == nil {
 		return nil, errors.New("session: Config.Store is nil; give it a store such as memstore.New")
@@ -108,21 +159,28 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 	if cfg.MaxAttempts < 0 {
 		return nil, fmt.Errorf("session: Config.MaxAttempts is negative (%d)", cfg.MaxAttempts)
 	}
+	if strings.Contains(cfg.Namespace, ":") {
+		return nil, fmt.Errorf("session: Config.Namespace %q contains ':', so its keys could meet another namespace's; use a name without ':'", cfg.Namespace)
+	}
+	if cfg.UnknownMembers < KeepUnknown || cfg.UnknownMembers > DropUnknown {
+		return nil, fmt.Errorf("session: Config.UnknownMembers %d is not KeepUnknown, RejectUnknown or DropUnknown", cfg.UnknownMembers)
+	}
 	m := &Manager[T]{
-		cfg:          cfg,
-		codec:        cfg.Codec,
+		store:        cfg.Store,
+		format:       format.New(cfg.Codec, reflect.TypeFor[T]()),
+		namespace:    cfg.Namespace,
+		ttl:          cfg.TTL,
+		slack:        slackOf(cfg.TTL),
+		initialFn:    cfg.Initial,
+		plan:         cfg.Migrations,
 		latest:       cfg.Migrations.Latest(),
 		writeVersion: cfg.WriteVersion,
+		validateFn:   newValidateFunc[T](cfg.Validator, cfg.SkipTagValidation),
 		maxBytes:     cfg.MaxBytes,
 		maxAttempts:  cfg.MaxAttempts,
+		unknown:      cfg.UnknownMembers,
+		logger:       cfg.Logger,
 	}
-	if m.codec == nil {
-		m.codec = codec.JSON{}
-	}
-	if j, ok := m.codec.(codec.JSONPayload); ok {
-		m.jsonForm = j.PayloadIsJSON()
-	}
-	m.appender = appenderOf(m.codec)
 	if m.writeVersion == 0 {
 		m.writeVersion = m.latest
 	}
@@ -135,20 +193,46 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 	if m.maxAttempts == 0 {
 		m.maxAttempts = 100
 	}
-	m.validate = newValidateFunc[T](cfg.Validator, cfg.SkipTagValidation)
-	// The zero T always encodes the same, so a new session's initial
-	// encoding is computed once; it is only ever compared, never written
-	// or changed, so sessions share it.
-	m.zeroEnc = sync.OnceValues(func() ([]byte, error) {
-		var zero T
-		return m.encode(&zero, 0)
-	})
+	if m.logger == nil {
+		m.logger = slog.Default()
+	}
 	m.swapper, _ = cfg.Store.(store.Swapper)
+	m.deleter, _ = cfg.Store.(store.Deleter)
 	m.toucher, _ = cfg.Store.(store.Toucher)
 	m.refresher, _ = cfg.Store.(store.Refresher)
-	m.deleter, _ = cfg.Store.(store.Deleter)
+	m.ttlGetter, _ = cfg.Store.(store.TTLGetter)
+	m.zeroPayload = sync.OnceValues(func() ([]byte, error) {
+		var zero T
+		return m.format.AppendPayload(nil, &zero)
+	})
+	// Initial is user code: call it once now, so that a panic or a value
+	// that fails validation is a configuration error, not a failed Load.
+	// (The zero T of a nil Initial may fail validation: a handler fills
+	// it in before the first Save.)
+	if m.initialFn != nil {
+		v, err := m.initialValue()
+		if err == nil {
+			err = m.validate(&v)
+		}
+		if err == nil {
+			_, err = m.format.AppendPayload(nil, &v)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("session: Config.Initial: %w", err)
+		}
+	}
 	return m, nil
 }
+
+// slackOf is the idle timeout's precision for a TTL: a tenth of it, at most
+// an hour.
+func slackOf(ttl time.Duration) time.Duration { return min(ttl/10, time.Hour) }
+
+// Slack returns the precision of the idle timeout: a Load extends a
+// session only when less than TTL − Slack remains, so a session expires
+// between TTL − Slack and TTL after its last Load or write. It is TTL/10,
+// at most one hour, and 0 without a TTL.
+func (m *Manager[T]) Slack() time.Duration { return m.slack }
 
 // Session is one user's session: the Data of type T plus what the manager
 // needs to save it safely. A Session is not safe for concurrent use; it
@@ -161,16 +245,18 @@ type Session[T any] struct {
 	key      string
 	storeKey string
 
-	// stored is the value as read from the store (nil: nothing stored).
-	// Save compares the new encoding with it to skip unchanged writes,
-	// and passes it as old to CompareAndSwap.
+	// stored is the value as read from the store (nil: nothing stored),
+	// passed as old to CompareAndSwap and CompareAndDelete.
 	stored []byte
-	// initial is the encoding of the initial value of a new session, so
-	// that a new session nobody changed is never written.
-	initial []byte
-	// fresh reports that the store's TTL for the key was set to the full
-	// TTL by the Load (GetAndTouch) or by the last write, so an unchanged
-	// Save need not refresh it.
+	// payload is the codec's encoding of the data as loaded, at the
+	// latest version (for a new session: of the initial value). Save
+	// compares the new encoding with it to skip unchanged writes.
+	payload []byte
+	// writes are the write identities of the stored envelope.
+	writes []string
+	// fresh reports that the store's expiry is recent enough (set by the
+	// last write, or found far enough by Load) that an unchanged Save
+	// need not refresh it.
 	fresh     bool
 	isNew     bool
 	destroyed bool
@@ -191,9 +277,12 @@ func (s *Session[T]) IsNew() bool { return s.isNew }
 func (s *Session[T]) Version() int { return s.version }
 
 // Reset sets Data back to the initial value. The next Save stores it (a new
-// session that is reset and saved stores nothing).
+// session that is reset and saved stores nothing). Reset does nothing to
+// Data if Config.Initial panics.
 func (s *Session[T]) Reset() {
-	s.Data = s.m.initialValue()
+	if v, err := s.m.initialValue(); err == nil {
+		s.Data = v
+	}
 	s.destroyed = false
 }
 
@@ -214,19 +303,65 @@ func (s *Session[T]) Destroy() { s.destroyed = true }
 // its old key and nothing is written under the new one.
 func (s *Session[T]) MoveTo(key string) { s.moveTo = key }
 
-func (m *Manager[T]) initialValue() T {
-	if m.cfg.Initial != nil {
-		return m.cfg.Initial()
+// initialValue returns the value of a new session; a panic in
+// Config.Initial becomes an error.
+func (m *Manager[T]) initialValue() (v T, err error) {
+	if m.initialFn == nil {
+		return v, nil
 	}
-	var zero T
-	return zero
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("Initial panicked: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return m.initialFn(), nil
 }
 
-func (m *Manager[T]) storeKey(key string) string {
-	if m.cfg.Namespace == "" {
-		return key
+// validate runs the validation of T; a panic in a Validate method becomes
+// ErrInvalid.
+func (m *Manager[T]) validate(data *T) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &kindError{kind: ErrInvalid, msg: fmt.Sprintf("Validate panicked: %v\n%s", p, debug.Stack())}
+		}
+	}()
+	return m.validateFn(data)
+}
+
+// storeKey returns the store key of key, or an error matching
+// store.ErrInvalidKey.
+func (m *Manager[T]) storeKey(key string) (string, error) {
+	if key == "" {
+		return "", fmt.Errorf("%w: empty key", store.ErrInvalidKey)
 	}
-	return m.cfg.Namespace + ":" + key
+	sk := key
+	if m.namespace != "" {
+		sk = m.namespace + ":" + key
+	}
+	return sk, store.CheckKey(sk)
+}
+
+// NewSession returns a new session for key holding the initial value, as
+// Load returns for a missing key, without reading the store: for a key that
+// cannot exist yet, such as a freshly generated random token. Its Save
+// writes only if nothing is stored under key (on a store.Swapper).
+func (m *Manager[T]) NewSession(key string) (*Session[T], error) {
+	s, err := m.newSession(key)
+	if err == nil {
+		err = m.renew(s)
+	}
+	if err != nil {
+		return nil, &Error{Op: "load", Key: key, Err: err}
+	}
+	return s, nil
+}
+
+func (m *Manager[T]) newSession(key string) (*Session[T], error) {
+	sk, err := m.storeKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return &Session[T]{m: m, key: key, storeKey: sk}, nil
 }
 
 // Load returns the session stored under key. A missing or expired key gives
@@ -237,7 +372,10 @@ func (m *Manager[T]) storeKey(key string) string {
 // ErrFutureVersion; a missing or failing migration step gives ErrMigration;
 // data that does not decode into T gives ErrCorrupt; data that fails
 // validation gives ErrInvalid. With a TTL, a Load that finds the session
-// extends it, in the same round trip when the store is a store.Refresher.
+// extends it only when less than TTL − Slack remains (one more round trip,
+// a Touch), so most Loads only read; on a store that cannot report the
+// time left it extends it every time, in the same round trip where the
+// store is a store.Refresher.
 func (m *Manager[T]) Load(ctx context.Context, key string) (*Session[T], error) {
 	s, err := m.load(ctx, key)
 	if err != nil {
@@ -246,158 +384,146 @@ func (m *Manager[T]) Load(ctx context.Context, key string) (*Session[T], error) 
 	return s, nil
 }
 
-// NewSession returns a new session for key holding the initial value, as
-// Load returns for a missing key, without reading the store: for a key that
-// cannot exist yet, such as a freshly generated random token. Its Save
-// writes only if nothing is stored under key (on a store.Swapper).
-func (m *Manager[T]) NewSession(key string) (*Session[T], error) {
-	if key == "" {
-		return nil, &Error{Op: "load", Key: key, Err: errors.New("empty key")}
+func (m *Manager[T]) load(ctx context.Context, key string) (*Session[T], error) {
+	s, err := m.newSession(key)
+	if err != nil {
+		return nil, err
 	}
-	s := &Session[T]{m: m, key: key, storeKey: m.storeKey(key)}
-	if err := m.renew(s); err != nil {
-		return nil, &Error{Op: "load", Key: key, Err: err}
+	raw, err := m.read(ctx, s)
+	if errors.Is(err, store.ErrNotFound) {
+		return s, m.renew(s)
+	}
+	if err != nil {
+		return nil, storeError(err)
+	}
+	if err := m.fill(s, raw); err != nil {
+		return nil, err
+	}
+	if !s.fresh && m.ttl > 0 && m.toucher != nil {
+		// Near expiry: extend it now. A failure (a read-only disk) does
+		// not fail the Load; Save tries again.
+		if m.toucher.Touch(ctx, s.storeKey, m.ttl) == nil {
+			s.fresh = true
+		}
 	}
 	return s, nil
 }
 
-func (m *Manager[T]) load(ctx context.Context, key string) (*Session[T], error) {
-	if key == "" {
-		return nil, errors.New("empty key")
-	}
-	s := &Session[T]{m: m, key: key, storeKey: m.storeKey(key)}
-	var raw []byte
-	var err error
-	if m.cfg.TTL > 0 && m.refresher != nil {
-		raw, err = m.refresher.GetAndTouch(ctx, s.storeKey, m.cfg.TTL)
+// read gets the stored value of s, noting whether its expiry is fresh.
+func (m *Manager[T]) read(ctx context.Context, s *Session[T]) ([]byte, error) {
+	switch {
+	case m.ttl <= 0:
 		s.fresh = true
-	} else {
-		raw, err = m.cfg.Store.Get(ctx, s.storeKey)
+		return m.store.Get(ctx, s.storeKey)
+	case m.ttlGetter != nil:
+		raw, left, err := m.ttlGetter.GetWithTTL(ctx, s.storeKey)
+		s.fresh = left != store.NoExpiry && left >= m.ttl-m.slack
+		return raw, err
+	case m.refresher != nil:
+		s.fresh = true
+		return m.refresher.GetAndTouch(ctx, s.storeKey, m.ttl)
+	default:
+		return m.store.Get(ctx, s.storeKey)
 	}
-	if errors.Is(err, store.ErrNotFound) {
-		if err := m.renew(s); err != nil {
-			return nil, err
-		}
-		return s, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return s, m.fill(s, raw)
 }
 
-// fill decodes raw, the stored value of s, into s.Data and validates it.
+// fill decodes raw, the stored value of s, into s.Data (migrating it) and
+// validates it.
 func (m *Manager[T]) fill(s *Session[T], raw []byte) error {
-	var err error
-	if s.version, err = m.decode(raw, &s.Data); err != nil {
+	if m.maxBytes > 0 && len(raw) > m.maxBytes {
+		return &kindError{kind: ErrTooLarge, msg: fmt.Sprintf("stored value is %d bytes, Config.MaxBytes is %d", len(raw), m.maxBytes)}
+	}
+	env, err := m.format.Decode(raw)
+	if err != nil {
+		return wrapKind(ErrCorrupt, err)
+	}
+	if env.Codec != "" || len(env.Layers) > 0 || env.KeyID != "" || env.DictID != "" {
+		return &kindError{kind: ErrCorrupt, msg: fmt.Sprintf("the value uses codec %q, layers %q, key ID %q or dictionary %q, which this release cannot read", env.Codec, env.Layers, env.KeyID, env.DictID)}
+	}
+	s.version = env.Version
+	if env.Version != m.latest && m.format.JSONForm() {
+		// Off the hot path, the envelope's payload is proven whole before
+		// a version is believed (corrupt comes before future) and before
+		// steps see it.
+		if err := format.Check(raw, &env); err != nil {
+			return wrapKind(ErrCorrupt, err)
+		}
+	}
+	if env.Version > m.latest {
+		return &kindError{kind: ErrFutureVersion, msg: fmt.Sprintf("stored version %d, this binary knows up to %d", env.Version, m.latest)}
+	}
+	payload := env.Payload
+	if env.Version < m.latest {
+		if payload, err = m.migrateUp(env.Version, payload); err != nil {
+			return err
+		}
+		env.Checked = true
+	}
+	var data T
+	if err := m.format.Unmarshal(raw, &env, payload, &data); err != nil {
+		return wrapKind(ErrCorrupt, err)
+	}
+	if m.unknown == RejectUnknown {
+		if unk := m.format.Unknown(payload); len(unk) > 0 {
+			return &kindError{kind: ErrCorrupt, msg: "stored members that the session type does not have (Config.UnknownMembers is RejectUnknown): " + strings.Join(unk, ", ")}
+		}
+	}
+	if err := m.validate(&data); err != nil {
 		return err
 	}
-	if err := m.validate(&s.Data); err != nil {
-		return err
-	}
-	s.stored = raw
+	s.Data, s.stored, s.payload, s.writes = data, raw, payload, env.Writes
 	return nil
+}
+
+// migrateUp runs the steps from version to Latest. When the manager writes
+// an older version, it also checks that each step it crosses at or above
+// the write version gives back what it was given, so that a down function
+// that does not invert its up function is an error, not a slow corruption.
+func (m *Manager[T]) migrateUp(version int, payload []byte) ([]byte, error) {
+	var err error
+	if m.writeVersion < m.latest && version >= m.writeVersion {
+		payload, err = m.plan.UpChecked(m.format.Codec(), version, m.latest, payload)
+	} else {
+		payload, err = m.plan.Up(m.format.Codec(), version, m.latest, payload)
+	}
+	if err != nil {
+		return nil, wrapKind(ErrMigration, err)
+	}
+	return payload, nil
 }
 
 // renew turns s into a new session holding the initial value.
 func (m *Manager[T]) renew(s *Session[T]) error {
-	s.Data = m.initialValue()
-	s.stored, s.isNew, s.destroyed, s.fresh, s.version = nil, true, false, false, m.latest
-	var enc []byte
-	var err error
-	if m.cfg.Initial == nil {
-		enc, err = m.zeroEnc()
+	v, err := m.initialValue()
+	if err != nil {
+		return err
+	}
+	s.Data = v
+	s.stored, s.writes, s.isNew, s.destroyed, s.fresh, s.version = nil, nil, true, false, false, m.latest
+	if m.initialFn == nil {
+		s.payload, err = m.zeroPayload()
 	} else {
-		enc, err = m.encode(&s.Data, 0)
+		s.payload, err = m.format.AppendPayload(nil, &s.Data)
 	}
 	if err != nil {
 		return fmt.Errorf("encode the initial value: %w", err)
 	}
-	s.initial = enc
 	return nil
 }
 
-// decode turns stored bytes into *data, running migrations, and returns the
-// stored version. It does not validate.
-func (m *Manager[T]) decode(raw []byte, data *T) (int, error) {
-	if m.maxBytes > 0 && len(raw) > m.maxBytes {
-		return 0, &kindError{kind: ErrTooLarge, msg: fmt.Sprintf("stored value is %d bytes, Config.MaxBytes is %d", len(raw), m.maxBytes)}
-	}
-	version, payload, err := envelope.Decode(raw, m.jsonForm)
-	if err != nil {
-		return 0, wrapKind(ErrCorrupt, err)
-	}
-	if version == 0 && m.jsonForm && !jsonValid(raw) {
-		return 0, &kindError{kind: ErrCorrupt, msg: "not JSON and not an envelope"}
-	}
-	if version > m.latest {
-		return version, &kindError{kind: ErrFutureVersion, msg: fmt.Sprintf("stored version %d, this binary knows up to %d", version, m.latest)}
-	}
-	if version < m.latest {
-		payload, err = m.cfg.Migrations.Up(m.codec, version, m.latest, payload)
-		if err != nil {
-			return version, wrapKind(ErrMigration, err)
-		}
-	}
-	if err := m.codec.Unmarshal(payload, data); err != nil {
-		if version == m.latest && m.jsonForm {
-			// The fast envelope split expects the exact form Save
-			// writes; a reformatted envelope gets a full parse.
-			if _, p, perr := envelope.Reparse(raw); perr == nil && !bytes.Equal(p, payload) {
-				var fresh T
-				if err2 := m.codec.Unmarshal(p, &fresh); err2 == nil {
-					*data = fresh
-					return version, nil
-				}
-			}
-		}
-		return version, wrapKind(ErrCorrupt, err)
-	}
-	return version, nil
-}
-
-// encode returns the stored form of *data at the write version. hint is
-// the expected length (that of the stored value, or 0 when unknown).
-func (m *Manager[T]) encode(data *T, hint int) ([]byte, error) {
-	if m.appender != nil && m.writeVersion == m.latest {
-		// One buffer, one copy: header, the codec's output appended in
-		// place, trailer. The buffer becomes the session's stored value,
-		// so it is not pooled.
-		if hint == 0 {
-			hint = int(m.sizeHint.Load())
-		}
-		dst := make([]byte, 0, hint+64)
-		dst = envelope.AppendHeader(dst, m.jsonForm, m.writeVersion)
-		dst, err := m.appender.AppendMarshal(dst, data)
-		if err != nil {
-			return nil, err
-		}
-		dst = envelope.AppendTrailer(dst, m.jsonForm)
-		if n := int64(len(dst)); m.sizeHint.Load() != n {
-			m.sizeHint.Store(n)
-		}
-		return dst, nil
-	}
-	payload, err := m.codec.Marshal(data)
-	if err != nil {
-		return nil, err
-	}
-	if m.writeVersion < m.latest {
-		payload, err = m.cfg.Migrations.Down(m.codec, m.latest, m.writeVersion, payload)
-		if err != nil {
-			return nil, wrapKind(ErrMigration, err)
-		}
-	}
-	out := make([]byte, 0, envelope.Size(m.jsonForm, m.writeVersion, payload))
-	return envelope.Encode(out, m.jsonForm, m.writeVersion, payload), nil
-}
-
-// Save validates the session and writes it. It writes nothing when the
-// encoding equals what was loaded (with a TTL it then only refreshes the
-// expiry, unless Load already did), nor for a new session still at its
-// initial value. On a store.Swapper it writes with CompareAndSwap against
+// Save validates the session and writes it. It writes nothing when the data
+// equals what was loaded (with a TTL it then only refreshes the expiry, and
+// only when the session is near expiry), nor for a new session still at its
+// initial value; a session loaded at an older version is written (that is
+// its migration). On a store.Swapper it writes with CompareAndSwap against
 // the loaded bytes and returns ErrConflict when another writer saved first;
 // on other stores it overwrites. A session marked with Destroy is deleted.
+//
+// A value that would not read back as saved (a string that is not valid
+// UTF-8, nesting deeper than the decoder allows) gives ErrInvalid naming the
+// field, and nothing is written. A write whose outcome cannot be learned
+// (the store failed and did not answer again within ctx) gives
+// ErrOutcomeUnknown: it may or may not have landed.
 func (m *Manager[T]) Save(ctx context.Context, s *Session[T]) error {
 	if s == nil || s.m != m {
 		panic("session: Save of a session that this Manager did not load; pass the *Session that m.Load returned")
@@ -419,38 +545,202 @@ func (m *Manager[T]) save(ctx context.Context, s *Session[T]) error {
 	if err := m.validate(&s.Data); err != nil {
 		return err
 	}
-	enc, err := m.encode(&s.Data, len(s.stored))
+	payload, err := m.encodePayload(s)
 	if err != nil {
-		if errors.Is(err, ErrMigration) {
-			return err
-		}
-		return fmt.Errorf("encode: %w", err)
-	}
-	if m.maxBytes > 0 && len(enc) > m.maxBytes {
-		return &kindError{kind: ErrTooLarge, msg: fmt.Sprintf("%d bytes encoded, Config.MaxBytes is %d", len(enc), m.maxBytes)}
-	}
-	if s.moveTo != "" {
-		return m.move(ctx, s, enc)
-	}
-	if s.stored == nil && bytes.Equal(enc, s.initial) {
-		return nil // a new session nobody changed: store nothing
-	}
-	if s.stored != nil && bytes.Equal(enc, s.stored) {
-		return m.refresh(ctx, s)
-	}
-	if m.swapper != nil {
-		ok, err := m.swapper.CompareAndSwap(ctx, s.storeKey, s.stored, enc, m.cfg.TTL)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return ErrConflict
-		}
-	} else if err := m.cfg.Store.Set(ctx, s.storeKey, enc, m.cfg.TTL); err != nil {
 		return err
 	}
-	s.stored, s.initial, s.isNew, s.fresh, s.version = enc, nil, false, true, m.writeVersion
+	unchanged := bytes.Equal(payload, s.payload)
+	if !unchanged && s.stored != nil {
+		if payload, unchanged, err = m.reconcile(s, payload); err != nil {
+			return err
+		}
+	}
+	if s.moveTo != "" {
+		return m.move(ctx, s, payload, unchanged)
+	}
+	if unchanged && s.stored == nil {
+		return nil // a new session nobody changed: store nothing
+	}
+	if unchanged && s.version >= m.writeVersion {
+		return m.refresh(ctx, s)
+	}
+	enc, writes, err := m.encode(s, payload)
+	if err != nil {
+		return err
+	}
+	if err := m.write(ctx, s.storeKey, s.stored, enc, writes[0]); err != nil {
+		return err
+	}
+	s.commit(enc, payload, writes, m.writeVersion)
 	return nil
+}
+
+func (s *Session[T]) commit(enc, payload []byte, writes []string, version int) {
+	s.stored, s.payload, s.writes, s.isNew, s.fresh, s.version = enc, payload, writes, false, true, version
+}
+
+// encodePayload encodes s.Data at the latest version.
+func (m *Manager[T]) encodePayload(s *Session[T]) ([]byte, error) {
+	hint := len(s.payload)
+	if hint == 0 {
+		hint = int(m.sizeHint.Load())
+	}
+	payload, err := m.format.AppendPayload(make([]byte, 0, hint+16), &s.Data)
+	if errors.Is(err, format.ErrUnreadable) {
+		return nil, &kindError{kind: ErrInvalid, cause: err}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	if n := int64(len(payload)); m.sizeHint.Load() != n {
+		m.sizeHint.Store(n)
+	}
+	return payload, nil
+}
+
+// reconcile compares a changed-looking payload with the loaded one more
+// closely. It puts back stored members that T does not have (by the
+// UnknownMembers policy) and, for a session loaded at an older version,
+// compares the data as loaded with the data as saved, both encoded from T,
+// so that member order alone is not a change. It returns the payload to
+// write and whether it equals what was loaded.
+func (m *Manager[T]) reconcile(s *Session[T], payload []byte) ([]byte, bool, error) {
+	if !m.format.JSONForm() {
+		return payload, false, nil
+	}
+	if s.version != m.latest {
+		var loaded T
+		if err := m.format.Unmarshal(nil, nil, s.payload, &loaded); err == nil {
+			if again, err := m.format.AppendPayload(nil, &loaded); err == nil && bytes.Equal(again, payload) {
+				return payload, true, nil
+			}
+		}
+	}
+	unk := m.format.Unknown(s.payload)
+	if len(unk) == 0 {
+		return payload, false, nil
+	}
+	if m.unknown == DropUnknown {
+		m.report(s.key, "dropped stored members that the session type does not have (Config.UnknownMembers is DropUnknown)", unk)
+		return payload, false, nil
+	}
+	merged, err := m.format.Merge(s.payload, payload)
+	if err != nil {
+		return nil, false, &kindError{kind: ErrInvalid, cause: err}
+	}
+	m.report(s.key, "kept stored members that the session type does not have", unk)
+	return merged, bytes.Equal(merged, s.payload), nil
+}
+
+// report logs a set of members once per manager.
+func (m *Manager[T]) report(key, msg string, members []string) {
+	id := msg + "\x00" + strings.Join(members, "\x00")
+	if _, seen := m.reported.LoadOrStore(id, true); seen {
+		return
+	}
+	m.logger.Warn("session: "+msg, "key", key, "members", members)
+}
+
+// encode builds the stored form of payload at the write version, with a
+// new write identity on top of the loaded ones.
+func (m *Manager[T]) encode(s *Session[T], payload []byte) ([]byte, []string, error) {
+	if m.writeVersion < m.latest {
+		var err error
+		if payload, err = m.plan.Down(m.format.Codec(), m.latest, m.writeVersion, payload); err != nil {
+			return nil, nil, wrapKind(ErrMigration, err)
+		}
+	}
+	e := format.Envelope{Version: m.writeVersion, Writes: format.NextWrites(format.NewWriteID(), s.writes), Payload: payload}
+	enc := format.Append(make([]byte, 0, len(payload)+16*len(e.Writes)+32), m.format.JSONForm(), &e)
+	if m.maxBytes > 0 && len(enc) > m.maxBytes {
+		return nil, nil, &kindError{kind: ErrTooLarge, msg: fmt.Sprintf("%d bytes encoded, Config.MaxBytes is %d", len(enc), m.maxBytes)}
+	}
+	return enc, e.Writes, nil
+}
+
+// write stores enc under key in place of old (nil: only if absent), exactly
+// once. On a store.Swapper a failed swap is sent again (a resent swap
+// that finds its own value reports success, as the store contract
+// requires), and a swap that reports a conflict is checked against the
+// stored write identities, in case the first attempt landed and another
+// writer built on it since.
+func (m *Manager[T]) write(ctx context.Context, key string, old, enc []byte, id string) error {
+	if m.swapper == nil {
+		if err := m.store.Set(ctx, key, enc, m.ttl); err != nil {
+			return writeError(err)
+		}
+		return nil
+	}
+	ok, err := m.swapper.CompareAndSwap(ctx, key, old, enc, m.ttl)
+	for wait := 5 * time.Millisecond; err != nil && !definite(err) && wait <= 320*time.Millisecond; wait *= 2 {
+		if sleep(ctx, wait) != nil {
+			break
+		}
+		ok, err = m.swapper.CompareAndSwap(ctx, key, old, enc, m.ttl)
+	}
+	if err != nil {
+		return writeError(err)
+	}
+	if ok {
+		return nil
+	}
+	landed, err := m.landed(ctx, key, id)
+	if err != nil {
+		return &kindError{kind: ErrOutcomeUnknown, msg: "the swap reported a conflict and reading back failed", cause: err}
+	}
+	if landed {
+		return nil
+	}
+	return ErrConflict
+}
+
+// landed reports whether the value under key is, or was built on, the
+// write with identity id.
+func (m *Manager[T]) landed(ctx context.Context, key, id string) (bool, error) {
+	raw, err := m.store.Get(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	env, err := m.format.Decode(raw)
+	if err != nil {
+		return false, nil
+	}
+	for _, w := range env.Writes {
+		if w == id {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// definite reports whether a store error says for sure that nothing was
+// written.
+func definite(err error) bool {
+	return errors.Is(err, store.ErrInvalidKey) || errors.Is(err, store.ErrTooLarge) || errors.Is(err, store.ErrClosed)
+}
+
+// writeError classifies the error of a write: one that says for sure that
+// nothing was written is returned as the store's error; any other means
+// the write may have landed: ErrOutcomeUnknown.
+func writeError(err error) error {
+	if definite(err) {
+		return storeError(err)
+	}
+	return &kindError{kind: ErrOutcomeUnknown, cause: err}
+}
+
+// storeError maps the store's shared errors to the session's.
+func storeError(err error) error {
+	switch {
+	case errors.Is(err, store.ErrCorrupt):
+		return wrapKind(ErrCorrupt, err)
+	case errors.Is(err, store.ErrTooLarge):
+		return wrapKind(ErrTooLarge, err)
+	}
+	return err
 }
 
 // remove deletes storeKey if it still holds stored: with compare-and-delete
@@ -461,11 +751,11 @@ func (m *Manager[T]) remove(ctx context.Context, storeKey string, stored []byte)
 		return nil
 	}
 	if m.deleter == nil {
-		return m.cfg.Store.Delete(ctx, storeKey)
+		return storeError(m.store.Delete(ctx, storeKey))
 	}
 	ok, err := m.deleter.CompareAndDelete(ctx, storeKey, stored)
 	if err != nil {
-		return err
+		return storeError(err)
 	}
 	if !ok {
 		return ErrConflict
@@ -473,73 +763,77 @@ func (m *Manager[T]) remove(ctx context.Context, storeKey string, stored []byte)
 	return nil
 }
 
-// move stores enc under s.moveTo (only if nothing is there) and removes the
-// old key against what was loaded, undoing the new write on a conflict.
-func (m *Manager[T]) move(ctx context.Context, s *Session[T], enc []byte) error {
-	newKey := m.storeKey(s.moveTo)
-	if s.stored != nil || !bytes.Equal(enc, s.initial) {
-		if m.swapper != nil {
-			ok, err := m.swapper.CompareAndSwap(ctx, newKey, nil, enc, m.cfg.TTL)
-			if err != nil {
-				return err
+// move stores payload under s.moveTo (only if nothing is there) and
+// removes the old key against what was loaded, undoing the new write on a
+// conflict. A new session nobody changed only changes its key.
+func (m *Manager[T]) move(ctx context.Context, s *Session[T], payload []byte, unchanged bool) error {
+	newKey, err := m.storeKey(s.moveTo)
+	if err != nil {
+		return err
+	}
+	if s.stored != nil || !unchanged {
+		enc, writes, err := m.encode(s, payload)
+		if err != nil {
+			return err
+		}
+		if err := m.write(ctx, newKey, nil, enc, writes[0]); err != nil {
+			if errors.Is(err, ErrConflict) {
+				return fmt.Errorf("%w: key %s is taken", ErrConflict, quoteKey(s.moveTo))
 			}
-			if !ok {
-				return fmt.Errorf("%w: key %q is taken", ErrConflict, s.moveTo)
-			}
-		} else if err := m.cfg.Store.Set(ctx, newKey, enc, m.cfg.TTL); err != nil {
 			return err
 		}
 		if err := m.remove(ctx, s.storeKey, s.stored); err != nil {
 			if uerr := m.remove(ctx, newKey, enc); uerr != nil {
-				return errors.Join(err, fmt.Errorf("undo the write under %q: %w", s.moveTo, uerr))
+				return errors.Join(err, fmt.Errorf("undo the write under %s: %w", quoteKey(s.moveTo), uerr))
 			}
 			return err
 		}
-		s.stored, s.initial, s.isNew, s.fresh, s.version = enc, nil, false, true, m.writeVersion
+		s.commit(enc, payload, writes, m.writeVersion)
 	}
 	s.key, s.storeKey, s.moveTo = s.moveTo, newKey, ""
 	return nil
 }
 
-// refresh extends the TTL of an unchanged session unless Load already did.
+// refresh extends the TTL of an unchanged session unless it is fresh.
 func (m *Manager[T]) refresh(ctx context.Context, s *Session[T]) error {
-	if m.cfg.TTL <= 0 || s.fresh {
+	if m.ttl <= 0 || s.fresh {
 		return nil
 	}
 	switch {
 	case m.toucher != nil:
-		if err := m.toucher.Touch(ctx, s.storeKey, m.cfg.TTL); err != nil {
+		if err := m.toucher.Touch(ctx, s.storeKey, m.ttl); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				// Deleted or expired since Load: writing it back
 				// could undo another writer's Delete.
 				return ErrConflict
 			}
-			return err
+			return storeError(err)
 		}
 	case m.swapper != nil:
-		ok, err := m.swapper.CompareAndSwap(ctx, s.storeKey, s.stored, s.stored, m.cfg.TTL)
+		ok, err := m.swapper.CompareAndSwap(ctx, s.storeKey, s.stored, s.stored, m.ttl)
 		if err != nil {
-			return err
+			return storeError(err)
 		}
 		if !ok {
 			return ErrConflict
 		}
 	default:
-		if err := m.cfg.Store.Set(ctx, s.storeKey, s.stored, m.cfg.TTL); err != nil {
-			return err
+		if err := m.store.Set(ctx, s.storeKey, s.stored, m.ttl); err != nil {
+			return storeError(err)
 		}
 	}
 	s.fresh = true
 	return nil
 }
 
-// Delete removes the session stored under key. An absent key is not an
-// error.
+// Delete removes the session stored under key, whatever it holds. An
+// absent key is not an error.
 func (m *Manager[T]) Delete(ctx context.Context, key string) error {
-	if key == "" {
-		return &Error{Op: "delete", Key: key, Err: errors.New("empty key")}
+	sk, err := m.storeKey(key)
+	if err == nil {
+		err = storeError(m.store.Delete(ctx, sk))
 	}
-	if err := m.cfg.Store.Delete(ctx, m.storeKey(key)); err != nil {
+	if err != nil {
 		return &Error{Op: "delete", Key: key, Err: err}
 	}
 	return nil
@@ -551,75 +845,52 @@ func (m *Manager[T]) Delete(ctx context.Context, key string) error {
 // succeeds, ctx ends or Config.MaxAttempts is used up; so no update is ever
 // lost. fn may therefore run more than once and must only change the data
 // it is given. An error from fn aborts the update without writing and is
-// returned wrapped in an *Error. Update returns the data as saved.
+// returned wrapped in an *Error. A write whose outcome is unknown
+// (ErrOutcomeUnknown) is never retried: running fn again could apply it
+// twice. A panic in fn is not recovered: Update holds nothing, so the panic
+// reaches the caller as it would from any inline code. Update returns the
+// data as saved, which equals what the next Load returns.
 func (m *Manager[T]) Update(ctx context.Context, key string, fn func(*T) error) (T, error) {
-	var zero T
-	backoff := 500 * time.Microsecond
-	for attempt := 1; ; attempt++ {
+	var out T
+	err := m.retry(ctx, func() error {
 		s, err := m.load(ctx, key)
 		if err != nil {
-			return zero, &Error{Op: "update", Key: key, Err: err}
+			return err
 		}
 		if err := fn(&s.Data); err != nil {
-			return zero, &Error{Op: "update", Key: key, Err: err}
+			return err
 		}
-		err = m.save(ctx, s)
-		if err == nil {
-			return s.Data, nil
+		if err := m.save(ctx, s); err != nil {
+			return err
 		}
+		out = s.Data
+		return nil
+	})
+	if err != nil {
+		var zero T
+		return zero, &Error{Op: "update", Key: key, Err: err}
+	}
+	return out, nil
+}
+
+// retry runs attempt until it returns anything but ErrConflict, with a
+// jittered exponential backoff between attempts, at most MaxAttempts times
+// and while ctx lasts. It is the one retry policy of Update and MigrateAll.
+func (m *Manager[T]) retry(ctx context.Context, attempt func() error) error {
+	backoff := 500 * time.Microsecond
+	for n := 1; ; n++ {
+		err := attempt()
 		if !errors.Is(err, ErrConflict) {
-			return zero, &Error{Op: "update", Key: key, Err: err}
+			return err
 		}
-		if attempt >= m.maxAttempts {
-			return zero, &Error{Op: "update", Key: key, Err: fmt.Errorf("%w (gave up after %d attempts)", err, attempt)}
+		if n >= m.maxAttempts {
+			return fmt.Errorf("%w (gave up after %d attempts)", err, n)
 		}
 		if err := sleep(ctx, rand.N(backoff)+backoff/2); err != nil {
-			return zero, &Error{Op: "update", Key: key, Err: err}
+			return err
 		}
 		backoff = min(backoff*2, 50*time.Millisecond)
 	}
-}
-
-// appenderOf returns c as a codec.Appender when its AppendMarshal is its
-// own. A codec that embeds codec.JSON to override Marshal would otherwise
-// inherit JSON's AppendMarshal and have its Marshal silently bypassed, so
-// such a codec gets no fast path.
-func appenderOf(c codec.Codec) codec.Appender {
-	switch c.(type) {
-	case codec.JSON, *codec.JSON:
-		return codec.JSON{}
-	}
-	a, ok := c.(codec.Appender)
-	if !ok || embedsJSON(reflect.TypeOf(c), 0) {
-		return nil
-	}
-	return a
-}
-
-// embedsJSON reports whether t is a struct (or a pointer to one) that
-// embeds codec.JSON, directly or through other embedded structs.
-func embedsJSON(t reflect.Type, depth int) bool {
-	if t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t.Kind() != reflect.Struct || depth > 8 {
-		return false
-	}
-	jsonType := reflect.TypeFor[codec.JSON]()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if !f.Anonymous {
-			continue
-		}
-		ft := f.Type
-		if ft.Kind() == reflect.Pointer {
-			ft = ft.Elem()
-		}
-		if ft == jsonType || embedsJSON(ft, depth+1) {
-			return true
-		}
-	}
-	return false
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -102,6 +102,3 @@ func shortValue(v any) string {
 	}
 	return string(b)
 }
-
-// jsonValid reports whether b is one JSON value.
-func jsonValid(b []byte) bool { return json.Valid(b) }

@@ -7,8 +7,9 @@
 package codec
 
 import (
+	"bytes"
 	"encoding/json"
-	"sync"
+	"errors"
 )
 
 // Codec encodes and decodes session values. Implementations must be safe for
@@ -32,71 +33,40 @@ type JSONPayload interface {
 	PayloadIsJSON() bool
 }
 
-// Appender is implemented by codecs that can append an encoding to a
-// buffer the caller owns. The session manager uses it to encode straight
-// into the envelope it stores, with one allocation and one copy instead of
-// three. AppendMarshal(dst, v) must append exactly the bytes that
-// Marshal(v) returns, and on error may leave dst's spare capacity
-// overwritten.
-type Appender interface {
-	Codec
-	// AppendMarshal appends the encoding of v to dst and returns the
-	// extended slice.
-	AppendMarshal(dst []byte, v any) ([]byte, error)
-}
-
-// JSON is the default codec: encoding/json with HTML escaping turned off
-// and no trailing newline. Its zero value is ready to use.
+// JSON is the default codec: encoding/json with HTML escaping turned off,
+// no trailing newline, and numbers in interface values (any,
+// map[string]any) decoded as json.Number, so that an integer such as the
+// chat ID 1265476890672672808 keeps its exact value (encoding/json's
+// default, float64, rounds integers above 2^53). Its zero value is ready to
+// use.
 //
 // Map keys are sorted by encoding/json, so encodings are deterministic.
 type JSON struct{}
 
-// sliceWriter is an io.Writer that appends to b; it never fails.
-type sliceWriter struct{ b []byte }
-
-func (w *sliceWriter) Write(p []byte) (int, error) {
-	w.b = append(w.b, p...)
-	return len(p), nil
-}
-
-// jsonEncoder pairs a json.Encoder (HTML escaping off) with the writer it
-// writes to, so that both are reused across calls. json.Encoder keeps an
-// error only when its writer fails, which sliceWriter never does.
-type jsonEncoder struct {
-	w   sliceWriter
-	enc *json.Encoder
-}
-
-var jsonEncoders = sync.Pool{New: func() any {
-	e := new(jsonEncoder)
-	e.enc = json.NewEncoder(&e.w)
-	e.enc.SetEscapeHTML(false)
-	return e
-}}
-
 // Marshal encodes v as compact JSON without HTML escaping.
-func (c JSON) Marshal(v any) ([]byte, error) {
-	return c.AppendMarshal(nil, v)
-}
-
-// AppendMarshal appends the compact JSON encoding of v, without HTML
-// escaping and without a trailing newline, to dst.
-func (JSON) AppendMarshal(dst []byte, v any) ([]byte, error) {
-	e := jsonEncoders.Get().(*jsonEncoder)
-	e.w.b = dst
-	err := e.enc.Encode(v)
-	out := e.w.b
-	e.w.b = nil
-	jsonEncoders.Put(e)
-	if err != nil {
+func (JSON) Marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
-	return out[:len(out)-1], nil // Encode appends a newline.
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
 }
 
-// Unmarshal decodes JSON data into v with encoding/json.
+// Unmarshal decodes JSON data into v with encoding/json, numbers in
+// interface values as json.Number. data must be exactly one JSON value
+// (white space around it allowed).
 func (JSON) Unmarshal(data []byte, v any) error {
-	return json.Unmarshal(data, v)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err == nil {
+		return errors.New("invalid JSON: data after the value")
+	}
+	return nil
 }
 
 // PayloadIsJSON reports true: JSON output is always one JSON value.

@@ -1,0 +1,285 @@
+package format
+
+import (
+	"bytes"
+	"encoding"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/typedsession/session/codec"
+)
+
+// Format is the stored form of one session type: its codec, its envelope
+// framing and what is known of the type's JSON shape. It is immutable and
+// safe for concurrent use.
+type Format struct {
+	codec    codec.Codec
+	jsonForm bool // payloads are JSON: the JSON envelope, the checks below
+	std      bool // the codec is codec.JSON itself: the fast paths apply
+	// numbers is true when the type holds an interface somewhere: the
+	// standard codec then decodes numbers as json.Number, exactly.
+	numbers bool
+	// nullable is true when the type itself encodes to null when empty.
+	nullable bool
+	shape    *shape
+}
+
+// New returns the format for values of type t under c (nil: codec.JSON).
+func New(c codec.Codec, t reflect.Type) *Format {
+	if c == nil {
+		c = codec.JSON{}
+	}
+	f := &Format{codec: c, shape: shapeOf(t)}
+	switch c.(type) {
+	case codec.JSON, *codec.JSON:
+		f.std, f.jsonForm = true, true
+	default:
+		if j, ok := c.(codec.JSONPayload); ok {
+			f.jsonForm = j.PayloadIsJSON()
+		}
+	}
+	f.numbers = hasInterface(t, map[reflect.Type]bool{})
+	switch t.Kind() {
+	case reflect.Map, reflect.Slice, reflect.Pointer, reflect.Interface:
+		f.nullable = true
+	}
+	return f
+}
+
+// Codec returns the codec.
+func (f *Format) Codec() codec.Codec { return f.codec }
+
+// JSONForm reports whether payloads are JSON.
+func (f *Format) JSONForm() bool { return f.jsonForm }
+
+// Decode splits raw into its envelope.
+func (f *Format) Decode(raw []byte) (Envelope, error) { return Decode(raw, f.jsonForm) }
+
+// encoder is a json.Encoder with HTML escaping off, writing to a buffer
+// that is swapped in for each call.
+type encoder struct {
+	w   sliceWriter
+	enc *json.Encoder
+}
+
+type sliceWriter struct{ b []byte }
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+var encoders = sync.Pool{New: func() any {
+	e := new(encoder)
+	e.enc = json.NewEncoder(&e.w)
+	e.enc.SetEscapeHTML(false)
+	return e
+}}
+
+// AppendPayload appends the codec's encoding of v to dst and checks that
+// the result reads back as v (see checkOutput). A panic in the codec (a
+// MarshalJSON method, say) becomes an error.
+func (f *Format) AppendPayload(dst []byte, v any) (out []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = nil, fmt.Errorf("encode panicked: %v", p)
+		}
+	}()
+	start := len(dst)
+	if f.std {
+		e := encoders.Get().(*encoder)
+		e.w.b = dst
+		err = e.enc.Encode(v)
+		out = e.w.b
+		e.w.b = nil
+		encoders.Put(e)
+		if err != nil {
+			return nil, err
+		}
+		out = out[:len(out)-1] // Encode appends a newline
+	} else {
+		p, err := f.codec.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(dst, p...)
+	}
+	if f.jsonForm {
+		if err := f.checkOutput(out[start:], v); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// ErrUnreadable reports a value whose encoding would not read back as the
+// same value. The root package reports it as ErrInvalid.
+var ErrUnreadable = errors.New("the encoding would not read back as the same value")
+
+// checkOutput refuses an encoding that Load could not read back or that
+// would read back different: nested deeper than the decoder allows, or with
+// a string the encoder changed (invalid UTF-8 becomes U+FFFD). One pass over
+// the output; the value itself is walked only when U+FFFD appears in it.
+func (f *Format) checkOutput(out []byte, v any) error {
+	depth, fffd := scanOutput(out)
+	if depth > maxDepth {
+		return fmt.Errorf("%w: nested %d levels deep, the decoder's limit is %d", ErrUnreadable, depth, maxDepth)
+	}
+	if fffd {
+		if path := invalidUTF8(reflect.ValueOf(v), "", 0); path != "" {
+			return fmt.Errorf("%w: %s holds a string that is not valid UTF-8", ErrUnreadable, path)
+		}
+	}
+	return nil
+}
+
+// Unmarshal decodes a payload into v. For the JSON envelope's fast path
+// (e.Checked false) the payload is proven one JSON value here: the standard
+// codec's decoder is strict; any other codec gets json.Valid first.
+func (f *Format) Unmarshal(raw []byte, e *Envelope, payload []byte, v any) error {
+	if f.jsonForm {
+		if t := bytes.TrimSpace(payload); len(t) == 4 && string(t) == "null" && !f.nullable {
+			return errors.New("data is null, which this session type cannot hold")
+		}
+	}
+	if e != nil && !e.Checked && !f.std {
+		if err := Check(raw, e); err != nil {
+			return err
+		}
+	}
+	var err error
+	if f.std {
+		err = UnmarshalJSON(payload, v, f.numbers)
+	} else {
+		err = f.codec.Unmarshal(payload, v)
+	}
+	if err != nil && e != nil && !e.Checked {
+		// A fast-path split that does not decode: let the full rule say
+		// what is wrong with the envelope, if anything.
+		if cerr := Check(raw, e); cerr != nil {
+			return cerr
+		}
+	}
+	return err
+}
+
+// UnmarshalJSON is the standard codec's decoding: strict (one JSON value,
+// nothing after it) and, when numbers is true, with numbers in interfaces
+// decoded as json.Number so that no integer is rounded.
+func UnmarshalJSON(data []byte, v any, numbers bool) error {
+	if !numbers {
+		return json.Unmarshal(data, v)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("data after the JSON value")
+	}
+	if _, err := dec.Token(); err == nil {
+		return errors.New("data after the JSON value")
+	}
+	return nil
+}
+
+var (
+	jsonMarshaler = reflect.TypeFor[json.Marshaler]()
+	textMarshaler = reflect.TypeFor[encoding.TextMarshaler]()
+)
+
+// invalidUTF8 returns the path of the first string in v that is not valid
+// UTF-8, or "".
+func invalidUTF8(v reflect.Value, path string, depth int) string {
+	if !v.IsValid() || depth > maxDepth {
+		return ""
+	}
+	t := v.Type()
+	if t.Implements(jsonMarshaler) || t.Implements(textMarshaler) {
+		return ""
+	}
+	switch v.Kind() {
+	case reflect.String:
+		if !utf8.ValidString(v.String()) {
+			return orRoot(path)
+		}
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return invalidUTF8(v.Elem(), path, depth+1)
+		}
+	case reflect.Struct:
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			if !sf.IsExported() && !sf.Anonymous {
+				continue
+			}
+			name := sf.Name
+			if p := invalidUTF8(v.Field(i), joinPath(path, name), depth+1); p != "" {
+				return p
+			}
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			k := iter.Key()
+			if k.Kind() == reflect.String && !utf8.ValidString(k.String()) {
+				return orRoot(path) + " (a map key)"
+			}
+			if p := invalidUTF8(iter.Value(), path+"["+strconv.Quote(fmt.Sprint(k.Interface()))+"]", depth+1); p != "" {
+				return p
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return "" // []byte is base64
+		}
+		for i := range v.Len() {
+			if p := invalidUTF8(v.Index(i), path+"["+strconv.Itoa(i)+"]", depth+1); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+func joinPath(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+func orRoot(path string) string {
+	if path == "" {
+		return "the value"
+	}
+	return path
+}
+
+// hasInterface reports whether values of t can hold an interface value
+// that encoding/json fills by itself (where numbers become float64).
+func hasInterface(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if seen[t] {
+		return false
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Interface:
+		return true
+	case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+		return hasInterface(t.Elem(), seen)
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if hasInterface(t.Field(i).Type, seen) {
+				return true
+			}
+		}
+	}
+	return false
+}

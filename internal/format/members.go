@@ -1,0 +1,352 @@
+package format
+
+import (
+	"bytes"
+	"encoding"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+)
+
+// A shape is what encoding/json makes of a Go type, as far as unknown
+// members go: a struct has a fixed set of member names (matched
+// case-insensitively on decode); a map takes any name; a slice repeats its
+// element; anything else (scalars, interfaces, types with their own
+// UnmarshalJSON or UnmarshalText) is opaque: every member is known.
+type shape struct {
+	kind   shapeKind
+	fields map[string]*shape // struct: member name → shape
+	names  []string          // struct: member names, for case-insensitive lookup
+	elem   *shape            // map, list
+}
+
+type shapeKind uint8
+
+const (
+	opaque shapeKind = iota
+	object
+	dict
+	list
+)
+
+var (
+	jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
+	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+	opaqueShape     = &shape{}
+)
+
+func shapeOf(t reflect.Type) *shape { return buildShape(t, map[reflect.Type]*shape{}) }
+
+func buildShape(t reflect.Type, cache map[reflect.Type]*shape) *shape {
+	if s, ok := cache[t]; ok {
+		return s
+	}
+	if reflect.PointerTo(t).Implements(jsonUnmarshaler) || reflect.PointerTo(t).Implements(textUnmarshaler) {
+		return opaqueShape
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		s := &shape{}
+		cache[t] = s
+		*s = *buildShape(t.Elem(), cache)
+		return s
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return opaqueShape
+		}
+		s := &shape{kind: list}
+		cache[t] = s
+		s.elem = buildShape(t.Elem(), cache)
+		if s.elem.kind == opaque {
+			s.kind = opaque
+		}
+		return s
+	case reflect.Map:
+		s := &shape{kind: dict}
+		cache[t] = s
+		s.elem = buildShape(t.Elem(), cache)
+		if s.elem.kind == opaque {
+			s.kind = opaque
+		}
+		return s
+	case reflect.Struct:
+		s := &shape{kind: object, fields: map[string]*shape{}}
+		cache[t] = s
+		addFields(s, t, cache, 0)
+		return s
+	}
+	return opaqueShape
+}
+
+// addFields adds t's JSON members to s, following encoding/json: exported
+// fields by their tag name or Go name, "-" skipped, untagged embedded
+// structs promoted (the shallower field wins a name).
+func addFields(s *shape, t reflect.Type, cache map[reflect.Type]*shape, depth int) {
+	if depth > 16 {
+		return
+	}
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		tag := sf.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		ft := sf.Type
+		if sf.Anonymous && name == "" {
+			et := ft
+			if et.Kind() == reflect.Pointer {
+				et = et.Elem()
+			}
+			if et.Kind() == reflect.Struct {
+				addFields(s, et, cache, depth+1)
+				continue
+			}
+		}
+		if !sf.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = sf.Name
+		}
+		if _, dup := s.fields[name]; dup {
+			continue
+		}
+		s.fields[name] = buildShape(ft, cache)
+		s.names = append(s.names, name)
+	}
+}
+
+// field returns the member name of s that key decodes into, as
+// encoding/json matches it (exact, then case-insensitive), and its shape.
+func (s *shape) field(key string) (string, *shape, bool) {
+	if c, ok := s.fields[key]; ok {
+		return key, c, true
+	}
+	for _, n := range s.names {
+		if strings.EqualFold(n, key) {
+			return n, s.fields[n], true
+		}
+	}
+	return "", nil, false
+}
+
+// Unknown returns the paths of the members of the JSON payload that the
+// type does not have ("lang", "profile.nick", "items[2].x"), or nil. The
+// payload must be valid JSON.
+func (f *Format) Unknown(payload []byte) []string {
+	if !f.jsonForm || f.shape.kind == opaque {
+		return nil
+	}
+	var out []string
+	unknown(payload, skipSpace(payload, 0), f.shape, "", &out)
+	return out
+}
+
+func unknown(b []byte, i int, s *shape, path string, out *[]string) {
+	if i >= len(b) {
+		return
+	}
+	switch {
+	case s.kind == object && b[i] == '{':
+		eachMember(b, i, func(key string, vs, ve int) {
+			if _, c, ok := s.field(key); ok {
+				unknown(b, vs, c, joinPath(path, key), out)
+			} else {
+				*out = append(*out, joinPath(path, key))
+			}
+		})
+	case s.kind == dict && b[i] == '{':
+		eachMember(b, i, func(key string, vs, ve int) {
+			unknown(b, vs, s.elem, path+"["+strconv.Quote(key)+"]", out)
+		})
+	case s.kind == list && b[i] == '[':
+		n := 0
+		eachElem(b, i, func(vs, ve int) {
+			unknown(b, vs, s.elem, path+"["+strconv.Itoa(n)+"]", out)
+			n++
+		})
+	}
+}
+
+// eachMember calls fn for each member of the object at b[i] with its
+// decoded name and the span of its value.
+func eachMember(b []byte, i int, fn func(key string, vs, ve int)) {
+	eachMemberRaw(b, i, func(key string, _ []byte, vs, ve int) { fn(key, vs, ve) })
+}
+
+// eachMemberRaw is eachMember that also gives the name as written.
+func eachMemberRaw(b []byte, i int, fn func(key string, rawKey []byte, vs, ve int)) {
+	i = skipSpace(b, i+1)
+	for i < len(b) && b[i] != '}' {
+		ke := skipValue(b, i)
+		rawKey := b[i:ke]
+		key := decodeKey(rawKey)
+		i = skipSpace(b, ke)
+		i = skipSpace(b, i+1) // ':'
+		ve := skipValue(b, i)
+		fn(key, rawKey, i, ve)
+		i = skipSpace(b, ve)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+	}
+}
+
+func eachElem(b []byte, i int, fn func(vs, ve int)) {
+	i = skipSpace(b, i+1)
+	for i < len(b) && b[i] != ']' {
+		ve := skipValue(b, i)
+		fn(i, ve)
+		i = skipSpace(b, ve)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+	}
+}
+
+func decodeKey(q []byte) string {
+	if bytes.IndexByte(q, '\\') < 0 {
+		return string(q[1 : len(q)-1])
+	}
+	var s string
+	if err := json.Unmarshal(q, &s); err != nil {
+		return string(q)
+	}
+	return s
+}
+
+// ErrUnkeepable reports unknown members that Merge cannot carry into the new
+// value: they sit in an element of a list whose length changed.
+var ErrUnkeepable = errors.New("cannot keep unknown members")
+
+// Merge returns the payload next with the members of prev that the type
+// does not have put back where they were, so that a Save never drops data
+// written by a newer binary or left for a later migration step. Objects
+// keep prev's member order, with members new in next appended; map entries
+// and list elements follow next. Both payloads must be valid JSON.
+func (f *Format) Merge(prev, next []byte) ([]byte, error) {
+	out := make([]byte, 0, len(prev)+len(next))
+	return merge(out, prev, skipSpace(prev, 0), next, skipSpace(next, 0), f.shape, "")
+}
+
+func merge(dst, pb []byte, pi int, nb []byte, ni int, s *shape, path string) ([]byte, error) {
+	ne := skipValue(nb, ni)
+	if pi >= len(pb) {
+		return append(dst, nb[ni:ne]...), nil
+	}
+	switch {
+	case s.kind == object && pb[pi] == '{' && nb[ni] == '{':
+		type span struct {
+			rawKey []byte
+			vs, ve int
+		}
+		news := map[string]span{}
+		var order []string
+		eachMemberRaw(nb, ni, func(key string, rawKey []byte, vs, ve int) {
+			news[key] = span{rawKey, vs, ve}
+			order = append(order, key)
+		})
+		used := map[string]bool{}
+		dst = append(dst, '{')
+		first := true
+		sep := func() {
+			if !first {
+				dst = append(dst, ',')
+			}
+			first = false
+		}
+		var err error
+		eachMemberRaw(pb, pi, func(key string, rawKey []byte, vs, ve int) {
+			if err != nil {
+				return
+			}
+			name, c, ok := s.field(key)
+			if !ok {
+				sep()
+				dst = append(dst, rawKey...)
+				dst = append(dst, ':')
+				dst = append(dst, pb[vs:ve]...)
+				return
+			}
+			sp, present := news[name]
+			if !present || used[name] {
+				return // known, and absent from next (omitempty): gone
+			}
+			used[name] = true
+			sep()
+			dst = append(dst, sp.rawKey...)
+			dst = append(dst, ':')
+			dst, err = merge(dst, pb, vs, nb, sp.vs, c, joinPath(path, name))
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range order {
+			if used[name] {
+				continue
+			}
+			sp := news[name]
+			sep()
+			dst = append(dst, sp.rawKey...)
+			dst = append(dst, ':')
+			dst = append(dst, nb[sp.vs:sp.ve]...)
+		}
+		return append(dst, '}'), nil
+	case s.kind == dict && pb[pi] == '{' && nb[ni] == '{':
+		olds := map[string][2]int{}
+		eachMember(pb, pi, func(key string, vs, ve int) { olds[key] = [2]int{vs, ve} })
+		dst = append(dst, '{')
+		first := true
+		var err error
+		eachMemberRaw(nb, ni, func(key string, rawKey []byte, vs, ve int) {
+			if err != nil {
+				return
+			}
+			if !first {
+				dst = append(dst, ',')
+			}
+			first = false
+			dst = append(dst, rawKey...)
+			dst = append(dst, ':')
+			if o, ok := olds[key]; ok {
+				dst, err = merge(dst, pb, o[0], nb, vs, s.elem, path+"["+strconv.Quote(key)+"]")
+			} else {
+				dst = append(dst, nb[vs:skipValue(nb, vs)]...)
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		return append(dst, '}'), nil
+	case s.kind == list && pb[pi] == '[' && nb[ni] == '[':
+		var olds [][2]int
+		eachElem(pb, pi, func(vs, ve int) { olds = append(olds, [2]int{vs, ve}) })
+		var news [][2]int
+		eachElem(nb, ni, func(vs, ve int) { news = append(news, [2]int{vs, ve}) })
+		if len(olds) != len(news) {
+			var lost []string
+			unknown(pb, pi, s, path, &lost)
+			if len(lost) > 0 {
+				return nil, fmt.Errorf("%w: %s changed length and its elements hold members the type does not have (%s)", ErrUnkeepable, orRoot(path), strings.Join(lost, ", "))
+			}
+			return append(dst, nb[ni:ne]...), nil
+		}
+		dst = append(dst, '[')
+		for k := range news {
+			if k > 0 {
+				dst = append(dst, ',')
+			}
+			var err error
+			dst, err = merge(dst, pb, olds[k][0], nb, news[k][0], s.elem, path+"["+strconv.Itoa(k)+"]")
+			if err != nil {
+				return nil, err
+			}
+		}
+		return append(dst, ']'), nil
+	}
+	return append(dst, nb[ni:ne]...), nil
+}
