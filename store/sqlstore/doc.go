@@ -83,16 +83,26 @@
 //
 // # Expiry and clocks
 //
-// Expiry instants are computed from the clock of the Go process that writes
-// (time.Now, rounded up to the millisecond), and compared with the clock of
-// the process that reads; the database clock is never used. Application
-// servers sharing one database therefore need synchronized clocks (NTP): a
-// server whose clock runs ahead sees sessions expire early.
+// Expiry is decided by the database's clock, never the application
+// server's: every statement reads the time in the database (PostgreSQL's
+// now(), the start of the statement's transaction; SQLite's 'now', fixed for
+// the statement, read from the clock of the machine that runs the SQLite
+// library), computes expires_at as that time plus the ttl, rounded up to
+// the millisecond, and compares expires_at with it in Get, GetWithTTL,
+// GetAndTouch, Touch, CompareAndSwap, CompareAndDelete, Scan and the sweep.
+// Application servers whose clocks disagree therefore agree about what has
+// expired. A ttl that reaches past [store.MaxExpiry] (the year 2200) is
+// clamped to it, so that a key written with any ttl, up to the largest
+// time.Duration, is live right after the write; a ttl of zero or less
+// stores NULL, no expiry, and so removes an earlier one.
 //
-// Every read (Get, GetAndTouch, Scan, CompareAndSwap, Touch) ignores rows
-// whose expiry has passed, so an expired key behaves as absent at once. A
-// background sweep ([Store.DeleteExpired]) deletes those rows every
-// Options.CleanupInterval (5 minutes by default) to reclaim their space.
+// Every read ignores rows whose expiry has passed, so an expired key
+// behaves as absent at once. A background sweep ([Store.DeleteExpired])
+// deletes those rows every Options.CleanupInterval (5 minutes by default) to
+// reclaim their space. Its DELETE re-checks the expiry on the very row it
+// removes, so a row that a GetAndTouch, Touch, Set or CompareAndSwap made
+// live again is spared, even one that committed while the DELETE waited
+// for its lock. An error of the background sweep goes to Options.OnError.
 //
 // # Compare-and-swap
 //

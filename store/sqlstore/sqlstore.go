@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"reflect"
 	"regexp"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/typedsession/session/internal/storeutil"
 	"github.com/typedsession/session/store"
 )
 
@@ -22,7 +24,7 @@ type Dialect string
 // The dialects the store speaks. The zero value of Dialect ("") asks New to
 // tell the dialect from the driver of the *sql.DB it is given.
 const (
-	// Postgres is PostgreSQL (11 or later), typically through
+	// Postgres is PostgreSQL (12 or later), typically through
 	// github.com/jackc/pgx/v5/stdlib (driver name "pgx").
 	Postgres Dialect = "postgres"
 	// SQLite is SQLite (3.35 or later), typically through modernc.org/sqlite
@@ -64,61 +66,85 @@ type Options struct {
 
 	// SkipCreate, when true, makes New not create the table and its index.
 	// Use it when a DBA creates them by hand (the DDL is in the package
-	// documentation) and the application's role may not run DDL. New still
-	// checks that the table exists with the expected columns.
+	// documentation) and the application's role may not run DDL. Either
+	// way New checks the table in the database catalog and refuses one
+	// the store cannot serve byte for byte (see "The table" in the
+	// package documentation).
 	SkipCreate bool
 
-	// Logger receives the errors of the background sweep, which has no
-	// caller to return them to. Zero: slog.Default().
-	Logger *slog.Logger
+	// OnError receives the errors that no caller is waiting for: a
+	// background sweep that failed (it is tried again at the next tick),
+	// and, from New, a CREATE that failed on a table that exists and
+	// passes the check (a role without DDL rights, say; check that the
+	// expires_at index exists). It is called from the sweep's goroutine or
+	// New's, and must not block for long. Nil: such errors are logged with
+	// slog.Default() at level Error.
+	OnError func(error)
 }
 
 // Store is a store.Store backed by one table of a PostgreSQL or SQLite
-// database. It implements store.Swapper, store.Toucher, store.Refresher and
-// store.Scanner. All methods are safe for concurrent use.
+// database. It implements store.Swapper, store.Deleter, store.Toucher,
+// store.Refresher, store.TTLGetter and store.Scanner. All methods are safe
+// for concurrent use.
 type Store struct {
 	db      *sql.DB
 	dialect Dialect
 	table   string // quoted, safe to put in SQL
-	logger  *slog.Logger
-	now     func() time.Time
+	onError func(error)
+	q       queries
 
 	// scanBatch is how many keys Scan reads per query; tests lower it.
 	scanBatch int
 
-	q queries
+	sweep *storeutil.Loop
 
-	closeOnce sync.Once
-	stop      chan struct{} // closed by Close
-	done      chan struct{} // closed when the sweep goroutine has returned
-}
-
-// queries holds every statement, built once by New from the checked table
-// name. Arguments are always passed as parameters, never spliced in.
-type queries struct {
-	get, set, del, touch, getAndTouch string
-	casOld, casAbsent                 string
-	scanFirst, scanFirstBounded       string
-	scanNext, scanNextBounded         string
-	sweep, check                      string
+	// mu guards closed and running: every method counts itself in
+	// running for its duration, and Close waits for running to reach
+	// zero. A Scan whose callback calls the store is two calls, which
+	// this allows (a sync.RWMutex would deadlock once Close waits).
+	mu      sync.Mutex
+	idle    *sync.Cond // signalled when running drops to zero
+	closed  bool
+	running int
 }
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 
-// New returns a store that keeps its sessions in a table of db, creating the
-// table and its index if they are missing (unless opts.SkipCreate), and starts
+// newTimeout bounds New, which takes no context.
+const newTimeout = time.Minute
+
+// New is NewContext with a context that ends after one minute.
+func New(db *sql.DB, opts Options) (*Store, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), newTimeout)
+	defer cancel()
+	return NewContext(ctx, db, opts)
+}
+
+// NewContext returns a store that keeps its sessions in a table of db. It
+// creates the table and its index if they are missing (unless
+// opts.SkipCreate), checks the table in the database catalog, and starts
 // the background sweep of expired rows (unless opts.CleanupInterval < 0).
+// ctx bounds this setup only.
 //
 // The caller keeps ownership of db: Store.Close stops the sweep but does not
 // close db.
 //
-// For SQLite, New checks that db's connections wait for locks: when db may
-// open more than one connection (db.SetMaxOpenConns is not 1), PRAGMA
+// The table check refuses, naming the column and what it must be, a table
+// the store could not serve byte for byte: a missing column, key that is
+// not text or not unique, value that is not BYTEA (PostgreSQL) or BLOB
+// (SQLite), expires_at that is not a nullable BIGINT or INTEGER, an extra
+// NOT NULL column without a default.
+//
+// For SQLite, NewContext waits for locks held by other connections and
+// processes until ctx ends, including the ones busy_timeout does not cover
+// (another process switching a new file to WAL), and names the cause of a
+// failure: a read-only database or folder, a file it cannot open. When db
+// may open more than one connection (db.SetMaxOpenConns is not 1), PRAGMA
 // busy_timeout must be above zero, or concurrent writers would fail with
-// "database is locked"; New returns an error that says how to set it. New
-// does not change the journal mode; WAL is recommended (see the package
-// documentation).
-func New(db *sql.DB, opts Options) (*Store, error) {
+// "database is locked"; NewContext returns an error that says how to set
+// it. It does not change the journal mode; WAL is recommended (see the
+// package documentation).
+func NewContext(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("sqlstore: New: db is nil")
 	}
@@ -134,23 +160,21 @@ func New(db *sql.DB, opts Options) (*Store, error) {
 		db:        db,
 		dialect:   dialect,
 		table:     table,
-		logger:    opts.Logger,
-		now:       time.Now,
+		onError:   opts.OnError,
+		q:         buildQueries(dialect, table),
 		scanBatch: 1000,
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
 	}
-	if s.logger == nil {
-		s.logger = slog.Default()
+	s.idle = sync.NewCond(&s.mu)
+	if s.onError == nil {
+		s.onError = func(err error) { slog.Error("sqlstore: background error", "table", table, "err", err) }
 	}
-	s.q = buildQueries(dialect, table)
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	retry := func(op func() error) error { return op() }
 	if dialect == SQLite {
-		if err := checkSQLite(ctx, db); err != nil {
+		if err := prepareSQLite(ctx, db); err != nil {
 			return nil, err
 		}
+		retry = func(op func() error) error { return sqliteRetry(ctx, op) }
 	}
 	var createErr error
 	if !opts.SkipCreate {
@@ -159,43 +183,41 @@ func New(db *sql.DB, opts Options) (*Store, error) {
 		// loser fails on a catalog unique index; once the winner has
 		// committed, IF NOT EXISTS succeeds, so try again.
 		for attempt := 0; attempt < 3; attempt++ {
-			if createErr = createTable(ctx, db, dialect, opts.Table); createErr == nil {
+			if createErr = retry(func() error { return createTable(ctx, db, dialect, opts.Table) }); createErr == nil {
 				break
+			}
+			if dialect == SQLite {
+				createErr = explainSQLite(createErr)
 			}
 			createErr = fmt.Errorf("sqlstore: New: creating table %s: %w", table, createErr)
 		}
 	}
-	if _, err := db.ExecContext(ctx, s.q.check); err != nil {
-		if createErr != nil {
+	if err := retry(func() error { return checkTable(ctx, db, dialect, opts.Table) }); err != nil {
+		switch {
+		case createErr != nil:
 			return nil, createErr
+		case errors.Is(err, errTableMissing):
+			return nil, fmt.Errorf("sqlstore: New: table %s is missing: create it with the DDL in the package documentation, or leave Options.SkipCreate false", table)
+		case ctx.Err() != nil || sqliteCode(err) != 0:
+			return nil, fmt.Errorf("sqlstore: New: checking table %s: %w", table, explainSQLite(err))
 		}
-		return nil, fmt.Errorf("sqlstore: New: table %s is missing or lacks the columns key, value, expires_at: %w", table, err)
+		return nil, fmt.Errorf("sqlstore: New: table %s cannot hold sessions byte for byte: %w (see \"The table\" in the package documentation)", table, err)
 	}
 	if createErr != nil {
 		// The table is usable although the DDL failed: this role may
 		// not run DDL on a table that a DBA created, say.
-		s.logger.Warn("sqlstore: the table exists but its DDL failed; check that the expires_at index exists", "table", table, "err", createErr)
+		s.onError(fmt.Errorf("%w (the table exists and is usable; check that its expires_at index exists)", createErr))
 	}
 
 	interval := opts.CleanupInterval
 	if interval == 0 {
 		interval = DefaultCleanupInterval
 	}
-	if interval > 0 {
-		go s.sweepLoop(interval)
-	} else {
-		close(s.done)
-	}
+	s.sweep = storeutil.StartLoop(interval, func(ctx context.Context) error {
+		_, err := s.deleteExpired(ctx)
+		return err
+	}, s.onError)
 	return s, nil
-}
-
-func createTable(ctx context.Context, db *sql.DB, d Dialect, name string) error {
-	for _, stmt := range ddl(d, name) {
-		if _, err := db.ExecContext(ctx, stmt); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // resolveDialect checks d, or when it is empty tells the dialect from the
@@ -222,116 +244,56 @@ func resolveDialect(db *sql.DB, d Dialect) (Dialect, error) {
 	return "", fmt.Errorf("sqlstore: New: cannot tell the dialect of driver %T (package %q): set Options.Dialect to sqlstore.Postgres or sqlstore.SQLite", db.Driver(), t.PkgPath())
 }
 
-// quoteTable checks name and returns it double-quoted, part by part.
-func quoteTable(name string) (string, error) {
-	if name == "" {
-		name = DefaultTable
-	}
-	parts := strings.Split(name, ".")
-	if len(parts) > 2 {
-		return "", fmt.Errorf("sqlstore: New: bad Options.Table %q: want a name or schema.name", name)
-	}
-	for i, p := range parts {
-		if !identRE.MatchString(p) {
-			return "", fmt.Errorf("sqlstore: New: bad Options.Table %q: %q is not an identifier (ASCII letters, digits and '_', not starting with a digit, at most 63 bytes)", name, p)
-		}
-		parts[i] = `"` + p + `"`
-	}
-	return strings.Join(parts, "."), nil
-}
+// ---- calls and Close ----
 
-// ddl returns the statements that create the table and its index. name has
-// been checked by quoteTable.
-func ddl(d Dialect, name string) []string {
-	if name == "" {
-		name = DefaultTable
-	}
-	schema, table := "", name
-	if i := strings.IndexByte(name, '.'); i >= 0 {
-		schema, table = `"`+name[:i]+`".`, name[i+1:]
-	}
-	index := `"` + table + `_expires_at_idx"`
-	table = `"` + table + `"`
-	if d == Postgres {
-		return []string{
-			"CREATE TABLE IF NOT EXISTS " + schema + table + " (\n" +
-				"\tkey        TEXT COLLATE \"C\" PRIMARY KEY,\n" +
-				"\tvalue      BYTEA NOT NULL,\n" +
-				"\texpires_at BIGINT\n)",
-			// A Postgres index lives in its table's schema; its name
-			// takes no schema.
-			"CREATE INDEX IF NOT EXISTS " + index + " ON " + schema + table + " (expires_at)",
+// begin counts a call in, after checking key (skipped when checkKey is
+// false); it returns an error matching store.ErrClosed after Close. Every
+// successful begin is paired with s.end().
+func (s *Store) begin(op, key string, checkKey bool) error {
+	if checkKey {
+		if err := store.CheckKey(key); err != nil {
+			return storeutil.Wrap("sqlstore", op, key, err)
 		}
 	}
-	return []string{
-		"CREATE TABLE IF NOT EXISTS " + schema + table + " (\n" +
-			"\tkey        TEXT NOT NULL PRIMARY KEY,\n" +
-			"\tvalue      BLOB NOT NULL,\n" +
-			"\texpires_at INTEGER\n)",
-		// A SQLite index names its schema; its table takes none.
-		"CREATE INDEX IF NOT EXISTS " + schema + index + " ON " + table + " (expires_at)",
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return storeutil.Wrap("sqlstore", op, key, store.ErrClosed)
 	}
+	s.running++
+	return nil
 }
 
-func buildQueries(d Dialect, t string) queries {
-	// Keys are compared in byte order for Scan: "C" is PostgreSQL's
-	// byte-order collation (the column's own when the table was made by New),
-	// BINARY is SQLite's default.
-	collate := `COLLATE "C"`
-	if d == SQLite {
-		collate = "COLLATE BINARY"
+func (s *Store) end() {
+	s.mu.Lock()
+	s.running--
+	if s.running == 0 {
+		s.idle.Broadcast()
 	}
-	const live = "(expires_at IS NULL OR expires_at > $%d)"
-	scan := func(lower string, bounded bool) string {
-		q := "SELECT key FROM " + t + " WHERE key " + collate + " " + lower + " $1"
-		if bounded {
-			q += " AND key " + collate + " < $4"
-		}
-		return q + " AND " + fmt.Sprintf(live, 2) + " ORDER BY key " + collate + " LIMIT $3"
-	}
-	return queries{
-		get: "SELECT value FROM " + t + " WHERE key = $1 AND " + fmt.Sprintf(live, 2),
-		set: "INSERT INTO " + t + " (key, value, expires_at) VALUES ($1, $2, $3)" +
-			" ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
-		del:         "DELETE FROM " + t + " WHERE key = $1",
-		touch:       "UPDATE " + t + " SET expires_at = $2 WHERE key = $1 AND " + fmt.Sprintf(live, 3),
-		getAndTouch: "UPDATE " + t + " SET expires_at = $2 WHERE key = $1 AND " + fmt.Sprintf(live, 3) + " RETURNING value",
-		casOld: "UPDATE " + t + " SET value = $2, expires_at = $3" +
-			" WHERE key = $1 AND value = $4 AND " + fmt.Sprintf(live, 5),
-		// The insert conflicts with a row that exists; the row is replaced
-		// only when it has expired, so an expired row counts as absent.
-		// RowsAffected is 1 for an insert or a replacement and 0 when the
-		// WHERE keeps the live row (checked on both dialects by the tests).
-		casAbsent: "INSERT INTO " + t + " AS cur (key, value, expires_at) VALUES ($1, $2, $3)" +
-			" ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at" +
-			" WHERE cur.expires_at IS NOT NULL AND cur.expires_at <= $4",
-		scanFirst:        scan(">=", false),
-		scanFirstBounded: scan(">=", true),
-		scanNext:         scan(">", false),
-		scanNextBounded:  scan(">", true),
-		// Deletes in batches so that SQLite's write lock is held briefly.
-		sweep: "DELETE FROM " + t + " WHERE key IN (SELECT key FROM " + t +
-			" WHERE expires_at <= $1 LIMIT $2)",
-		check: "SELECT key, value, expires_at FROM " + t + " WHERE 1 = 0",
-	}
+	s.mu.Unlock()
 }
 
-// checkSQLite returns an error when concurrent writers on db would fail with
-// "database is locked" instead of waiting.
-func checkSQLite(ctx context.Context, db *sql.DB) error {
-	if db.Stats().MaxOpenConnections == 1 {
-		return nil
+// Close stops the background sweep (cancelling a sweep in progress) and
+// waits for it and for the calls already running to return. It does not
+// close the *sql.DB, which belongs to the caller. Every write that returned
+// nil before Close was committed by the database; what that means for
+// durability is the database's setting (PostgreSQL's synchronous_commit,
+// SQLite's synchronous pragma). After Close every method, and a second
+// Close, returns an error matching store.ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return storeutil.Wrap("sqlstore", "Close", "", store.ErrClosed)
 	}
-	var ms int64
-	if err := db.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&ms); err != nil {
-		return fmt.Errorf("sqlstore: New: reading PRAGMA busy_timeout: %w", err)
+	s.closed = true
+	s.mu.Unlock()
+	s.sweep.Stop()
+	s.mu.Lock()
+	for s.running > 0 {
+		s.idle.Wait()
 	}
-	if ms <= 0 {
-		return errors.New("sqlstore: New: SQLite busy_timeout is 0, so concurrent writes would fail with \"database is locked\": " +
-			"open the database with a busy timeout on every connection, e.g. " +
-			`sql.Open("sqlite", "file:sessions.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"), ` +
-			"or call db.SetMaxOpenConns(1)")
-	}
+	s.mu.Unlock()
 	return nil
 }
 
@@ -341,44 +303,13 @@ func checkSQLite(ctx context.Context, db *sql.DB) error {
 // also matches ctx.Err(), whatever the driver made of the cancellation.
 func fail(ctx context.Context, op, key string, err error) error {
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-		return fmt.Errorf("sqlstore: %s %q: %w (%w)", op, key, cerr, err)
+		err = fmt.Errorf("%w (%w)", cerr, err)
 	}
-	return fmt.Errorf("sqlstore: %s %q: %w", op, key, err)
+	return storeutil.Wrap("sqlstore", op, key, err)
 }
 
 func notFound(op, key string) error {
-	return fmt.Errorf("sqlstore: %s %q: %w", op, key, store.ErrNotFound)
-}
-
-// checkKey rejects, on PostgreSQL, text that a TEXT column cannot hold, with
-// a clearer error than the server's.
-func (s *Store) checkKey(op, key string) error {
-	if s.dialect != Postgres {
-		return nil
-	}
-	if strings.IndexByte(key, 0) >= 0 {
-		return fmt.Errorf("sqlstore: %s %q: PostgreSQL text cannot hold a NUL byte", op, key)
-	}
-	if !utf8.ValidString(key) {
-		return fmt.Errorf("sqlstore: %s %q: PostgreSQL text must be valid UTF-8", op, key)
-	}
-	return nil
-}
-
-// ---- time ----
-
-// nowMS is the current time in Unix milliseconds, the unit of expires_at.
-func (s *Store) nowMS() int64 { return s.now().UnixMilli() }
-
-// expiry returns the expires_at for a ttl: nil (never) for ttl <= 0,
-// otherwise now + ttl rounded up to the next millisecond so that a key lives
-// at least ttl.
-func (s *Store) expiry(ttl time.Duration) any {
-	if ttl <= 0 {
-		return nil
-	}
-	ms := int64((ttl + time.Millisecond - 1) / time.Millisecond)
-	return s.nowMS() + ms
+	return storeutil.Wrap("sqlstore", op, key, store.ErrNotFound)
 }
 
 // nonNil returns b, or an empty non-nil slice when b is nil: the drivers
@@ -393,13 +324,15 @@ func nonNil(b []byte) []byte {
 // ---- store.Store ----
 
 // Get returns the value stored under key, or an error matching
-// store.ErrNotFound when the key is absent or expired.
+// store.ErrNotFound when the key is absent or expired (by the database's
+// clock). A key that store.CheckKey refuses gets store.ErrInvalidKey.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
-	if err := s.checkKey("Get", key); err != nil {
+	if err := s.begin("Get", key, true); err != nil {
 		return nil, err
 	}
+	defer s.end()
 	var v []byte
-	err := s.db.QueryRowContext(ctx, s.q.get, key, s.nowMS()).Scan(&v)
+	err := s.db.QueryRowContext(ctx, s.q.get, key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("Get", key)
 	}
@@ -411,12 +344,14 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 }
 
 // Set stores value under key, replacing any previous value and its expiry.
-// A ttl <= 0 stores it without expiry.
+// A ttl <= 0 stores it without expiry; a ttl that reaches past
+// store.MaxExpiry is clamped to it.
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if err := s.checkKey("Set", key); err != nil {
+	if err := s.begin("Set", key, true); err != nil {
 		return err
 	}
-	if _, err := s.db.ExecContext(ctx, s.q.set, key, nonNil(value), s.expiry(ttl)); err != nil {
+	defer s.end()
+	if _, err := s.db.ExecContext(ctx, s.q.set, key, nonNil(value), ttlMS(int64(ttl))); err != nil {
 		return fail(ctx, "Set", key, err)
 	}
 	return nil
@@ -424,9 +359,10 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 
 // Delete removes key. Deleting an absent or expired key is not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	if err := s.checkKey("Delete", key); err != nil {
+	if err := s.begin("Delete", key, true); err != nil {
 		return err
 	}
+	defer s.end()
 	if _, err := s.db.ExecContext(ctx, s.q.del, key); err != nil {
 		return fail(ctx, "Delete", key, err)
 	}
@@ -436,23 +372,24 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // ---- optional capabilities ----
 
 // CompareAndSwap stores value under key with ttl if the stored value equals
-// old, or, when old is nil, if the key is absent or expired. It reports
-// whether it did. Each call is one statement (see the package
-// documentation), so it is atomic without a transaction.
+// old, or, when old is nil, if the key is absent or expired. It also
+// reports true, and sets the ttl, when the stored value already equals value
+// (a resent swap finds its own write; see store.Swapper). Each call is one
+// statement (see the package documentation), so it is atomic without a
+// transaction.
 func (s *Store) CompareAndSwap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error) {
-	if err := s.checkKey("CompareAndSwap", key); err != nil {
+	if err := s.begin("CompareAndSwap", key, true); err != nil {
 		return false, err
 	}
-	now := s.nowMS()
-	exp := s.expiry(ttl)
+	defer s.end()
 	var (
 		res sql.Result
 		err error
 	)
 	if old == nil {
-		res, err = s.db.ExecContext(ctx, s.q.casAbsent, key, nonNil(value), exp, now)
+		res, err = s.db.ExecContext(ctx, s.q.casAbsent, key, nonNil(value), ttlMS(int64(ttl)))
 	} else {
-		res, err = s.db.ExecContext(ctx, s.q.casOld, key, nonNil(value), exp, old, now)
+		res, err = s.db.ExecContext(ctx, s.q.casOld, key, nonNil(value), ttlMS(int64(ttl)), old)
 	}
 	if err != nil {
 		return false, fail(ctx, "CompareAndSwap", key, err)
@@ -464,13 +401,60 @@ func (s *Store) CompareAndSwap(ctx context.Context, key string, old, value []byt
 	return n == 1, nil
 }
 
-// Touch sets key to expire after ttl from now (ttl <= 0: never). It returns
-// an error matching store.ErrNotFound when the key is absent or expired.
+// CompareAndDelete deletes key if its value equals old (a nil old matches
+// an empty value) and reports whether the key is now absent: true when it
+// deleted it or the key was already absent or expired, false when the key
+// holds another value, which it leaves alone. On PostgreSQL it is one
+// statement. On SQLite it is one DELETE when the value matches; otherwise
+// a SELECT follows to tell an absent key from another value (repeated in
+// the rare case that the key was written back with old in between).
+func (s *Store) CompareAndDelete(ctx context.Context, key string, old []byte) (bool, error) {
+	if err := s.begin("CompareAndDelete", key, true); err != nil {
+		return false, err
+	}
+	defer s.end()
+	old = nonNil(old)
+	if s.dialect == Postgres {
+		var gone bool
+		if err := s.db.QueryRowContext(ctx, s.q.cad, key, old).Scan(&gone); err != nil {
+			return false, fail(ctx, "CompareAndDelete", key, err)
+		}
+		return gone, nil
+	}
+	for {
+		res, err := s.db.ExecContext(ctx, s.q.cad, key, old)
+		if err != nil {
+			return false, fail(ctx, "CompareAndDelete", key, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return false, fail(ctx, "CompareAndDelete", key, err)
+		}
+		if n == 1 {
+			return true, nil
+		}
+		var cur []byte
+		err = s.db.QueryRowContext(ctx, s.q.cadCheck, key).Scan(&cur)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return true, nil
+		case err != nil:
+			return false, fail(ctx, "CompareAndDelete", key, err)
+		case string(cur) != string(old):
+			return false, nil
+		}
+	}
+}
+
+// Touch sets key to expire after ttl from now (ttl <= 0: never; clamped to
+// store.MaxExpiry). It returns an error matching store.ErrNotFound when the
+// key is absent or expired.
 func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) error {
-	if err := s.checkKey("Touch", key); err != nil {
+	if err := s.begin("Touch", key, true); err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx, s.q.touch, key, s.expiry(ttl), s.nowMS())
+	defer s.end()
+	res, err := s.db.ExecContext(ctx, s.q.touch, key, ttlMS(int64(ttl)))
 	if err != nil {
 		return fail(ctx, "Touch", key, err)
 	}
@@ -485,15 +469,17 @@ func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) error 
 }
 
 // GetAndTouch returns the value under key and sets it to expire after ttl
-// from now (ttl <= 0: never), in one UPDATE ... RETURNING statement. It
-// returns an error matching store.ErrNotFound when the key is absent or
-// expired.
+// from now (ttl <= 0: never; clamped to store.MaxExpiry), in one UPDATE ...
+// RETURNING statement: a write. It returns an error matching
+// store.ErrNotFound when the key is absent or expired. GetWithTTL is the
+// read that lets a caller extend the expiry only when it must.
 func (s *Store) GetAndTouch(ctx context.Context, key string, ttl time.Duration) ([]byte, error) {
-	if err := s.checkKey("GetAndTouch", key); err != nil {
+	if err := s.begin("GetAndTouch", key, true); err != nil {
 		return nil, err
 	}
+	defer s.end()
 	var v []byte
-	err := s.db.QueryRowContext(ctx, s.q.getAndTouch, key, s.expiry(ttl), s.nowMS()).Scan(&v)
+	err := s.db.QueryRowContext(ctx, s.q.getAndTouch, key, ttlMS(int64(ttl))).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("GetAndTouch", key)
 	}
@@ -503,14 +489,57 @@ func (s *Store) GetAndTouch(ctx context.Context, key string, ttl time.Duration) 
 	return nonNil(v), nil
 }
 
+// GetWithTTL returns the value under key and the time it has left by the
+// database's clock, in whole milliseconds, or store.NoExpiry when it has no
+// expiry. It is one SELECT: a read, which works on a read-only database
+// too. It returns an error matching store.ErrNotFound when the key is
+// absent or expired.
+func (s *Store) GetWithTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
+	if err := s.begin("GetWithTTL", key, true); err != nil {
+		return nil, 0, err
+	}
+	defer s.end()
+	var (
+		v    []byte
+		left sql.NullInt64
+	)
+	err := s.db.QueryRowContext(ctx, s.q.getWithTTL, key).Scan(&v, &left)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, 0, notFound("GetWithTTL", key)
+	}
+	if err != nil {
+		return nil, 0, fail(ctx, "GetWithTTL", key, err)
+	}
+	if !left.Valid {
+		return nonNil(v), store.NoExpiry, nil
+	}
+	// A row written by hand may lie further ahead than a Duration
+	// reaches.
+	if left.Int64 > math.MaxInt64/int64(time.Millisecond) {
+		return nonNil(v), time.Duration(math.MaxInt64), nil
+	}
+	return nonNil(v), time.Duration(left.Int64) * time.Millisecond, nil
+}
+
 // Scan calls fn for every live key that begins with prefix, matched
 // byte for byte (no character is special). Keys are read in key order, in
 // batches of 1000 per query: no connection is held while fn runs, so fn may
 // use the store, even on a *sql.DB limited to one connection. A key that
-// exists for the whole scan is reported exactly once.
+// exists for the whole scan is reported exactly once. A prefix with a NUL
+// byte or invalid UTF-8 gets store.ErrInvalidKey; a prefix longer than
+// store.MaxKeyLen matches no key.
 func (s *Store) Scan(ctx context.Context, prefix string, fn func(key string) error) error {
-	if err := s.checkKey("Scan", prefix); err != nil {
+	if err := s.begin("Scan", prefix, false); err != nil {
 		return err
+	}
+	defer s.end()
+	if prefix != "" {
+		if err := store.CheckKey(prefix); err != nil {
+			if len(prefix) > store.MaxKeyLen && utf8.ValidString(prefix) && strings.IndexByte(prefix, 0) < 0 {
+				return nil
+			}
+			return storeutil.Wrap("sqlstore", "Scan", prefix, err)
+		}
 	}
 	upper, bounded := successor(prefix)
 	after, first := prefix, true
@@ -528,7 +557,7 @@ func (s *Store) Scan(ctx context.Context, prefix string, fn func(key string) err
 		case bounded:
 			q = s.q.scanNextBounded
 		}
-		args := []any{after, s.nowMS(), s.scanBatch}
+		args := []any{after, s.scanBatch}
 		if bounded {
 			args = append(args, upper)
 		}
@@ -599,67 +628,4 @@ func successor(prefix string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// ---- expiry sweep ----
-
-// sweepBatch is how many rows one statement of DeleteExpired deletes.
-const sweepBatch = 1000
-
-// DeleteExpired deletes the rows whose expiry has passed and returns how
-// many it deleted. The background sweep calls it every
-// Options.CleanupInterval; call it yourself when the sweep is disabled. It
-// deletes in batches of 1000 rows, one statement each, so that it never holds
-// a lock for long.
-func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
-	var total int64
-	for {
-		res, err := s.db.ExecContext(ctx, s.q.sweep, s.nowMS(), sweepBatch)
-		if err != nil {
-			return total, fail(ctx, "DeleteExpired", "", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return total, fail(ctx, "DeleteExpired", "", err)
-		}
-		total += n
-		if n < sweepBatch {
-			return total, nil
-		}
-	}
-}
-
-func (s *Store) sweepLoop(interval time.Duration) {
-	defer close(s.done)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-s.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-tick.C:
-			if _, err := s.DeleteExpired(ctx); err != nil && ctx.Err() == nil {
-				s.logger.Error("sqlstore: sweep of expired sessions failed", "table", s.table, "err", err)
-			}
-		}
-	}
-}
-
-// Close stops the background sweep, cancelling a sweep in progress, and
-// waits for it to return. It does not close the *sql.DB, which belongs to
-// the caller; the store's other methods keep working while the db is open.
-// Close is idempotent and always returns nil.
-func (s *Store) Close() error {
-	s.closeOnce.Do(func() { close(s.stop) })
-	<-s.done
-	return nil
 }

@@ -92,7 +92,7 @@ func newTestStore(t testing.TB, db *sql.DB, opts Options) *Store {
 		t.Fatalf("New(%+v): %v", opts, err)
 	}
 	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
+		if err := s.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
 			t.Errorf("Close: %v", err)
 		}
 		if _, err := db.Exec("DROP TABLE IF EXISTS " + s.table); err != nil {
@@ -329,17 +329,43 @@ func TestSQLiteBusyTimeoutRequired(t *testing.T) {
 	s.Close()
 }
 
-func TestPostgresBadKeys(t *testing.T) {
-	s := newTestStore(t, postgresDB(t), Options{CleanupInterval: -1})
-	ctx := t.Context()
-	for _, key := range []string{"nul\x00byte", "bad\xffutf8"} {
-		if err := s.Set(ctx, key, []byte("v"), 0); err == nil || !strings.Contains(err.Error(), "PostgreSQL text") {
-			t.Errorf("Set(%q) = %v, want an error about PostgreSQL text", key, err)
+// TestBadKeys checks the key alphabet of package store on both databases:
+// keys PostgreSQL text cannot hold and keys over store.MaxKeyLen are
+// refused before any I/O with store.ErrInvalidKey, and the longest key
+// works (PostgreSQL's B-tree entry limit is 2,704 bytes).
+func TestBadKeys(t *testing.T) {
+	dialects(t, func(t *testing.T, db *sql.DB) {
+		s := newTestStore(t, db, Options{CleanupInterval: -1})
+		ctx := t.Context()
+		for _, key := range []string{"", "nul\x00byte", "bad\xffutf8", strings.Repeat("k", store.MaxKeyLen+1), strings.Repeat("k", 10_000)} {
+			err := s.Set(ctx, key, []byte("v"), 0)
+			if !errors.Is(err, store.ErrInvalidKey) {
+				t.Errorf("Set(%.20q) = %v, want ErrInvalidKey", key, err)
+			}
+			if err != nil && len(err.Error()) > 300 {
+				t.Errorf("Set of a %d-byte key: error of %d bytes, want the key shortened: %.200s", len(key), len(err.Error()), err)
+			}
+			if _, err := s.Get(ctx, key); !errors.Is(err, store.ErrInvalidKey) {
+				t.Errorf("Get(%.20q) = %v, want ErrInvalidKey", key, err)
+			}
 		}
-		if _, err := s.Get(ctx, key); err == nil || errors.Is(err, store.ErrNotFound) {
-			t.Errorf("Get(%q) = %v, want an error other than ErrNotFound", key, err)
+		for _, key := range []string{strings.Repeat("k", store.MaxKeyLen), strings.Repeat("日", store.MaxKeyLen/3) + "x"} {
+			if err := s.Set(ctx, key, []byte("v"), time.Hour); err != nil {
+				t.Fatalf("Set of a %d-byte key: %v", len(key), err)
+			}
+			if got, err := s.Get(ctx, key); err != nil || string(got) != "v" {
+				t.Fatalf("Get of a %d-byte key = %q, %v", len(key), got, err)
+			}
 		}
-	}
+		// A driver error quotes a long key shortened too.
+		if _, err := db.Exec("DROP TABLE " + s.table); err != nil {
+			t.Fatal(err)
+		}
+		err := s.Set(ctx, strings.Repeat("k", store.MaxKeyLen), []byte("v"), 0)
+		if err == nil || len(err.Error()) > 400 || !strings.Contains(err.Error(), "1024 bytes") {
+			t.Errorf("Set of a 1024-byte key on a dropped table = %.500v (%d bytes); want an error quoting the key shortened", err, len(fmt.Sprint(err)))
+		}
+	})
 }
 
 // TestScanPrefixEdges checks Scan where the key-range bound is delicate:
@@ -426,30 +452,37 @@ func countRows(t *testing.T, s *Store) int {
 	return n
 }
 
+// insertRaw writes a row behind the store's back, with expires_at in Unix
+// milliseconds (nil: no expiry).
+func insertRaw(t *testing.T, db execer, s *Store, key string, expiresAt any) {
+	t.Helper()
+	if _, err := db.ExecContext(t.Context(), "INSERT INTO "+s.table+" (key, value, expires_at) VALUES ($1, $2, $3)",
+		key, []byte("v"), expiresAt); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
 func TestDeleteExpired(t *testing.T) {
 	dialects(t, func(t *testing.T, db *sql.DB) {
 		s := newTestStore(t, db, Options{CleanupInterval: -1})
 		ctx := t.Context()
-		base := time.Now()
-		s.now = func() time.Time { return base }
+		now := dbNowMS(t, s)
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for i := range 2*sweepBatch + 5 { // more than one batch
-			if err := s.Set(ctx, fmt.Sprintf("short:%d", i), []byte("v"), time.Minute); err != nil {
-				t.Fatal(err)
-			}
+			insertRaw(t, tx, s, fmt.Sprintf("expired:%d", i), now-1000)
 		}
-		for _, k := range []string{"long", "forever"} {
-			ttl := time.Duration(0)
-			if k == "long" {
-				ttl = time.Hour
-			}
-			if err := s.Set(ctx, k, []byte("v"), ttl); err != nil {
-				t.Fatal(err)
-			}
+		insertRaw(t, tx, s, "long", now+3600_000)
+		insertRaw(t, tx, s, "forever", nil)
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
 		}
-		if n, err := s.DeleteExpired(ctx); err != nil || n != 0 {
-			t.Fatalf("DeleteExpired before expiry = %d, %v; want 0, nil", n, err)
-		}
-		s.now = func() time.Time { return base.Add(2 * time.Minute) }
 		n, err := s.DeleteExpired(ctx)
 		if err != nil || n != 2*sweepBatch+5 {
 			t.Fatalf("DeleteExpired = %d, %v; want %d, nil", n, err, 2*sweepBatch+5)
@@ -462,39 +495,43 @@ func TestDeleteExpired(t *testing.T) {
 				t.Errorf("Get(%q) after DeleteExpired: %v", k, err)
 			}
 		}
+		if n, err := s.DeleteExpired(ctx); err != nil || n != 0 {
+			t.Fatalf("second DeleteExpired = %d, %v; want 0, nil", n, err)
+		}
 	})
 }
 
-// TestSweepAndClose checks that the background sweep runs and that Close
-// stops it. It waits for the sweep by polling, with no deadline of its own.
+// TestSweepAndClose checks that the background sweep runs, that Close
+// stops it and then refuses every call, and that it leaves the caller's db
+// open. It waits for the sweep by polling, with no deadline of its own.
 func TestSweepAndClose(t *testing.T) {
 	dialects(t, func(t *testing.T, db *sql.DB) {
 		s := newTestStore(t, db, Options{CleanupInterval: time.Millisecond})
-		// Insert an already expired row behind the store's back.
-		if _, err := db.Exec("INSERT INTO "+s.table+" (key, value, expires_at) VALUES ($1, $2, $3)",
-			"expired", []byte("v"), time.Now().Add(-time.Hour).UnixMilli()); err != nil {
-			t.Fatal(err)
-		}
+		insertRaw(t, db, s, "expired", int64(1))
 		for countRows(t, s) != 0 {
 			time.Sleep(5 * time.Millisecond)
 		}
 		if err := s.Close(); err != nil {
 			t.Fatalf("Close: %v", err)
 		}
-		select {
-		case <-s.done:
-		default:
-			t.Fatal("the sweep goroutine is still running after Close returned")
+		if err := s.Close(); !errors.Is(err, store.ErrClosed) {
+			t.Fatalf("second Close = %v, want ErrClosed", err)
 		}
-		if err := s.Close(); err != nil {
-			t.Fatalf("second Close: %v", err)
+		if err := s.Set(t.Context(), "k", []byte("v"), 0); !errors.Is(err, store.ErrClosed) {
+			t.Fatalf("Set after Close = %v, want ErrClosed", err)
 		}
-		// The store still works; only the sweep has stopped.
-		if err := s.Set(t.Context(), "k", []byte("v"), 0); err != nil {
-			t.Fatalf("Set after Close: %v", err)
+		if _, err := s.DeleteExpired(t.Context()); !errors.Is(err, store.ErrClosed) {
+			t.Fatalf("DeleteExpired after Close = %v, want ErrClosed", err)
 		}
 		if err := db.Ping(); err != nil {
 			t.Fatalf("Close closed the caller's db: %v", err)
+		}
+		// The sweep has stopped: an expired row stays (this check can
+		// only miss a running sweep, never blame a stopped one).
+		insertRaw(t, db, s, "expired-after-close", int64(1))
+		time.Sleep(50 * time.Millisecond)
+		if got := countRows(t, s); got != 1 {
+			t.Fatalf("%d rows after Close, want the 1 expired row left alone: the sweep still runs", got)
 		}
 	})
 }
