@@ -22,7 +22,10 @@ type Expiring[V any] struct {
 	Valid bool `json:"valid,omitempty"`
 }
 
-// Set stores v for ttl from now. A ttl of zero or less keeps it until Clear.
+// Set stores v for ttl from now. A ttl of zero or less keeps it until
+// Clear. For a value that must be gone at a given instant, such as a
+// deadline that may already have passed, use SetUntil: a ttl computed as
+// time.Until(deadline) for a past deadline would keep v forever here.
 func (e *Expiring[V]) Set(v V, ttl time.Duration) {
 	e.Value, e.Valid, e.Expires = v, true, time.Time{}
 	if ttl > 0 {
@@ -30,9 +33,22 @@ func (e *Expiring[V]) Set(v V, ttl time.Duration) {
 	}
 }
 
+// SetUntil stores v until deadline. A deadline that is not after now
+// leaves the field not set (as Clear does); the zero deadline is in the
+// past too.
+func (e *Expiring[V]) SetUntil(v V, deadline time.Time) {
+	if !time.Now().Before(deadline) {
+		e.Clear()
+		return
+	}
+	e.Value, e.Valid, e.Expires = v, true, deadline.UTC()
+}
+
 // Get returns the value and true while it is set and has not expired, and
 // the zero V and false otherwise. A Get after expiry clears the field, so the
-// stale value leaves the store with the next Save.
+// stale value leaves the store with the next Save: a handler that only
+// reads an expired field therefore changes the session, and its Save
+// writes.
 func (e *Expiring[V]) Get() (V, bool) {
 	if e.Valid && !e.Expires.IsZero() && !time.Now().Before(e.Expires) {
 		e.Clear()

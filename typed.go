@@ -608,7 +608,11 @@ func (m *Manager[T]) reconcile(s *Session[T], payload []byte) ([]byte, bool, err
 	if !m.format.JSONForm() {
 		return payload, false, nil
 	}
-	if s.version != m.latest {
+	unk := m.format.Unknown(s.payload)
+	if s.version != m.latest || len(unk) > 0 {
+		// Off the hot path: the loaded payload is not T's own encoding
+		// (migrated, or holding members T does not have), so compare the
+		// data itself, both encoded from T.
 		var loaded T
 		if err := m.format.Unmarshal(nil, nil, s.payload, &loaded); err == nil {
 			if again, err := m.format.AppendPayload(nil, &loaded); err == nil && bytes.Equal(again, payload) {
@@ -616,7 +620,6 @@ func (m *Manager[T]) reconcile(s *Session[T], payload []byte) ([]byte, bool, err
 			}
 		}
 	}
-	unk := m.format.Unknown(s.payload)
 	if len(unk) == 0 {
 		return payload, false, nil
 	}
@@ -629,7 +632,7 @@ func (m *Manager[T]) reconcile(s *Session[T], payload []byte) ([]byte, bool, err
 		return nil, false, &kindError{kind: ErrInvalid, cause: err}
 	}
 	m.report(s.key, "kept stored members that the session type does not have", unk)
-	return merged, bytes.Equal(merged, s.payload), nil
+	return merged, false, nil
 }
 
 // report logs a set of members once per manager.

@@ -60,9 +60,25 @@ func skipString(b []byte, i int) int {
 // deeper is refused on Load, so Save refuses it too.
 const maxDepth = 10000
 
-// replacement is U+FFFD in UTF-8: what encoding/json writes in place of
-// invalid UTF-8 in a string.
-const replacement = "\xef\xbf\xbd"
+// hasReplacement reports whether a string's encoded contents hold U+FFFD,
+// raw or as the escape \ufffd that encoding/json writes in place of
+// invalid UTF-8.
+func hasReplacement(s []byte) bool {
+	for k := 0; k < len(s); k++ {
+		switch s[k] {
+		case 0xef:
+			if k+2 < len(s) && s[k+1] == 0xbf && s[k+2] == 0xbd {
+				return true
+			}
+		case '\\':
+			if k+5 < len(s) && s[k+1] == 'u' && (s[k+2]|0x20) == 'f' && (s[k+3]|0x20) == 'f' && (s[k+4]|0x20) == 'f' && (s[k+5]|0x20) == 'd' {
+				return true
+			}
+			k++
+		}
+	}
+	return false
+}
 
 // scanOutput reports the nesting depth of the encoder's output b and
 // whether it contains U+FFFD (a sign that the encoder replaced invalid
@@ -74,12 +90,7 @@ func scanOutput(b []byte) (depth int, fffd bool) {
 		case '"':
 			j := skipString(b, i)
 			if !fffd {
-				for k := i + 1; k+2 < j; k++ {
-					if b[k] == 0xef && b[k+1] == 0xbf && b[k+2] == 0xbd {
-						fffd = true
-						break
-					}
-				}
+				fffd = hasReplacement(b[i+1 : j])
 			}
 			i = j - 1
 		case '{', '[':
