@@ -42,12 +42,15 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -648,15 +651,27 @@ func testCASCounter(t *testing.T, s store.Store) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	wantValue(t, s, "counter", []byte(strconv.Itoa(workers*perWorker)))
+	got, err := s.Get(ctx(t), "counter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := Count(got); err != nil || n != workers*perWorker {
+		t.Fatalf("after %d increments the counter holds %q (%d, %v): updates were lost", workers*perWorker, got, n, err)
+	}
 }
 
-// Increment adds one to the decimal counter stored under key (absent
-// counts as 0) through CompareAndSwap, reading again and retrying until its
-// swap lands. Many goroutines or processes calling it on one key must end
-// with the exact count: it is how the suite, and the cross-process tests of
-// a backend, check that CompareAndSwap never loses an update. s must be a
+// Increment adds one to the counter stored under key (absent counts as 0)
+// through CompareAndSwap, reading again and retrying until its swap lands.
+// Many goroutines or processes calling it on one key must end with the
+// exact count: it is how the suite, and the cross-process tests of a
+// backend, check that CompareAndSwap never loses an update. s must be a
 // store.Swapper.
+//
+// The stored value is the decimal count, a space, and a token unique to
+// this write (random per process, then a sequence number): the resend rule
+// of [store.Swapper] reports true for a swap whose value is already there,
+// which is sound only for values never written twice, so bare counts could
+// not show a lost update. Read the count with [Count].
 func Increment(ctx context.Context, s store.Store, key string) error {
 	sw, ok := s.(store.Swapper)
 	if !ok {
@@ -672,11 +687,12 @@ func Increment(ctx context.Context, s store.Store, key string) error {
 		case err != nil:
 			return err
 		default:
-			if n, err = strconv.Atoi(string(old)); err != nil {
-				return fmt.Errorf("storetest: counter %q holds %q: %v", key, old, err)
+			if n, err = Count(old); err != nil {
+				return fmt.Errorf("storetest: counter %q: %v", key, err)
 			}
 		}
-		ok, err := sw.CompareAndSwap(ctx, key, old, []byte(strconv.Itoa(n+1)), longTTL)
+		value := fmt.Sprintf("%d %s-%d", n+1, writeToken, writeSeq.Add(1))
+		ok, err := sw.CompareAndSwap(ctx, key, old, []byte(value), longTTL)
 		if err != nil {
 			return err
 		}
@@ -686,6 +702,28 @@ func Increment(ctx context.Context, s store.Store, key string) error {
 	}
 	return fmt.Errorf("storetest: Increment(%q): no CompareAndSwap succeeded in %d attempts", key, attempts)
 }
+
+// Count returns the count in a value that [Increment] wrote: the decimal
+// number before the first space (or the whole value, when it has none).
+func Count(value []byte) (int, error) {
+	num, _, _ := strings.Cut(string(value), " ")
+	n, err := strconv.Atoi(num)
+	if err != nil {
+		return 0, fmt.Errorf("value %q is not a count that Increment wrote", short(value))
+	}
+	return n, nil
+}
+
+// writeToken and writeSeq make every value Increment writes unique, across
+// goroutines and processes.
+var (
+	writeToken = func() string {
+		var b [8]byte
+		rand.Read(b[:])
+		return hex.EncodeToString(b[:])
+	}()
+	writeSeq atomic.Int64
+)
 
 // ---- Toucher ----
 
