@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/typedsession/session/internal/storeutil"
 	"github.com/typedsession/session/store"
 )
 
@@ -32,13 +33,19 @@ type Options struct {
 }
 
 // Store is a [store.Store] backed by Redis. It also implements
-// [store.Swapper], [store.Toucher], [store.Refresher] and [store.Scanner].
+// [store.Swapper], [store.Deleter], [store.Toucher], [store.Refresher],
+// [store.TTLGetter] and [store.Scanner]. Every method that takes a key
+// refuses, before any I/O and with an error matching [store.ErrInvalidKey],
+// a key that [store.CheckKey] refuses; the limit of [store.MaxKeyLen]
+// bytes applies to the key the caller passes, before Options.Prefix is
+// put in front.
 // It is safe for concurrent use; it holds no state of its own beyond its
 // options, so the client's pool decides concurrency.
 type Store struct {
 	client    redis.UniversalClient
 	prefix    string
 	scanCount int64
+	resend    resendPolicy // for CompareAndSwap and CompareAndDelete
 }
 
 // Compile-time checks that Store has every capability.
@@ -47,6 +54,8 @@ var (
 	_ store.Swapper   = (*Store)(nil)
 	_ store.Toucher   = (*Store)(nil)
 	_ store.Refresher = (*Store)(nil)
+	_ store.Deleter   = (*Store)(nil)
+	_ store.TTLGetter = (*Store)(nil)
 	_ store.Scanner   = (*Store)(nil)
 )
 
@@ -64,78 +73,97 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	if n <= 0 {
 		n = DefaultScanCount
 	}
-	return &Store{client: client, prefix: opts.Prefix, scanCount: n}
+	return &Store{client: client, prefix: opts.Prefix, scanCount: n, resend: policyOf(client)}
 }
 
-// casScript replaces KEYS[1] with ARGV[2] if its current value equals
-// ARGV[1] byte for byte, with a PX of ARGV[3] milliseconds when that is
-// positive and no expiry otherwise. An absent key (GET gives false) never
-// equals a string, so a non-nil old never matches an absent key, and an
-// empty old matches only a stored empty string. It is created once; Run
-// sends EVALSHA and falls back to EVAL when the server does not know it.
-var casScript = redis.NewScript(`
-local cur = redis.call('GET', KEYS[1])
-if cur ~= ARGV[1] then return 0 end
-local ms = tonumber(ARGV[3])
-if ms > 0 then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ms)
-else
-  redis.call('SET', KEYS[1], ARGV[2])
-end
-return 1
-`)
+// ops are the operation names that errors carry.
+const (
+	opGet         = "get"
+	opSet         = "set"
+	opDelete      = "delete"
+	opCAS         = "compare-and-swap"
+	opCAD         = "compare-and-delete"
+	opTouch       = "touch"
+	opGetAndTouch = "get-and-touch"
+	opGetWithTTL  = "get-with-ttl"
+	opScan        = "scan"
+)
 
-// persistScript removes the expiry of KEYS[1] and returns 1 when the key
-// exists, 0 otherwise. PERSIST alone answers 0 both for an absent key and
-// for a key without expiry, which Touch must tell apart.
-var persistScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('PERSIST', KEYS[1])
-return 1
-`)
-
-// expiry maps a store ttl onto what go-redis expects: 0 for "no expiry"
-// (a negative duration would mean KEEPTTL to go-redis, which is not the
-// store contract), and at least one millisecond otherwise, Redis's
-// resolution.
-func expiry(ttl time.Duration) time.Duration {
-	switch {
-	case ttl <= 0:
+// expiryMs maps a store ttl onto the PX that Redis gets, in milliseconds:
+// 0 for "no expiry" (ttl <= 0), at least 1 (Redis's resolution) for a
+// positive ttl, and never past [store.MaxExpiry] by the local clock, so a
+// ttl up to the largest time.Duration leaves the key live after the write.
+// (Redis itself takes a PX up to about 2^63 ms minus the time now; the
+// clamp keeps every store's longest expiry the same.)
+func expiryMs(ttl time.Duration) int64 {
+	if ttl <= 0 {
 		return 0
-	case ttl < time.Millisecond:
-		return time.Millisecond
 	}
-	return ttl
+	if ttl > maxPlainTTL {
+		now := time.Now()
+		ttl = store.Deadline(now, ttl).Sub(now)
+	}
+	if ms := ttl.Milliseconds(); ms > 0 {
+		return ms
+	}
+	return 1
 }
 
-// wrap builds the error of a failed operation. When ctx has ended, the
-// error matches ctx.Err() whatever the driver made of it (go-redis may
-// report an i/o timeout for a deadline), as the store contract requires.
+// maxPlainTTL is a ttl below which no clamping can be needed: the time
+// from now to [store.MaxExpiry] is longer until the year 2100.
+const maxPlainTTL = 100 * 365 * 24 * time.Hour
+
+// expiry is expiryMs as the time.Duration go-redis takes, with 0 meaning
+// "no expiry" (a negative duration would mean KEEPTTL to go-redis, which
+// would keep an old expiry: not the store contract).
+func expiry(ttl time.Duration) time.Duration {
+	return time.Duration(expiryMs(ttl)) * time.Millisecond
+}
+
+// check refuses an invalid key and an ended ctx before any I/O.
+func check(ctx context.Context, op, key string) error {
+	if err := store.CheckKey(key); err != nil {
+		return storeutil.Wrap(backend, op, key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return storeutil.Wrap(backend, op, key, err)
+	}
+	return nil
+}
+
+// backend is the name errors start with.
+const backend = "redisstore"
+
+// wrap builds the error of a failed operation, naming the operation and
+// the key (shortened). When ctx has ended, the error matches ctx.Err()
+// whatever the driver made of it (go-redis may report an i/o timeout for a
+// deadline), as the store contract requires.
 func wrap(ctx context.Context, op, key string, err error) error {
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-		return fmt.Errorf("redisstore: %s %q: %w (%w)", op, key, cerr, err)
+		err = fmt.Errorf("%w (%w)", cerr, err)
 	}
-	return fmt.Errorf("redisstore: %s %q: %w", op, key, err)
+	return storeutil.Wrap(backend, op, key, err)
 }
 
 // notFound is the error for an absent key: it matches store.ErrNotFound.
 func notFound(op, key string) error {
-	return fmt.Errorf("redisstore: %s %q: %w", op, key, store.ErrNotFound)
+	return storeutil.Wrap(backend, op, key, store.ErrNotFound)
 }
 
 // Get returns a copy of the value under key with GET. It returns an error
-// matching [store.ErrNotFound] when the key is absent or expired, and any
+// matching [store.ErrNotFound] when the key is absent or expired,
+// [store.ErrInvalidKey] for a key that [store.CheckKey] refuses, and any
 // other failure (connection refused, timeout) as itself.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, wrap(ctx, "get", key, err)
+	if err := check(ctx, opGet, key); err != nil {
+		return nil, err
 	}
 	v, err := s.client.Get(ctx, s.prefix+key).Result()
 	if err != nil {
 		if err == redis.Nil {
-			return nil, notFound("get", key)
+			return nil, notFound(opGet, key)
 		}
-		return nil, wrap(ctx, "get", key, err)
+		return nil, wrap(ctx, opGet, key, err)
 	}
 	// A copy, never an alias of the reply string, so the caller may
 	// mutate the slice.
@@ -146,53 +174,81 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 // uses EX when ttl is a whole number of seconds, which is the same);
 // a ttl <= 0 sends a plain SET, which also removes an expiry the key had.
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return wrap(ctx, "set", key, err)
+	if err := check(ctx, opSet, key); err != nil {
+		return err
 	}
 	if value == nil {
 		value = []byte{}
 	}
 	if err := s.client.Set(ctx, s.prefix+key, value, expiry(ttl)).Err(); err != nil {
-		return wrap(ctx, "set", key, err)
+		return wrap(ctx, opSet, key, err)
 	}
 	return nil
 }
 
 // Delete removes key with DEL. An absent key is not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	if err := ctx.Err(); err != nil {
-		return wrap(ctx, "delete", key, err)
+	if err := check(ctx, opDelete, key); err != nil {
+		return err
 	}
 	if err := s.client.Del(ctx, s.prefix+key).Err(); err != nil {
-		return wrap(ctx, "delete", key, err)
+		return wrap(ctx, opDelete, key, err)
 	}
 	return nil
 }
 
-// CompareAndSwap stores value under key if the current value equals old,
-// in one round trip. A nil old means "only if absent" and sends SET NX
-// (with PX when ttl > 0); a non-nil old runs a Lua script (EVALSHA, with
-// EVAL as fallback) that compares and sets atomically on the server.
+// CompareAndSwap stores value under key if the current value equals old
+// (or, for a nil old, if the key is absent), in one round trip: one Lua
+// script (EVALSHA, with EVAL as fallback) that compares and sets atomically
+// on the server. A key that already holds value reports true and gets the
+// ttl, so a swap that go-redis resends after a lost reply reports the
+// success of its first attempt (see the store contract's resend rule and
+// the package doc on retries).
 func (s *Store) CompareAndSwap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error) {
-	if err := ctx.Err(); err != nil {
-		return false, wrap(ctx, "compare-and-swap", key, err)
+	if err := check(ctx, opCAS, key); err != nil {
+		return false, err
 	}
 	if value == nil {
 		value = []byte{}
 	}
-	k := s.prefix + key
+	args := []any{value, expiryMs(ttl)}
+	if old != nil {
+		args = append(args, old)
+	}
+	n, lost, err := s.evalResend(ctx, casScript, s.prefix+key, args...)
+	switch {
+	case err != nil:
+		return false, wrap(ctx, opCAS, key, err)
+	case n == 1:
+		return true, nil
+	case lost != nil:
+		return false, wrap(ctx, opCAS, key, fmt.Errorf("%w: %w", errResentConflict, lost))
+	}
+	return false, nil
+}
+
+// CompareAndDelete deletes key if its current value equals old, in one
+// round trip (one Lua script: GET, compare, DEL). It reports true when the
+// key is absent afterwards because of this call or an earlier one (an
+// absent key reports true, so a resent delete is safe), false when the key
+// holds another value, which is left as it is.
+func (s *Store) CompareAndDelete(ctx context.Context, key string, old []byte) (bool, error) {
+	if err := check(ctx, opCAD, key); err != nil {
+		return false, err
+	}
 	if old == nil {
-		ok, err := s.client.SetNX(ctx, k, value, expiry(ttl)).Result()
-		if err != nil {
-			return false, wrap(ctx, "compare-and-swap", key, err)
-		}
-		return ok, nil
+		old = []byte{}
 	}
-	n, err := casScript.Run(ctx, s.client, []string{k}, old, value, expiry(ttl).Milliseconds()).Int64()
-	if err != nil {
-		return false, wrap(ctx, "compare-and-swap", key, err)
+	n, lost, err := s.evalResend(ctx, cadScript, s.prefix+key, old)
+	switch {
+	case err != nil:
+		return false, wrap(ctx, opCAD, key, err)
+	case n == 1:
+		return true, nil
+	case lost != nil:
+		return false, wrap(ctx, opCAD, key, fmt.Errorf("%w: %w", errResentConflict, lost))
 	}
-	return n == 1, nil
+	return false, nil
 }
 
 // Touch sets key to expire after ttl with PEXPIRE; a ttl <= 0 removes the
@@ -200,26 +256,26 @@ func (s *Store) CompareAndSwap(ctx context.Context, key string, old, value []byt
 // returns an error matching [store.ErrNotFound] when the key is absent and
 // never creates it.
 func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return wrap(ctx, "touch", key, err)
+	if err := check(ctx, opTouch, key); err != nil {
+		return err
 	}
 	k := s.prefix + key
 	var ok bool
-	if ttl > 0 {
-		r, err := s.client.PExpire(ctx, k, expiry(ttl)).Result()
+	if ms := expiryMs(ttl); ms > 0 {
+		r, err := s.client.PExpire(ctx, k, time.Duration(ms)*time.Millisecond).Result()
 		if err != nil {
-			return wrap(ctx, "touch", key, err)
+			return wrap(ctx, opTouch, key, err)
 		}
 		ok = r
 	} else {
-		n, err := persistScript.Run(ctx, s.client, []string{k}).Int64()
+		n, err := s.eval(ctx, persistScript, k, false).Int64()
 		if err != nil {
-			return wrap(ctx, "touch", key, err)
+			return wrap(ctx, opTouch, key, err)
 		}
 		ok = n == 1
 	}
 	if !ok {
-		return notFound("touch", key)
+		return notFound(opTouch, key)
 	}
 	return nil
 }
@@ -228,17 +284,57 @@ func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) error 
 // to expire after ttl: GETEX PX (EX for whole seconds), or GETEX PERSIST
 // when ttl <= 0. It requires Redis 6.2 or later.
 func (s *Store) GetAndTouch(ctx context.Context, key string, ttl time.Duration) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, wrap(ctx, "get-and-touch", key, err)
+	if err := check(ctx, opGetAndTouch, key); err != nil {
+		return nil, err
 	}
 	v, err := s.client.GetEx(ctx, s.prefix+key, expiry(ttl)).Result()
 	if err != nil {
 		if err == redis.Nil {
-			return nil, notFound("get-and-touch", key)
+			return nil, notFound(opGetAndTouch, key)
 		}
-		return nil, wrap(ctx, "get-and-touch", key, err)
+		return nil, wrap(ctx, opGetAndTouch, key, err)
 	}
 	return []byte(v), nil
+}
+
+// GetWithTTL returns the value under key and the time it has left, read
+// atomically in one round trip (one Lua script: GET, then PTTL), at
+// millisecond precision; a key without expiry reports [store.NoExpiry]. It
+// returns an error matching [store.ErrNotFound] when the key is absent or
+// expired.
+func (s *Store) GetWithTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
+	if err := check(ctx, opGetWithTTL, key); err != nil {
+		return nil, 0, err
+	}
+	r, err := s.eval(ctx, getTTLScript, s.prefix+key, false).Slice()
+	if err != nil {
+		if err == redis.Nil {
+			return nil, 0, notFound(opGetWithTTL, key)
+		}
+		return nil, 0, wrap(ctx, opGetWithTTL, key, err)
+	}
+	if len(r) == 2 {
+		v, vok := r[0].(string)
+		ms, mok := r[1].(int64)
+		if vok && mok {
+			return []byte(v), pttl(ms), nil
+		}
+	}
+	return nil, 0, storeutil.Wrap(backend, opGetWithTTL, key, fmt.Errorf("unexpected script reply %v", r))
+}
+
+// pttl maps a PTTL reply onto a remaining TTL: -1 (no expiry) is
+// [store.NoExpiry], and anything else below a millisecond (Redis does not
+// expire a key in the middle of a script, so that cannot happen, but a
+// value that was read lived) is one millisecond.
+func pttl(ms int64) time.Duration {
+	switch {
+	case ms == -1:
+		return store.NoExpiry
+	case ms <= 0:
+		return time.Millisecond
+	}
+	return time.Duration(ms) * time.Millisecond
 }
 
 // Scan calls fn with every key under prefix (the store's Prefix removed),
@@ -250,11 +346,11 @@ func (s *Store) GetAndTouch(ctx context.Context, key string, ttl time.Duration) 
 // An error from fn stops the scan and is returned as it is.
 func (s *Store) Scan(ctx context.Context, prefix string, fn func(key string) error) error {
 	if err := ctx.Err(); err != nil {
-		return wrap(ctx, "scan", prefix, err)
+		return wrap(ctx, opScan, prefix, err)
 	}
 	nodes, err := s.nodes(ctx)
 	if err != nil {
-		return wrap(ctx, "scan", prefix, err)
+		return wrap(ctx, opScan, prefix, err)
 	}
 	pattern := escapeGlob(s.prefix+prefix) + "*"
 	for _, node := range nodes {
@@ -263,7 +359,7 @@ func (s *Store) Scan(ctx context.Context, prefix string, fn func(key string) err
 			if errors.As(err, &fe) {
 				return fe.err
 			}
-			return wrap(ctx, "scan", prefix, err)
+			return wrap(ctx, opScan, prefix, err)
 		}
 	}
 	return nil
