@@ -28,8 +28,13 @@ func (w *responseWriter) WriteHeader(code int) {
 		return
 	}
 	if w.wroteHeader {
-		if !w.buffered {
+		switch {
+		case !w.buffered:
 			w.ResponseWriter.WriteHeader(code) // let net/http log the superfluous call
+		case code >= 500 && w.code < 500:
+			// Nothing went out yet: a failure written late still
+			// counts, and becomes the response's status.
+			w.code = code
 		}
 		return
 	}
