@@ -54,6 +54,16 @@ func createTable(ctx context.Context, db *sql.DB, d Dialect, name string) error 
 // errTableMissing is returned by checkTable when the table does not exist.
 var errTableMissing = errors.New("table is missing")
 
+// tableError is checkTable's error for a table the store cannot serve, as
+// opposed to an error reading the catalog.
+type tableError struct{ msg string }
+
+func (e *tableError) Error() string { return e.msg }
+
+func refuseTable(format string, args ...any) error {
+	return &tableError{fmt.Sprintf(format, args...)}
+}
+
 // column is what checkTable learns of one column from the catalog.
 type column struct {
 	name       string
@@ -91,32 +101,32 @@ func checkTable(ctx context.Context, db *sql.DB, d Dialect, name string) error {
 	for _, w := range want {
 		c, ok := cols[w.name]
 		if !ok {
-			return fmt.Errorf("has no column %s: it must be %s", w.name, w.must)
+			return refuseTable("has no column %s: it must be %s", w.name, w.must)
 		}
 		if !w.typeOK(c.typ) {
-			return fmt.Errorf("column %s is %s: it must be %s", w.name, describeType(c.typ), w.must)
+			return refuseTable("column %s is %s: it must be %s", w.name, describeType(c.typ), w.must)
 		}
 		if w.name == "expires_at" && c.notNull {
-			return fmt.Errorf("column expires_at is NOT NULL: it must allow NULL, which stores a key without expiry")
+			return refuseTable("column expires_at is NOT NULL: it must allow NULL, which stores a key without expiry")
 		}
 		if w.name == "key" {
 			if !c.deterministic {
-				return fmt.Errorf("column key has the nondeterministic collation %q, under which distinct keys compare equal: it must be TEXT COLLATE \"C\" (or another deterministic collation)", c.collation)
+				return refuseTable("column key has the nondeterministic collation %q, under which distinct keys compare equal: it must be TEXT COLLATE \"C\" (or another deterministic collation)", c.collation)
 			}
 			if d == SQLite && !strings.EqualFold(c.collation, "BINARY") {
-				return fmt.Errorf("column key has the collation %s, under which distinct keys compare equal: it must be TEXT with the default collation (BINARY)", c.collation)
+				return refuseTable("column key has the collation %s, under which distinct keys compare equal: it must be TEXT with the default collation (BINARY)", c.collation)
 			}
 		}
 	}
 	if !unique {
-		return fmt.Errorf("column key is neither the primary key nor has a unique index of its own: it must be the PRIMARY KEY (a non-partial, non-deferrable unique index on key alone also works)")
+		return refuseTable("column key is neither the primary key nor has a unique index of its own: it must be the PRIMARY KEY (a non-partial, non-deferrable unique index on key alone also works)")
 	}
 	for _, c := range sortedColumns(cols) {
 		if _, known := want[c.name]; known {
 			continue
 		}
 		if c.notNull && !c.hasDefault {
-			return fmt.Errorf("has the extra column %s, NOT NULL without a default, which the store's INSERT cannot fill: give it a default, allow NULL or drop it", c.name)
+			return refuseTable("has the extra column %s, NOT NULL without a default, which the store's INSERT cannot fill: give it a default, allow NULL or drop it", c.name)
 		}
 	}
 	return nil
@@ -228,7 +238,7 @@ func postgresTable(ctx context.Context, db *sql.DB, name string) (map[string]col
 		return nil, false, errTableMissing
 	}
 	if kind.String != "r" && kind.String != "p" {
-		return nil, false, fmt.Errorf("is not a table (pg_class.relkind %q): it must be a table made by the documented DDL", kind.String)
+		return nil, false, refuseTable("is not a table (pg_class.relkind %q): it must be a table made by the documented DDL", kind.String)
 	}
 	rows, err := db.QueryContext(ctx, `
 		SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,

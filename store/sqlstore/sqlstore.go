@@ -193,15 +193,17 @@ func NewContext(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
 		}
 	}
 	if err := retry(func() error { return checkTable(ctx, db, dialect, opts.Table) }); err != nil {
+		var bad *tableError
 		switch {
+		case errors.As(err, &bad):
+			// Also when CREATE failed: the table's shape is the cause.
+			return nil, fmt.Errorf("sqlstore: New: table %s cannot hold sessions byte for byte: %w (see \"The table\" in the package documentation)", table, err)
 		case createErr != nil:
 			return nil, createErr
 		case errors.Is(err, errTableMissing):
 			return nil, fmt.Errorf("sqlstore: New: table %s is missing: create it with the DDL in the package documentation, or leave Options.SkipCreate false", table)
-		case ctx.Err() != nil || sqliteCode(err) != 0:
-			return nil, fmt.Errorf("sqlstore: New: checking table %s: %w", table, explainSQLite(err))
 		}
-		return nil, fmt.Errorf("sqlstore: New: table %s cannot hold sessions byte for byte: %w (see \"The table\" in the package documentation)", table, err)
+		return nil, fmt.Errorf("sqlstore: New: checking table %s: %w", table, explainSQLite(err))
 	}
 	if createErr != nil {
 		// The table is usable although the DDL failed: this role may
