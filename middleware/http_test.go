@@ -695,3 +695,7 @@ func TestHTTPPanicReleasesLockAndSavesNothing(t *testing.T) {
 		t.Errorf("%d writes after a panic, want 0", w)
 	}
 }
+
+func sessionFrom(r *http.Request) (*session.Session[cart], error) {
+	return session.From[cart](r.Context())
+}
