@@ -28,15 +28,30 @@ func ChatKey(_ context.Context, u *models.Update) (string, error) {
 	return strconv.FormatInt(chat, 10), nil
 }
 
-// UserKey keys the session by user, the same in every chat: the key is the
-// user ID in decimal, such as "123456789".
+// UserKey keys the session by sender, the same in every chat: the key is
+// the user ID in decimal, such as "123456789".
 //
 // It finds the sender of a message, an edited message, a business message
 // and an edited one, a callback query, an inline query, a chosen inline
 // result, a shipping or pre-checkout query, a paid media purchase, a poll
-// answer by a user, a chat member update, a join request and a reaction by a
-// user. For updates without a user, such as channel posts or anonymous
-// reactions, it returns an error wrapping middleware.ErrNoKey.
+// answer, a chat member update, a join request and a reaction. For updates
+// without a sender, such as channel posts, it returns an error wrapping
+// middleware.ErrNoKey.
+//
+// # Senders that are chats
+//
+// A message sent on behalf of a chat carries that chat in sender_chat (Bot
+// API), and its from field holds a placeholder user that many senders share:
+// 1087968824 (@GroupAnonymousBot) for every anonymous admin of every group,
+// 777000 for every automatic forward from a linked channel, 136817688
+// (@Channel_Bot) for every message sent on behalf of a channel. Keyed by
+// from, all of them would share one session. So the rule is the presence
+// of sender_chat, not a list of IDs: a message that carries sender_chat is
+// keyed by that chat's ID, such as "-1001234567890" (chat IDs are negative,
+// user IDs positive, so the two never meet). The same holds for a reaction
+// with actor_chat and a poll answer with voter_chat. Anonymous admins of
+// one group all post as the group itself, so they share its session: the
+// Bot API does not say which admin wrote.
 func UserKey(_ context.Context, u *models.Update) (string, error) {
 	user, ok := userOf(u)
 	if !ok {
@@ -45,13 +60,15 @@ func UserKey(_ context.Context, u *models.Update) (string, error) {
 	return strconv.FormatInt(user, 10), nil
 }
 
-// UserInChatKey keys the session by user within a chat: the same user has
+// UserInChatKey keys the session by sender within a chat: the same user has
 // one session in each group and one in the private chat with the bot. The
-// key is "<chat ID>:<user ID>", such as "-1001234567890:123456789".
+// key is "<chat ID>:<sender ID>", such as "-1001234567890:123456789"; a
+// sender that is a chat (see [UserKey]) gives "<chat ID>:<sender chat ID>",
+// such as "-1001234567890:-1009876543210".
 //
-// It needs both a chat and a user (see [ChatKey] and [UserKey]); for other
-// updates, such as inline queries and channel posts, it returns an error
-// wrapping middleware.ErrNoKey.
+// It needs both a chat and a sender (see [ChatKey] and [UserKey]); for
+// other updates, such as inline queries and channel posts, it returns an
+// error wrapping middleware.ErrNoKey.
 func UserInChatKey(_ context.Context, u *models.Update) (string, error) {
 	chat, ok := chatOf(u)
 	if !ok {
@@ -140,6 +157,9 @@ func chatOf(u *models.Update) (int64, bool) {
 	return 0, false
 }
 
+// userOf returns the sender of an update: a user's ID, or the ID of the
+// chat on whose behalf the update was sent (sender_chat, actor_chat,
+// voter_chat), which the Bot API sends next to a placeholder user.
 func userOf(u *models.Update) (int64, bool) {
 	if u == nil {
 		return 0, false
@@ -150,9 +170,15 @@ func userOf(u *models.Update) (int64, bool) {
 		}
 		return p.ID, true
 	}
+	byChat := func(c *models.Chat, p *models.User) (int64, bool) {
+		if c != nil && c.ID != 0 {
+			return c.ID, true
+		}
+		return user(p)
+	}
 	for _, m := range []*models.Message{u.Message, u.EditedMessage, u.BusinessMessage, u.EditedBusinessMessage} {
 		if m != nil {
-			return user(m.From)
+			return byChat(m.SenderChat, m.From)
 		}
 	}
 	switch {
@@ -171,7 +197,7 @@ func userOf(u *models.Update) (int64, bool) {
 	case u.PurchasedPaidMedia != nil:
 		return user(&u.PurchasedPaidMedia.From)
 	case u.PollAnswer != nil:
-		return user(u.PollAnswer.User)
+		return byChat(u.PollAnswer.VoterChat, u.PollAnswer.User)
 	case u.MyChatMember != nil:
 		return user(&u.MyChatMember.From)
 	case u.ChatMember != nil:
@@ -179,7 +205,7 @@ func userOf(u *models.Update) (int64, bool) {
 	case u.ChatJoinRequest != nil:
 		return user(&u.ChatJoinRequest.From)
 	case u.MessageReaction != nil:
-		return user(u.MessageReaction.User)
+		return byChat(u.MessageReaction.ActorChat, u.MessageReaction.User)
 	}
 	return 0, false
 }

@@ -101,9 +101,45 @@ func TestKeyFuncs(t *testing.T) {
 		},
 		{
 			name:   "anonymous reaction",
-			why:    "a reaction by an anonymous admin has a chat but no user",
+			why:    "a reaction by an anonymous admin is keyed by its actor_chat, not merged with other anonymous reactions",
 			update: `{"update_id":12,"message_reaction":{"chat":{"id":-1008,"type":"supergroup"},"message_id":1,"actor_chat":{"id":-1008,"type":"supergroup"},"date":1,"old_reaction":[],"new_reaction":[]}}`,
-			chat:   "-1008", user: none, userInChat: none, topic: none,
+			chat:   "-1008", user: "-1008", userInChat: "-1008:-1008", topic: none,
+		},
+		{
+			name:   "anonymous admin",
+			why:    "from is the placeholder 1087968824 shared by every anonymous admin of every group; sender_chat (the group) keys it",
+			update: `{"update_id":20,"message":{"message_id":1,"date":1,"chat":{"id":-1001,"type":"supergroup"},"from":{"id":1087968824,"is_bot":true,"first_name":"Group","username":"GroupAnonymousBot"},"sender_chat":{"id":-1001,"type":"supergroup","title":"G"},"text":"hi"}}`,
+			chat:   "-1001", user: "-1001", userInChat: "-1001:-1001", topic: "-1001:0",
+		},
+		{
+			name:   "anonymous admin of another group",
+			why:    "must not share the first group's anonymous admin session",
+			update: `{"update_id":21,"message":{"message_id":1,"date":1,"chat":{"id":-1009,"type":"supergroup"},"from":{"id":1087968824,"is_bot":true,"first_name":"Group","username":"GroupAnonymousBot"},"sender_chat":{"id":-1009,"type":"supergroup","title":"H"},"text":"hi"}}`,
+			chat:   "-1009", user: "-1009", userInChat: "-1009:-1009", topic: "-1009:0",
+		},
+		{
+			name:   "automatic forward from a linked channel",
+			why:    "from is the placeholder 777000; sender_chat is the channel",
+			update: `{"update_id":22,"message":{"message_id":2,"date":1,"chat":{"id":-1010,"type":"supergroup"},"from":{"id":777000,"is_bot":false,"first_name":"Telegram"},"sender_chat":{"id":-1004,"type":"channel","title":"News"},"is_automatic_forward":true,"text":"news"}}`,
+			chat:   "-1010", user: "-1004", userInChat: "-1010:-1004", topic: "-1010:0",
+		},
+		{
+			name:   "message on behalf of a channel",
+			why:    "from is the placeholder 136817688 (@Channel_Bot); sender_chat is the channel",
+			update: `{"update_id":23,"message":{"message_id":3,"date":1,"chat":{"id":-1012,"type":"supergroup"},"from":{"id":136817688,"is_bot":true,"first_name":"Channel","username":"Channel_Bot"},"sender_chat":{"id":-1011,"type":"channel","title":"Mine"},"text":"hello"}}`,
+			chat:   "-1012", user: "-1011", userInChat: "-1012:-1011", topic: "-1012:0",
+		},
+		{
+			name:   "another channel in the same group",
+			why:    "a different sender_chat behind the same placeholder is a different sender",
+			update: `{"update_id":24,"message":{"message_id":4,"date":1,"chat":{"id":-1012,"type":"supergroup"},"from":{"id":136817688,"is_bot":true,"first_name":"Channel","username":"Channel_Bot"},"sender_chat":{"id":-1014,"type":"channel","title":"Other"},"text":"hello"}}`,
+			chat:   "-1012", user: "-1014", userInChat: "-1012:-1014", topic: "-1012:0",
+		},
+		{
+			name:   "anonymous poll answer",
+			why:    "a poll answer on behalf of a chat is keyed by voter_chat; it has no chat of its own",
+			update: `{"update_id":25,"poll_answer":{"poll_id":"p","voter_chat":{"id":-1013,"type":"channel"},"option_ids":[0]}}`,
+			chat:   none, user: "-1013", userInChat: none, topic: none,
 		},
 		{
 			name:   "poll",

@@ -31,16 +31,24 @@
 // session.From reports session.ErrNoSession. Any function with the
 // signature of a [middleware.KeyFunc] of *models.Update will do.
 //
+// A message sent on behalf of a chat (an anonymous group admin, an
+// automatic forward from a linked channel, a message as a channel) is
+// keyed by its sender_chat in UserKey and UserInChatKey, not by the
+// placeholder user in its from field, so distinct senders never share a
+// session; see [UserKey].
+//
 // # Concurrency
 //
 // go-telegram/bot runs each update's handler in its own goroutine, so two
 // messages of one user that arrive together are handled at the same time.
-// The middleware serializes updates of the same key (unless
-// [middleware.Options].NoLock), so each sees the session as the other saved
-// it and both count; different keys run in parallel. Across bot processes
-// sharing a store, the store's compare-and-swap turns a race into
-// session.ErrConflict on the later save, which is reported to OnError and
-// saves nothing.
+// Within one middleware returned by [New], updates of the same key are
+// serialized (unless [middleware.Options].NoLock), so each sees the session
+// as the other saved it and both count; different keys run in parallel.
+// Across bot processes sharing a store (or two middleware values), they are
+// not serialized unless [middleware.Options].Locker spans them: the store's
+// compare-and-swap turns a race into session.ErrConflict on the later save,
+// which is reported to OnError and saves nothing, so that update's change
+// does not count, and nothing is lost silently.
 //
 // # Errors
 //
@@ -51,7 +59,8 @@
 // machinery (key, lock, load, save) go to [middleware.Options].OnError, or,
 // when that is nil, to the standard logger, like go-telegram/bot's own
 // errors; when the session cannot be loaded the handler does not run
-// (unless [middleware.Options].Lazy, where session.From returns the error).
+// (unless [middleware.Options].Lazy or ContinueOnLoadError, where
+// session.From returns the error to the handler, and nothing is saved).
 package tgbot
 
 import (
