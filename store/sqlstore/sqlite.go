@@ -74,7 +74,9 @@ func explainSQLite(err error) error {
 	case sqliteReadOnly:
 		return fmt.Errorf("the SQLite database is read-only: the store needs to write the database file and, in WAL mode, to create the -wal and -shm files next to it, so the file and its folder must be writable: %w", err)
 	case sqliteCantOpen:
-		return fmt.Errorf("cannot open the SQLite database file (missing folder, or no permission to create or open the file): %w", err)
+		// SQLite does not say which file it could not open, and db does
+		// not tell us the path: name the causes in the order of likelihood.
+		return fmt.Errorf("cannot open the SQLite database: the file or its folder is read-only (a database in WAL mode needs to create its -wal and -shm files next to it, so the folder must be writable), missing, or not accessible to this process: %w", err)
 	}
 	return err
 }
