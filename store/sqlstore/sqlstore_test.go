@@ -649,3 +649,27 @@ func TestCancelWhileBlocked(t *testing.T) {
 		}
 	})
 }
+
+// TestSQLitePersistent runs the persistence part of the suite: a SQLite
+// file closed (the store, then the *sql.DB) and opened again keeps every
+// acknowledged write.
+func TestSQLitePersistent(t *testing.T) {
+	storetest.RunPersistent(t, func(t *testing.T, dir string) (store.Store, func() error) {
+		db, err := sql.Open("sqlite", sqliteDSN(filepath.Join(dir, "sessions.db")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(db, Options{})
+		if err != nil {
+			db.Close()
+			t.Fatal(err)
+		}
+		return s, func() error {
+			err := s.Close()
+			if cerr := db.Close(); cerr != nil && err == nil {
+				err = cerr
+			}
+			return err
+		}
+	})
+}
