@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"time"
 
@@ -115,4 +116,105 @@ func BenchmarkStoreGetAndTouch(b *testing.B) {
 			b.Fatal(len(v), err)
 		}
 	}
+}
+
+// The reads with a TTL: what a Load costs when it must learn the time a
+// session has left (GetWithTTL) beside a plain GET and a GETEX that
+// extends the TTL on every read, and the other ways to read a value and its
+// TTL in one round trip. Each reports commands/op and round-trips/op (the
+// writes on the connections).
+
+// benchCountingStore is benchStore on a client of countingClient, with
+// the payload stored under "k".
+func benchCountingStore(b *testing.B) (*redisstore.Store, string, *redis.Client, *cmdCounter, *writeCounter) {
+	b.Helper()
+	client, cmds, writes := countingClient(b)
+	prefix := "tsbench:" + randomHex(b) + ":"
+	b.Cleanup(func() { deletePrefix(b, client, prefix) })
+	s := redisstore.New(client, redisstore.Options{Prefix: prefix})
+	if err := s.Set(b.Context(), "k", benchPayload, time.Hour); err != nil {
+		b.Fatal(err)
+	}
+	return s, prefix, client, cmds, writes
+}
+
+// benchCounted runs op b.N times and reports commands and round trips per
+// op.
+func benchCounted(b *testing.B, cmds *cmdCounter, writes *writeCounter, op func() error) {
+	b.Helper()
+	if err := op(); err != nil { // warm: connection, script cache
+		b.Fatal(err)
+	}
+	c0, w0 := cmds.n.Load(), writes.n.Load()
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := op(); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	b.ReportMetric(float64(cmds.n.Load()-c0)/float64(n), "cmds/op")
+	b.ReportMetric(float64(writes.n.Load()-w0)/float64(n), "round-trips/op")
+}
+
+func BenchmarkReadTTLStoreGet(b *testing.B) {
+	s, _, _, cmds, writes := benchCountingStore(b)
+	ctx := b.Context()
+	benchCounted(b, cmds, writes, func() error { _, err := s.Get(ctx, "k"); return err })
+}
+
+func BenchmarkReadTTLStoreGetAndTouch(b *testing.B) {
+	s, _, _, cmds, writes := benchCountingStore(b)
+	ctx := b.Context()
+	benchCounted(b, cmds, writes, func() error { _, err := s.GetAndTouch(ctx, "k", time.Hour); return err })
+}
+
+func BenchmarkReadTTLStoreGetWithTTL(b *testing.B) {
+	s, _, _, cmds, writes := benchCountingStore(b)
+	ctx := b.Context()
+	benchCounted(b, cmds, writes, func() error {
+		_, ttl, err := s.GetWithTTL(ctx, "k")
+		if err == nil && ttl <= 0 {
+			return fmt.Errorf("ttl %v", ttl)
+		}
+		return err
+	})
+}
+
+// BenchmarkReadTTLRawPipeline is GET and PTTL pipelined: one round trip,
+// but not atomic (another client's command may run between the two).
+func BenchmarkReadTTLRawPipeline(b *testing.B) {
+	_, prefix, client, cmds, writes := benchCountingStore(b)
+	ctx := b.Context()
+	key := prefix + "k"
+	benchCounted(b, cmds, writes, func() error {
+		pipe := client.Pipeline()
+		get := pipe.Get(ctx, key)
+		pttl := pipe.PTTL(ctx, key)
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+		_, _ = get.Bytes()
+		_ = pttl.Val()
+		return nil
+	})
+}
+
+// BenchmarkReadTTLRawTx is MULTI GET PTTL EXEC: one round trip, atomic.
+func BenchmarkReadTTLRawTx(b *testing.B) {
+	_, prefix, client, cmds, writes := benchCountingStore(b)
+	ctx := b.Context()
+	key := prefix + "k"
+	benchCounted(b, cmds, writes, func() error {
+		pipe := client.TxPipeline()
+		get := pipe.Get(ctx, key)
+		pttl := pipe.PTTL(ctx, key)
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+		_, _ = get.Bytes()
+		_ = pttl.Val()
+		return nil
+	})
 }

@@ -139,10 +139,24 @@ const backend = "redisstore"
 // whatever the driver made of it (go-redis may report an i/o timeout for a
 // deadline), as the store contract requires.
 func wrap(ctx context.Context, op, key string, err error) error {
-	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+	if cerr := ctxErr(ctx); cerr != nil && !errors.Is(err, cerr) {
 		err = fmt.Errorf("%w (%w)", cerr, err)
 	}
 	return storeutil.Wrap(backend, op, key, err)
+}
+
+// ctxErr is ctx.Err(), or context.DeadlineExceeded once ctx's deadline has
+// passed by the clock: with ContextTimeoutEnabled, go-redis puts that
+// deadline on the socket, whose i/o timeout can come back a moment before
+// ctx's own timer has marked ctx done.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // notFound is the error for an absent key: it matches store.ErrNotFound.
@@ -298,43 +312,44 @@ func (s *Store) GetAndTouch(ctx context.Context, key string, ttl time.Duration) 
 }
 
 // GetWithTTL returns the value under key and the time it has left, read
-// atomically in one round trip (one Lua script: GET, then PTTL), at
-// millisecond precision; a key without expiry reports [store.NoExpiry]. It
-// returns an error matching [store.ErrNotFound] when the key is absent or
-// expired.
+// atomically in one round trip (MULTI, GET, PTTL, EXEC: cheaper than a Lua
+// script, see the package doc), at millisecond precision; a key without
+// expiry reports [store.NoExpiry]. It returns an error matching
+// [store.ErrNotFound] when the key is absent or expired.
 func (s *Store) GetWithTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
 	if err := check(ctx, opGetWithTTL, key); err != nil {
 		return nil, 0, err
 	}
-	r, err := s.eval(ctx, getTTLScript, s.prefix+key, false).Slice()
+	k := s.prefix + key
+	tx := s.client.TxPipeline()
+	get := tx.Get(ctx, k)
+	left := tx.PTTL(ctx, k)
+	if _, err := tx.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, 0, wrap(ctx, opGetWithTTL, key, err)
+	}
+	v, err := get.Result()
 	if err != nil {
 		if err == redis.Nil {
 			return nil, 0, notFound(opGetWithTTL, key)
 		}
 		return nil, 0, wrap(ctx, opGetWithTTL, key, err)
 	}
-	if len(r) == 2 {
-		v, vok := r[0].(string)
-		ms, mok := r[1].(int64)
-		if vok && mok {
-			return []byte(v), pttl(ms), nil
-		}
-	}
-	return nil, 0, storeutil.Wrap(backend, opGetWithTTL, key, fmt.Errorf("unexpected script reply %v", r))
+	return []byte(v), pttl(left.Val()), nil
 }
 
-// pttl maps a PTTL reply onto a remaining TTL: -1 (no expiry) is
-// [store.NoExpiry], and anything else below a millisecond (Redis does not
-// expire a key in the middle of a script, so that cannot happen, but a
-// value that was read lived) is one millisecond.
-func pttl(ms int64) time.Duration {
+// pttl maps the PTTL that a transaction read with a value (go-redis gives
+// it as a duration: -1 for no expiry, the milliseconds left otherwise)
+// onto a remaining TTL: -1 is [store.NoExpiry], and anything else below a
+// millisecond (which cannot happen for a key that was just read in the
+// same transaction, but a value that was read lived) is one millisecond.
+func pttl(d time.Duration) time.Duration {
 	switch {
-	case ms == -1:
+	case d == -1:
 		return store.NoExpiry
-	case ms <= 0:
+	case d < time.Millisecond:
 		return time.Millisecond
 	}
-	return time.Duration(ms) * time.Millisecond
+	return d
 }
 
 // Scan calls fn with every key under prefix (the store's Prefix removed),

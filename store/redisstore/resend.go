@@ -162,10 +162,13 @@ func (s *Store) evalResend(ctx context.Context, sc script, key string, args ...a
 		if maybeSent {
 			lost = err
 		}
-		if !again || attempt >= s.resend.max || ctx.Err() != nil {
+		if !again || attempt >= s.resend.max || ctxErr(ctx) != nil {
 			return 0, lost, err
 		}
-		if d := s.resend.backoff(attempt); d > 0 {
+		// The first resend goes at once: the longer it waits, the likelier
+		// another writer has replaced the value, which turns the answer
+		// into "unknown". Later ones back off as go-redis would.
+		if d := s.resend.backoff(attempt - 1); attempt > 0 && d > 0 {
 			t := time.NewTimer(d)
 			select {
 			case <-ctx.Done():

@@ -53,11 +53,3 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('PERSIST', KEYS[1])
 return 1
 `)
-
-// getTTLScript is GetWithTTL: it returns {value, PTTL} for an existing key
-// and nil (redis.Nil) for an absent one, read atomically.
-var getTTLScript = newScript(`
-local v = redis.call('GET', KEYS[1])
-if not v then return false end
-return {v, redis.call('PTTL', KEYS[1])}
-`)
