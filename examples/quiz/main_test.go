@@ -151,9 +151,9 @@ func TestRedisStoreContinuesAcrossRuns(t *testing.T) {
 	client := testenv.Redis(t)
 	url := testenv.RedisURL()
 	ctx := t.Context()
-	prefix := testenv.Prefix(t, "quiztest")
-	ns := strings.TrimSuffix(prefix, ":")
-	testenv.CleanupPrefix(t, client, prefix)
+	// A namespace holds no ':'; the test's own one is unique per run.
+	ns := strings.ReplaceAll(strings.TrimSuffix(testenv.Prefix(t, "quiztest"), ":"), ":", "_")
+	testenv.CleanupPrefix(t, client, ns+":")
 	args := []string{"-store", "redis", "-redis-url", url, "-namespace", ns}
 	out1 := runQuiz(t, args, firstRun)
 	out2 := runQuiz(t, args, secondRun)
