@@ -21,31 +21,52 @@
 // # What is saved
 //
 // The session is saved only when the handler succeeds: a handler that
-// returns an error (in net/http: that writes a status of 500 or above)
-// leaves the stored session as it was. Save writes nothing when the data
-// did not change, and nothing for a new session nobody changed.
+// returns an error (in net/http: that writes a status of 500 or above, or
+// panics before its response starts) leaves the stored session as it was.
+// Save writes nothing when the data did not change, and nothing for a new
+// session nobody changed. A session the handler destroys (s.Destroy(), or
+// [Destroy] in net/http) is deleted, on every path.
+//
+// net/http commits when the response starts: changes are committed when
+// the first byte of the body (or the status) is written, so that a save
+// error can still become a 500; a panic or error after that point cannot
+// undo them. [HTTPOptions].Buffered holds the response until the handler
+// returns instead, so that a failure anywhere discards the changes.
 //
 // # Loading
 //
 // By default the session is loaded before the handler runs, and a load
-// error stops the update. With [Options.Lazy] it is loaded by the first
-// session.From; a handler that never asks costs no store round trip.
+// error stops the update ([Options].ContinueOnLoadError runs the handler
+// anyway, with the error in session.From, and saves nothing). With
+// [Options].Lazy it is loaded by the first session.From; a handler that
+// never asks costs no store round trip. Once the middleware has decided
+// whether to save, session.From on the handler's context reports
+// [session.ErrNoSession]: a goroutine the handler left behind never gets a
+// session whose changes nobody would save.
 //
 // # Concurrency
 //
-// Two updates of one key that go through one Middleware (or one HTTP
-// middleware) run one after the other; different keys run in parallel. The
-// lock table holds only keys in use. Across processes, or across separate
-// Middleware values, the store's compare-and-swap catches the race: the
-// later save fails with [session.ErrConflict], writes nothing, and is
-// reported to [Options.OnError] and returned (net/http: a 500). Nothing is
-// lost silently; the update that failed may be retried.
+// Two updates of one key that go through one middleware value run one
+// after the other; different keys run in parallel. The lock is a
+// [Locker]: by default a [LockTable] of the middleware's own, which holds
+// only keys in use, and is released on every path (a panic in the key
+// function, a Validate method, a migration step, the handler or the save
+// included). Across processes, or across separate middleware values that
+// do not share a Locker, the store's compare-and-swap catches the race:
+// the later save fails with [session.ErrConflict], writes nothing, and is
+// reported to [Options].OnError and returned (net/http: a 500). Nothing is
+// lost silently; the update that failed may be retried. Moving a session
+// to a new token ([Renew]) and deleting it ([Destroy]) are checked against
+// what was loaded in the same way (compare-and-delete on a
+// store.Deleter).
 //
 // # Several sessions
 //
 // Sessions of different types live side by side in one context: wrap a
-// handler with one Middleware per type. A [KeyFunc] that returns
-// [ErrNoKey] runs the handler without that session.
+// handler with one middleware per type. A [KeyFunc] that returns
+// [ErrNoKey] runs the handler without that session. A middleware nested
+// inside a binding of the same manager (the same middleware applied twice,
+// nested router groups) reuses the outer session; the outer one saves.
 //
 // # net/http
 //
@@ -54,6 +75,13 @@
 // The store key of a cookie session is the SHA-256 of the token, so a
 // leaked store key is not a valid cookie, and a token the store does not
 // know is never adopted. [Renew] issues a new token on login; [Destroy]
-// ends the session and expires the cookie. The session is saved before the
-// response headers go out.
+// ends the session and expires the cookie.
+//
+// # Adapters
+//
+// An adapter for another framework (Echo, Gin, Fiber, telebot, telego)
+// needs no internal package: for a handler that takes a context, wrap it
+// with [Middleware.Wrap] (U is the framework's request or update type);
+// to build the binding by hand, use [session.Bind] and [session.Binding],
+// and a [Locker] for the per-key lock.
 package middleware

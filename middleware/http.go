@@ -58,10 +58,12 @@ type HTTPOptions struct {
 
 	// Buffered holds the whole response (status, headers, body) until the
 	// handler returns, and commits the session only then: a handler that
-	// fails anywhere (a status of 500 or above, or a panic) saves nothing,
-	// and a failed save turns the whole response into a 500. The cost is
-	// memory for the body and no streaming (Flush does nothing). The
-	// default commits when the response starts; see [HTTP].
+	// fails anywhere (a panic, or a status of 500 or above, even one
+	// written after the body, which then becomes the response's status)
+	// saves nothing, and a failed save turns the whole response into a
+	// 500. The cost is memory for the body and no streaming (Flush does
+	// nothing until the handler returns). The default commits when the
+	// response starts; see [HTTP].
 	Buffered bool
 }
 
