@@ -367,3 +367,27 @@ func TestHTTPBufferedDiscardsAFailureAnywhere(t *testing.T) {
 		}
 	})
 }
+
+// TestHTTPNewTokensCostNoRead: a request without a cookie and the move to
+// a new token (after Renew, or for a token the store does not know) start
+// their session without a GET that could only miss.
+func TestHTTPNewTokensCostNoRead(t *testing.T) {
+	e := newHTTPEnv(t, HTTPOptions{})
+	reads := func() int { return e.st.Calls("Get", "GetAndTouch", "GetWithTTL") }
+	c := sessionCookie(e.do("/add?item=x", ""))
+	if n := reads(); n != 0 {
+		t.Errorf("a request without a cookie read the store %d times, want 0", n)
+	}
+	before := reads()
+	if resp := e.do("/login?user=ann", c.Value); sessionCookie(resp) == nil {
+		t.Fatal("no cookie after Renew")
+	}
+	if n := reads() - before; n != 1 {
+		t.Errorf("a request with Renew read the store %d times, want 1 (its own load)", n)
+	}
+	before = reads()
+	e.do("/add?item=y", newToken())
+	if n := reads() - before; n != 1 {
+		t.Errorf("a request with an unknown token read the store %d times, want 1", n)
+	}
+}

@@ -248,6 +248,10 @@ func TestKeyErrorStopsUpdate(t *testing.T) {
 	if c := hooks.get(); len(c) != 1 || c[0].op != "key" || !errors.Is(c[0].err, bad) {
 		t.Errorf("hook calls = %+v, want one with op key", c)
 	}
+	var se *session.Error
+	if !errors.As(err, &se) || se.Op != "key" {
+		t.Errorf("err = %#v, want a *session.Error with Op key", err)
+	}
 }
 
 func TestLoadErrorStopsHandlerAndReachesHook(t *testing.T) {

@@ -103,6 +103,7 @@ func TestConcurrentUpdatesOfOneUser(t *testing.T) {
 	st := newStore(t)
 	m := newManager[counter](t, st, "c")
 	var log errorLog
+	locks := middleware.NewLockTable()
 	const n = 40
 	var wg sync.WaitGroup
 	wg.Add(2 * n)
@@ -123,7 +124,7 @@ func TestConcurrentUpdatesOfOneUser(t *testing.T) {
 		runtimeYield()
 		s.Data.Texts = append(s.Data.Texts, u.Message.Text)
 		return nil
-	}), bot.WithMiddlewares(done, New(m, UserKey, middleware.Options{OnError: log.hook})))
+	}), bot.WithMiddlewares(done, New(m, UserKey, middleware.Options{OnError: log.hook, Locker: locks})))
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -140,6 +141,9 @@ func TestConcurrentUpdatesOfOneUser(t *testing.T) {
 		if s.Data.N != n || len(s.Data.Texts) != n {
 			t.Errorf("user %s: N = %d, %d texts; want %d of each: updates were lost", key, s.Data.N, len(s.Data.Texts), n)
 		}
+	}
+	if k := locks.Len(); k != 0 {
+		t.Errorf("lock table holds %d keys, want 0", k)
 	}
 }
 
