@@ -321,20 +321,32 @@ func (s *Store) GetWithTTL(ctx context.Context, key string) ([]byte, time.Durati
 		return nil, 0, err
 	}
 	k := s.prefix + key
+	for attempt := 0; ; attempt++ {
+		v, left, err := s.getWithTTL(ctx, k)
+		switch {
+		case err == nil:
+			return []byte(v), pttl(left), nil
+		case err == redis.Nil:
+			return nil, 0, notFound(opGetWithTTL, key)
+		case !s.again(ctx, attempt, err):
+			return nil, 0, wrap(ctx, opGetWithTTL, key, err)
+		}
+		// go-redis does not resend a transaction whose reply was lost;
+		// this one only reads, so the store does.
+	}
+}
+
+// getWithTTL sends MULTI, GET k, PTTL k, EXEC and returns the value (or
+// redis.Nil) and the PTTL.
+func (s *Store) getWithTTL(ctx context.Context, k string) (string, time.Duration, error) {
 	tx := s.client.TxPipeline()
 	get := tx.Get(ctx, k)
 	left := tx.PTTL(ctx, k)
 	if _, err := tx.Exec(ctx); err != nil && err != redis.Nil {
-		return nil, 0, wrap(ctx, opGetWithTTL, key, err)
+		return "", 0, err
 	}
 	v, err := get.Result()
-	if err != nil {
-		if err == redis.Nil {
-			return nil, 0, notFound(opGetWithTTL, key)
-		}
-		return nil, 0, wrap(ctx, opGetWithTTL, key, err)
-	}
-	return []byte(v), pttl(left.Val()), nil
+	return v, left.Val(), err
 }
 
 // pttl maps the PTTL that a transaction read with a value (go-redis gives

@@ -158,24 +158,38 @@ func (s *Store) evalResend(ctx context.Context, sc script, key string, args ...a
 		if err == nil {
 			return n, lost, nil
 		}
-		again, maybeSent := resendable(err)
-		if maybeSent {
+		if _, maybeSent := resendable(err); maybeSent {
 			lost = err
 		}
-		if !again || attempt >= s.resend.max || ctxErr(ctx) != nil {
+		if !s.again(ctx, attempt, err) {
 			return 0, lost, err
 		}
-		// The first resend goes at once: the longer it waits, the likelier
-		// another writer has replaced the value, which turns the answer
-		// into "unknown". Later ones back off as go-redis would.
-		if d := s.resend.backoff(attempt - 1); attempt > 0 && d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return 0, lost, err
-			case <-t.C:
-			}
-		}
+	}
+}
+
+// again reports whether attempt number attempt (0-based), which failed
+// with err, should be followed by another under the client's retry
+// policy, after waiting for the pause before it. The first resend goes at
+// once: the longer it waits, the likelier another writer has replaced the
+// value, which turns a conditional write's answer into "unknown". Later
+// ones back off as go-redis would.
+func (s *Store) again(ctx context.Context, attempt int, err error) bool {
+	if resend, _ := resendable(err); !resend || attempt >= s.resend.max || ctxErr(ctx) != nil {
+		return false
+	}
+	if attempt == 0 {
+		return true
+	}
+	d := s.resend.backoff(attempt - 1)
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
