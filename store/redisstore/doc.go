@@ -2,14 +2,20 @@
 //
 // One [Store] serves a single node (*redis.Client), a Sentinel failover
 // client (redis.NewFailoverClient, also a *redis.Client), a Redis Cluster
-// (*redis.ClusterClient) and a *redis.Ring:
+// (*redis.ClusterClient) and a *redis.Ring. Give it a client configured
+// as below (see "Client options" for why):
 //
-//	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+//	rdb := redis.NewClient(&redis.Options{
+//		Addr: "127.0.0.1:6379",
+//		// Honour ctx deadlines and cancellation while waiting for Redis.
+//		ContextTimeoutEnabled: true,
+//	})
 //	st := redisstore.New(rdb, redisstore.Options{Prefix: "mybot:"})
 //
 // Besides the three methods of [store.Store], a Store implements every
-// optional capability: [store.Swapper], [store.Toucher], [store.Refresher]
-// and [store.Scanner].
+// optional capability: [store.Swapper], [store.Deleter], [store.Toucher],
+// [store.Refresher], [store.TTLGetter] and [store.Scanner]. It needs Redis
+// 6.2 or later (GETEX).
 //
 // # Key layout
 //
@@ -20,67 +26,152 @@
 // "mybot:quiz:42", and redis-cli GET shows its bytes. To adopt keys that
 // another framework left in Redis, use the same Prefix.
 //
+// Every method that takes a key first checks it with [store.CheckKey]
+// (valid UTF-8 without NUL, 1 to [store.MaxKeyLen] bytes) and refuses any
+// other key with an error matching [store.ErrInvalidKey], before any I/O.
+// The limit applies to the caller's key; the Prefix comes on top.
+//
 // # TTL semantics
 //
 // A ttl > 0 makes the key expire after ttl, at Redis's millisecond
 // resolution (a ttl under a millisecond counts as one). A ttl <= 0 stores
-// the key without expiry; because Set then sends a plain SET, a key that
-// had an expiry loses it: a value that replaces another takes the new ttl.
+// the key without expiry in every method, and removes an expiry the key
+// had: Set sends a plain SET (never KEEPTTL), CompareAndSwap a plain SET
+// from its script, Touch and GetAndTouch PERSIST.
+//
+// Redis takes a PX of up to about 2^63 milliseconds minus the time now
+// (more is refused with "invalid expire time"), so even the largest
+// time.Duration (292 years) would work; the store still clamps every ttl
+// to [store.MaxExpiry] by the local clock, like every other store, so a
+// key written with a ttl of centuries is live after the write and
+// GetWithTTL reports the same time left on every backend.
+//
 // Expired keys are Redis's business: they are invisible to every command
 // from the instant they expire, so the store needs no cleanup of its own.
 //
 // # Commands
 //
+// Every method is one round trip, apart from the first EVALSHA of a script
+// on a server that does not have it yet (after a restart, too), which is
+// followed by an EVAL, and Scan.
+//
 //   - Get: GET.
 //   - Set: SET key value PX ms (go-redis sends EX s when ttl is a whole
 //     number of seconds, which means the same); plain SET when ttl <= 0.
 //   - Delete: DEL.
-//   - CompareAndSwap: SET key value NX [PX ms] when old is nil; otherwise one
-//     Lua script (EVALSHA, falling back to EVAL the first time a server
-//     meets it) that GETs the key, compares the bytes exactly and SETs the
-//     new value with its ttl. An absent key never matches a non-nil old, and
-//     an empty old matches only a stored empty value.
+//   - CompareAndSwap: one Lua script (EVALSHA) that GETs the key and SETs
+//     the new value with its ttl if the current value equals old byte for
+//     byte, or, for a nil old, if the key is absent; and also if the
+//     current value already equals the new value (the resend rule of
+//     [store.Swapper]: a resent swap whose first attempt landed finds its
+//     own value and reports true). An absent key never matches a non-nil
+//     old, and an empty old matches only a stored empty value.
+//   - CompareAndDelete: one Lua script: GET; DEL if it equals old; an absent
+//     key reports true.
 //   - Touch: PEXPIRE; when ttl <= 0 a Lua script that runs EXISTS then
 //     PERSIST, since PERSIST alone answers 0 both for an absent key and
 //     for a key without expiry.
-//   - GetAndTouch: GETEX PX ms, or GETEX PERSIST when ttl <= 0 (Redis 6.2
-//     or later).
+//   - GetAndTouch: GETEX PX ms, or GETEX PERSIST when ttl <= 0.
+//   - GetWithTTL: MULTI, GET, PTTL, EXEC in one round trip, so the value and
+//     its TTL are read atomically; PTTL -1 (no expiry) is reported as
+//     [store.NoExpiry]. On this project's machine (loopback Redis 7.0,
+//     500-byte value, median of 20,000 interleaved calls) it costs 23.2 µs
+//     beside 21.5 µs for GET and 22.1 µs for GETEX; a Lua script doing the
+//     same cost 24.2 to 28.1 µs, and a plain pipeline of GET and PTTL is
+//     not atomic.
 //   - Scan: SCAN cursor MATCH pattern COUNT n, never KEYS. The pattern is
 //     Prefix + the scan prefix with the glob characters *, ?, [, ] and \
 //     escaped, followed by *. Keys are reported with Prefix removed.
-//
-// Every method takes one round trip, apart from the first EVALSHA of a
-// script on a server that does not have it yet, and Scan.
 //
 // # Redis Cluster
 //
 // Every method except Scan touches exactly one key, so each is a
 // single-slot operation that go-redis routes to the master owning the
-// key's slot, the Lua scripts included (they name their one key in KEYS).
-// No hash tags are needed and none are added: keys spread over the
-// cluster's slots as Redis hashes them. Scan lists the masters with
-// ForEachMaster and scans them one after the other (a Ring's shards the
-// same way), so the callback is never called concurrently.
+// key's slot, the Lua scripts and GetWithTTL's transaction included. No
+// hash tags are needed and none are added: keys spread over the cluster's
+// slots as Redis hashes them. Scan lists the masters with ForEachMaster and
+// scans them one after the other (a Ring's shards the same way), so the
+// callback is never called concurrently.
 //
 // # Errors
 //
 // A missing or expired key gives an error matching [store.ErrNotFound]
 // (go-redis's redis.Nil); anything else, such as a refused connection or
-// a timeout, is returned wrapped with the operation and the key, never as
-// ErrNotFound. When ctx is cancelled or its deadline passes, the error
-// matches ctx.Err() even where go-redis reports an i/o timeout, and a
-// method called with an already-ended ctx sends nothing.
+// a timeout, is returned wrapped with the operation and the key (quoted,
+// shortened past 64 bytes), never as ErrNotFound. When ctx is cancelled or
+// its deadline has passed, the error matches ctx.Err() (for a deadline,
+// context.DeadlineExceeded) even where go-redis reports an i/o timeout, and
+// a method called with an already-ended ctx sends nothing.
 //
-// # Retries and lost replies
+// # Client options
 //
-// go-redis resends a command whose reply was lost to a network error (up to
-// MaxRetries times, 3 by default). For Get, Set, Touch and Delete that is
-// harmless. For CompareAndSwap it is not exactly-once: if the first attempt
-// swapped and its reply was lost, the resent attempt finds the new value
-// and reports false. The write is never lost, but the session manager then
-// sees a conflict, and Manager.Update reloads and applies its function
-// again, so an increment can land twice across a server failure. Where an
-// update must apply at most once even then, give this store a client with
-// MaxRetries: -1; a lost reply is then returned as an error, and the caller
-// cannot know whether the swap happened (it must reload to find out).
+// The store uses the client it is given as it is; it does not own it and
+// never closes it. Two settings matter:
+//
+//   - ContextTimeoutEnabled: true. Without it go-redis waits for a reply up
+//     to its ReadTimeout (3 s by default) whatever ctx says: against a
+//     Redis stalled by DEBUG SLEEP 2, a call with a 200 ms deadline returns
+//     after 1.98 s, with the reply (a swap reports true) and no error. With
+//     it go-redis puts ctx's deadline on the socket, and the same call
+//     returns after 200 ms with an error matching
+//     context.DeadlineExceeded. The store cannot make up for the option:
+//     it would have to abandon a call whose connection go-redis still
+//     holds. It does not refuse a client without it either (New cannot
+//     fail, and such a client works, only late), so set it yourself.
+//   - MaxRetries: leave it at go-redis's default (3 resends), or set what
+//     you like. Every command the store sends is safe to resend: the reads
+//     and Touch trivially, the blind writes Set and Delete as if the call
+//     had come a moment later, CompareAndSwap and CompareAndDelete because
+//     of how the store resends them (see "Lost replies"). Fewer retries
+//     only turn more lost replies into errors.
+//
+// A command that go-redis sends before ctx ends may still run on the
+// server after the caller has had its error: the deadline stops the wait,
+// not Redis. For a swap, the error then means "outcome unknown"; see below.
+//
+// # Lost replies
+//
+// go-redis resends a command whose reply was lost (a connection cut, a
+// server restarted) up to MaxRetries times, with a backoff of up to a
+// second. For a compare-and-swap that is not enough: a swap that landed
+// the first time and is resent finds its own value and reports true (the
+// resend rule), but if another writer has built on it in the meantime, the
+// resend finds that writer's value and reports false, and a caller that
+// trusts the false applies its change again. Measured with 64 writers on 4
+// keys and every connection cut each 3 ms: through go-redis's resends, 42
+// of 2,560 swaps reported false although they had landed, one of them
+// under 206 later writes.
+//
+// So the store sends CompareAndSwap and CompareAndDelete with go-redis's
+// resends turned off for them (the command's NoRetry flag) and resends
+// them itself, as many times and with the backoffs the client's options
+// say (MaxRetries; MaxRedirects for a cluster client), the first resend at
+// once. A resend that finds another value than the one it expected returns
+// an error that says the outcome is unknown, not false. Hence, with this
+// store:
+//
+//   - true means the swap landed (in this call);
+//   - false means it did not, and never will: another write replaced old
+//     (given values that are never written twice, as the session
+//     manager's are);
+//   - an error may mean either. The session manager then reads the key back
+//     and looks for its write identity, and reports
+//     session.ErrOutcomeUnknown when it cannot tell.
+//
+// The same run through the store's own resends: 0 swaps false though
+// landed, 0 applied twice, 0 acknowledged lost; 320 to 330 of 2,560
+// increments got an error (5 to 7 of them had landed), against 0 errors
+// and 42 wrong answers with go-redis's resends.
+//
+// # Durability
+//
+// A write the store acknowledged survives a Redis crash only if Redis
+// persisted it before replying: appendonly yes with appendfsync always.
+// With appendfsync everysec (Redis's default when the AOF is on) a crash
+// can lose the last second of acknowledged writes; without persistence a
+// restart loses everything. A Redis Cluster or Sentinel failover promotes
+// a replica that is updated asynchronously, so acknowledged writes the
+// replica had not received are lost (the store does not use WAIT).
+// Exactly-once updates, in the session manager's sense, need a durable
+// server.
 package redisstore

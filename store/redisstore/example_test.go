@@ -14,7 +14,10 @@ import (
 // A store on a single Redis node, under the prefix "mybot:". The example
 // needs a Redis server, so it is compiled but not run by go test.
 func Example() {
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	rdb := redis.NewClient(&redis.Options{
+		Addr:                  "127.0.0.1:6379",
+		ContextTimeoutEnabled: true, // honour ctx deadlines (see the package doc)
+	})
 	defer rdb.Close()
 	st := redisstore.New(rdb, redisstore.Options{Prefix: "mybot:"})
 	ctx := context.Background()
@@ -35,7 +38,8 @@ func Example() {
 // so no hash tags are needed; Scan visits every master.
 func Example_cluster() {
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{
-		Addrs: []string{"127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"},
+		Addrs:                 []string{"127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"},
+		ContextTimeoutEnabled: true,
 	})
 	defer rdb.Close()
 	st := redisstore.New(rdb, redisstore.Options{Prefix: "mybot:"})

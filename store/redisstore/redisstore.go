@@ -62,7 +62,13 @@ var (
 // New returns a store that keeps its keys in Redis through client, which
 // may be a *redis.Client (single node, or a Sentinel failover client from
 // redis.NewFailoverClient), a *redis.ClusterClient or a *redis.Ring. The
-// store does not own the client: closing it is the caller's job.
+// store does not own the client: closing it is the caller's job. New
+// reads the client's retry settings once (MaxRetries, or MaxRedirects for
+// a cluster client, and the retry backoffs): the store resends its
+// conditional writes itself under them (see the package doc, "Lost
+// replies"). Configure the client with ContextTimeoutEnabled: true, or
+// ctx deadlines are not honoured while a reply is awaited (package doc,
+// "Client options").
 //
 // New panics if client is nil.
 func New(client redis.UniversalClient, opts Options) *Store {
@@ -215,9 +221,10 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // (or, for a nil old, if the key is absent), in one round trip: one Lua
 // script (EVALSHA, with EVAL as fallback) that compares and sets atomically
 // on the server. A key that already holds value reports true and gets the
-// ttl, so a swap that go-redis resends after a lost reply reports the
-// success of its first attempt (see the store contract's resend rule and
-// the package doc on retries).
+// ttl (the resend rule of [store.Swapper]). A swap whose reply was lost is
+// resent by the store, not by go-redis; a resend that finds another value
+// returns an error (the outcome is unknown), so false always means that
+// the swap did not land. See the package doc, "Lost replies".
 func (s *Store) CompareAndSwap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error) {
 	if err := check(ctx, opCAS, key); err != nil {
 		return false, err
@@ -245,7 +252,9 @@ func (s *Store) CompareAndSwap(ctx context.Context, key string, old, value []byt
 // round trip (one Lua script: GET, compare, DEL). It reports true when the
 // key is absent afterwards because of this call or an earlier one (an
 // absent key reports true, so a resent delete is safe), false when the key
-// holds another value, which is left as it is.
+// holds another value, which is left as it is. Like CompareAndSwap it is
+// resent by the store, and a resend that finds another value returns an
+// error, not false.
 func (s *Store) CompareAndDelete(ctx context.Context, key string, old []byte) (bool, error) {
 	if err := check(ctx, opCAD, key); err != nil {
 		return false, err
