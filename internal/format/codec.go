@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strconv"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/typedsession/session/codec"
@@ -26,6 +27,9 @@ type Format struct {
 	numbers bool
 	// nullable is true when the type itself encodes to null when empty.
 	nullable bool
+	// times is true when the type has time.Time values outside
+	// interfaces, which AppendPayload then checks.
+	times bool
 	shape    *shape
 }
 
@@ -44,6 +48,7 @@ func New(c codec.Codec, t reflect.Type) *Format {
 		}
 	}
 	f.numbers = hasInterface(t, map[reflect.Type]bool{})
+	f.times = canHoldTime(t)
 	switch t.Kind() {
 	case reflect.Map, reflect.Slice, reflect.Pointer, reflect.Interface:
 		f.nullable = true
@@ -135,7 +140,90 @@ func (f *Format) checkOutput(out []byte, v any) error {
 			return fmt.Errorf("%w: %s holds a string that is not valid UTF-8", ErrUnreadable, path)
 		}
 	}
+	if f.times {
+		if path, off := secondsOffset(reflect.ValueOf(v), "", 0); path != "" {
+			return fmt.Errorf("%w: %s is a time whose zone offset (%v) has seconds, which RFC 3339 (JSON's time format) cannot keep; convert it with .UTC() or to a zone with a whole-minute offset", ErrUnreadable, path, time.Duration(off)*time.Second)
+		}
+	}
 	return nil
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+var holdsTime sync.Map // reflect.Type → bool
+
+// canHoldTime reports whether values of t can hold a time.Time other than
+// inside an interface (where it reads back as a string, the same JSON
+// value).
+func canHoldTime(t reflect.Type) bool {
+	if v, ok := holdsTime.Load(t); ok {
+		return v.(bool)
+	}
+	holdsTime.Store(t, false) // cycles
+	r := false
+	switch t.Kind() {
+	case reflect.Struct:
+		if t == timeType {
+			r = true
+			break
+		}
+		for i := range t.NumField() {
+			if t.Field(i).IsExported() || t.Field(i).Anonymous {
+				r = r || canHoldTime(t.Field(i).Type)
+			}
+		}
+	case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+		r = canHoldTime(t.Elem())
+	}
+	holdsTime.Store(t, r)
+	return r
+}
+
+// secondsOffset returns the path of the first time.Time in v whose zone
+// offset is not a whole number of minutes, and that offset in seconds.
+func secondsOffset(v reflect.Value, path string, depth int) (string, int) {
+	if !v.IsValid() || depth > maxDepth || !canHoldTime(v.Type()) {
+		return "", 0
+	}
+	if v.Type() == timeType {
+		if !v.CanInterface() {
+			return "", 0
+		}
+		if _, off := v.Interface().(time.Time).Zone(); off%60 != 0 {
+			return orRoot(path), off
+		}
+		return "", 0
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			return secondsOffset(v.Elem(), path, depth+1)
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			if sf := t.Field(i); !sf.IsExported() && !sf.Anonymous {
+				continue
+			}
+			if p, off := secondsOffset(v.Field(i), joinPath(path, t.Field(i).Name), depth+1); p != "" {
+				return p, off
+			}
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			if p, off := secondsOffset(iter.Value(), path+"["+strconv.Quote(fmt.Sprint(iter.Key().Interface()))+"]", depth+1); p != "" {
+				return p, off
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			if p, off := secondsOffset(v.Index(i), path+"["+strconv.Itoa(i)+"]", depth+1); p != "" {
+				return p, off
+			}
+		}
+	}
+	return "", 0
 }
 
 // Unmarshal decodes a payload into v. For the JSON envelope's fast path
