@@ -30,7 +30,7 @@ type Format struct {
 	// times is true when the type has time.Time values outside
 	// interfaces, which AppendPayload then checks.
 	times bool
-	shape    *shape
+	shape *shape
 }
 
 // New returns the format for values of type t under c (nil: codec.JSON).
