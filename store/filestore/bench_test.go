@@ -35,6 +35,38 @@ func BenchmarkGet(b *testing.B) {
 	}
 }
 
+// BenchmarkGetWithTTL is the read a Load under an idle timeout makes when
+// the session is not near expiry: no lock, no write.
+func BenchmarkGetWithTTL(b *testing.B) {
+	s := benchStore(b)
+	ctx := b.Context()
+	if err := s.Set(ctx, "quiz:42", benchValue, time.Hour); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := s.GetWithTTL(ctx, "quiz:42"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkGetAndTouch is the read that also rewrites the file, as a Load
+// under an idle timeout did before it read the TTL first.
+func BenchmarkGetAndTouch(b *testing.B) {
+	s := benchStore(b)
+	ctx := b.Context()
+	if err := s.Set(ctx, "quiz:42", benchValue, time.Hour); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.GetAndTouch(ctx, "quiz:42", time.Hour); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkSet(b *testing.B) {
 	s := benchStore(b)
 	ctx := b.Context()

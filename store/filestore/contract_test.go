@@ -500,3 +500,39 @@ func TestSweepErrorReported(t *testing.T) {
 		t.Error("the expired file is gone, though the sweep could not lock it")
 	}
 }
+
+// A file left by a version that took keys the store now refuses (a NUL
+// byte, invalid UTF-8) is unreachable: Scan skips it, reports it through
+// OnError, and lists the rest.
+func TestScanSkipsRefusedKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	var reported []error
+	s, err := New(dir, Options{CleanupInterval: -1, OnError: func(err error) { reported = append(reported, err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	for _, k := range []string{"nul\x00byte", "\xff\xfe"} {
+		if err := os.WriteFile(filepath.Join(dir, fileName(k)), encode(k, []byte("v"), 0), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Set(t.Context(), "good", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	if err := s.Scan(t.Context(), "", func(k string) error { keys = append(keys, k); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"good"}, keys); diff != "" {
+		t.Errorf("Scan mismatch (-want +got):\n%s", diff)
+	}
+	if len(reported) != 2 {
+		t.Fatalf("OnError got %d errors, want 2: %v", len(reported), reported)
+	}
+	for _, err := range reported {
+		if !errors.Is(err, store.ErrInvalidKey) {
+			t.Errorf("OnError got %v, want an error matching store.ErrInvalidKey", err)
+		}
+	}
+}
