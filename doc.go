@@ -24,10 +24,59 @@
 // Delete on bytes. The module ships memstore (memory, with expiry and a
 // snapshot file), filestore (one file per key), redisstore (Redis and Redis
 // Cluster through go-redis v9) and sqlstore (PostgreSQL and SQLite). A
-// session's key in the store is Namespace + ":" + key. Optional store
-// abilities are found by type assertion: compare-and-swap ([store.Swapper]),
-// expiry refresh ([store.Toucher], [store.Refresher]) and listing
-// ([store.Scanner]).
+// session's key in the store is Namespace + ":" + key; a Namespace may not
+// contain ':', so two (namespace, key) pairs never share a store key. Optional
+// store abilities are found by type assertion: compare-and-swap
+// ([store.Swapper]), compare-and-delete ([store.Deleter]), a read that
+// returns the time left ([store.TTLGetter]), expiry refresh
+// ([store.Toucher], [store.Refresher]) and listing ([store.Scanner]).
+//
+// # The stored value
+//
+// With the default JSON codec a session is stored as one readable JSON
+// object, the envelope:
+//
+//	{"typedsession":2,"writes":["hT3kQ0aZr8Ym","Xb1dPq0sLw9e"],"data":{"score":3}}
+//
+// "typedsession" is the schema version; "writes" the identities of the last
+// writes, newest first (at most 8; see Concurrency); "data" the codec's
+// encoding of T. A JSON object with a "typedsession" member is an envelope
+// whatever its member order or spacing (PostgreSQL's JSONB reorders members),
+// and must then hold only the known members, each once, or Load returns
+// [ErrCorrupt] and the bytes stay as they are. Data of another framework that
+// happens to have a top-level "typedsession" member is therefore corrupt, not
+// adopted. Anything else is version 0, adopted by a migration step from 0.
+// The members "codec", "layers", "kid" and "dict" are reserved for codecs,
+// compression and encryption layers of a later release. Other codecs get a
+// binary frame with the same fields. Values written by the first release
+// ({"typedsession":N,"data":...}, the "\x00TS\x01" frame) still load.
+//
+// # Values
+//
+// What Save accepts, Load returns equal; what Load would refuse, Save
+// refuses with [ErrInvalid] naming the field, writing nothing: a string that
+// is not valid UTF-8 (JSON would change it to U+FFFD), nesting deeper than
+// the decoder's 10,000 levels, a time.Time whose zone offset has seconds
+// (RFC 3339 keeps minutes). Typed fields come back exactly. Interface fields
+// (any, map[string]any) come back with the same JSON value in the types
+// encoding/json gives them, with one difference from its default: numbers are
+// json.Number, not float64, so a 64-bit chat ID keeps its exact value. Code
+// that asserted float64 on such fields must use json.Number's Int64, Float64
+// or String. A struct in an interface comes back as a map[string]any, a
+// time.Time there as its RFC 3339 string. A time.Time field keeps its
+// instant and offset, not its Location's name or its monotonic reading.
+// {"data":null} loads only into a T that encodes to null (a nil map, slice or
+// pointer).
+//
+// Stored members that T does not have (a field added by a newer binary, a
+// field renamed without a step) are never dropped silently. By default
+// ([KeepUnknown]) Load ignores them and a Save of a changed session writes
+// them back where they were, so an old and a new binary can run side by side
+// while a field is added, and a step added later can still recover a renamed
+// field; the first Save that meets them logs them (Config.Logger), and
+// [Manager.MigrateAll] counts such keys. [RejectUnknown] makes Load refuse
+// such data; [DropUnknown] is the explicit opt-out. Members that
+// encoding/json matches case-insensitively count as known.
 //
 // # Validation
 //
@@ -36,21 +85,37 @@
 // Validate() error method ([Validatable]). A Save that fails validation
 // returns [ErrInvalid] naming the field and writes nothing; a Load of stored
 // data that fails it returns ErrInvalid too, and the stored value is left as
-// it is.
+// it is. New calls Config.Initial once and refuses a value that fails
+// validation.
 //
 // # Versions
 //
-// The stored value is an envelope that records the schema version next to
-// the data: with the JSON codec, {"typedsession":2,"data":{...}}. When T
-// changes, add a step to a [migrate.Plan] in Config.Migrations; Load runs
-// the steps from the stored version to the latest before decoding into T, and
-// the next Save writes the migrated value back with compare-and-swap. Data
-// without an envelope, written by an older app or another framework, is
-// version 0 and is adopted by a step from 0. A stored version newer than the
-// plan's latest gives [ErrFutureVersion]: an old binary never overwrites a
-// schema it does not know. Config.WriteVersion keeps writing the previous
-// version during a rolling deploy, and [Manager.MigrateAll] migrates every
+// The envelope records the schema version next to the data. When T changes,
+// add a step to a [migrate.Plan] in Config.Migrations; Load runs the steps
+// from the stored version to the latest before decoding into T, and the next
+// Save writes the migrated value back with compare-and-swap. Data without an
+// envelope, written by an older app or another framework, is version 0 and
+// is adopted by a step from 0. A stored version newer than the plan's latest
+// gives [ErrFutureVersion]: an old binary never overwrites a schema it does
+// not know. Config.WriteVersion keeps writing the previous version during a
+// rolling deploy; a session nobody changed is then not rewritten, and a step
+// whose down function does not give back what its up function was given is
+// an [ErrMigration] naming the step. [Manager.MigrateAll] migrates every
 // stored session at once.
+//
+// # User code and panics
+//
+// The library calls code of yours. What a panic in it becomes:
+//
+//	callback                     panic becomes
+//	migration step (up or down)  ErrMigration wrapping a *migrate.PanicError (value and stack)
+//	Validate method              ErrInvalid with the panic value and stack
+//	MarshalJSON / the codec      an encode error from Save; nothing is written
+//	Config.Initial               an error from New (called once there); later, from Load
+//	Update's fn                  not recovered: it reaches Update's caller, as inline code's
+//	                             panic would; Update holds no lock or other resource
+//
+// The middleware releases its per-key lock on every path, panics included.
 //
 // # Concurrency
 //
@@ -61,21 +126,50 @@
 // exponential backoff, so concurrent updates of one key never lose a write.
 // On a store without compare-and-swap the last Save wins.
 //
+// Every write carries a unique write identity, recorded in the envelope with
+// the identities of the 7 writes before it. A compare-and-swap whose reply
+// was lost is safe to send again: a resent swap that finds its own value
+// reports success, and a swap that reports a conflict is checked against the
+// stored identities, so a write that landed and that up to 7 other writes
+// have built on since is still recognised as landed. So a write acknowledged
+// to the caller is stored once, through lost replies, client resends and
+// server restarts. A write whose outcome cannot be learned (the store did not
+// answer again within ctx) returns [ErrOutcomeUnknown], never [ErrConflict],
+// and Update does not retry it. The unchanged-session check compares the
+// data, not the identity.
+//
+// Limits: the guarantee needs a durable store. A Redis without persistence
+// (or with appendfsync other than always) loses acknowledged writes when it
+// restarts, and a Redis Cluster failover with asynchronous replication can
+// lose writes acknowledged by the old primary; a filestore or SQLite on a
+// disk that lies about fsync can too. More than 7 writes built on a lost
+// reply's write before the read-back would make it look lost: Update would
+// then apply it twice.
+//
 // # Expiry
 //
-// Config.TTL is an idle timeout: every Load that finds a session and every
-// write extend it by TTL. On a [store.Refresher] (Redis GETEX, memstore) the
-// Load does it in the same round trip, so an unchanged session costs one
-// round trip. Save writes nothing for an unchanged session, and nothing for a
-// new session nobody changed. For a single field with its own lifetime, use
-// [Expiring].
+// Config.TTL is an idle timeout with a documented precision, the slack
+// ([Manager.Slack]: TTL/10, at most an hour). Every write sets the expiry to
+// now + TTL. A Load that finds a session reads the time it has left in the
+// same round trip ([store.TTLGetter]) and extends it to now + TTL only when
+// less than TTL − slack remains, so most Loads only read and keep working on
+// a read-only or full disk; a session expires between TTL − slack and TTL
+// after its last use. On a store without the TTL-returning read, a Load
+// extends the expiry every time ([store.Refresher] in the same round trip).
+// Save writes nothing for an unchanged session (it extends the expiry only
+// when near expiry), and nothing for a new session nobody changed. For a
+// single field with its own lifetime, use [Expiring].
 //
 // # Errors
 //
 // Every error a Manager returns is an [*Error] naming the operation and the
-// key, and matches one of [ErrConflict], [ErrCorrupt], [ErrInvalid],
-// [ErrFutureVersion], [ErrMigration], [ErrTooLarge] with errors.Is, or wraps
-// the store's or the context's error.
+// key (shortened when long), and matches one of [ErrConflict], [ErrCorrupt],
+// [ErrInvalid], [ErrFutureVersion], [ErrMigration], [ErrTooLarge],
+// [ErrOutcomeUnknown] with errors.Is, or wraps the store's or the context's
+// error. A key the store contract refuses (empty, not UTF-8, with NUL, longer
+// than [store.MaxKeyLen] with the namespace) matches [store.ErrInvalidKey];
+// a store's [store.ErrCorrupt] and [store.ErrTooLarge] match ErrCorrupt and
+// ErrTooLarge.
 //
 // # Middleware
 //
