@@ -20,7 +20,9 @@ type Handler[U any] func(ctx context.Context, u U) error
 // KeyFunc returns the session key of an update: a user ID, a chat ID. It
 // returns [ErrNoKey] (or an error wrapping it) when the update has no
 // session; an empty key with a nil error means the same. Any other error
-// stops the update: the handler does not run.
+// stops the update: the handler does not run, and the middleware returns
+// (and reports to OnError) a *session.Error with Op "key" wrapping it.
+// A KeyFunc that panics holds no lock: the panic goes to the caller.
 type KeyFunc[U any] func(ctx context.Context, u U) (string, error)
 
 // Options configures a [Middleware], and is embedded in [HTTPOptions]. The
