@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -568,7 +569,7 @@ func (m *Manager[T]) save(ctx context.Context, s *Session[T]) error {
 	if err != nil {
 		return err
 	}
-	if err := m.write(ctx, s.storeKey, s.stored, enc, writes[0]); err != nil {
+	if err := m.write(ctx, s.storeKey, s.stored, s.writes, enc, writes[0]); err != nil {
 		return err
 	}
 	s.commit(enc, payload, writes, m.writeVersion)
@@ -661,13 +662,14 @@ func (m *Manager[T]) encode(s *Session[T], payload []byte) ([]byte, []string, er
 	return enc, e.Writes, nil
 }
 
-// write stores enc under key in place of old (nil: only if absent), exactly
-// once. On a store.Swapper a failed swap is sent again (a resent swap
-// that finds its own value reports success, as the store contract
-// requires), and a swap that reports a conflict is checked against the
-// stored write identities, in case the first attempt landed and another
-// writer built on it since.
-func (m *Manager[T]) write(ctx context.Context, key string, old, enc []byte, id string) error {
+// write stores enc (whose write identity is id) under key in place of old,
+// the loaded value whose write identities are oldWrites (old nil: only if
+// absent), exactly once. On a store.Swapper a swap that fails is sent again
+// (a resent swap that finds its own value reports success, as the store
+// contract requires); a swap that reports a conflict is settled by reading
+// the stored value back, since the first attempt may have landed and been
+// built on by other writers before the resend or the read.
+func (m *Manager[T]) write(ctx context.Context, key string, old []byte, oldWrites []string, enc []byte, id string) error {
 	if m.swapper == nil {
 		if err := m.store.Set(ctx, key, enc, m.ttl); err != nil {
 			return writeError(err)
@@ -675,7 +677,7 @@ func (m *Manager[T]) write(ctx context.Context, key string, old, enc []byte, id 
 		return nil
 	}
 	ok, err := m.swapper.CompareAndSwap(ctx, key, old, enc, m.ttl)
-	for wait := 5 * time.Millisecond; err != nil && !definite(err) && wait <= 320*time.Millisecond; wait *= 2 {
+	for wait := time.Duration(0); err != nil && !definite(err) && wait <= 128*time.Millisecond; wait = max(2*time.Millisecond, wait*4) {
 		if sleep(ctx, wait) != nil {
 			break
 		}
@@ -687,36 +689,44 @@ func (m *Manager[T]) write(ctx context.Context, key string, old, enc []byte, id 
 	if ok {
 		return nil
 	}
-	landed, err := m.landed(ctx, key, id)
-	if err != nil {
-		return &kindError{kind: ErrOutcomeUnknown, msg: "the swap reported a conflict and reading back failed", cause: err}
-	}
-	if landed {
-		return nil
-	}
-	return ErrConflict
+	return m.settle(ctx, key, oldWrites, id)
 }
 
-// landed reports whether the value under key is, or was built on, the
-// write with identity id.
-func (m *Manager[T]) landed(ctx context.Context, key, id string) (bool, error) {
+// settle decides what a swap that reported a conflict means, from the write
+// identities of the value stored now: nil when the write with identity id
+// is there or was built on (it landed, perhaps by an earlier attempt whose
+// reply was lost); ErrConflict when they prove that another writer replaced
+// the loaded value (its identity, oldWrites[0], is followed by another
+// writer's), or, for a loaded value without identities (nothing stored, or
+// a value of the first release), when the whole chain of writes since is in
+// view without id; ErrOutcomeUnknown when they cannot tell (the loaded
+// value's identity was pushed out of the MaxWrites kept).
+func (m *Manager[T]) settle(ctx context.Context, key string, oldWrites []string, id string) error {
+	unknown := func(why string, cause error) error {
+		return &kindError{kind: ErrOutcomeUnknown, msg: "the swap reported a conflict and " + why, cause: cause}
+	}
 	raw, err := m.store.Get(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
+		return unknown("the key is gone: deleted since, perhaps after the write landed", nil)
 	}
 	if err != nil {
-		return false, err
+		return unknown("reading back failed", err)
 	}
 	env, err := m.format.Decode(raw)
 	if err != nil {
-		return false, nil
+		return unknown("the value read back does not decode", err)
 	}
-	for _, w := range env.Writes {
-		if w == id {
-			return true, nil
+	if slices.Contains(env.Writes, id) {
+		return nil
+	}
+	if len(oldWrites) > 0 {
+		if k := slices.Index(env.Writes, oldWrites[0]); k >= 1 {
+			return ErrConflict
 		}
+	} else if len(env.Writes) > 0 && len(env.Writes) < format.MaxWrites {
+		return ErrConflict
 	}
-	return false, nil
+	return unknown(fmt.Sprintf("the stored write identities (the last %d) cannot tell whether the write landed", format.MaxWrites), nil)
 }
 
 // definite reports whether a store error says for sure that nothing was
@@ -779,7 +789,7 @@ func (m *Manager[T]) move(ctx context.Context, s *Session[T], payload []byte, un
 		if err != nil {
 			return err
 		}
-		if err := m.write(ctx, newKey, nil, enc, writes[0]); err != nil {
+		if err := m.write(ctx, newKey, nil, nil, enc, writes[0]); err != nil {
 			if errors.Is(err, ErrConflict) {
 				return fmt.Errorf("%w: key %s is taken", ErrConflict, quoteKey(s.moveTo))
 			}
