@@ -256,7 +256,7 @@ func (s *Store) Close() error {
 func (s *Store) Dir() string { return s.dir }
 
 // Get returns the value stored under key, or [store.ErrNotFound] when the
-// key is absent or expired. It only reads (no lock, no write), so it works
+// key is absent or expired. It only reads (no file lock, no write), so it works
 // on a read-only or full disk: a rename replaces a file in one step, so a
 // reader sees the old value or the new one.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
