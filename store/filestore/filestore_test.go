@@ -737,31 +737,53 @@ func umask(t *testing.T) fs.FileMode {
 	return 0o777 &^ fi.Mode().Perm()
 }
 
+// Every write method takes the key's lock (in-process semaphore, then
+// flock among processes): each one waits for a holder, and gives up when
+// its ctx ends, leaving the value as it was.
 func TestCancelWhileWaitingForLock(t *testing.T) {
 	dir := t.TempDir()
 	holder := openStore(t, dir)
+	ops := map[string]func(s *Store, ctx context.Context) error{
+		"Set":    func(s *Store, ctx context.Context) error { return s.Set(ctx, "k", []byte("after"), 0) },
+		"Delete": func(s *Store, ctx context.Context) error { return s.Delete(ctx, "k") },
+		"CompareAndSwap": func(s *Store, ctx context.Context) error {
+			_, err := s.CompareAndSwap(ctx, "k", []byte("before"), []byte("after"), 0)
+			return err
+		},
+		"CompareAndDelete": func(s *Store, ctx context.Context) error {
+			_, err := s.CompareAndDelete(ctx, "k", []byte("before"))
+			return err
+		},
+		"Touch": func(s *Store, ctx context.Context) error { return s.Touch(ctx, "k", time.Hour) },
+		"GetAndTouch": func(s *Store, ctx context.Context) error {
+			_, err := s.GetAndTouch(ctx, "k", time.Hour)
+			return err
+		},
+	}
 	for name, waiter := range map[string]*Store{
 		"SameStore":  holder,            // waits on the in-process semaphore
 		"OtherStore": openStore(t, dir), // waits on the flock, as another process would
 	} {
-		t.Run(name, func(t *testing.T) {
-			if err := holder.Set(t.Context(), "k", []byte("before"), 0); err != nil {
-				t.Fatal(err)
-			}
-			st, err := holder.lock(t.Context(), "k")
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(t.Context())
-			err = waiter.Set(&cancelOnWait{Context: ctx, cancel: cancel}, "k", []byte("after"), 0)
-			st.unlock()
-			if !errors.Is(err, context.Canceled) {
-				t.Fatalf("Set waiting for a held lock, then cancelled = %v, want context.Canceled", err)
-			}
-			if got, err := holder.Get(t.Context(), "k"); err != nil || string(got) != "before" {
-				t.Fatalf("Get = %q, %v; want the value from before the cancelled Set", got, err)
-			}
-		})
+		for opName, op := range ops {
+			t.Run(name+"/"+opName, func(t *testing.T) {
+				if err := holder.Set(t.Context(), "k", []byte("before"), 0); err != nil {
+					t.Fatal(err)
+				}
+				st, err := holder.lock(t.Context(), "k")
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(t.Context())
+				err = op(waiter, &cancelOnWait{Context: ctx, cancel: cancel})
+				st.unlock()
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("%s waiting for a held lock, then cancelled = %v, want context.Canceled", opName, err)
+				}
+				if got, left, err := holder.GetWithTTL(t.Context(), "k"); err != nil || string(got) != "before" || left != store.NoExpiry {
+					t.Fatalf("GetWithTTL = %q, %v, %v; want the value from before the cancelled %s", got, left, err, opName)
+				}
+			})
+		}
 	}
 }
 
