@@ -3,8 +3,9 @@
 //
 // The package imports no driver: open the *sql.DB yourself with the driver
 // you use, and hand it to [New]. The store implements every optional
-// capability: [store.Swapper], [store.Toucher], [store.Refresher] and
-// [store.Scanner], and passes the conformance suite on both databases.
+// capability: [store.Swapper], [store.Deleter], [store.Toucher],
+// [store.Refresher], [store.TTLGetter] and [store.Scanner], and passes the
+// conformance suite on both databases (and its persistence part on SQLite).
 //
 // # Opening PostgreSQL
 //
@@ -16,9 +17,21 @@
 //	st, err := sqlstore.New(db, sqlstore.Options{}) // dialect detected from the driver
 //	defer st.Close()                                // stops the sweep; db stays open
 //
-// Keys are PostgreSQL text: a key with a NUL byte or invalid UTF-8 is rejected
-// with an error, and a key longer than about 2,700 bytes exceeds what a
-// B-tree index entry can hold, so the server rejects it.
+// Keys are the key alphabet of package store ([store.CheckKey]): UTF-8 text
+// without NUL, 1 to [store.MaxKeyLen] (1,024) bytes, which every method
+// checks before it sends anything, refusing other keys with an error
+// matching [store.ErrInvalidKey]. The limit keeps a key well inside
+// PostgreSQL's B-tree entry limit of 2,704 bytes. Errors quote a long key
+// shortened to its first 64 bytes and its length.
+//
+// # Close
+//
+// [Store.Close] stops the background sweep, waits for the calls already
+// running, and never closes the *sql.DB, which belongs to the caller. Every
+// later call, and a second Close, returns an error matching
+// [store.ErrClosed]. A write that returned nil was committed by the
+// database; how durable a commit is depends on the database's settings
+// (PostgreSQL's synchronous_commit, SQLite's synchronous pragma).
 //
 // # Opening SQLite
 //
@@ -41,9 +54,14 @@
 // (db.SetMaxOpenConns(4), say) is plenty. An in-memory database (":memory:")
 // is private to each connection: use a file, or db.SetMaxOpenConns(1).
 // The first connection to a new database file switches it to WAL, and
-// connections opened at that same moment fail with SQLITE_BUSY (busy_timeout
-// does not cover the switch): call db.Ping once after sql.Open, before the
-// database is used from several goroutines.
+// connections opened at that same moment, in this process or another, fail
+// with SQLITE_BUSY (busy_timeout does not cover the switch). [New] waits
+// that out (until its context ends) and opens a connection before it
+// returns, so a store that New returned has settled the journal mode; if
+// the application uses db before New, call db.Ping once first. New names the
+// cause when it cannot open the database: a read-only file or folder (WAL
+// needs to create the -wal and -shm files next to the database), a file it
+// cannot open. A database opened read-only (mode=ro) serves reads.
 // SQLite 3.35 or later is needed for RETURNING; modernc.org/sqlite bundles a
 // newer one.
 //
@@ -81,6 +99,31 @@
 // Scan compares with COLLATE "C" itself, so it stays correct, only slower, on
 // a table created without it.
 //
+// Whether it created the table or not, New reads the table's definition from
+// the catalog (pg_catalog on PostgreSQL, PRAGMA table_xinfo, index_list and
+// index_xinfo on SQLite) and refuses, naming the column and what it must
+// be, a table that the store could not serve byte for byte:
+//
+//   - a missing key, value or expires_at column;
+//   - key that is not TEXT (SQLite: of TEXT affinity), or whose collation
+//     makes distinct keys equal (a nondeterministic ICU collation on
+//     PostgreSQL, anything but BINARY on SQLite);
+//   - key that is neither the primary key nor has a unique index on it
+//     alone that is not partial and not deferrable (ON CONFLICT (key) needs
+//     one);
+//   - value that is not BYTEA (SQLite: BLOB affinity): JSON and JSONB
+//     rewrite the bytes, TEXT refuses NUL bytes and invalid UTF-8;
+//   - expires_at that is not BIGINT (SQLite: INTEGER affinity), or that is
+//     NOT NULL (NULL is "no expiry");
+//   - an extra column that is NOT NULL without a default, which the store's
+//     INSERT cannot fill;
+//   - a view instead of a table.
+//
+// It accepts what cannot change what the store reads back: the documented
+// DDL, extra columns that may be left out of an INSERT, value without NOT
+// NULL, another deterministic collation on key, a missing expires_at index
+// (only the sweep is slower), a WITHOUT ROWID or STRICT SQLite table.
+//
 // # Expiry and clocks
 //
 // Expiry is decided by the database's clock, never the application
@@ -108,20 +151,37 @@
 //
 // CompareAndSwap is one statement, atomic on its own. With a non-nil old:
 //
-//	UPDATE t SET value = $new, expires_at = $exp
-//	WHERE key = $key AND value = $old AND (expires_at IS NULL OR expires_at > $now)
+//	UPDATE t SET value = $new, expires_at = <expiry>
+//	WHERE key = $key AND (value = $old OR value = $new) AND <live>
 //
-// and it swapped when one row was affected. With a nil old ("only if absent"):
+// and it swapped when one row was affected. The "OR value = $new" is the
+// resend rule of [store.Swapper]: a swap resent after a lost reply finds its
+// own value and reports true (and sets the ttl again). With a nil old ("only
+// if absent"):
 //
-//	INSERT INTO t AS cur (key, value, expires_at) VALUES ($key, $new, $exp)
+//	INSERT INTO t AS cur (key, value, expires_at) VALUES ($key, $new, <expiry>)
 //	ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
-//	WHERE cur.expires_at IS NOT NULL AND cur.expires_at <= $now
+//	WHERE (cur.expires_at IS NOT NULL AND cur.expires_at <= <now>) OR cur.value = excluded.value
 //
 // which inserts an absent key, replaces an expired one (an expired key counts
-// as absent) and leaves a live one alone; both databases report one affected
-// row in the first two cases and none in the third. Values are compared byte
-// for byte, and an empty value is an empty BYTEA or BLOB, never NULL, so it is
-// told apart from an absent key. Set is the same INSERT without the WHERE.
+// as absent) or one that already holds the new value, and leaves any other
+// live one alone; both databases report one affected row in the first cases
+// and none in the last. Values are compared byte for byte, and an empty
+// value is an empty BYTEA or BLOB, never NULL, so it is told apart from an
+// absent key. Set is the same INSERT without the WHERE. Here <now> is the
+// database's time in milliseconds, <live> is "expires_at IS NULL OR
+// expires_at > <now>", and <expiry> is NULL for a ttl <= 0 and otherwise
+// <now> + ttl, clamped to [store.MaxExpiry].
+//
+// CompareAndDelete is one statement on PostgreSQL: a WITH clause locks the
+// row (SELECT ... FOR UPDATE), deletes it if it holds old or has expired,
+// and answers whether the key is now absent. On SQLite, which has no DELETE
+// in WITH, it is one DELETE ... WHERE value = old when the value matches,
+// followed by a SELECT only when nothing was deleted, to tell an absent key
+// (true) from another value (false).
+//
+// GetWithTTL is one SELECT of the value and expires_at - <now>: a read,
+// which never writes and so works on a read-only database.
 //
 // # Scan
 //
@@ -138,6 +198,10 @@
 // cancelled while the server runs it may still complete there (pgx abandons
 // the connection, the server finishes the statement), so after a
 // cancellation error its outcome is unknown: the value is either the old one
-// or the new one, never torn. Errors name the operation and the key and wrap
-// the driver's error.
+// or the new one, never torn. The same holds for a connection lost
+// mid-statement (a server restart, a network cut): the store does not resend
+// a statement, so an error from a write means "outcome unknown", and a
+// CompareAndSwap whose write landed before the error is safe to resend
+// (the resend rule above). Errors name the operation and the key (shortened
+// when long) and wrap the driver's error.
 package sqlstore
