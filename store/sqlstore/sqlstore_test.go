@@ -673,3 +673,112 @@ func TestSQLitePersistent(t *testing.T) {
 		}
 	})
 }
+
+// TestSweepErrorReported: a background sweep that fails (here the table is
+// dropped under it) reports through Options.OnError instead of being
+// swallowed.
+func TestSweepErrorReported(t *testing.T) {
+	dialects(t, func(t *testing.T, db *sql.DB) {
+		reported := make(chan error, 100)
+		s := newTestStore(t, db, Options{CleanupInterval: time.Millisecond, OnError: func(err error) {
+			select {
+			case reported <- err:
+			default:
+			}
+		}})
+		if _, err := db.Exec("DROP TABLE " + s.table); err != nil {
+			t.Fatal(err)
+		}
+		err := <-reported
+		if !strings.Contains(err.Error(), "DeleteExpired") {
+			t.Fatalf("OnError got %v, want the sweep's error naming DeleteExpired", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	})
+}
+
+// TestCASNilOldResend: the resend rule holds for the "only if absent" form
+// too: a second identical create reports true, a different one false.
+func TestCASNilOldResend(t *testing.T) {
+	dialects(t, func(t *testing.T, db *sql.DB) {
+		s := newTestStore(t, db, Options{CleanupInterval: -1})
+		ctx := t.Context()
+		for i, want := range []bool{true, true} {
+			if ok, err := s.CompareAndSwap(ctx, "k", nil, []byte("v1"), time.Hour); err != nil || ok != want {
+				t.Fatalf("CompareAndSwap(nil, v1) #%d = %v, %v; want %v", i+1, ok, err, want)
+			}
+		}
+		if ok, err := s.CompareAndSwap(ctx, "k", nil, []byte("v2"), time.Hour); err != nil || ok {
+			t.Fatalf("CompareAndSwap(nil, v2) on a live key = %v, %v; want false", ok, err)
+		}
+		// The resend sets the ttl: 0 removes the expiry.
+		if ok, err := s.CompareAndSwap(ctx, "k", nil, []byte("v1"), 0); err != nil || !ok {
+			t.Fatalf("CompareAndSwap(nil, v1, ttl 0) = %v, %v; want true", ok, err)
+		}
+		if _, left, err := s.GetWithTTL(ctx, "k"); err != nil || left != store.NoExpiry {
+			t.Fatalf("GetWithTTL after a resend with ttl 0 = %v, %v; want NoExpiry", left, err)
+		}
+	})
+}
+
+// TestCloseWaitsForRunningCalls: Close returns only after a call that was
+// running has returned, and a Scan whose callback uses the store during
+// Close does not deadlock (the callback's call gets ErrClosed).
+func TestCloseWaitsForRunningCalls(t *testing.T) {
+	dialects(t, func(t *testing.T, db *sql.DB) {
+		s := newTestStore(t, db, Options{CleanupInterval: -1})
+		ctx := t.Context()
+		for _, k := range []string{"a", "b"} {
+			if err := s.Set(ctx, k, []byte("v"), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		inScan := make(chan struct{})
+		release := make(chan struct{})
+		var afterClose error
+		scanDone := make(chan error, 1)
+		go func() {
+			first := true
+			scanDone <- s.Scan(ctx, "", func(key string) error {
+				if first {
+					first = false
+					close(inScan)
+					<-release
+					_, afterClose = s.Get(ctx, key)
+				}
+				return nil
+			})
+		}()
+		<-inScan
+		closed := make(chan error, 1)
+		go func() { closed <- s.Close() }()
+		// Close must wait for the Scan; let the Scan go on once Close
+		// has marked the store closed.
+		for {
+			s.mu.Lock()
+			c := s.closed
+			s.mu.Unlock()
+			if c {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		select {
+		case err := <-closed:
+			t.Fatalf("Close returned (%v) while a Scan was running", err)
+		default:
+		}
+		close(release)
+		if err := <-scanDone; err != nil {
+			t.Fatalf("Scan: %v", err)
+		}
+		if err := <-closed; err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if !errors.Is(afterClose, store.ErrClosed) {
+			t.Fatalf("Get from Scan's callback during Close = %v, want ErrClosed", afterClose)
+		}
+	})
+}
