@@ -142,3 +142,29 @@ func TestLazyFromRacingTheEndIsRefusedOrSaved(t *testing.T) {
 		t.Errorf("lock table holds %d keys, want 0", n)
 	}
 }
+
+// TestHTTPFromAfterTheCommitIsRefused: once the response has started, the
+// session is settled; From, Renew and Destroy say so instead of handing
+// out a session whose changes nobody would save.
+func TestHTTPFromAfterTheCommitIsRefused(t *testing.T) {
+	for _, lazy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lazy=%v", lazy), func(t *testing.T) {
+			st := newCountingStore(t)
+			m := newManager[cart](t, st, "cart")
+			var fromErr, renewErr, destroyErr error
+			h := HTTP(m, HTTPOptions{Options: Options{Lazy: lazy}})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprint(w, "started")
+				_, fromErr = session.From[cart](r.Context())
+				renewErr = Renew[cart](r)
+				destroyErr = Destroy[cart](r)
+			}))
+			serve(h, request("/", newToken()))
+			if !errors.Is(fromErr, session.ErrNoSession) {
+				t.Errorf("From after the commit = %v, want ErrNoSession", fromErr)
+			}
+			if !errors.Is(renewErr, ErrCommitted) || !errors.Is(destroyErr, ErrCommitted) {
+				t.Errorf("Renew, Destroy after the commit = %v, %v; want ErrCommitted", renewErr, destroyErr)
+			}
+		})
+	}
+}

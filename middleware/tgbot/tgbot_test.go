@@ -284,6 +284,36 @@ func TestEagerLoadErrorStopsHandler(t *testing.T) {
 	}
 }
 
+// TestContinueOnLoadErrorRunsTheHandler: with the option, a bot answers
+// even when the session cannot be loaded; From reports the error and
+// nothing is saved.
+func TestContinueOnLoadErrorRunsTheHandler(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	m := newManager[profile](t, st, "p")
+	if err := st.Set(context.Background(), "p:6", badProfile, 0); err != nil {
+		t.Fatal(err)
+	}
+	var log errorLog
+	var fromErr error
+	ran := false
+	b := newBot(t, Handler(func(ctx context.Context, _ *bot.Bot, _ *models.Update) error {
+		ran = true
+		_, fromErr = session.From[profile](ctx)
+		return nil
+	}), bot.WithNotAsyncHandlers(), bot.WithMiddlewares(New(m, UserKey, middleware.Options{OnError: log.hook, ContinueOnLoadError: true})))
+	b.ProcessUpdate(context.Background(), message(1, 6, 6, "x"))
+	if !ran || !errors.Is(fromErr, session.ErrInvalid) {
+		t.Errorf("handler ran = %v, From = %v; want it run with ErrInvalid", ran, fromErr)
+	}
+	if errs := log.all(); len(errs) != 1 || !strings.Contains(errs[0], "load 6:") {
+		t.Errorf("OnError got %q; want one load error", errs)
+	}
+	if raw, _ := st.Get(context.Background(), "p:6"); string(raw) != string(badProfile) {
+		t.Errorf("stored value changed to %s", raw)
+	}
+}
+
 func TestLazyHandlerThatDoesNotAskLoadsNothing(t *testing.T) {
 	t.Parallel()
 	st := newStore(t)
