@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -254,7 +253,7 @@ type Session[T any] struct {
 	// compares the new encoding with it to skip unchanged writes.
 	payload []byte
 	// writes are the write identities of the stored envelope.
-	writes []string
+	writes format.Writes
 	// fresh reports that the store's expiry is recent enough (set by the
 	// last write, or found far enough by Load) that an unchanged Save
 	// need not refresh it.
@@ -500,7 +499,7 @@ func (m *Manager[T]) renew(s *Session[T]) error {
 		return err
 	}
 	s.Data = v
-	s.stored, s.writes, s.isNew, s.destroyed, s.fresh, s.version = nil, nil, true, false, false, m.latest
+	s.stored, s.writes, s.isNew, s.destroyed, s.fresh, s.version = nil, "", true, false, false, m.latest
 	if m.initialFn == nil {
 		s.payload, err = m.zeroPayload()
 	} else {
@@ -546,7 +545,7 @@ func (m *Manager[T]) save(ctx context.Context, s *Session[T]) error {
 	if err := m.validate(&s.Data); err != nil {
 		return err
 	}
-	payload, err := m.encodePayload(s)
+	buf, payload, err := m.encodePayload(s)
 	if err != nil {
 		return err
 	}
@@ -565,38 +564,46 @@ func (m *Manager[T]) save(ctx context.Context, s *Session[T]) error {
 	if unchanged && s.version >= m.writeVersion {
 		return m.refresh(ctx, s)
 	}
-	enc, writes, err := m.encode(s, payload)
+	enc, writes, err := m.encode(s, buf, payload)
 	if err != nil {
 		return err
 	}
-	if err := m.write(ctx, s.storeKey, s.stored, s.writes, enc, writes[0]); err != nil {
+	if err := m.write(ctx, s.storeKey, s.stored, s.writes, enc, writes.At(0)); err != nil {
 		return err
 	}
 	s.commit(enc, payload, writes, m.writeVersion)
 	return nil
 }
 
-func (s *Session[T]) commit(enc, payload []byte, writes []string, version int) {
+func (s *Session[T]) commit(enc, payload []byte, writes format.Writes, version int) {
 	s.stored, s.payload, s.writes, s.isNew, s.fresh, s.version = enc, payload, writes, false, true, version
 }
 
-// encodePayload encodes s.Data at the latest version.
-func (m *Manager[T]) encodePayload(s *Session[T]) ([]byte, error) {
+// encodePayload encodes s.Data at the latest version. It returns the
+// payload and the buffer it lies in, which holds room before it for the
+// envelope header that encode writes when the session is written as it is.
+func (m *Manager[T]) encodePayload(s *Session[T]) (buf, payload []byte, err error) {
 	hint := len(s.payload)
 	if hint == 0 {
 		hint = int(m.sizeHint.Load())
 	}
-	payload, err := m.format.AppendPayload(make([]byte, 0, hint+16), &s.Data)
+	hlen := m.headerLen(s)
+	buf, err = m.format.AppendPayload(make([]byte, hlen, hlen+hint+2), &s.Data)
 	if errors.Is(err, format.ErrUnreadable) {
-		return nil, &kindError{kind: ErrInvalid, cause: err}
+		return nil, nil, &kindError{kind: ErrInvalid, cause: err}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("encode: %w", err)
+		return nil, nil, fmt.Errorf("encode: %w", err)
 	}
-	if n := int64(len(payload)); m.sizeHint.Load() != n {
+	if n := int64(len(buf) - hlen); m.sizeHint.Load() != n {
 		m.sizeHint.Store(n)
 	}
-	return payload, nil
+	return buf, buf[hlen:], nil
+}
+
+// headerLen is the length of the header of the next write of s.
+func (m *Manager[T]) headerLen(s *Session[T]) int {
+	return format.HeaderLenFor(m.format.JSONForm(), m.writeVersion, min(s.writes.Len()+1, format.MaxWrites))
 }
 
 // reconcile compares a changed-looking payload with the loaded one more
@@ -646,18 +653,27 @@ func (m *Manager[T]) report(key, msg string, members []string) {
 }
 
 // encode builds the stored form of payload at the write version, with a
-// new write identity on top of the loaded ones.
-func (m *Manager[T]) encode(s *Session[T], payload []byte) ([]byte, []string, error) {
+// new write identity on top of the loaded ones. When payload still lies in
+// buf after the room encodePayload left, the header goes into that room:
+// one buffer, no copy.
+func (m *Manager[T]) encode(s *Session[T], buf, payload []byte) ([]byte, format.Writes, error) {
 	if m.writeVersion < m.latest {
 		var err error
 		if payload, err = m.plan.Down(m.format.Codec(), m.latest, m.writeVersion, payload); err != nil {
-			return nil, nil, wrapKind(ErrMigration, err)
+			return nil, "", wrapKind(ErrMigration, err)
 		}
 	}
-	e := format.Envelope{Version: m.writeVersion, Writes: format.NextWrites(format.NewWriteID(), s.writes), Payload: payload}
-	enc := format.Append(make([]byte, 0, len(payload)+16*len(e.Writes)+32), m.format.JSONForm(), &e)
+	e := format.Envelope{Version: m.writeVersion, Writes: s.writes.Next(format.NewWriteID()), Payload: payload}
+	var enc []byte
+	hlen := len(buf) - len(payload)
+	if hlen >= 0 && len(payload) > 0 && &buf[hlen] == &payload[0] && format.HeaderLen(m.format.JSONForm(), &e) == hlen {
+		format.AppendHeader(buf[:0], m.format.JSONForm(), &e)
+		enc = format.AppendTrailer(buf, m.format.JSONForm())
+	} else {
+		enc = format.Append(make([]byte, 0, format.HeaderLen(m.format.JSONForm(), &e)+len(payload)+1), m.format.JSONForm(), &e)
+	}
 	if m.maxBytes > 0 && len(enc) > m.maxBytes {
-		return nil, nil, &kindError{kind: ErrTooLarge, msg: fmt.Sprintf("%d bytes encoded, Config.MaxBytes is %d", len(enc), m.maxBytes)}
+		return nil, "", &kindError{kind: ErrTooLarge, msg: fmt.Sprintf("%d bytes encoded, Config.MaxBytes is %d", len(enc), m.maxBytes)}
 	}
 	return enc, e.Writes, nil
 }
@@ -666,10 +682,11 @@ func (m *Manager[T]) encode(s *Session[T], payload []byte) ([]byte, []string, er
 // the loaded value whose write identities are oldWrites (old nil: only if
 // absent), exactly once. On a store.Swapper a swap that fails is sent again
 // (a resent swap that finds its own value reports success, as the store
-// contract requires); a swap that reports a conflict is settled by reading
-// the stored value back, since the first attempt may have landed and been
-// built on by other writers before the resend or the read.
-func (m *Manager[T]) write(ctx context.Context, key string, old []byte, oldWrites []string, enc []byte, id string) error {
+// contract requires). A first attempt that reports false is a conflict; a
+// resend that does is settled by reading the stored value back, since the
+// first attempt may have landed and been built on by other writers before
+// the resend.
+func (m *Manager[T]) write(ctx context.Context, key string, old []byte, oldWrites format.Writes, enc []byte, id string) error {
 	if m.swapper == nil {
 		if err := m.store.Set(ctx, key, enc, m.ttl); err != nil {
 			return writeError(err)
@@ -677,17 +694,21 @@ func (m *Manager[T]) write(ctx context.Context, key string, old []byte, oldWrite
 		return nil
 	}
 	ok, err := m.swapper.CompareAndSwap(ctx, key, old, enc, m.ttl)
+	resent := false
 	for wait := time.Duration(0); err != nil && !definite(err) && wait <= 128*time.Millisecond; wait = max(2*time.Millisecond, wait*4) {
 		if sleep(ctx, wait) != nil {
 			break
 		}
 		ok, err = m.swapper.CompareAndSwap(ctx, key, old, enc, m.ttl)
+		resent = true
 	}
-	if err != nil {
+	switch {
+	case err != nil:
 		return writeError(err)
-	}
-	if ok {
+	case ok:
 		return nil
+	case !resent:
+		return ErrConflict // a first attempt's false is a promise (store.Swapper)
 	}
 	return m.settle(ctx, key, oldWrites, id)
 }
@@ -701,7 +722,7 @@ func (m *Manager[T]) write(ctx context.Context, key string, old []byte, oldWrite
 // a value of the first release), when the whole chain of writes since is in
 // view without id; ErrOutcomeUnknown when they cannot tell (the loaded
 // value's identity was pushed out of the MaxWrites kept).
-func (m *Manager[T]) settle(ctx context.Context, key string, oldWrites []string, id string) error {
+func (m *Manager[T]) settle(ctx context.Context, key string, oldWrites format.Writes, id string) error {
 	unknown := func(why string, cause error) error {
 		return &kindError{kind: ErrOutcomeUnknown, msg: "the swap reported a conflict and " + why, cause: cause}
 	}
@@ -716,14 +737,14 @@ func (m *Manager[T]) settle(ctx context.Context, key string, oldWrites []string,
 	if err != nil {
 		return unknown("the value read back does not decode", err)
 	}
-	if slices.Contains(env.Writes, id) {
+	if env.Writes.Index(id) >= 0 {
 		return nil
 	}
-	if len(oldWrites) > 0 {
-		if k := slices.Index(env.Writes, oldWrites[0]); k >= 1 {
+	if oldWrites.Len() > 0 {
+		if k := env.Writes.Index(oldWrites.At(0)); k >= 1 {
 			return ErrConflict
 		}
-	} else if len(env.Writes) > 0 && len(env.Writes) < format.MaxWrites {
+	} else if n := env.Writes.Len(); n > 0 && n < format.MaxWrites {
 		return ErrConflict
 	}
 	return unknown(fmt.Sprintf("the stored write identities (the last %d) cannot tell whether the write landed", format.MaxWrites), nil)
@@ -785,11 +806,11 @@ func (m *Manager[T]) move(ctx context.Context, s *Session[T], payload []byte, un
 		return err
 	}
 	if s.stored != nil || !unchanged {
-		enc, writes, err := m.encode(s, payload)
+		enc, writes, err := m.encode(s, nil, payload)
 		if err != nil {
 			return err
 		}
-		if err := m.write(ctx, newKey, nil, nil, enc, writes[0]); err != nil {
+		if err := m.write(ctx, newKey, nil, "", enc, writes.At(0)); err != nil {
 			if errors.Is(err, ErrConflict) {
 				return fmt.Errorf("%w: key %s is taken", ErrConflict, quoteKey(s.moveTo))
 			}

@@ -446,14 +446,27 @@ func TestPanicsInUserCodeBecomeErrors(t *testing.T) {
 // lostReply lands a compare-and-swap and then loses its reply, as a
 // connection cut after the server executed the command does; meanwhile
 // (when then is set) another writer builds on it before the resend.
+//
+// With lostRequest set, the swap is lost before it reaches the store
+// instead, and the other writer's write comes before the resend.
 type lostReply struct {
 	store.Store
-	sw    store.Swapper
-	fails int
-	then  func()
+	sw          store.Swapper
+	fails       int
+	then        func()
+	lostRequest bool
 }
 
 func (l *lostReply) CompareAndSwap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error) {
+	if l.lostRequest && l.fails > 0 {
+		l.fails--
+		if l.then != nil {
+			then := l.then
+			l.then = nil
+			then()
+		}
+		return false, errors.New("connection reset by peer")
+	}
 	ok, err := l.sw.CompareAndSwap(ctx, key, old, value, ttl)
 	if err == nil && l.fails > 0 {
 		l.fails--
@@ -498,6 +511,22 @@ func TestWritesAreAppliedExactlyOnce(t *testing.T) {
 		if s, _ := other.Load(ctx, "k"); s.Data.N != 3 {
 			t.Fatalf("N = %d after three increments, want 3", s.Data.N)
 		}
+		// The request is lost and another writer replaces the loaded value
+		// before the resend: the identities prove a conflict, and Update
+		// applies fn again on the new value.
+		lr.fails, lr.lostRequest, lr.then = 1, true, func() {
+			if _, err := other.Update(ctx, "k", inc); err != nil {
+				t.Error(err)
+			}
+		}
+		calls = 0
+		if _, err := m.Update(ctx, "k", func(c *Counter) error { calls++; return inc(c) }); err != nil || calls != 2 {
+			t.Fatalf("Update = %v after %d calls of fn; want success after two", err, calls)
+		}
+		if s, _ := other.Load(ctx, "k"); s.Data.N != 5 {
+			t.Fatalf("N = %d after five increments, want 5", s.Data.N)
+		}
+		lr.lostRequest = false
 		// A store that never answers: the outcome is unknown and Update
 		// does not run fn again.
 		lr.fails = 1 << 30

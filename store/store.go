@@ -169,6 +169,13 @@ type Swapper interface {
 	// value there. This is sound only because the session manager never
 	// writes the same bytes twice: every value it writes carries a unique
 	// write identity.
+	//
+	// False is a promise that the swap did not happen and will not: a
+	// backend (or its client library) that sends the swap again after a
+	// lost reply and then finds another value cannot know whether the
+	// first attempt landed and was built on since, so it must return an
+	// error then, never false. The session manager trusts a false as a
+	// conflict and applies the change again.
 	CompareAndSwap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error)
 }
 

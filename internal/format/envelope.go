@@ -45,6 +45,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 )
 
 // MaxWrites is how many write identities an envelope keeps: its own and
@@ -71,7 +72,7 @@ var ErrMalformed = errors.New("malformed envelope")
 // Envelope is a decoded envelope.
 type Envelope struct {
 	Version int      // schema version; 0 for data without an envelope
-	Writes  []string // write identities, newest first
+	Writes  Writes   // write identities, newest first
 	Codec   string   // reserved: "" means the manager's codec
 	Layers  []string // reserved: none
 	KeyID   string   // reserved
@@ -93,18 +94,95 @@ var NewWriteID = func() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// NextWrites returns the write identities of a value built on one whose
-// identities are prev: id first, then prev, MaxWrites in all at most.
-func NextWrites(id string, prev []string) []string {
-	out := make([]string, 0, min(len(prev)+1, MaxWrites))
-	out = append(out, id)
-	for _, p := range prev {
-		if len(out) == MaxWrites {
-			break
+// Writes is a list of write identities, newest first, held as one string
+// of IDLen-character identities without separators, so that a decode
+// costs one allocation whatever the count.
+type Writes string
+
+// IDLen is the length of a write identity: 72 random bits in base64url.
+const IDLen = idLen
+
+// Len returns the number of identities.
+func (w Writes) Len() int { return len(w) / idLen }
+
+// At returns the i-th identity, newest first.
+func (w Writes) At(i int) string { return string(w[i*idLen : (i+1)*idLen]) }
+
+// Index returns the position of id in w, or -1.
+func (w Writes) Index(id string) int {
+	for i := range w.Len() {
+		if w.At(i) == id {
+			return i
 		}
-		out = append(out, p)
 	}
-	return out
+	return -1
+}
+
+// Next returns the identities of a value with identity id built on one
+// whose identities are w: id first, then w, MaxWrites in all at most.
+func (w Writes) Next(id string) Writes {
+	keep := min(len(w), (MaxWrites-1)*idLen)
+	return Writes(id + string(w[:keep]))
+}
+
+// validID reports whether id is a write identity: IDLen base64url
+// characters.
+func validID(id string) bool {
+	if len(id) != idLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if !isBase64URL(id[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// HeaderLen returns len(AppendHeader(nil, jsonForm, e)).
+func HeaderLen(jsonForm bool, e *Envelope) int {
+	return headerLen(jsonForm, e.Version, e.Writes.Len(), e)
+}
+
+// HeaderLenFor returns the header length of an envelope of version with
+// writes identities and no reserved fields, so that a caller can encode the
+// payload after room for a header it builds later.
+func HeaderLenFor(jsonForm bool, version, writes int) int {
+	return headerLen(jsonForm, version, writes, &Envelope{})
+}
+
+func headerLen(jsonForm bool, version, n int, e *Envelope) int {
+	if jsonForm {
+		h := len(jsonPrefix) + decimalLen(version) + len(jsonData)
+		if n > 0 {
+			h += len(jsonWrites) + n*(idLen+2) + (n - 1) + 1
+		}
+		return h
+	}
+	h := len(binV2) + uvarintLen(uint64(version)) + uvarintLen(uint64(n)) + n*(1+idLen)
+	h += uvarintLen(uint64(len(e.Codec))) + len(e.Codec) + uvarintLen(uint64(len(e.Layers)))
+	for _, l := range e.Layers {
+		h += uvarintLen(uint64(len(l))) + len(l)
+	}
+	return h + uvarintLen(uint64(len(e.KeyID))) + len(e.KeyID) + uvarintLen(uint64(len(e.DictID))) + len(e.DictID)
+}
+
+func decimalLen(v int) int {
+	n := 1
+	for v >= 10 {
+		v /= 10
+		n++
+	}
+	return n
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
 }
 
 // AppendHeader appends what precedes the payload in the stored form of e.
@@ -112,9 +190,9 @@ func AppendHeader(dst []byte, jsonForm bool, e *Envelope) []byte {
 	if !jsonForm {
 		dst = append(dst, binV2...)
 		dst = binary.AppendUvarint(dst, uint64(e.Version))
-		dst = binary.AppendUvarint(dst, uint64(len(e.Writes)))
-		for _, w := range e.Writes {
-			dst = appendBinString(dst, w)
+		dst = binary.AppendUvarint(dst, uint64(e.Writes.Len()))
+		for i := range e.Writes.Len() {
+			dst = appendBinString(dst, e.Writes.At(i))
 		}
 		dst = appendBinString(dst, e.Codec)
 		dst = binary.AppendUvarint(dst, uint64(len(e.Layers)))
@@ -126,13 +204,15 @@ func AppendHeader(dst []byte, jsonForm bool, e *Envelope) []byte {
 	}
 	dst = append(dst, jsonPrefix...)
 	dst = strconv.AppendInt(dst, int64(e.Version), 10)
-	if len(e.Writes) > 0 {
+	if n := e.Writes.Len(); n > 0 {
 		dst = append(dst, jsonWrites...)
-		for i, w := range e.Writes {
+		for i := range n {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = strconv.AppendQuote(dst, w)
+			dst = append(dst, '"')
+			dst = append(dst, e.Writes[i*idLen:(i+1)*idLen]...)
+			dst = append(dst, '"')
 		}
 		dst = append(dst, ']')
 	}
@@ -211,31 +291,39 @@ func fastJSON(raw []byte) (Envelope, bool) {
 		return Envelope{}, false
 	}
 	rest = rest[i:]
-	var writes []string
+	var writes Writes
 	if bytes.HasPrefix(rest, []byte(jsonWrites)) {
 		rest = rest[len(jsonWrites):]
-		for {
-			if len(rest) < idLen+2 || rest[0] != '"' || rest[idLen+1] != '"' || len(writes) == MaxWrites {
+		// "id","id",...] with n ids is n*(idLen+3) bytes.
+		n := 0
+		for n < MaxWrites && len(rest) >= (n+1)*(idLen+3) {
+			at := rest[n*(idLen+3):]
+			if at[0] != '"' || at[idLen+1] != '"' {
 				return Envelope{}, false
 			}
-			id := rest[1 : idLen+1]
-			for _, c := range id {
+			for _, c := range at[1 : idLen+1] {
 				if !isBase64URL(c) {
 					return Envelope{}, false
 				}
 			}
-			writes = append(writes, string(id))
-			rest = rest[idLen+2:]
-			if len(rest) > 0 && rest[0] == ',' {
-				rest = rest[1:]
-				continue
-			}
-			if len(rest) > 0 && rest[0] == ']' {
-				rest = rest[1:]
+			n++
+			if at[idLen+2] == ']' {
 				break
 			}
+			if at[idLen+2] != ',' {
+				return Envelope{}, false
+			}
+		}
+		if n == 0 || rest[n*(idLen+3)-1] != ']' {
 			return Envelope{}, false
 		}
+		var b strings.Builder
+		b.Grow(n * idLen)
+		for i := range n {
+			b.Write(rest[i*(idLen+3)+1 : i*(idLen+3)+1+idLen])
+		}
+		writes = Writes(b.String())
+		rest = rest[n*(idLen+3):]
 	}
 	if !bytes.HasPrefix(rest, []byte(jsonData)) || len(rest) < len(jsonData)+2 || rest[len(rest)-1] != '}' {
 		return Envelope{}, false
@@ -279,10 +367,17 @@ func slowJSON(raw []byte) (Envelope, error) {
 		case "data":
 			e.Payload = m.value
 		case "writes":
-			err = json.Unmarshal(m.value, &e.Writes)
-			if err == nil && len(e.Writes) > MaxWrites {
-				err = fmt.Errorf("more than %d write identities", MaxWrites)
+			var ids []string
+			err = json.Unmarshal(m.value, &ids)
+			if err == nil && (len(ids) > MaxWrites || m.value[0] != '[') {
+				err = fmt.Errorf("not a list of at most %d write identities", MaxWrites)
 			}
+			for _, id := range ids {
+				if err == nil && !validID(id) {
+					err = fmt.Errorf("write identity %q is not %d base64url characters", id, idLen)
+				}
+			}
+			e.Writes = Writes(strings.Join(ids, ""))
 		case "codec":
 			err = json.Unmarshal(m.value, &e.Codec)
 		case "layers":
@@ -373,9 +468,15 @@ func decodeBinary(raw []byte) (Envelope, error) {
 		if n := r.uvarint(); n > MaxWrites {
 			r.fail("write identities")
 		} else {
+			var ids []string
 			for range n {
-				e.Writes = append(e.Writes, r.str())
+				id := r.str()
+				if !validID(id) {
+					r.fail("write identity")
+				}
+				ids = append(ids, id)
 			}
+			e.Writes = Writes(strings.Join(ids, ""))
 		}
 		e.Codec = r.str()
 		if n := r.uvarint(); n > 16 {

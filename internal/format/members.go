@@ -122,16 +122,34 @@ func addFields(s *shape, t reflect.Type, cache map[reflect.Type]*shape, depth in
 
 // field returns the member name of s that key decodes into, as
 // encoding/json matches it (exact, then case-insensitive), and its shape.
-func (s *shape) field(key string) (string, *shape, bool) {
-	if c, ok := s.fields[key]; ok {
-		return key, c, true
+func (s *shape) field(key string) (string, *shape, bool) { return s.fieldBytes([]byte(key)) }
+
+// fieldBytes is field for a name held in bytes; it does not allocate.
+func (s *shape) fieldBytes(key []byte) (string, *shape, bool) {
+	if c, ok := s.fields[string(key)]; ok {
+		for _, n := range s.names {
+			if n == string(key) {
+				return n, c, true
+			}
+		}
 	}
 	for _, n := range s.names {
-		if strings.EqualFold(n, key) {
-			return n, s.fields[n], true
+		if len(n) == len(key) || !isASCII(key) {
+			if bytes.EqualFold([]byte(n), key) {
+				return n, s.fields[n], true
+			}
 		}
 	}
 	return "", nil, false
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // Unknown returns the paths of the members of the JSON payload that the
@@ -152,11 +170,16 @@ func unknown(b []byte, i int, s *shape, path string, out *[]string) {
 	}
 	switch {
 	case s.kind == object && b[i] == '{':
-		eachMember(b, i, func(key string, vs, ve int) {
-			if _, c, ok := s.field(key); ok {
-				unknown(b, vs, c, joinPath(path, key), out)
-			} else {
-				*out = append(*out, joinPath(path, key))
+		eachMemberRaw(b, i, func(_ string, rawKey []byte, vs, ve int) {
+			name := rawKey[1 : len(rawKey)-1]
+			escaped := bytes.IndexByte(name, '\\') >= 0
+			if escaped {
+				name = []byte(decodeKey(rawKey))
+			}
+			if n, c, ok := s.fieldBytes(name); !ok {
+				*out = append(*out, joinPath(path, string(name)))
+			} else if c.kind != opaque {
+				unknown(b, vs, c, joinPath(path, n), out)
 			}
 		})
 	case s.kind == dict && b[i] == '{':
@@ -175,16 +198,24 @@ func unknown(b []byte, i int, s *shape, path string, out *[]string) {
 // eachMember calls fn for each member of the object at b[i] with its
 // decoded name and the span of its value.
 func eachMember(b []byte, i int, fn func(key string, vs, ve int)) {
-	eachMemberRaw(b, i, func(key string, _ []byte, vs, ve int) { fn(key, vs, ve) })
+	eachMemberRawDecode(b, i, true, func(key string, _ []byte, vs, ve int) { fn(key, vs, ve) })
 }
 
-// eachMemberRaw is eachMember that also gives the name as written.
+// eachMemberRaw is eachMember that also gives the name as written, and
+// decodes the name only for eachMember.
 func eachMemberRaw(b []byte, i int, fn func(key string, rawKey []byte, vs, ve int)) {
+	eachMemberRawDecode(b, i, false, fn)
+}
+
+func eachMemberRawDecode(b []byte, i int, decode bool, fn func(key string, rawKey []byte, vs, ve int)) {
 	i = skipSpace(b, i+1)
 	for i < len(b) && b[i] != '}' {
 		ke := skipValue(b, i)
 		rawKey := b[i:ke]
-		key := decodeKey(rawKey)
+		var key string
+		if decode {
+			key = decodeKey(rawKey)
+		}
 		i = skipSpace(b, ke)
 		i = skipSpace(b, i+1) // ':'
 		ve := skipValue(b, i)
@@ -246,7 +277,7 @@ func merge(dst, pb []byte, pi int, nb []byte, ni int, s *shape, path string) ([]
 		}
 		news := map[string]span{}
 		var order []string
-		eachMemberRaw(nb, ni, func(key string, rawKey []byte, vs, ve int) {
+		eachMemberRawDecode(nb, ni, true, func(key string, rawKey []byte, vs, ve int) {
 			news[key] = span{rawKey, vs, ve}
 			order = append(order, key)
 		})
@@ -260,7 +291,7 @@ func merge(dst, pb []byte, pi int, nb []byte, ni int, s *shape, path string) ([]
 			first = false
 		}
 		var err error
-		eachMemberRaw(pb, pi, func(key string, rawKey []byte, vs, ve int) {
+		eachMemberRawDecode(pb, pi, true, func(key string, rawKey []byte, vs, ve int) {
 			if err != nil {
 				return
 			}
@@ -302,7 +333,7 @@ func merge(dst, pb []byte, pi int, nb []byte, ni int, s *shape, path string) ([]
 		dst = append(dst, '{')
 		first := true
 		var err error
-		eachMemberRaw(nb, ni, func(key string, rawKey []byte, vs, ve int) {
+		eachMemberRawDecode(nb, ni, true, func(key string, rawKey []byte, vs, ve int) {
 			if err != nil {
 				return
 			}
