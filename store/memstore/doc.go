@@ -51,10 +51,12 @@
 // string. Integers are unsigned LEB128 varints (as encoding/binary's
 // AppendUvarint writes them) unless said otherwise:
 //
-//	"\x00typedsession-memstore2\n"                         magic, 24 bytes
+//	"\x00typedsession-memstore2\n" hint                    magic, 24 bytes, and a size hint
 //	'E' len(key) key len(value) value expires              one per live key
 //	'Z' count crc                                          trailer, then EOF
 //
+// hint is the number of entries the store held when the snapshot began (the
+// restore sizes its maps with it, never beyond what the file can hold);
 // expires is the key's deadline in Unix nanoseconds as a zig-zag varint
 // (encoding/binary's AppendVarint), 0 meaning none; count is the number of
 // 'E' records; crc is the CRC-32C (Castagnoli) of every byte before it, as 4

@@ -526,8 +526,10 @@ func TestMaxValueBytes(t *testing.T) {
 
 // v2 builds a version 2 snapshot from raw records, with a correct trailer
 // unless the caller damages it.
-func v2(records ...[]byte) []byte {
-	b := []byte(snapMagic)
+func v2(records ...[]byte) []byte { return v2Hint(uint64(len(records)), records...) }
+
+func v2Hint(hint uint64, records ...[]byte) []byte {
+	b := binary.AppendUvarint([]byte(snapMagic), hint)
 	for _, r := range records {
 		b = append(b, r...)
 	}
@@ -548,7 +550,7 @@ func rec(key string, valueLen uint64, value string, expires int64) []byte {
 func TestUnreadableSnapshotFailsNew(t *testing.T) {
 	good := v2(rec("a", 1, "v", 0), rec("b", 2, "vv", 0))
 	flip := bytes.Clone(good)
-	flip[len(snapMagic)+4] ^= 1 // the value of "a"
+	flip[len(snapMagic)+5] ^= 1 // the value of "a"
 	cases := map[string]struct {
 		content string
 		corrupt bool
@@ -589,16 +591,19 @@ func TestUnreadableSnapshotFailsNew(t *testing.T) {
 			}
 		})
 	}
-	// The good one restores.
-	path := filepath.Join(t.TempDir(), "sessions.snap")
-	os.WriteFile(path, good, 0o600)
-	s, err := New(Options{BackupPath: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if got, err := s.Get(context.Background(), "b"); err != nil || string(got) != "vv" {
-		t.Fatalf("Get(b) from a hand-made snapshot = %q, %v", got, err)
+	// The good one restores, and so does one whose size hint is absurd
+	// (the maps are sized by what the file can hold, not by the hint).
+	for _, content := range [][]byte{good, v2Hint(1<<62, rec("a", 1, "v", 0), rec("b", 2, "vv", 0))} {
+		path := filepath.Join(t.TempDir(), "sessions.snap")
+		os.WriteFile(path, content, 0o600)
+		s, err := New(Options{BackupPath: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Get(context.Background(), "b"); err != nil || string(got) != "vv" {
+			t.Fatalf("Get(b) from a hand-made snapshot = %q, %v", got, err)
+		}
+		s.Close()
 	}
 }
 

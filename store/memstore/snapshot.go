@@ -57,6 +57,16 @@ func (s *Store) snapshot(ctx context.Context) error {
 			count   uint64
 			scratch = make([]byte, 0, 2*binary.MaxVarintLen64+1)
 		)
+		// The size hint: how many entries the maps hold now, so that the
+		// restore can size its maps once.
+		hint := 0
+		for i := range s.shards {
+			sh := &s.shards[i]
+			sh.mu.RLock()
+			hint += len(sh.m)
+			sh.mu.RUnlock()
+		}
+		bw.Write(binary.AppendUvarint(scratch, uint64(hint)))
 		for i := range s.shards {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -215,6 +225,16 @@ func (s *Store) restoreV2(br *bufio.Reader, size int64) error {
 	r := &snapReader{br: br, crc: crc32.New(castagnoli), left: size}
 	if _, err := r.full(make([]byte, len(snapMagic)), uint64(len(snapMagic))); err != nil {
 		return err
+	}
+	hint, err := r.varint()
+	if err != nil {
+		return err
+	}
+	// Size the maps for the entries the writer counted, but never beyond
+	// what the file can hold (a record takes at least 5 bytes).
+	hint = min(hint, uint64(r.left)/5)
+	for i := range s.shards {
+		s.shards[i].m = make(map[string]entry, hint/shardCount+hint/shardCount/8)
 	}
 	now := time.Now().UnixNano()
 	keyBuf := make([]byte, store.MaxKeyLen)
