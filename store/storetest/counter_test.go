@@ -2,6 +2,7 @@ package storetest_test
 
 import (
 	"errors"
+	"path/filepath"
 	"testing"
 
 	"github.com/typedsession/session/store"
@@ -54,4 +55,27 @@ func TestCounterCounts(t *testing.T) {
 	if _, _, err := bare.GetWithTTL(ctx, "k"); err == nil || errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GetWithTTL on a store without it = %v, want an error saying so", err)
 	}
+}
+
+// A store with only the three required methods runs the suite too: every
+// case of a capability it lacks is skipped, the rest pass.
+func TestMinimalStoreConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		ms, err := memstore.New(memstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ms.Close() })
+		return getSetDelete{ms}
+	})
+}
+
+func TestMinimalStorePersistent(t *testing.T) {
+	storetest.RunPersistent(t, func(t *testing.T, dir string) (store.Store, func() error) {
+		ms, err := memstore.New(memstore.Options{BackupPath: filepath.Join(dir, "sessions.snap"), BackupInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return getSetDelete{ms}, ms.Close
+	})
 }
