@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	session "github.com/typedsession/session"
 )
 
 // httpState is one request's HTTP session state: the binding, the cookie
@@ -108,9 +110,11 @@ func addVary(header http.Header) {
 	header.Add("Vary", "Cookie")
 }
 
+func (st *httpState[T]) manager() *session.Manager[T] { return st.mw.core.m }
+
 // state returns the request's HTTP session state for T.
 func state[T any](r *http.Request) (*httpState[T], error) {
-	st, ok := r.Context().Value(httpStateKey[T]{}).(*httpState[T])
+	st, ok := r.Context().Value(activeKey[T]{}).(*httpState[T])
 	if !ok {
 		return nil, errNoHTTPSession
 	}

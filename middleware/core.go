@@ -48,15 +48,23 @@ func keyError(err error) error {
 }
 
 // activeKey is the context key that marks a context as inside an active
-// binding of T; its value is the binding's manager.
+// binding of T; its value (the generic core, or an HTTP request's state)
+// names the binding's manager.
 type activeKey[T any] struct{}
+
+// binder is a value under activeKey[T].
+type binder[T any] interface {
+	manager() *session.Manager[T]
+}
+
+func (c *core[T]) manager() *session.Manager[T] { return c.m }
 
 // nested reports whether ctx is already inside an active binding of T by
 // the same manager (the same middleware wrapped twice, or nested router
 // groups): the inner one must reuse it, and leave the commit to the outer.
 func (c *core[T]) nested(ctx context.Context) bool {
-	m, _ := ctx.Value(activeKey[T]{}).(*session.Manager[T])
-	return m == c.m
+	b, ok := ctx.Value(activeKey[T]{}).(binder[T])
+	return ok && b.manager() == c.m
 }
 
 // call is one update's binding of one session type: the binding that loads
@@ -72,13 +80,14 @@ type call[T any] struct {
 	unlock func()
 }
 
-// begin binds the session under key into ctx, without loading it. The
-// caller must defer cl.finish() at once, before anything that can panic,
-// and then, in eager mode, call cl.b.Load.
-func (c *core[T]) begin(ctx context.Context, key string, fresh bool) (context.Context, *call[T]) {
+// begin binds the session under key into ctx, without loading it, and
+// marks ctx with mark (see nested). The caller must defer cl.finish() at
+// once, before anything that can panic, and then, in eager mode, call
+// cl.loadEager.
+func (c *core[T]) begin(ctx context.Context, key string, fresh bool, mark binder[T]) (context.Context, *call[T]) {
 	cl := &call[T]{c: c, key: key, fresh: fresh}
 	ctx, cl.b = session.Bind(ctx, cl.load)
-	return context.WithValue(ctx, activeKey[T]{}, c.m), cl
+	return context.WithValue(ctx, activeKey[T]{}, mark), cl
 }
 
 // load is the binding's loader: it runs at most once, on the first From

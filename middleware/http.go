@@ -1,7 +1,6 @@
 package middleware
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -163,9 +162,6 @@ type httpMiddleware[T any] struct {
 	opts HTTPOptions // with the defaults filled in
 }
 
-// httpStateKey is the context key of a request's *httpState[T].
-type httpStateKey[T any] struct{}
-
 func (h *httpMiddleware[T]) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if h.core.nested(ctx) {
@@ -199,14 +195,13 @@ func (h *httpMiddleware[T]) serve(next http.Handler, w http.ResponseWriter, r *h
 		key = tokenKey(st.token)
 	}
 
-	hctx, cl := h.core.begin(ctx, key, fresh)
+	hctx, cl := h.core.begin(ctx, key, fresh, st)
 	defer cl.finish()
 	st.cl = cl
 	if err := cl.loadEager(hctx); err != nil {
 		internalError(w)
 		return
 	}
-	hctx = context.WithValue(hctx, httpStateKey[T]{}, st)
 	rw := &responseWriter{ResponseWriter: w, commit: st.commit, buffered: h.opts.Buffered}
 	next.ServeHTTP(rw, r.WithContext(hctx))
 	rw.finish()

@@ -39,6 +39,8 @@ type LockTable struct {
 }
 
 type lockEntry struct {
+	t    *LockTable
+	key  string
 	ch   chan struct{}
 	refs int // holders and waiters; guarded by LockTable.mu
 }
@@ -54,7 +56,7 @@ func (t *LockTable) Lock(ctx context.Context, key string) (func(), error) {
 	t.mu.Lock()
 	e := t.m[key]
 	if e == nil {
-		e = &lockEntry{ch: make(chan struct{}, 1)}
+		e = &lockEntry{t: t, key: key, ch: make(chan struct{}, 1)}
 		t.m[key] = e
 	}
 	e.refs++
@@ -64,26 +66,22 @@ func (t *LockTable) Lock(ctx context.Context, key string) (func(), error) {
 	// select with both ready would pick at random.
 	select {
 	case e.ch <- struct{}{}:
-		return t.unlocker(key, e), nil
+		return e.unlock, nil
 	default:
 	}
 	select {
 	case e.ch <- struct{}{}:
-		return t.unlocker(key, e), nil
+		return e.unlock, nil
 	case <-ctx.Done():
 		t.drop(key, e)
 		return nil, ctx.Err()
 	}
 }
 
-func (t *LockTable) unlocker(key string, e *lockEntry) func() {
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			<-e.ch
-			t.drop(key, e)
-		})
-	}
+// unlock releases the lock; the holder calls it exactly once.
+func (e *lockEntry) unlock() {
+	<-e.ch
+	e.t.drop(e.key, e)
 }
 
 func (t *LockTable) drop(key string, e *lockEntry) {

@@ -156,7 +156,7 @@ func (mw *Middleware[U, T]) Wrap(next Handler[U]) Handler[U] {
 			c.report(ctx, "key", "", err)
 			return err
 		}
-		hctx, cl := c.begin(ctx, key, false)
+		hctx, cl := c.begin(ctx, key, false, c)
 		defer cl.finish()
 		if err := cl.loadEager(hctx); err != nil {
 			return err
