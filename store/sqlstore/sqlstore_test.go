@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -779,6 +780,44 @@ func TestCloseWaitsForRunningCalls(t *testing.T) {
 		}
 		if !errors.Is(afterClose, store.ErrClosed) {
 			t.Fatalf("Get from Scan's callback during Close = %v, want ErrClosed", afterClose)
+		}
+	})
+}
+
+// TestLongTTLClamped: a ttl of 250 years or the largest time.Duration is
+// stored as store.MaxExpiry (issue 11 item 5), in every write method.
+func TestLongTTLClamped(t *testing.T) {
+	dialects(t, func(t *testing.T, db *sql.DB) {
+		s := newTestStore(t, db, Options{CleanupInterval: -1})
+		ctx := t.Context()
+		expiresAt := func() int64 {
+			var ms int64
+			if err := db.QueryRow("SELECT expires_at FROM "+s.table+" WHERE key = $1", "k").Scan(&ms); err != nil {
+				t.Fatal(err)
+			}
+			return ms
+		}
+		for _, ttl := range []time.Duration{250 * 365 * 24 * time.Hour, time.Duration(math.MaxInt64)} {
+			writes := map[string]func() error{
+				"Set":            func() error { return s.Set(ctx, "k", []byte("v"), ttl) },
+				"CompareAndSwap": func() error { _, err := s.CompareAndSwap(ctx, "k", []byte("v"), []byte("v"), ttl); return err },
+				"Touch":          func() error { return s.Touch(ctx, "k", ttl) },
+				"GetAndTouch":    func() error { _, err := s.GetAndTouch(ctx, "k", ttl); return err },
+			}
+			for _, op := range []string{"Set", "CompareAndSwap", "Touch", "GetAndTouch"} {
+				if err := s.Set(ctx, "k", []byte("v"), time.Minute); err != nil {
+					t.Fatal(err)
+				}
+				if err := writes[op](); err != nil {
+					t.Fatalf("%s with ttl %v: %v", op, ttl, err)
+				}
+				if got := expiresAt(); got != store.MaxExpiry.UnixMilli() {
+					t.Errorf("%s with ttl %v: expires_at = %d, want store.MaxExpiry (%d)", op, ttl, got, store.MaxExpiry.UnixMilli())
+				}
+				if _, left, err := s.GetWithTTL(ctx, "k"); err != nil || left < 100*365*24*time.Hour {
+					t.Errorf("%s with ttl %v: GetWithTTL = %v, %v; want about %v left", op, ttl, left, err, time.Until(store.MaxExpiry))
+				}
+			}
 		}
 	})
 }
