@@ -17,21 +17,8 @@
 //	st, err := sqlstore.New(db, sqlstore.Options{}) // dialect detected from the driver
 //	defer st.Close()                                // stops the sweep; db stays open
 //
-// Keys are the key alphabet of package store ([store.CheckKey]): UTF-8 text
-// without NUL, 1 to [store.MaxKeyLen] (1,024) bytes, which every method
-// checks before it sends anything, refusing other keys with an error
-// matching [store.ErrInvalidKey]. The limit keeps a key well inside
-// PostgreSQL's B-tree entry limit of 2,704 bytes. Errors quote a long key
-// shortened to its first 64 bytes and its length.
-//
-// # Close
-//
-// [Store.Close] stops the background sweep, waits for the calls already
-// running, and never closes the *sql.DB, which belongs to the caller. Every
-// later call, and a second Close, returns an error matching
-// [store.ErrClosed]. A write that returned nil was committed by the
-// database; how durable a commit is depends on the database's settings
-// (PostgreSQL's synchronous_commit, SQLite's synchronous pragma).
+// PostgreSQL 12 or later is needed (New reads collisdeterministic and
+// attgenerated from the catalog).
 //
 // # Opening SQLite
 //
@@ -64,6 +51,24 @@
 // cannot open. A database opened read-only (mode=ro) serves reads.
 // SQLite 3.35 or later is needed for RETURNING; modernc.org/sqlite bundles a
 // newer one.
+//
+// # Keys
+//
+// Keys are the key alphabet of package store ([store.CheckKey]): UTF-8 text
+// without NUL, 1 to [store.MaxKeyLen] (1,024) bytes, which every method
+// checks before it sends anything, refusing other keys with an error
+// matching [store.ErrInvalidKey]. The limit keeps a key well inside
+// PostgreSQL's B-tree entry limit of 2,704 bytes. Errors quote a long key
+// shortened to its first 64 bytes and its length.
+//
+// # Close
+//
+// [Store.Close] stops the background sweep, waits for the calls already
+// running, and never closes the *sql.DB, which belongs to the caller. Every
+// later call, and a second Close, returns an error matching
+// [store.ErrClosed]. A write that returned nil was committed by the
+// database; how durable a commit is depends on the database's settings
+// (PostgreSQL's synchronous_commit, SQLite's synchronous pragma).
 //
 // # The table
 //
