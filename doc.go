@@ -73,7 +73,8 @@
 // ([KeepUnknown]) Load ignores them and a Save of a changed session writes
 // them back where they were, so an old and a new binary can run side by side
 // while a field is added, and a step added later can still recover a renamed
-// field; the first Save that meets them logs them (Config.Logger), and
+// field; every Save that meets them reports them to Config.Hook
+// (Event.Unknown) and Config.Logger warns of each set once, and
 // [Manager.MigrateAll] counts such keys. [RejectUnknown] makes Load refuse
 // such data; [DropUnknown] is the explicit opt-out. Members that
 // encoding/json matches case-insensitively count as known.
@@ -145,6 +146,17 @@
 // disk that lies about fsync can too. More than 7 writes built on a lost
 // reply's write before the read-back would make it look lost: Update would
 // then apply it twice.
+//
+// # Seeing inside
+//
+// Config.Hook sees every operation as an [Event]: op, outcome, duration,
+// bytes, the schema version found and the one after, attempts and
+// conflicts, unknown members. It costs nothing when unset and depends on the
+// standard library only; metrics and traces plug in there. Config.Logger
+// logs through log/slog (every operation at debug level, failures and
+// sessions over Config.WarnBytes at warn level); nothing is logged by
+// default, keys (user identifiers) only with Config.LogKeys, and session
+// data never.
 //
 // # Expiry
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/typedsession/session/store"
 )
@@ -87,7 +88,11 @@ func (m *Manager[T]) MigrateAll(ctx context.Context, opts MigrateOptions) (Migra
 			return r, &Error{Op: "migrate", Key: key, Err: err}
 		}
 		r.Scanned++
-		outcome, unknown, err := m.migrateOne(ctx, key)
+		var start time.Time
+		if m.observing() {
+			start = time.Now()
+		}
+		outcome, unknown, err := m.migrateOne(ctx, key, start)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return r, &Error{Op: "migrate", Key: key, Err: ctx.Err()}
@@ -120,15 +125,20 @@ const (
 
 // migrateOne brings one key to the write version with the load and save of
 // Update and its retry policy.
-func (m *Manager[T]) migrateOne(ctx context.Context, key string) (outcome, bool, error) {
+func (m *Manager[T]) migrateOne(ctx context.Context, key string, start time.Time) (outcome, bool, error) {
 	var out outcome
-	var unknown bool
-	err := m.retry(ctx, func() error {
+	var unk []string
+	var last *Session[T]
+	storedVersion := 0
+	attempts, err := m.retry(ctx, func() error {
 		s, err := m.load(ctx, key)
 		if err != nil {
 			return err
 		}
-		unknown = m.format.JSONForm() && len(m.format.Unknown(s.payload)) > 0
+		last, storedVersion, s.outcome = s, s.version, OutcomeUnchanged
+		if m.format.JSONForm() {
+			unk = m.format.Unknown(s.payload)
+		}
 		switch {
 		case s.isNew:
 			out = gone
@@ -143,5 +153,13 @@ func (m *Manager[T]) migrateOne(ctx context.Context, key string) (outcome, bool,
 		out = migrated
 		return nil
 	})
-	return out, unknown, err
+	if m.observing() {
+		e := Event{Op: "migrate", Key: key, Err: err, Duration: time.Since(start)}
+		if last != nil {
+			e = m.saveEvent("migrate", key, last, storedVersion, err, start)
+		}
+		e.Attempts, e.Conflicts, e.Unknown = attempts, attempts-1, unk
+		m.emit(ctx, e)
+	}
+	return out, len(unk) > 0, err
 }

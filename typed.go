@@ -86,9 +86,27 @@ type Config[T any] struct {
 	// payload is JSON.
 	UnknownMembers UnknownMembers
 
-	// Logger receives the manager's warnings (stored members T does not
-	// have). Nil means slog.Default().
+	// Hook, when set, is called after every operation (Load, Save,
+	// Delete, Update, and each key of MigrateAll) with what it did: the
+	// one point where metrics, traces and logs plug in. It runs on the
+	// caller's goroutine, so it must be fast and must not call the
+	// Manager. Nil (the default) costs nothing.
+	Hook func(context.Context, Event)
+
+	// Logger, when set, logs every operation at debug level, failed ones
+	// at warn level, and warns of a stored value over WarnBytes and of
+	// stored members that T does not have (once per set of members). Nil
+	// (the default) logs nothing. Session data is never logged.
 	Logger *slog.Logger
+
+	// LogKeys puts session keys (user identifiers) into Logger's records.
+	// False (the default) leaves them out.
+	LogKeys bool
+
+	// WarnBytes, when positive, makes Logger warn of every write of a
+	// stored value larger than this many bytes: a session that keeps
+	// growing. Zero means no warning.
+	WarnBytes int
 }
 
 // UnknownMembers is the policy for stored members that T does not have.
@@ -101,14 +119,15 @@ const (
 	// where they were, so that an old and a new binary can run side by
 	// side while a field is added, and a step added later can still
 	// recover a renamed field. The first Save that meets a given set of
-	// such members logs them (Config.Logger); MigrateAll counts the keys
+	// such members reports them (Config.Hook, Config.Logger); MigrateAll
+	// counts the keys
 	// that have them. A Save that cannot keep them (they sit in an element
 	// of a slice whose length changed) returns ErrInvalid naming them.
 	KeepUnknown UnknownMembers = iota
 	// RejectUnknown makes Load return ErrCorrupt naming such members.
 	RejectUnknown
 	// DropUnknown drops such members at the next Save of a changed
-	// session, and logs them: the explicit opt-out.
+	// session, and reports them: the explicit opt-out.
 	DropUnknown
 )
 
@@ -133,7 +152,10 @@ type Manager[T any] struct {
 	maxBytes     int
 	maxAttempts  int
 	unknown      UnknownMembers
-	logger       *slog.Logger
+	hook         func(context.Context, Event)
+	logger       *slog.Logger // nil: nothing logged
+	logKeys      bool
+	warnBytes    int
 
 	// sizeHint is the length of the last encoding, used to size the next
 	// buffer when there is no stored value to go by.
@@ -141,8 +163,10 @@ type Manager[T any] struct {
 	// zeroPayload caches the encoding of the zero T, the initial value of
 	// every new session when Config.Initial is nil. It is only compared.
 	zeroPayload func() ([]byte, error)
-	// reported holds the sets of unknown members already logged.
-	reported sync.Map
+	// reported holds the sets of unknown members already logged, and
+	// reportedN their number.
+	reported  sync.Map
+	reportedN atomic.Int64
 }
 
 // New returns a Manager for cfg, or an error naming what is wrong with it:
@@ -179,7 +203,10 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 		maxBytes:     cfg.MaxBytes,
 		maxAttempts:  cfg.MaxAttempts,
 		unknown:      cfg.UnknownMembers,
+		hook:         cfg.Hook,
 		logger:       cfg.Logger,
+		logKeys:      cfg.LogKeys,
+		warnBytes:    cfg.WarnBytes,
 	}
 	if m.writeVersion == 0 {
 		m.writeVersion = m.latest
@@ -192,9 +219,6 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 	}
 	if m.maxAttempts == 0 {
 		m.maxAttempts = 100
-	}
-	if m.logger == nil {
-		m.logger = slog.Default()
 	}
 	m.swapper, _ = cfg.Store.(store.Swapper)
 	m.deleter, _ = cfg.Store.(store.Deleter)
@@ -263,6 +287,9 @@ type Session[T any] struct {
 	version   int
 	// moveTo is the key given to MoveTo, or "".
 	moveTo string
+	// outcome and unknown say what the last save did, for Config.Hook.
+	outcome Outcome
+	unknown []string
 }
 
 // Key returns the key as the caller gave it, without the namespace.
@@ -377,11 +404,26 @@ func (m *Manager[T]) newSession(key string) (*Session[T], error) {
 // time left it extends it every time, in the same round trip where the
 // store is a store.Refresher.
 func (m *Manager[T]) Load(ctx context.Context, key string) (*Session[T], error) {
+	var start time.Time
+	if m.observing() {
+		start = time.Now()
+	}
 	s, err := m.load(ctx, key)
 	if err != nil {
-		return nil, &Error{Op: "load", Key: key, Err: err}
+		err = &Error{Op: "load", Key: key, Err: err}
+		s = nil
 	}
-	return s, nil
+	if m.observing() {
+		e := Event{Op: "load", Key: key, Err: err, Duration: time.Since(start)}
+		if s != nil {
+			e.Outcome, e.Bytes, e.StoredVersion, e.Version = OutcomeFound, len(s.stored), s.version, m.latest
+			if s.isNew {
+				e.Outcome = OutcomeNew
+			}
+		}
+		m.emit(ctx, e)
+	}
+	return s, err
 }
 
 func (m *Manager[T]) load(ctx context.Context, key string) (*Session[T], error) {
@@ -528,18 +570,38 @@ func (m *Manager[T]) Save(ctx context.Context, s *Session[T]) error {
 	if s == nil || s.m != m {
 		panic("session: Save of a session that this Manager did not load; pass the *Session that m.Load returned")
 	}
-	if err := m.save(ctx, s); err != nil {
-		return &Error{Op: "save", Key: s.key, Err: err}
+	var start time.Time
+	if m.observing() {
+		start = time.Now()
 	}
-	return nil
+	key, storedVersion := s.key, s.version
+	err := m.save(ctx, s)
+	if err != nil {
+		err = &Error{Op: "save", Key: key, Err: err}
+	}
+	if m.observing() {
+		m.emit(ctx, m.saveEvent("save", key, s, storedVersion, err, start))
+	}
+	return err
+}
+
+// saveEvent describes the save of s, for Config.Hook.
+func (m *Manager[T]) saveEvent(op, key string, s *Session[T], storedVersion int, err error, start time.Time) Event {
+	e := Event{Op: op, Key: key, Err: err, Duration: time.Since(start), Outcome: s.outcome, Unknown: s.unknown,
+		StoredVersion: storedVersion, Version: storedVersion}
+	if err == nil && s.outcome == OutcomeWritten {
+		e.Bytes, e.Version = len(s.stored), s.version
+	}
+	return e
 }
 
 func (m *Manager[T]) save(ctx context.Context, s *Session[T]) error {
+	s.outcome, s.unknown = "", nil
 	if s.destroyed {
 		if err := m.remove(ctx, s.storeKey, s.stored); err != nil {
 			return err
 		}
-		s.moveTo = ""
+		s.moveTo, s.outcome = "", OutcomeDeleted
 		return m.renew(s)
 	}
 	if err := m.validate(&s.Data); err != nil {
@@ -559,9 +621,11 @@ func (m *Manager[T]) save(ctx context.Context, s *Session[T]) error {
 		return m.move(ctx, s, payload, unchanged)
 	}
 	if unchanged && s.stored == nil {
+		s.outcome = OutcomeUnchanged
 		return nil // a new session nobody changed: store nothing
 	}
 	if unchanged && s.version >= m.writeVersion {
+		s.outcome = OutcomeUnchanged
 		return m.refresh(ctx, s)
 	}
 	enc, writes, err := m.encode(s, buf, payload)
@@ -572,6 +636,7 @@ func (m *Manager[T]) save(ctx context.Context, s *Session[T]) error {
 		return err
 	}
 	s.commit(enc, payload, writes, m.writeVersion)
+	s.outcome = OutcomeWritten
 	return nil
 }
 
@@ -631,25 +696,15 @@ func (m *Manager[T]) reconcile(s *Session[T], payload []byte) ([]byte, bool, err
 	if len(unk) == 0 {
 		return payload, false, nil
 	}
+	s.unknown = unk
 	if m.unknown == DropUnknown {
-		m.report(s.key, "dropped stored members that the session type does not have (Config.UnknownMembers is DropUnknown)", unk)
 		return payload, false, nil
 	}
 	merged, err := m.format.Merge(s.payload, payload)
 	if err != nil {
 		return nil, false, &kindError{kind: ErrInvalid, cause: err}
 	}
-	m.report(s.key, "kept stored members that the session type does not have", unk)
 	return merged, false, nil
-}
-
-// report logs a set of members once per manager.
-func (m *Manager[T]) report(key, msg string, members []string) {
-	id := msg + "\x00" + strings.Join(members, "\x00")
-	if _, seen := m.reported.LoadOrStore(id, true); seen {
-		return
-	}
-	m.logger.Warn("session: "+msg, "key", key, "members", members)
 }
 
 // encode builds the stored form of payload at the write version, with a
@@ -823,6 +878,9 @@ func (m *Manager[T]) move(ctx context.Context, s *Session[T], payload []byte, un
 			return err
 		}
 		s.commit(enc, payload, writes, m.writeVersion)
+		s.outcome = OutcomeWritten
+	} else {
+		s.outcome = OutcomeUnchanged
 	}
 	s.key, s.storeKey, s.moveTo = s.moveTo, newKey, ""
 	return nil
@@ -863,14 +921,21 @@ func (m *Manager[T]) refresh(ctx context.Context, s *Session[T]) error {
 // Delete removes the session stored under key, whatever it holds. An
 // absent key is not an error.
 func (m *Manager[T]) Delete(ctx context.Context, key string) error {
+	var start time.Time
+	if m.observing() {
+		start = time.Now()
+	}
 	sk, err := m.storeKey(key)
 	if err == nil {
 		err = storeError(m.store.Delete(ctx, sk))
 	}
 	if err != nil {
-		return &Error{Op: "delete", Key: key, Err: err}
+		err = &Error{Op: "delete", Key: key, Err: err}
 	}
-	return nil
+	if m.observing() {
+		m.emit(ctx, Event{Op: "delete", Key: key, Err: err, Outcome: OutcomeDeleted, Duration: time.Since(start)})
+	}
+	return err
 }
 
 // Update loads the session under key, applies fn to its data and saves it.
@@ -885,12 +950,19 @@ func (m *Manager[T]) Delete(ctx context.Context, key string) error {
 // reaches the caller as it would from any inline code. Update returns the
 // data as saved, which equals what the next Load returns.
 func (m *Manager[T]) Update(ctx context.Context, key string, fn func(*T) error) (T, error) {
+	var start time.Time
+	if m.observing() {
+		start = time.Now()
+	}
 	var out T
-	err := m.retry(ctx, func() error {
+	var last *Session[T]
+	storedVersion := 0
+	attempts, err := m.retry(ctx, func() error {
 		s, err := m.load(ctx, key)
 		if err != nil {
 			return err
 		}
+		last, storedVersion = s, s.version
 		if err := fn(&s.Data); err != nil {
 			return err
 		}
@@ -901,27 +973,42 @@ func (m *Manager[T]) Update(ctx context.Context, key string, fn func(*T) error) 
 		return nil
 	})
 	if err != nil {
+		err = &Error{Op: "update", Key: key, Err: err}
+	}
+	if m.observing() {
+		e := Event{Op: "update", Key: key, Err: err, Duration: time.Since(start)}
+		if last != nil {
+			e = m.saveEvent("update", key, last, storedVersion, err, start)
+		}
+		e.Attempts, e.Conflicts = attempts, attempts-1
+		if errors.Is(err, ErrConflict) {
+			e.Conflicts = attempts
+		}
+		m.emit(ctx, e)
+	}
+	if err != nil {
 		var zero T
-		return zero, &Error{Op: "update", Key: key, Err: err}
+		return zero, err
 	}
 	return out, nil
 }
 
 // retry runs attempt until it returns anything but ErrConflict, with a
 // jittered exponential backoff between attempts, at most MaxAttempts times
-// and while ctx lasts. It is the one retry policy of Update and MigrateAll.
-func (m *Manager[T]) retry(ctx context.Context, attempt func() error) error {
+// and while ctx lasts, and returns how many attempts ran. It is the one
+// retry policy of Update and MigrateAll.
+func (m *Manager[T]) retry(ctx context.Context, attempt func() error) (int, error) {
 	backoff := 500 * time.Microsecond
 	for n := 1; ; n++ {
 		err := attempt()
 		if !errors.Is(err, ErrConflict) {
-			return err
+			return n, err
 		}
 		if n >= m.maxAttempts {
-			return fmt.Errorf("%w (gave up after %d attempts)", err, n)
+			return n, fmt.Errorf("%w (gave up after %d attempts)", err, n)
 		}
 		if err := sleep(ctx, rand.N(backoff)+backoff/2); err != nil {
-			return err
+			return n, err
 		}
 		backoff = min(backoff*2, 50*time.Millisecond)
 	}

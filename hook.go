@@ -1,0 +1,161 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Event describes one operation of a Manager, for Config.Hook: what a
+// metrics, tracing or logging integration needs, and nothing of the
+// session's data.
+type Event struct {
+	// Op is "load", "save", "delete", "update" or "migrate" (one key of
+	// MigrateAll).
+	Op string
+	// Namespace is Config.Namespace. Key is the key as the caller gave it:
+	// a user identifier, unbounded; never use it as a metric attribute.
+	Namespace, Key string
+	// Outcome says what happened; Err is the error returned, or nil.
+	Outcome Outcome
+	Err     error
+	// Duration is the operation's wall time, store round trips included.
+	Duration time.Duration
+	// Bytes is the size of the stored value read (load) or written (save,
+	// update, migrate), 0 when there was none.
+	Bytes int
+	// StoredVersion is the schema version found in the store (0 for data
+	// without an envelope); Version is the version of the data after the
+	// operation (the latest after a load, the write version after a
+	// write). They differ when a migration ran.
+	StoredVersion, Version int
+	// Attempts counts the loads of an update or of a key in MigrateAll (1
+	// without a conflict); Conflicts counts the conflicts among them.
+	Attempts, Conflicts int
+	// Unknown lists the stored members that the session type does not
+	// have, met by a save ("lang", "profile.nick"), per
+	// Config.UnknownMembers.
+	Unknown []string
+}
+
+// Outcome is what an operation did.
+type Outcome string
+
+// The outcomes of an Event.
+const (
+	OutcomeFound     Outcome = "found"     // load: a stored session
+	OutcomeNew       Outcome = "new"       // load: nothing stored; a new session
+	OutcomeWritten   Outcome = "written"   // save, update, migrate: stored
+	OutcomeUnchanged Outcome = "unchanged" // save, update, migrate: nothing to write
+	OutcomeDeleted   Outcome = "deleted"   // save of a destroyed session, delete
+	OutcomeConflict  Outcome = "conflict"  // ErrConflict
+	OutcomeUnknown   Outcome = "unknown"   // ErrOutcomeUnknown: may or may not be stored
+	OutcomeError     Outcome = "error"     // any other error
+)
+
+// outcomeOf returns the outcome of an operation that failed with err.
+func outcomeOf(err error) Outcome {
+	switch {
+	case errors.Is(err, ErrOutcomeUnknown):
+		return OutcomeUnknown
+	case errors.Is(err, ErrConflict):
+		return OutcomeConflict
+	}
+	return OutcomeError
+}
+
+// observing reports whether operations are observed (a hook or a logger);
+// when they are not, the manager does no work for them at all.
+func (m *Manager[T]) observing() bool { return m.hook != nil || m.logger != nil }
+
+// emit delivers e to the hook and the logger.
+func (m *Manager[T]) emit(ctx context.Context, e Event) {
+	e.Namespace = m.namespace
+	if e.Err != nil && (e.Outcome == "" || e.Outcome == OutcomeFound || e.Outcome == OutcomeNew) {
+		e.Outcome = outcomeOf(e.Err)
+	}
+	if m.hook != nil {
+		m.hook(ctx, e)
+	}
+	if m.logger != nil {
+		m.log(ctx, e)
+	}
+}
+
+// log writes e to Config.Logger: every operation at debug level, a failed
+// one at warn level (a conflict an Update retried is not a failure), a
+// session over Config.WarnBytes and stored members T does not have at warn
+// level. Keys appear only with Config.LogKeys; data never does.
+func (m *Manager[T]) log(ctx context.Context, e Event) {
+	attrs := []slog.Attr{
+		slog.String("op", e.Op),
+		slog.String("outcome", string(e.Outcome)),
+		slog.Duration("duration", e.Duration),
+		slog.Int("bytes", e.Bytes),
+	}
+	if e.Namespace != "" {
+		attrs = append(attrs, slog.String("namespace", e.Namespace))
+	}
+	if m.logKeys {
+		attrs = append(attrs, slog.String("key", e.Key))
+	}
+	if e.StoredVersion != e.Version {
+		attrs = append(attrs, slog.Int("stored_version", e.StoredVersion), slog.Int("version", e.Version))
+	}
+	if e.Attempts > 1 {
+		attrs = append(attrs, slog.Int("attempts", e.Attempts), slog.Int("conflicts", e.Conflicts))
+	}
+	level := slog.LevelDebug
+	if e.Err != nil {
+		attrs = append(attrs, slog.String("error", e.Err.Error()))
+		if !errors.Is(e.Err, context.Canceled) {
+			level = slog.LevelWarn
+		}
+	}
+	m.logger.LogAttrs(ctx, level, "session: "+e.Op, attrs...)
+	if m.warnBytes > 0 && e.Bytes > m.warnBytes && e.Outcome == OutcomeWritten {
+		m.logger.LogAttrs(ctx, slog.LevelWarn, "session: stored value over Config.WarnBytes",
+			append(attrs[:0:0], slog.String("namespace", e.Namespace), slog.Int("bytes", e.Bytes), slog.Int("warn_bytes", m.warnBytes), keyAttr(m.logKeys, e.Key))...)
+	}
+	if len(e.Unknown) > 0 && m.firstReport(e.Unknown) {
+		m.logger.LogAttrs(ctx, slog.LevelWarn, "session: stored members that the session type does not have",
+			slog.String("namespace", e.Namespace), slog.Any("members", e.Unknown), slog.String("policy", m.unknown.String()), keyAttr(m.logKeys, e.Key))
+	}
+}
+
+// firstReport reports whether this set of unknown members is met for the
+// first time by this manager, so that a rolling deploy logs it once, not
+// on every save. At most 1,000 sets are remembered.
+func (m *Manager[T]) firstReport(members []string) bool {
+	id := strings.Join(members, "\x00")
+	if _, seen := m.reported.Load(id); seen {
+		return false
+	}
+	if m.reportedN.Add(1) > 1000 {
+		return true
+	}
+	_, seen := m.reported.LoadOrStore(id, true)
+	return !seen
+}
+
+func keyAttr(logKeys bool, key string) slog.Attr {
+	if !logKeys {
+		return slog.Attr{}
+	}
+	return slog.String("key", key)
+}
+
+// String returns the policy's name.
+func (u UnknownMembers) String() string {
+	switch u {
+	case KeepUnknown:
+		return "KeepUnknown"
+	case RejectUnknown:
+		return "RejectUnknown"
+	case DropUnknown:
+		return "DropUnknown"
+	}
+	return "UnknownMembers(?)"
+}
