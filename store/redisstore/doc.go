@@ -74,11 +74,12 @@
 //   - GetAndTouch: GETEX PX ms, or GETEX PERSIST when ttl <= 0.
 //   - GetWithTTL: MULTI, GET, PTTL, EXEC in one round trip, so the value and
 //     its TTL are read atomically; PTTL -1 (no expiry) is reported as
-//     [store.NoExpiry]. On this project's machine (loopback Redis 7.0,
-//     500-byte value, median of 20,000 interleaved calls) it costs 23.2 µs
-//     beside 21.5 µs for GET and 22.1 µs for GETEX; a Lua script doing the
-//     same cost 24.2 to 28.1 µs, and a plain pipeline of GET and PTTL is
-//     not atomic.
+//     [store.NoExpiry]. On this project's machine (loopback Redis 7.0, a
+//     500-byte value, BenchmarkReadTTLInterleaved, medians of 4 runs of
+//     10,000 rounds) it costs 1.2 to 2.5 µs more than a GET (19.7 to
+//     24.0 µs against 18.3 to 21.5), GETEX 0.1 to 0.4 µs more; a Lua
+//     script doing the same costs 2 to 6 µs more than a GET, and a plain
+//     pipeline of GET and PTTL, though a little cheaper, is not atomic.
 //   - Scan: SCAN cursor MATCH pattern COUNT n, never KEYS. The pattern is
 //     Prefix + the scan prefix with the glob characters *, ?, [, ] and \
 //     escaped, followed by *. Keys are reported with Prefix removed.
