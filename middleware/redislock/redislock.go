@@ -1,0 +1,394 @@
+package redislock
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/typedsession/session/middleware"
+)
+
+// Defaults of [Options].
+const (
+	// DefaultPrefix is put in front of every lock key (and release channel)
+	// when [Options].Prefix is empty.
+	DefaultPrefix = "typedsession:lock:"
+	// DefaultLease is the lease of a lock when [Options].Lease is 0.
+	DefaultLease = 10 * time.Second
+	// DefaultPoll is the longest a waiter sleeps between two tries when no
+	// release message wakes it, when [Options].Poll is 0.
+	DefaultPoll = 250 * time.Millisecond
+	// DefaultTimeout bounds each renewal and release when
+	// [Options].Timeout is 0.
+	DefaultTimeout = 5 * time.Second
+)
+
+// ErrLeaseLost is reported to [Options].OnError when a renewal or the
+// release finds that the lock no longer holds this holder's token: the
+// lease expired (the process stalled longer than the lease, or Redis was
+// unreachable for that long) and another replica may have taken the lock.
+// The handler's save is then protected by compare-and-swap alone.
+var ErrLeaseLost = errors.New("redislock: the lease expired before the lock was released")
+
+// ErrClosed is returned by Lock after [Locker.Close].
+var ErrClosed = errors.New("redislock: locker closed")
+
+// Options configures a [Locker]. The zero value means the defaults.
+type Options struct {
+	// Prefix is put in front of the middleware's key to make the Redis key
+	// of the lock; the releaser publishes on a channel of the same name.
+	// Default [DefaultPrefix]. Give each middleware (namespace) sharing a
+	// Redis its own prefix, or one Locker per middleware with different
+	// prefixes, when their session keys may be equal.
+	Prefix string
+
+	// Lease is how long a lock outlives its holder's last renewal: the
+	// longest a crashed replica keeps a key locked. Default
+	// [DefaultLease]; Redis counts it in milliseconds (at least 1 ms).
+	Lease time.Duration
+
+	// Renew is the interval between renewals of a held lock, each of which
+	// sets the lease to Lease again. 0 means Lease/3; a negative value
+	// turns renewal off, so that Lease is a hard limit on how long one
+	// update may hold the lock.
+	Renew time.Duration
+
+	// Poll is the longest a waiter sleeps between two tries when no
+	// release message wakes it (a message lost to a reconnection, a holder
+	// that crashed and whose lease runs out: a waiter also wakes when the
+	// holder's lease ends, if that is sooner). Default [DefaultPoll].
+	Poll time.Duration
+
+	// Timeout bounds each renewal and each release, which run without the
+	// update's context. Default [DefaultTimeout].
+	Timeout time.Duration
+
+	// OnError, when set, hears of the errors that no caller receives: a
+	// failed renewal or release (the lock then ends with its lease), and
+	// [ErrLeaseLost]. key is the middleware's key, without Prefix. It is
+	// called from the renewal timer's goroutine or from unlock, and must
+	// not block for long.
+	OnError func(key string, err error)
+}
+
+// Locker is a [middleware.Locker] that serializes the updates of one key
+// across every process that shares a Redis and a Prefix. See the package
+// documentation. It is safe for concurrent use. Create one with [New].
+type Locker struct {
+	c       redis.UniversalClient
+	prefix  string
+	leaseMS int64
+	renew   time.Duration // <= 0: no renewal
+	poll    time.Duration
+	timeout time.Duration
+	onError func(string, error)
+	local   *middleware.LockTable
+
+	mu      sync.Mutex
+	ps      *redis.PubSub      // started by the first waiter; nil before
+	waiters map[string]*waiter // by Redis key: at most one per key (see local)
+	closed  bool
+}
+
+// waiter is the one goroutine of this process waiting in Redis for a key.
+type waiter struct {
+	wake       chan struct{} // capacity 1: a release (or a resubscription) was seen
+	subscribed chan struct{} // capacity 1: the SUBSCRIBE was confirmed
+}
+
+// New returns a Locker on client: a *redis.Client (a single node, or
+// Sentinel failover) or a *redis.ClusterClient. Its subscription for
+// wake-ups is opened by the first Lock that has to wait; [Locker.Close]
+// closes it.
+func New(client redis.UniversalClient, opts Options) *Locker {
+	if client == nil {
+		panic("session/middleware/redislock: nil client; pass a *redis.Client or *redis.ClusterClient")
+	}
+	l := &Locker{
+		c:       client,
+		prefix:  opts.Prefix,
+		renew:   opts.Renew,
+		poll:    opts.Poll,
+		timeout: opts.Timeout,
+		onError: opts.OnError,
+		local:   middleware.NewLockTable(),
+		waiters: make(map[string]*waiter),
+	}
+	if l.prefix == "" {
+		l.prefix = DefaultPrefix
+	}
+	lease := opts.Lease
+	if lease <= 0 {
+		lease = DefaultLease
+	}
+	l.leaseMS = max(int64(lease/time.Millisecond), 1)
+	if l.renew == 0 {
+		l.renew = lease / 3
+	}
+	if l.poll <= 0 {
+		l.poll = DefaultPoll
+	}
+	if l.timeout <= 0 {
+		l.timeout = DefaultTimeout
+	}
+	return l
+}
+
+// Lock takes key's lock: first in this process's [middleware.LockTable],
+// so that one process never has two goroutines waiting in Redis for one
+// key, then in Redis. It waits until the lock is free or ctx ends; then
+// it returns ctx.Err() (or a Redis error, wrapped) and holds nothing.
+// The returned unlock releases the lock in Redis at once (publishing the
+// release to waiters of every replica) and then locally; call it exactly
+// once.
+func (l *Locker) Lock(ctx context.Context, key string) (func(), error) {
+	unlockLocal, err := l.local.Lock(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	h := &held{l: l, key: key, rkey: l.prefix + key, token: newToken(), unlockLocal: unlockLocal}
+	if err := l.acquire(ctx, h); err != nil {
+		unlockLocal()
+		return nil, err
+	}
+	if l.renew > 0 {
+		h.mu.Lock()
+		h.timer = time.AfterFunc(l.renew, h.renewLease)
+		h.mu.Unlock()
+	}
+	return h.unlock, nil
+}
+
+// acquire takes h's key in Redis, waiting for a release message, the end
+// of the holder's lease, or Poll, whichever comes first.
+func (l *Locker) acquire(ctx context.Context, h *held) error {
+	pttl, err := l.try(ctx, h)
+	if err != nil || pttl == 0 {
+		return err
+	}
+	w, err := l.subscribe(ctx, h.rkey)
+	if err != nil {
+		return err
+	}
+	defer l.unsubscribe(h.rkey)
+	timer := time.NewTimer(l.poll)
+	defer timer.Stop()
+	for {
+		// Subscribed now (or given up waiting for the confirmation):
+		// every release from here on wakes us, so try again first.
+		pttl, err := l.try(ctx, h)
+		if err != nil || pttl == 0 {
+			return err
+		}
+		d := l.poll
+		if pttl > 0 && time.Duration(pttl+1)*time.Millisecond < d {
+			d = time.Duration(pttl+1) * time.Millisecond
+		}
+		timer.Reset(d)
+		select {
+		case <-w.wake:
+		case <-timer.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// try runs the acquire script once: 0 means taken; otherwise the lock's
+// remaining lease in milliseconds (-1: a key without expiry, which this
+// package never writes).
+func (l *Locker) try(ctx context.Context, h *held) (int64, error) {
+	n, err := acquireScript.Run(ctx, l.c, []string{h.rkey}, h.token, l.leaseMS).Int64()
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		return 0, fmt.Errorf("redislock: lock %q: %w", h.key, err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if n < 0 {
+		return -1, nil
+	}
+	return n, nil
+}
+
+// subscribe registers the waiter of rkey and subscribes to its channel,
+// waiting (at most Poll, or until ctx ends) for Redis to confirm, so that
+// a release after the next try cannot be missed.
+func (l *Locker) subscribe(ctx context.Context, rkey string) (*waiter, error) {
+	w := &waiter{wake: make(chan struct{}, 1), subscribed: make(chan struct{}, 1)}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if l.ps == nil {
+		l.ps = l.c.Subscribe(context.Background())
+		go l.dispatch(l.ps.ChannelWithSubscriptions())
+	}
+	ps := l.ps
+	l.waiters[rkey] = w
+	l.mu.Unlock()
+	if err := ps.Subscribe(ctx, rkey); err != nil {
+		// The poll still wakes us; go-redis resubscribes on reconnection.
+		l.report(rkey[len(l.prefix):], fmt.Errorf("redislock: subscribe: %w", err))
+		return w, nil
+	}
+	t := time.NewTimer(l.poll)
+	defer t.Stop()
+	select {
+	case <-w.subscribed:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	// The confirmation also pokes wake (see dispatch); the try that
+	// follows makes that poke redundant.
+	select {
+	case <-w.wake:
+	default:
+	}
+	return w, nil
+}
+
+func (l *Locker) unsubscribe(rkey string) {
+	l.mu.Lock()
+	delete(l.waiters, rkey)
+	ps := l.ps
+	l.mu.Unlock()
+	if ps != nil {
+		_ = ps.Unsubscribe(context.Background(), rkey)
+	}
+}
+
+// dispatch hands each release message, and each subscription confirmation
+// (a resubscription after a reconnection too, when messages may have been
+// lost), to the waiter of its channel.
+func (l *Locker) dispatch(ch <-chan any) {
+	for m := range ch {
+		var channel string
+		confirm := false
+		switch m := m.(type) {
+		case *redis.Message:
+			channel = m.Channel
+		case *redis.Subscription:
+			if m.Kind != "subscribe" {
+				continue
+			}
+			channel, confirm = m.Channel, true
+		default:
+			continue
+		}
+		l.mu.Lock()
+		w := l.waiters[channel]
+		l.mu.Unlock()
+		if w == nil {
+			continue
+		}
+		if confirm {
+			select {
+			case w.subscribed <- struct{}{}:
+			default:
+			}
+		}
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Close closes the subscription that wakes waiters. Locks held at Close
+// stay held until their unlock; a Lock after Close that has to wait returns
+// [ErrClosed]. Close does not close the client.
+func (l *Locker) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	if l.ps != nil {
+		return l.ps.Close()
+	}
+	return nil
+}
+
+func (l *Locker) report(key string, err error) {
+	if l.onError != nil {
+		l.onError(key, err)
+	}
+}
+
+// held is one lock held in Redis.
+type held struct {
+	l           *Locker
+	key, rkey   string
+	token       string
+	unlockLocal func()
+
+	mu    sync.Mutex
+	timer *time.Timer // renewal; nil without renewal
+	done  bool        // unlock has begun: no more renewals
+}
+
+// renewLease runs on the renewal timer: it sets the lease to Lease again
+// if the lock still holds our token, and arms the timer for the next one.
+func (h *held) renewLease() {
+	l := h.l
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	n, err := renewScript.Run(ctx, l.c, []string{h.rkey}, h.token, l.leaseMS).Int()
+	cancel()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done {
+		return
+	}
+	switch {
+	case err != nil:
+		// Try again at the next interval: the lease has room for two
+		// more tries with the default Renew.
+		l.report(h.key, fmt.Errorf("redislock: renew: %w", err))
+	case n == 0:
+		l.report(h.key, ErrLeaseLost)
+		return
+	}
+	h.timer.Reset(l.renew)
+}
+
+// unlock stops the renewals, releases the lock in Redis if it still holds
+// our token (publishing the release), then releases the local lock.
+func (h *held) unlock() {
+	h.mu.Lock()
+	h.done = true
+	if h.timer != nil {
+		h.timer.Stop()
+	}
+	h.mu.Unlock()
+	l := h.l
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	n, err := releaseScript.Run(ctx, l.c, []string{h.rkey}, h.token).Int()
+	cancel()
+	switch {
+	case err != nil:
+		l.report(h.key, fmt.Errorf("redislock: release (the lock ends with its lease): %w", err))
+	case n == 0:
+		l.report(h.key, ErrLeaseLost)
+	}
+	h.unlockLocal()
+}
+
+// newToken returns 128 random bits in hex: the holder's identity, which
+// renewals and the release check.
+func newToken() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}
