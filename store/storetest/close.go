@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/typedsession/session/store"
@@ -67,4 +69,46 @@ func testClose(t *testing.T, s store.Store) {
 		}
 	}
 	check("a second Close", c.Close())
+}
+
+func testCloseRacingWrites(t *testing.T, s store.Store) {
+	c, ok := s.(closer)
+	if !ok {
+		t.Skipf("%T has no Close() error method", s)
+	}
+	const writers = 8
+	var wg, started sync.WaitGroup
+	started.Add(writers)
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				err := s.Set(ctx(t), fmt.Sprintf("w%d:%d", w, i), []byte("v"), longTTL)
+				if i == 10 {
+					started.Done()
+				}
+				if err != nil {
+					if !errors.Is(err, store.ErrClosed) {
+						errs <- fmt.Errorf("Set racing with Close = %v, want nil or an error matching store.ErrClosed", err)
+					}
+					if i < 10 {
+						started.Done()
+					}
+					return
+				}
+			}
+		})
+	}
+	started.Wait()
+	if err := c.Close(); err != nil {
+		t.Errorf("Close while writers run: %v", err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if _, err := s.Get(ctx(t), "w0:0"); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Get after Close = %v, want an error matching store.ErrClosed", err)
+	}
 }

@@ -169,6 +169,7 @@ func cases() []testCase {
 
 		// Close (stores with a Close() error method).
 		{"Close", "after Close every method, and a second Close, returns ErrClosed", testClose},
+		{"CloseRacingWrites", "a write racing with Close returns nil or ErrClosed, and Close waits for it", testCloseRacingWrites},
 	}
 }
 
