@@ -1,0 +1,102 @@
+package echosession
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	session "github.com/typedsession/session"
+	"github.com/typedsession/session/middleware"
+)
+
+// Middleware returns Echo middleware that gives each request the cookie
+// session of type T from m: the behaviour of [middleware.HTTP] (the same
+// tokens, store keys, cookie attributes, Vary and Cache-Control headers,
+// per-key lock, Renew and Destroy), with opts meaning what they mean there.
+// Handlers read the session with [From] (or session.From[T] on
+// c.Request().Context()).
+//
+// The session is committed when the response starts, as with
+// middleware.HTTP: on the first write of the status or the body, or when
+// the handler returns having written nothing. A status of 500 or above
+// discards the changes. In addition, a handler that returns an error
+// (any error, an *echo.HTTPError of any code included) before it wrote
+// its response saves nothing: its changes, [Renew] and [Destroy] are
+// discarded, no session cookie is set, and the error goes on to Echo's
+// HTTPErrorHandler, which writes the response as usual. (Plain
+// echo.WrapMiddleware(middleware.HTTP(m, opts)) gets this wrong: the
+// handler's error reaches the error handler only after the wrapped
+// middleware returned, which for middleware.HTTP means a handler that
+// wrote nothing succeeded with a 200, so its changes are saved, and a new
+// session's cookie is set on the error response.)
+//
+// When the session cannot be loaded (see [middleware.HTTP]) the handler
+// does not run and the response is a 500, unless opts.ContinueOnLoadError
+// or opts.Lazy. After the middleware returns, c.Request() and c.Response()
+// are the ones it was given, so that middleware further out (a logger)
+// sees the status that was actually sent.
+//
+// Build the middleware once and use it for every route that shares the
+// sessions (e.Use, or a group's Use): requests for one session key through
+// one value run one after the other. Middleware panics where
+// middleware.HTTP panics (a nil m, invalid cookie options).
+func Middleware[T any](m *session.Manager[T], opts middleware.HTTPOptions) echo.MiddlewareFunc {
+	mw := middleware.HTTP(m, opts)
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req, res := c.Request(), c.Response()
+			var herr error
+			func() {
+				defer func() {
+					if v := recover(); v != nil {
+						if _, ok := v.(discardSignal); !ok {
+							panic(v)
+						}
+					}
+				}()
+				mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					inner := echo.NewResponse(w, c.Echo())
+					c.SetRequest(r)
+					c.SetResponse(inner)
+					herr = next(c)
+					if herr != nil && !inner.Committed {
+						// middleware.HTTP saves nothing for a handler
+						// that panics before the response started, and
+						// releases the key's lock on the way out.
+						panic(discardSignal{})
+					}
+				})).ServeHTTP(res, req)
+			}()
+			c.SetRequest(req)
+			c.SetResponse(res)
+			return herr
+		}
+	}
+}
+
+// discardSignal is the panic value with which the adapter unwinds out of
+// middleware.HTTP to discard a failed handler's session changes; the
+// adapter recovers it at once, and no other panic is recovered.
+type discardSignal struct{}
+
+// From returns the session of type T that [Middleware] bound to the request,
+// loading it first when the middleware is lazy. It returns an error matching
+// session.ErrNoSession when no middleware for T bound the request, or once
+// the session was committed, and the load's error when it failed.
+func From[T any](c echo.Context) (*session.Session[T], error) {
+	return session.From[T](c.Request().Context())
+}
+
+// Renew gives the session of type T a new token when the response is
+// committed, and moves its data there: call it when the user logs in. See
+// [middleware.Renew] for what it does and returns.
+func Renew[T any](c echo.Context) error {
+	return middleware.Renew[T](c.Request())
+}
+
+// Destroy deletes the session of type T and expires its cookie when the
+// response is committed: call it when the user logs out. See
+// [middleware.Destroy] for what it does and returns.
+func Destroy[T any](c echo.Context) error {
+	return middleware.Destroy[T](c.Request())
+}
