@@ -191,6 +191,11 @@ func TestUnreachable(t *testing.T) {
 			_, err := s.CompareAndSwap(ctx, "k", []byte("a"), []byte("b"), 0)
 			return err
 		}},
+		{"CompareAndDelete", func(ctx context.Context) error {
+			_, err := s.CompareAndDelete(ctx, "k", []byte("a"))
+			return err
+		}},
+		{"GetWithTTL", func(ctx context.Context) error { _, _, err := s.GetWithTTL(ctx, "k"); return err }},
 		{"Scan", func(ctx context.Context) error { return s.Scan(ctx, "", func(string) error { return nil }) }},
 	}
 	for _, op := range ops {
