@@ -50,6 +50,12 @@ var (
 	// applying the change again could apply it twice.
 	ErrOutcomeUnknown = errors.New("session: outcome unknown: the write may or may not have been stored")
 
+	// ErrUnknownKey: the stored value is sealed with a key ID that
+	// Config.Keyring does not hold (removed too early, or not added to
+	// this binary yet). The value is intact and left as it is; it is never
+	// quarantined.
+	ErrUnknownKey = errors.New("session: sealed with a key this binary does not hold")
+
 	// ErrNoSession: From found no session for T in the context: no
 	// middleware bound one, or the update had no key (no user).
 	ErrNoSession = errors.New("session: no session in context")
@@ -81,6 +87,9 @@ type kindError struct {
 	kind  error
 	cause error
 	msg   string // optional text in place of cause.Error()
+	// damaged marks a stored value damaged by its content, which
+	// Config.Quarantine may move aside.
+	damaged bool
 }
 
 func (e *kindError) Error() string {

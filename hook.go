@@ -53,6 +53,10 @@ const (
 	OutcomeConflict  Outcome = "conflict"  // ErrConflict
 	OutcomeUnknown   Outcome = "unknown"   // ErrOutcomeUnknown: may or may not be stored
 	OutcomeError     Outcome = "error"     // any other error
+	// OutcomeQuarantined: load: the stored value was damaged and
+	// Config.Quarantine moved it aside; Err says why, and the caller got a
+	// new session.
+	OutcomeQuarantined Outcome = "quarantined"
 )
 
 // outcomeOf returns the outcome of an operation that failed with err.
@@ -73,7 +77,7 @@ func (m *Manager[T]) observing() bool { return m.hook != nil || m.logger != nil 
 // emit delivers e to the hook and the logger.
 func (m *Manager[T]) emit(ctx context.Context, e Event) {
 	e.Namespace = m.namespace
-	if e.Err != nil && (e.Outcome == "" || e.Outcome == OutcomeFound || e.Outcome == OutcomeNew) {
+	if e.Err != nil && e.Outcome != OutcomeQuarantined && (e.Outcome == "" || e.Outcome == OutcomeFound || e.Outcome == OutcomeNew) {
 		e.Outcome = outcomeOf(e.Err)
 	}
 	if m.hook != nil {

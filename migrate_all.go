@@ -20,8 +20,16 @@ type MigrateOptions struct {
 
 	// AllKeys must be set to run MigrateAll on a manager with an empty
 	// Namespace, which visits every key in the store, sessions of other
-	// types and other data included. Without it MigrateAll refuses.
+	// types and other data included (but not quarantined values). Without
+	// it MigrateAll refuses.
 	AllKeys bool
+
+	// Reseal also rewrites values whose layers differ from what the
+	// manager writes now: sealed with another key than the keyring's
+	// first, not sealed though Config.Keyring is set, compressed
+	// otherwise. It is step 3 of a key rotation (see package seal); such
+	// keys count as Migrated.
+	Reseal bool
 }
 
 // MigrateReport counts what MigrateAll did.
@@ -77,6 +85,9 @@ func (m *Manager[T]) MigrateAll(ctx context.Context, opts MigrateOptions) (Migra
 	// while Scan runs, and writing under it would be unsafe or slow.
 	var keys []string
 	err := sc.Scan(ctx, prefix, func(k string) error {
+		if prefix == "" && strings.HasPrefix(k, QuarantinePrefix) {
+			return nil
+		}
 		keys = append(keys, strings.TrimPrefix(k, prefix))
 		return nil
 	})
@@ -92,7 +103,7 @@ func (m *Manager[T]) MigrateAll(ctx context.Context, opts MigrateOptions) (Migra
 		if m.observing() {
 			start = time.Now()
 		}
-		outcome, unknown, err := m.migrateOne(ctx, key, start)
+		outcome, unknown, err := m.migrateOne(ctx, key, opts.Reseal, start)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return r, &Error{Op: "migrate", Key: key, Err: ctx.Err()}
@@ -125,7 +136,7 @@ const (
 
 // migrateOne brings one key to the write version with the load and save of
 // Update and its retry policy.
-func (m *Manager[T]) migrateOne(ctx context.Context, key string, start time.Time) (outcome, bool, error) {
+func (m *Manager[T]) migrateOne(ctx context.Context, key string, reseal bool, start time.Time) (outcome, bool, error) {
 	var out outcome
 	var unk []string
 	var last *Session[T]
@@ -143,6 +154,8 @@ func (m *Manager[T]) migrateOne(ctx context.Context, key string, start time.Time
 		case s.isNew:
 			out = gone
 			return nil
+		case reseal && m.stale(s):
+			s.rewrite = true
 		case s.version >= m.writeVersion:
 			out = current
 			return nil

@@ -3,6 +3,7 @@ package session
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/typedsession/session/codec"
 	"github.com/typedsession/session/internal/format"
 	"github.com/typedsession/session/migrate"
+	"github.com/typedsession/session/seal"
 	"github.com/typedsession/session/store"
 )
 
@@ -86,6 +88,33 @@ type Config[T any] struct {
 	// payload is JSON.
 	UnknownMembers UnknownMembers
 
+	// Keyring, when set, seals every value the manager writes
+	// (AES-256-GCM, package seal) bound to its namespace and key, with the
+	// keyring's first key, and opens values sealed with any of its keys.
+	// Values stored unsealed still load, so turning encryption on is a
+	// deploy, not a flush; MigrateOptions.Reseal seals them all. Nil
+	// (the default) writes values unsealed.
+	Keyring *seal.Keyring
+
+	// Compressor, when set, compresses every payload longer than
+	// CompressAbove bytes before sealing (codec.Deflate, or zstd from its
+	// own module). Nil (the default) compresses nothing.
+	Compressor codec.Compressor
+
+	// CompressAbove is the payload size in bytes above which Compressor
+	// applies. Zero means 1024.
+	CompressAbove int
+
+	// Quarantine, when true, moves a stored value that is damaged by its
+	// content (it does not parse, open or migrate) aside to a key under
+	// QuarantinePrefix, outside every namespace, and gives the user a new
+	// session instead of an error; Config.Hook sees it (OutcomeQuarantined,
+	// with the error). It never moves a newer schema, a value sealed with
+	// a key this binary lacks, a value that fails validation, a value over
+	// MaxBytes or anything after a store error. False (the default) leaves
+	// such values in place and returns the error on every Load.
+	Quarantine bool
+
 	// Hook, when set, is called after every operation (Load, Save,
 	// Delete, Update, and each key of MigrateAll) with what it did: the
 	// one point where metrics, traces and logs plug in. It runs on the
@@ -135,27 +164,31 @@ const (
 // create one per session type with New and share it.
 type Manager[T any] struct {
 	// Config, resolved once by New; nothing changes after.
-	store        store.Store
-	swapper      store.Swapper   // nil if the store has none
-	deleter      store.Deleter   // nil if the store has none
-	toucher      store.Toucher   // nil if the store has none
-	refresher    store.Refresher // nil if the store has none
-	ttlGetter    store.TTLGetter // nil if the store has none
-	format       *format.Format
-	namespace    string
-	ttl, slack   time.Duration
-	initialFn    func() T // nil: the zero T
-	plan         *migrate.Plan
-	latest       int
-	writeVersion int
-	validateFn   func(*T) error
-	maxBytes     int
-	maxAttempts  int
-	unknown      UnknownMembers
-	hook         func(context.Context, Event)
-	logger       *slog.Logger // nil: nothing logged
-	logKeys      bool
-	warnBytes    int
+	store         store.Store
+	swapper       store.Swapper   // nil if the store has none
+	deleter       store.Deleter   // nil if the store has none
+	toucher       store.Toucher   // nil if the store has none
+	refresher     store.Refresher // nil if the store has none
+	ttlGetter     store.TTLGetter // nil if the store has none
+	format        *format.Format
+	namespace     string
+	ttl, slack    time.Duration
+	initialFn     func() T // nil: the zero T
+	plan          *migrate.Plan
+	latest        int
+	writeVersion  int
+	validateFn    func(*T) error
+	maxBytes      int
+	maxAttempts   int
+	unknown       UnknownMembers
+	keyring       *seal.Keyring
+	compressor    codec.Compressor
+	compressAbove int
+	quarantineOn  bool
+	hook          func(context.Context, Event)
+	logger        *slog.Logger // nil: nothing logged
+	logKeys       bool
+	warnBytes     int
 
 	// sizeHint is the length of the last encoding, used to size the next
 	// buffer when there is no stored value to go by.
@@ -190,23 +223,27 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 		return nil, fmt.Errorf("session: Config.UnknownMembers %d is not KeepUnknown, RejectUnknown or DropUnknown", cfg.UnknownMembers)
 	}
 	m := &Manager[T]{
-		store:        cfg.Store,
-		format:       format.New(cfg.Codec, reflect.TypeFor[T]()),
-		namespace:    cfg.Namespace,
-		ttl:          cfg.TTL,
-		slack:        slackOf(cfg.TTL),
-		initialFn:    cfg.Initial,
-		plan:         cfg.Migrations,
-		latest:       cfg.Migrations.Latest(),
-		writeVersion: cfg.WriteVersion,
-		validateFn:   newValidateFunc[T](cfg.Validator, cfg.SkipTagValidation),
-		maxBytes:     cfg.MaxBytes,
-		maxAttempts:  cfg.MaxAttempts,
-		unknown:      cfg.UnknownMembers,
-		hook:         cfg.Hook,
-		logger:       cfg.Logger,
-		logKeys:      cfg.LogKeys,
-		warnBytes:    cfg.WarnBytes,
+		store:         cfg.Store,
+		format:        format.New(cfg.Codec, reflect.TypeFor[T]()),
+		namespace:     cfg.Namespace,
+		ttl:           cfg.TTL,
+		slack:         slackOf(cfg.TTL),
+		initialFn:     cfg.Initial,
+		plan:          cfg.Migrations,
+		latest:        cfg.Migrations.Latest(),
+		writeVersion:  cfg.WriteVersion,
+		validateFn:    newValidateFunc[T](cfg.Validator, cfg.SkipTagValidation),
+		maxBytes:      cfg.MaxBytes,
+		maxAttempts:   cfg.MaxAttempts,
+		unknown:       cfg.UnknownMembers,
+		keyring:       cfg.Keyring,
+		compressor:    cfg.Compressor,
+		compressAbove: cfg.CompressAbove,
+		quarantineOn:  cfg.Quarantine,
+		hook:          cfg.Hook,
+		logger:        cfg.Logger,
+		logKeys:       cfg.LogKeys,
+		warnBytes:     cfg.WarnBytes,
 	}
 	if m.writeVersion == 0 {
 		m.writeVersion = m.latest
@@ -219,6 +256,12 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 	}
 	if m.maxAttempts == 0 {
 		m.maxAttempts = 100
+	}
+	if m.compressAbove == 0 {
+		m.compressAbove = defaultCompressAbove
+	}
+	if cfg.CompressAbove < 0 {
+		return nil, fmt.Errorf("session: Config.CompressAbove is negative (%d)", cfg.CompressAbove)
 	}
 	m.swapper, _ = cfg.Store.(store.Swapper)
 	m.deleter, _ = cfg.Store.(store.Deleter)
@@ -290,6 +333,15 @@ type Session[T any] struct {
 	// outcome and unknown say what the last save did, for Config.Hook.
 	outcome Outcome
 	unknown []string
+	// layers, keyID and dictID are the layers of the loaded value.
+	layers        []string
+	keyID, dictID string
+	// rewrite makes the next save write even unchanged data (Reseal).
+	rewrite bool
+	// quarantined is the key a damaged value was moved to by this Load,
+	// and quarantineCause why.
+	quarantined     string
+	quarantineCause error
 }
 
 // Key returns the key as the caller gave it, without the namespace.
@@ -417,7 +469,10 @@ func (m *Manager[T]) Load(ctx context.Context, key string) (*Session[T], error) 
 		e := Event{Op: "load", Key: key, Err: err, Duration: time.Since(start)}
 		if s != nil {
 			e.Outcome, e.Bytes, e.StoredVersion, e.Version = OutcomeFound, len(s.stored), s.version, m.latest
-			if s.isNew {
+			switch {
+			case s.quarantined != "":
+				e.Outcome, e.Err = OutcomeQuarantined, s.quarantineCause
+			case s.isNew:
 				e.Outcome = OutcomeNew
 			}
 		}
@@ -439,6 +494,12 @@ func (m *Manager[T]) load(ctx context.Context, key string) (*Session[T], error) 
 		return nil, storeError(err)
 	}
 	if err := m.fill(s, raw); err != nil {
+		if m.quarantineOn && quarantinable(err) {
+			if qerr := m.quarantine(ctx, s, raw, err); qerr != nil {
+				return nil, errors.Join(err, qerr)
+			}
+			return s, nil
+		}
 		return nil, err
 	}
 	if !s.fresh && m.ttl > 0 && m.toucher != nil {
@@ -477,19 +538,28 @@ func (m *Manager[T]) fill(s *Session[T], raw []byte) error {
 	}
 	env, err := m.format.Decode(raw)
 	if err != nil {
-		return wrapKind(ErrCorrupt, err)
+		return damaged(err)
 	}
-	if env.Codec != "" || len(env.Layers) > 0 || env.KeyID != "" || env.DictID != "" {
-		return &kindError{kind: ErrCorrupt, msg: fmt.Sprintf("the value uses codec %q, layers %q, key ID %q or dictionary %q, which this release cannot read", env.Codec, env.Layers, env.KeyID, env.DictID)}
+	if env.Codec != "" {
+		return &kindError{kind: ErrCorrupt, msg: fmt.Sprintf("the value uses codec %q, which this release cannot read", env.Codec)}
 	}
 	s.version = env.Version
-	if env.Version != m.latest && m.format.JSONForm() {
+	if env.Version != m.latest && m.format.JSONForm() && len(env.Layers) == 0 {
 		// Off the hot path, the envelope's payload is proven whole before
 		// a version is believed (corrupt comes before future) and before
 		// steps see it.
 		if err := format.Check(raw, &env); err != nil {
-			return wrapKind(ErrCorrupt, err)
+			return damaged(err)
 		}
+	}
+	if len(env.Layers) > 0 {
+		if env.Payload, err = m.unwrap(&env, s.key); err != nil {
+			return err
+		}
+		if m.format.JSONForm() && !json.Valid(env.Payload) {
+			return damaged(errors.New("the payload inside the layers is not JSON"))
+		}
+		env.Checked = true
 	}
 	if env.Version > m.latest {
 		return &kindError{kind: ErrFutureVersion, msg: fmt.Sprintf("stored version %d, this binary knows up to %d", env.Version, m.latest)}
@@ -503,7 +573,7 @@ func (m *Manager[T]) fill(s *Session[T], raw []byte) error {
 	}
 	var data T
 	if err := m.format.Unmarshal(raw, &env, payload, &data); err != nil {
-		return wrapKind(ErrCorrupt, err)
+		return damaged(err)
 	}
 	if m.unknown == RejectUnknown {
 		if unk := m.format.Unknown(payload); len(unk) > 0 {
@@ -514,8 +584,13 @@ func (m *Manager[T]) fill(s *Session[T], raw []byte) error {
 		return err
 	}
 	s.Data, s.stored, s.payload, s.writes = data, raw, payload, env.Writes
+	s.layers, s.keyID, s.dictID = env.Layers, env.KeyID, env.DictID
 	return nil
 }
+
+// damaged is ErrCorrupt for a value damaged by its content (what
+// Config.Quarantine may move aside).
+func damaged(err error) error { return &kindError{kind: ErrCorrupt, cause: err, damaged: true} }
 
 // migrateUp runs the steps from version to Latest. When the manager writes
 // an older version, it also checks that each step it crosses at or above
@@ -529,7 +604,7 @@ func (m *Manager[T]) migrateUp(version int, payload []byte) ([]byte, error) {
 		payload, err = m.plan.Up(m.format.Codec(), version, m.latest, payload)
 	}
 	if err != nil {
-		return nil, wrapKind(ErrMigration, err)
+		return nil, &kindError{kind: ErrMigration, cause: err, damaged: !errors.Is(err, migrate.ErrNotInverse)}
 	}
 	return payload, nil
 }
@@ -611,7 +686,7 @@ func (m *Manager[T]) save(ctx context.Context, s *Session[T]) error {
 	if err != nil {
 		return err
 	}
-	unchanged := bytes.Equal(payload, s.payload)
+	unchanged := bytes.Equal(payload, s.payload) && !s.rewrite
 	if !unchanged && s.stored != nil {
 		if payload, unchanged, err = m.reconcile(s, payload); err != nil {
 			return err
@@ -620,6 +695,7 @@ func (m *Manager[T]) save(ctx context.Context, s *Session[T]) error {
 	if s.moveTo != "" {
 		return m.move(ctx, s, payload, unchanged)
 	}
+	s.rewrite = false
 	if unchanged && s.stored == nil {
 		s.outcome = OutcomeUnchanged
 		return nil // a new session nobody changed: store nothing
@@ -628,7 +704,7 @@ func (m *Manager[T]) save(ctx context.Context, s *Session[T]) error {
 		s.outcome = OutcomeUnchanged
 		return m.refresh(ctx, s)
 	}
-	enc, writes, err := m.encode(s, buf, payload)
+	enc, writes, err := m.encode(s, s.key, buf, payload)
 	if err != nil {
 		return err
 	}
@@ -642,6 +718,7 @@ func (m *Manager[T]) save(ctx context.Context, s *Session[T]) error {
 
 func (s *Session[T]) commit(enc, payload []byte, writes format.Writes, version int) {
 	s.stored, s.payload, s.writes, s.isNew, s.fresh, s.version = enc, payload, writes, false, true, version
+	s.layers, s.keyID, s.dictID = nil, "", "" // not needed after a write
 }
 
 // encodePayload encodes s.Data at the latest version. It returns the
@@ -711,7 +788,7 @@ func (m *Manager[T]) reconcile(s *Session[T], payload []byte) ([]byte, bool, err
 // new write identity on top of the loaded ones. When payload still lies in
 // buf after the room encodePayload left, the header goes into that room:
 // one buffer, no copy.
-func (m *Manager[T]) encode(s *Session[T], buf, payload []byte) ([]byte, format.Writes, error) {
+func (m *Manager[T]) encode(s *Session[T], key string, buf, payload []byte) ([]byte, format.Writes, error) {
 	if m.writeVersion < m.latest {
 		var err error
 		if payload, err = m.plan.Down(m.format.Codec(), m.latest, m.writeVersion, payload); err != nil {
@@ -719,9 +796,14 @@ func (m *Manager[T]) encode(s *Session[T], buf, payload []byte) ([]byte, format.
 		}
 	}
 	e := format.Envelope{Version: m.writeVersion, Writes: s.writes.Next(format.NewWriteID()), Payload: payload}
+	if m.layered() {
+		if err := m.wrap(&e, key, payload); err != nil {
+			return nil, "", err
+		}
+	}
 	var enc []byte
 	hlen := len(buf) - len(payload)
-	if hlen >= 0 && len(payload) > 0 && &buf[hlen] == &payload[0] && format.HeaderLen(m.format.JSONForm(), &e) == hlen {
+	if !m.layered() && hlen >= 0 && len(payload) > 0 && &buf[hlen] == &payload[0] && format.HeaderLen(m.format.JSONForm(), &e) == hlen {
 		format.AppendHeader(buf[:0], m.format.JSONForm(), &e)
 		enc = format.AppendTrailer(buf, m.format.JSONForm())
 	} else {
@@ -861,7 +943,7 @@ func (m *Manager[T]) move(ctx context.Context, s *Session[T], payload []byte, un
 		return err
 	}
 	if s.stored != nil || !unchanged {
-		enc, writes, err := m.encode(s, nil, payload)
+		enc, writes, err := m.encode(s, s.moveTo, nil, payload)
 		if err != nil {
 			return err
 		}

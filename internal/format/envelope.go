@@ -141,6 +141,9 @@ func validID(id string) bool {
 
 // HeaderLen returns len(AppendHeader(nil, jsonForm, e)).
 func HeaderLen(jsonForm bool, e *Envelope) int {
+	if jsonForm && (len(e.Layers) > 0 || e.KeyID != "" || e.DictID != "" || e.Codec != "") {
+		return len(AppendHeader(nil, jsonForm, e))
+	}
 	return headerLen(jsonForm, e.Version, e.Writes.Len(), e)
 }
 
@@ -216,7 +219,24 @@ func AppendHeader(dst []byte, jsonForm bool, e *Envelope) []byte {
 		}
 		dst = append(dst, ']')
 	}
-	// The reserved members are never set by this release.
+	if len(e.Layers) > 0 {
+		dst = append(dst, `,"layers":[`...)
+		for i, l := range e.Layers {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = strconv.AppendQuote(dst, l)
+		}
+		dst = append(dst, ']')
+	}
+	if e.KeyID != "" {
+		dst = append(dst, `,"kid":`...)
+		dst = strconv.AppendQuote(dst, e.KeyID)
+	}
+	if e.DictID != "" {
+		dst = append(dst, `,"dict":`...)
+		dst = strconv.AppendQuote(dst, e.DictID)
+	}
 	return append(dst, jsonData...)
 }
 
@@ -228,10 +248,18 @@ func AppendTrailer(dst []byte, jsonForm bool) []byte {
 	return dst
 }
 
-// Append appends the whole stored form of e (with e.Payload) to dst.
+// Append appends the whole stored form of e (with e.Payload) to dst. With
+// layers, the JSON form holds the payload as a base64 string (standard
+// alphabet, padded): the layers' output is bytes, not JSON.
 func Append(dst []byte, jsonForm bool, e *Envelope) []byte {
 	dst = AppendHeader(dst, jsonForm, e)
-	dst = append(dst, e.Payload...)
+	if jsonForm && len(e.Layers) > 0 {
+		dst = append(dst, '"')
+		dst = base64.StdEncoding.AppendEncode(dst, e.Payload)
+		dst = append(dst, '"')
+	} else {
+		dst = append(dst, e.Payload...)
+	}
 	return AppendTrailer(dst, jsonForm)
 }
 
@@ -382,6 +410,9 @@ func slowJSON(raw []byte) (Envelope, error) {
 			err = json.Unmarshal(m.value, &e.Codec)
 		case "layers":
 			err = json.Unmarshal(m.value, &e.Layers)
+			if err == nil && (m.value[0] != '[' || len(e.Layers) > 16) {
+				err = errors.New("not a list of at most 16 layer names")
+			}
 		case "kid":
 			err = json.Unmarshal(m.value, &e.KeyID)
 		case "dict":
@@ -395,6 +426,19 @@ func slowJSON(raw []byte) (Envelope, error) {
 	}
 	if e.Payload == nil {
 		return Envelope{}, fmt.Errorf("%w: no data member", ErrMalformed)
+	}
+	if len(e.Layers) > 0 {
+		var s string
+		if err := json.Unmarshal(e.Payload, &s); err != nil {
+			return Envelope{}, fmt.Errorf("%w: the data of a value with layers must be a base64 string", ErrMalformed)
+		}
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return Envelope{}, fmt.Errorf("%w: data: %v", ErrMalformed, err)
+		}
+		e.Payload = b
+	} else if e.KeyID != "" || e.DictID != "" {
+		return Envelope{}, fmt.Errorf("%w: a key or dictionary ID without layers", ErrMalformed)
 	}
 	return e, nil
 }

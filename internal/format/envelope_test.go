@@ -27,6 +27,30 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+func TestLayersRoundTrip(t *testing.T) {
+	for _, jsonForm := range []bool{true, false} {
+		in := Envelope{Version: 3, Writes: "AAAAAAAAAAAA", Layers: []string{"deflate", "aes-256-gcm"}, KeyID: "k-2026", DictID: "d1", Payload: []byte("\x00\xff sealed \"bytes\"")}
+		enc := Append(nil, jsonForm, &in)
+		if h := HeaderLen(jsonForm, &in); h != len(AppendHeader(nil, jsonForm, &in)) {
+			t.Errorf("HeaderLen = %d, header is %d bytes", h, len(AppendHeader(nil, jsonForm, &in)))
+		}
+		got, err := Decode(enc, jsonForm)
+		if err != nil || got.Version != 3 || string(got.Payload) != string(in.Payload) || got.KeyID != "k-2026" || got.DictID != "d1" || len(got.Layers) != 2 || got.Writes != in.Writes {
+			t.Fatalf("jsonForm=%v: Decode(%q) = %+v, %v", jsonForm, enc, got, err)
+		}
+	}
+	for _, bad := range []string{
+		`{"typedsession":1,"layers":["aes-256-gcm"],"kid":"k","data":{"a":1}}`,
+		`{"typedsession":1,"layers":["aes-256-gcm"],"kid":"k","data":"not base64!"}`,
+		`{"typedsession":1,"kid":"k","data":{"a":1}}`,
+		`{"typedsession":1,"layers":"aes-256-gcm","data":"AA=="}`,
+	} {
+		if _, err := Decode([]byte(bad), true); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Decode(%s) = %v, want ErrMalformed", bad, err)
+		}
+	}
+}
+
 func TestNextWritesKeepsMaxWrites(t *testing.T) {
 	var w Writes
 	var ids []string
