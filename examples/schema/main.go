@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"slices"
 
 	"github.com/typedsession/session"
@@ -219,7 +220,12 @@ func runV2(ctx context.Context, m *session.Manager[PrefsV2], st *filestore.Store
 	return fmt.Errorf("v2 knows show and migrate, not %q", cmd)
 }
 
-// dump prints what the store holds, as `redis-cli GET` would show it.
+// writesMember matches the envelope's write identities, which are random:
+// dump shows them as […] so that runs of the story print the same.
+var writesMember = regexp.MustCompile(`"writes":\[[^\]]*\]`)
+
+// dump prints what the store holds, as `redis-cli GET` would show it (with
+// the write identities masked).
 func dump(ctx context.Context, st *filestore.Store, out io.Writer) error {
 	var keys []string
 	if err := st.Scan(ctx, "prefs:", func(k string) error { keys = append(keys, k); return nil }); err != nil {
@@ -231,7 +237,7 @@ func dump(ctx context.Context, st *filestore.Store, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "    %-14s %s\n", k, v)
+		fmt.Fprintf(out, "    %-14s %s\n", k, writesMember.ReplaceAll(v, []byte(`"writes":[…]`)))
 	}
 	return nil
 }

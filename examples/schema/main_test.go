@@ -13,9 +13,9 @@ func TestStory(t *testing.T) {
 	}
 	got := out.String()
 	for _, want := range []string{
-		`prefs:bob      {"typedsession":1,"data":{"lang":"de","theme":"dark"}}`,
+		`prefs:bob      {"typedsession":1,"writes":[…],"data":{"lang":"de","theme":"dark"}}`,
 		`MigrateAll: scanned 3, migrated 3, already current 0, failed 0`,
-		`prefs:bob      {"typedsession":2,"data":{"language":"de","theme":2,"per_page":20}}`,
+		`prefs:bob      {"typedsession":2,"writes":[…],"data":{"language":"de","theme":2,"per_page":20}}`,
 		`v1 refuses alice: session: load "alice": stored schema version is newer`,
 		`v1 tries to change alice's theme: session: update "alice": stored schema version is newer`,
 	} {
@@ -24,7 +24,7 @@ func TestStory(t *testing.T) {
 		}
 	}
 	// The refused change left alice as version 2 wrote her.
-	if !strings.HasSuffix(strings.TrimSpace(got), `prefs:chloé    {"typedsession":2,"data":{"language":"fr","theme":2,"per_page":20}}`) {
+	if !strings.HasSuffix(strings.TrimSpace(got), `prefs:chloé    {"typedsession":2,"writes":[…],"data":{"language":"fr","theme":2,"per_page":20}}`) {
 		t.Errorf("final store state is not version 2:\n%s", got)
 	}
 	if strings.Contains(got[strings.Index(got, "4. "):], `"theme":"light"`) {
