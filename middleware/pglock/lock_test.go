@@ -24,7 +24,7 @@ func newLocker(t *testing.T, opts pglock.Options) *pglock.Locker {
 // replicas), increment a plain counter under the lock with a read, a pause
 // and a write; none of the increments is lost.
 func TestMutualExclusion(t *testing.T) {
-	class := testClass(t)
+	class := testClass()
 	ls := []*pglock.Locker{newLocker(t, pglock.Options{Class: class}), newLocker(t, pglock.Options{Class: class})}
 	var (
 		counter int // guarded by the lock under test, not by Go
@@ -61,7 +61,7 @@ func TestMutualExclusion(t *testing.T) {
 // TestWakeByNotify: a waiter whose poll is an hour gets the lock only
 // because the release's notification wakes it.
 func TestWakeByNotify(t *testing.T) {
-	class := testClass(t)
+	class := testClass()
 	a := newLocker(t, pglock.Options{Class: class})
 	b := newLocker(t, pglock.Options{Class: class, Poll: time.Hour})
 	for _, key := range []string{"a", "b", "c"} {
@@ -90,7 +90,7 @@ func TestWakeByNotify(t *testing.T) {
 // TestWaiterGivesUp: a waiter whose ctx ends returns ctx's error and holds
 // nothing: neither the lock nor a connection.
 func TestWaiterGivesUp(t *testing.T) {
-	class := testClass(t)
+	class := testClass()
 	a := newLocker(t, pglock.Options{Class: class})
 	pool := testPool(t)
 	b := pglock.New(pool, pglock.Options{Class: class})
@@ -118,7 +118,7 @@ func TestWaiterGivesUp(t *testing.T) {
 // TestMaxConns: with MaxConns 2, two held locks use both slots; a third
 // key waits for a slot (and gives up with its ctx) until one is unlocked.
 func TestMaxConns(t *testing.T) {
-	l := newLocker(t, pglock.Options{Class: testClass(t), MaxConns: 2})
+	l := newLocker(t, pglock.Options{Class: testClass(), MaxConns: 2})
 	u1, err := l.Lock(t.Context(), "one")
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +152,7 @@ func TestMaxConns(t *testing.T) {
 // block ours.
 func TestClassKeepsApart(t *testing.T) {
 	pool := testPool(t)
-	c1, c2 := testClass(t), testClass(t)
+	c1, c2 := testClass(), testClass()
 	if c1 == c2 {
 		c2 = c1 ^ 1
 	}
@@ -190,7 +190,7 @@ func TestClassKeepsApart(t *testing.T) {
 // session.ErrConflict. A's unlock reports the failed release.
 func TestConnectionEndsLock(t *testing.T) {
 	st, _ := testStore(t)
-	class := testClass(t)
+	class := testClass()
 	newMW := func(l middleware.Locker) *middleware.Middleware[*replicatest.Update, replicatest.Counter] {
 		m, err := session.New(session.Config[replicatest.Counter]{Store: st, Namespace: "c"})
 		if err != nil {
@@ -258,7 +258,7 @@ func TestConnectionEndsLock(t *testing.T) {
 // TestClose: after Close, a Lock that has to wait returns ErrClosed; a
 // free lock is still taken.
 func TestClose(t *testing.T) {
-	class := testClass(t)
+	class := testClass()
 	a := newLocker(t, pglock.Options{Class: class})
 	b := pglock.New(testPool(t), pglock.Options{Class: class})
 	unlock, err := a.Lock(t.Context(), "k")

@@ -72,7 +72,7 @@ func newPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 
 // testPool returns a pool of the test database, closed when t ends, or
 // skips (fails under CI=true) when no PostgreSQL answers.
-func testPool(t *testing.T) *pgxpool.Pool {
+func testPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	pool, err := newPool(t.Context(), testenv.DatabaseURL())
 	if err != nil {
@@ -89,7 +89,7 @@ func testPool(t *testing.T) *pgxpool.Pool {
 
 // testClass returns a random advisory lock class, so that concurrent test
 // runs do not share locks.
-func testClass(t *testing.T) int32 {
+func testClass() int32 {
 	var b [4]byte
 	rand.Read(b[:])
 	c := int32(uint32(b[0])<<24|uint32(b[1])<<16|uint32(b[2])<<8|uint32(b[3])) & 0x7fffffff
@@ -101,7 +101,7 @@ func testClass(t *testing.T) int32 {
 
 // testStore returns a sqlstore on a fresh table of the test database,
 // dropped when t ends, and the table's name.
-func testStore(t *testing.T) (*sqlstore.Store, string) {
+func testStore(t testing.TB) (*sqlstore.Store, string) {
 	t.Helper()
 	db, err := sql.Open("pgx", testenv.DatabaseURL())
 	if err != nil {

@@ -21,7 +21,7 @@ func runReplicas(t *testing.T, n, hold int) {
 	env := map[string]string{
 		"url":   testenv.DatabaseURL(),
 		"table": table,
-		"class": strconv.Itoa(int(testClass(t))),
+		"class": strconv.Itoa(int(testClass())),
 	}
 	cfgs := make([]replicatest.Config, n)
 	procs := make([]*replicatest.Proc, n)

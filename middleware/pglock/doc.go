@@ -1,0 +1,76 @@
+// Package pglock is a [middleware.Locker] on PostgreSQL advisory locks, for
+// applications that keep their sessions (or at least a database) there:
+// the updates of one session key run one after the other across every
+// replica that shares the database.
+//
+//	pool, err := pgxpool.New(ctx, "postgres://app@db/app")
+//	...
+//	lock := pglock.New(pool, pglock.Options{})
+//	defer lock.Close()
+//	mw := middleware.New(quizzes, userKey, middleware.Options{Locker: lock})
+//
+// The three levels of concurrency (one process; many processes with
+// compare-and-swap only; many processes with a distributed lock) are
+// explained in the documentation of the sibling package
+// [github.com/typedsession/session/middleware/redislock]; this package is
+// the third level without Redis.
+//
+// # How it works
+//
+// Lock first takes key's lock in an in-process [middleware.LockTable], so
+// that a replica never has two goroutines trying one key. Then it takes a
+// connection of the pool and runs pg_try_advisory_lock(Class, Hash(key)):
+// the two-integer form, whose first integer is a class of our own
+// ([DefaultClass], the bytes "tses"), so that our locks never collide with
+// the application's own advisory locks (the one-bigint form, or two
+// integers with another class). The second integer is a 32-bit hash of the
+// key: two keys with the same hash share one lock, which only serializes
+// them together.
+//
+// An advisory lock belongs to the connection that took it, so a lock taken
+// keeps its connection until unlock; [Options].MaxConns caps how many
+// connections the locks use at once (8 by default: keep it below the
+// pool's MaxConns). Unlock runs pg_advisory_unlock and pg_notify in one
+// statement and gives the connection back.
+//
+// A replica that finds the lock taken does not block a connection on it
+// (pg_advisory_lock would hold one connection per waiter): it gives the
+// connection back and waits for a notification on [Options].Channel,
+// received by one listening connection per Locker (opened by the first
+// wait, separate from the pool), then tries again; it wakes at the latest
+// after Poll (250 ms by default), and gives up when its ctx ends.
+//
+// # No lease
+//
+// An advisory lock has no lease: it lasts as long as the connection. A
+// replica that crashes, or whose connection is cut, loses its locks as soon
+// as the server notices the connection is gone (at once for a process
+// that dies on the same network; after the TCP keepalive for a host that
+// vanishes), and the waiters notice within Poll, since no notification is
+// sent then. A handler that runs for an hour holds the lock for an hour. A
+// connection that ends under a handler that is still running (a network
+// cut, a server restart, pg_terminate_backend) releases its lock while the
+// handler runs; another replica may then update the same user, and
+// compare-and-swap in the store refuses the stale save with
+// session.ErrConflict (the tests arrange exactly this). A lock is not a
+// guarantee; compare-and-swap is.
+//
+// # pgxpool, not database/sql
+//
+// New takes a *pgxpool.Pool rather than a *sql.DB: the lock needs a
+// connection held for the whole update and a connection that waits for
+// notifications (pgx's WaitForNotification), which database/sql offers
+// only through driver-specific Raw calls, tying it to pgx anyway. An
+// application whose sessions are in a sqlstore on a *sql.DB opens a pool
+// of the same URL for the locks (pgxpool.New).
+//
+// # Figures
+//
+// Taking and releasing an uncontended lock costs about 150 µs on the same
+// machine (two statements, go test -bench). One update through the
+// middleware on a sqlstore on PostgreSQL: about 0.3-1.2 ms with the
+// in-process LockTable and 0.8-1.3 ms with pglock one after the other; 64
+// in flight over 8 users, 0.35-0.5 ms per update with the LockTable and
+// about 2.2 ms with pglock (a 2-core machine shared with other work: take
+// them as orders of magnitude).
+package pglock
