@@ -59,13 +59,6 @@ func Bind[T any](ctx context.Context, load func(context.Context) (*Session[T], e
 	return context.WithValue(ctx, bindingKey[T]{}, b), b
 }
 
-// BindNone returns a context in which [From] for T reports ErrNoSession.
-//
-// Deprecated: use Bind(ctx, nil), which does the same.
-func BindNone[T any](ctx context.Context) context.Context {
-	ctx, _ = Bind[T](ctx, nil)
-	return ctx
-}
 
 // Load returns the bound session, loading it on the first call. It returns
 // the load's error (the same one on every call), an error matching

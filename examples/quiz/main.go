@@ -65,7 +65,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.SetOutput(out)
 	fs.StringVar(&o.store, "store", env("QUIZ_STORE", "file"), "where sessions live: file, memory or redis (env QUIZ_STORE)")
 	fs.StringVar(&o.dir, "dir", env("QUIZ_DIR", defaultDir()), "folder of the file store and of the memory snapshot (env QUIZ_DIR)")
-	fs.StringVar(&o.backup, "backup", env("QUIZ_BACKUP", ""), "snapshot file of the memory store; empty: <dir>/memstore.json, \"off\": none (env QUIZ_BACKUP)")
+	fs.StringVar(&o.backup, "backup", env("QUIZ_BACKUP", ""), "snapshot file of the memory store; empty: <dir>/memstore.snap, \"off\": none (env QUIZ_BACKUP)")
 	fs.StringVar(&o.redisURL, "redis-url", env("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis server of -store redis (env REDIS_URL)")
 	fs.StringVar(&o.namespace, "namespace", env("QUIZ_NAMESPACE", "quiz"), "session namespace: keys are <namespace>:<player> (env QUIZ_NAMESPACE)")
 	fs.StringVar(&o.token, "token", "", "Telegram bot token; empty: terminal mode (env TELEGRAM_BOT_TOKEN)")
@@ -117,7 +117,7 @@ func openStore(ctx context.Context, o options) (store.Store, string, func() erro
 	case "memory":
 		backup := o.backup
 		if backup == "" {
-			backup = filepath.Join(o.dir, "memstore.json")
+			backup = filepath.Join(o.dir, "memstore.snap")
 		}
 		where := "in memory, lost on exit (-backup off)"
 		if backup == "off" {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -100,8 +101,9 @@ type Options struct {
 	// recovered (a long key's file, named by a digest, whose header does
 	// not parse: the error matches [store.ErrCorrupt] and names the
 	// file). It is called from the sweep's goroutine or from the
-	// goroutine that runs Scan, and must not block for long. Nil means
-	// such errors are dropped.
+	// goroutine that runs Scan, and must not block for long. Nil: such
+	// errors are logged with slog.Default() at level Error, as memstore
+	// and sqlstore do.
 	OnError func(error)
 }
 
@@ -202,7 +204,7 @@ func newStore(dir string, opts Options, now func() time.Time) (*Store, error) {
 	}
 	onError := opts.OnError
 	if onError == nil {
-		onError = func(error) {}
+		onError = func(err error) { slog.Error("filestore: background error", "dir", abs, "err", err) }
 	}
 	s := &Store{
 		dir:      abs,
