@@ -1,0 +1,62 @@
+package natsstore
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	session "github.com/typedsession/session"
+	"github.com/typedsession/session/store/storetest"
+)
+
+type visits struct {
+	N int `json:"n" validate:"gte=0"`
+}
+
+// TestManagerUpdates: concurrent Updates of one session through the
+// session manager, with an idle timeout, lose nothing; a steady session
+// is read, not written, on Load.
+func TestManagerUpdates(t *testing.T) {
+	t.Parallel()
+	s, _ := newTestStore(t, Options{SweepInterval: -1})
+	counter := storetest.NewCounter(s)
+	m, err := session.New(session.Config[visits]{Store: counter, Namespace: "v", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	const workers, each = 8, 20
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				if _, err := m.Update(ctx, "user:1", func(v *visits) error { v.N++; return nil }); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	got, err := m.Load(ctx, "user:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Data.N != workers*each {
+		t.Fatalf("N = %d after %d updates: updates were lost", got.Data.N, workers*each)
+	}
+	counter.Reset()
+	for range 10 {
+		s, err := m.Load(context.Background(), "user:1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Save(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w := counter.Writes(); w != 0 {
+		t.Errorf("10 unchanged Load+Save wrote %d times; want 0 (reads only, far from expiry)", w)
+	}
+}
