@@ -196,6 +196,9 @@ func (s *Store) begin(ctx context.Context, op, key string) error {
 // acknowledged by JetStream, so it is as durable as the bucket's storage
 // and replicas make it. Close does not close the NATS connection.
 func (s *Store) Close() error {
+	// Stop the sweep first (Stop waits for a sweep in progress, which the
+	// end of its ctx cuts short), so that no sweep meets ErrClosed.
+	s.sweep.Stop()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -207,7 +210,6 @@ func (s *Store) Close() error {
 		close(s.idle)
 	}
 	s.mu.Unlock()
-	s.sweep.Stop()
 	<-s.idle
 	return nil
 }

@@ -35,11 +35,20 @@ func (s *Store) walk(ctx context.Context, fn func(m jetstream.Msg, meta *jetstre
 	}
 	defer it.Stop()
 	for {
-		m, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			if ctxErr := ctx.Err(); ctxErr != nil {
-				return ctxErr
+		m, err := next(ctx, it)
+		if errors.Is(err, errQuiet) {
+			// Nothing came for a while: the keys still to come may have
+			// been deleted (a sweep purges markers) after the count.
+			info, err := cons.Info(ctx)
+			if err != nil {
+				return err
 			}
+			if info.NumPending == 0 {
+				return nil
+			}
+			continue
+		}
+		if err != nil {
 			return err
 		}
 		meta, err := m.Metadata()
@@ -53,6 +62,31 @@ func (s *Store) walk(ctx context.Context, fn func(m jetstream.Msg, meta *jetstre
 			return nil
 		}
 	}
+}
+
+// errQuiet is what next returns when no message came within quietWait.
+var errQuiet = errors.New("natsstore: no message within the wait")
+
+// quietWait is how long walk waits for the next message before it asks
+// the consumer whether any are still pending.
+const quietWait = 2 * time.Second
+
+// next returns the next message of it, errQuiet when none comes within
+// quietWait, or ctx's error when ctx ends.
+func next(ctx context.Context, it jetstream.MessagesContext) (jetstream.Msg, error) {
+	wctx, cancel := context.WithTimeout(ctx, quietWait)
+	defer cancel()
+	m, err := it.Next(jetstream.NextContext(wctx))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if wctx.Err() != nil {
+			return nil, errQuiet
+		}
+		return nil, err
+	}
+	return m, nil
 }
 
 // Scan calls fn with every live key that begins with prefix. NATS
