@@ -30,11 +30,14 @@ import (
 // wrote nothing succeeded with a 200, so its changes are saved, and a new
 // session's cookie is set on the error response.)
 //
-// When the session cannot be loaded (see [middleware.HTTP]) the handler
-// does not run and the response is a 500, unless opts.ContinueOnLoadError
-// or opts.Lazy. After the middleware returns, c.Request() and c.Response()
-// are the ones it was given, so that middleware further out (a logger)
-// sees the status that was actually sent.
+// A handler that panics before its response started saves nothing either
+// (the key's lock is released); put Echo's Recover middleware outside this
+// one. When the session cannot be loaded (see [middleware.HTTP]) the
+// handler does not run and the response is a 500, unless
+// opts.ContinueOnLoadError or opts.Lazy. After the middleware returns, or
+// a panic passes through it, c.Request() and c.Response() are the ones it
+// was given, so that middleware further out (a logger, Recover) sees the
+// status that was actually sent and writes where it should.
 //
 // Build the middleware once and use it for every route that shares the
 // sessions (e.Use, or a group's Use): requests for one session key through
@@ -45,39 +48,63 @@ func Middleware[T any](m *session.Manager[T], opts middleware.HTTPOptions) echo.
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req, res := c.Request(), c.Response()
-			var herr error
-			func() {
-				defer func() {
-					if v := recover(); v != nil {
-						if _, ok := v.(discardSignal); !ok {
-							panic(v)
-						}
-					}
-				}()
-				mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					inner := echo.NewResponse(w, c.Echo())
-					c.SetRequest(r)
-					c.SetResponse(inner)
-					herr = next(c)
-					if herr != nil && !inner.Committed {
-						// middleware.HTTP saves nothing for a handler
-						// that panics before the response started, and
-						// releases the key's lock on the way out.
-						panic(discardSignal{})
-					}
-				})).ServeHTTP(res, req)
+			defer func() { // on every path, panics included
+				c.SetRequest(req)
+				c.SetResponse(res)
 			}()
-			c.SetRequest(req)
-			c.SetResponse(res)
+			g := &gate{ResponseWriter: res}
+			var herr error
+			mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				inner := echo.NewResponse(w, c.Echo())
+				c.SetRequest(r)
+				c.SetResponse(inner)
+				herr = next(c)
+				if herr != nil && !inner.Committed {
+					// A failed handler: commit with a 500, which
+					// discards its changes, but let none of it through
+					// the gate; Echo's error handler writes the
+					// response to res once the chain returns.
+					g.closed = true
+					w.WriteHeader(http.StatusInternalServerError)
+				}
+			})).ServeHTTP(g, req)
 			return herr
 		}
 	}
 }
 
-// discardSignal is the panic value with which the adapter unwinds out of
-// middleware.HTTP to discard a failed handler's session changes; the
-// adapter recovers it at once, and no other panic is recovered.
-type discardSignal struct{}
+// gate is the writer middleware.HTTP writes to: the Echo response, until the
+// adapter closes it to discard a failed handler's session without a
+// response.
+type gate struct {
+	http.ResponseWriter
+	closed bool
+}
+
+func (g *gate) WriteHeader(code int) {
+	if !g.closed {
+		g.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (g *gate) Write(b []byte) (int, error) {
+	if g.closed {
+		return len(b), nil
+	}
+	return g.ResponseWriter.Write(b)
+}
+
+// FlushError flushes the Echo response unless the gate is closed; it is
+// what http.ResponseController calls.
+func (g *gate) FlushError() error {
+	if g.closed {
+		return nil
+	}
+	return http.NewResponseController(g.ResponseWriter).Flush()
+}
+
+// Unwrap returns the Echo response, for http.ResponseController.
+func (g *gate) Unwrap() http.ResponseWriter { return g.ResponseWriter }
 
 // From returns the session of type T that [Middleware] bound to the request,
 // loading it first when the middleware is lazy. It returns an error matching

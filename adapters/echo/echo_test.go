@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/labstack/echo/v4"
+	echomw "github.com/labstack/echo/v4/middleware"
 
 	session "github.com/typedsession/session"
 	echosession "github.com/typedsession/session/adapters/echo"
@@ -60,12 +61,13 @@ func newManager(t *testing.T) (*session.Manager[visits], *storetest.Counter) {
 //	/fail         N++, returns a plain error (Echo answers 500)
 //	/bad          N++, returns echo.NewHTTPError(400)
 //	/down         N++, answers 503 itself
+//	/panic        N++, panics (echo's Recover middleware answers 500)
 //	/late         answers 200, then N++ and returns an error (too late to discard)
 //	/login?user=u sets User, Renew
 //	/logout       Destroy
 func newApp(mw echo.MiddlewareFunc) *echo.Echo {
 	e := echo.New()
-	e.Use(mw)
+	e.Use(echomw.Recover(), mw)
 	get := func(c echo.Context) (*session.Session[visits], error) { return echosession.From[visits](c) }
 	e.GET("/inc", func(c echo.Context) error {
 		s, err := get(c)
@@ -106,6 +108,14 @@ func newApp(mw echo.MiddlewareFunc) *echo.Echo {
 		}
 		s.Data.N++
 		return c.String(http.StatusServiceUnavailable, "down")
+	})
+	e.GET("/panic", func(c echo.Context) error {
+		s, err := get(c)
+		if err != nil {
+			return err
+		}
+		s.Data.N++
+		panic("handler bug")
 	})
 	e.GET("/late", func(c echo.Context) error {
 		s, err := get(c)
@@ -274,6 +284,7 @@ func TestErrorDiscards(t *testing.T) {
 			{"/fail", http.StatusInternalServerError},
 			{"/bad", http.StatusBadRequest},
 			{"/down", http.StatusServiceUnavailable},
+			{"/panic", http.StatusInternalServerError},
 		} {
 			t.Run(fmt.Sprintf("%s/buffered=%v", tc.path[1:], buffered), func(t *testing.T) {
 				m, st := newManager(t)

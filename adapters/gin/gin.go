@@ -23,11 +23,12 @@ import (
 // middleware.HTTP: when the body is first written or flushed, or when the
 // handlers return. A status without a body (c.Status, c.AbortWithStatus,
 // c.AbortWithError, a redirect) is held until then, so that the commit
-// sees it. A status
-// of 500 or above discards the changes. So do errors the handlers attach
-// to the context (c.Error, c.AbortWithError) when they return without
-// having written the response: nothing is saved, no session cookie is set,
-// and the status they chose goes out.
+// sees it. A status of 500 or above discards the changes. So do errors
+// the handlers attach to the context (c.Error, c.AbortWithError) when they
+// return without having written the body: nothing is saved, no session
+// cookie is set, and the status they chose goes out. A handler that
+// panics before the body was written saves nothing (the key's lock is
+// released); put gin.Recovery outside this middleware.
 //
 // When the session cannot be loaded (see [middleware.HTTP]) the response
 // is a 500 and the chain is aborted: the handlers after the middleware do
@@ -44,18 +45,11 @@ func Middleware[T any](m *session.Manager[T], opts middleware.HTTPOptions) gin.H
 	mw := middleware.HTTP(m, opts)
 	return func(c *gin.Context) {
 		req, orig := c.Request, c.Writer
+		g := &gate{ResponseWriter: orig}
 		var gw *writer
-		ran, discarded := false, false
+		ran := false
 		func() {
-			defer func() {
-				c.Request, c.Writer = req, orig // on every path, panics included
-				if v := recover(); v != nil {
-					if _, ok := v.(discardSignal); !ok {
-						panic(v)
-					}
-					discarded = true
-				}
-			}()
+			defer func() { c.Request, c.Writer = req, orig }() // on every path, panics included
 			mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				ran = true
 				gw = &writer{ResponseWriter: w, orig: orig, status: http.StatusOK, size: -1}
@@ -64,28 +58,57 @@ func Middleware[T any](m *session.Manager[T], opts middleware.HTTPOptions) gin.H
 				switch {
 				case gw.sent || gw.hijacked:
 				case len(c.Errors) > 0:
-					// middleware.HTTP saves nothing for a handler that
-					// panics before the response started, and releases
-					// the key's lock on the way out.
-					panic(discardSignal{})
+					// A failed handler: commit with a 500, which
+					// discards its changes, but let none of it through
+					// the gate; the handler's status is written below.
+					g.closed = true
+					w.WriteHeader(http.StatusInternalServerError)
 				case gw.Written() || gw.statusSet:
 					gw.send() // commit with the handler's status
 				}
-			})).ServeHTTP(orig, req)
+			})).ServeHTTP(g, req)
 		}()
 		switch {
 		case !ran:
 			c.Abort() // middleware.HTTP answered 500 without running the handlers
-		case discarded:
+		case g.closed:
 			orig.WriteHeader(gw.status) // Gin writes it when the chain returns
 		}
 	}
 }
 
-// discardSignal is the panic value with which the adapter unwinds out of
-// middleware.HTTP to discard a failed handler's session changes; the
-// adapter recovers it at once, and no other panic is recovered.
-type discardSignal struct{}
+// gate is the writer middleware.HTTP writes to: Gin's writer, until the
+// adapter closes it to discard a failed handler's session without a
+// response.
+type gate struct {
+	http.ResponseWriter
+	closed bool
+}
+
+func (g *gate) WriteHeader(code int) {
+	if !g.closed {
+		g.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (g *gate) Write(b []byte) (int, error) {
+	if g.closed {
+		return len(b), nil
+	}
+	return g.ResponseWriter.Write(b)
+}
+
+// FlushError flushes Gin's writer unless the gate is closed; it is what
+// http.ResponseController calls.
+func (g *gate) FlushError() error {
+	if g.closed {
+		return nil
+	}
+	return http.NewResponseController(g.ResponseWriter).Flush()
+}
+
+// Unwrap returns Gin's writer, for http.ResponseController.
+func (g *gate) Unwrap() http.ResponseWriter { return g.ResponseWriter }
 
 // From returns the session of type T that [Middleware] bound to the request,
 // loading it first when the middleware is lazy. It returns an error matching
