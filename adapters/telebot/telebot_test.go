@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	session "github.com/typedsession/session"
 	"github.com/typedsession/session/middleware"
 	"github.com/typedsession/session/store/memstore"
+	"github.com/typedsession/session/store/storetest"
 )
 
 type counter struct {
@@ -26,33 +26,17 @@ type profile struct {
 	Name string `json:"name" validate:"max=5"`
 }
 
-// countingStore is a memstore that counts the writes that reach it.
-type countingStore struct {
-	*memstore.Store
-	writes atomic.Int64
-}
-
-func (s *countingStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	s.writes.Add(1)
-	return s.Store.Set(ctx, key, value, ttl)
-}
-
-func (s *countingStore) CompareAndSwap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error) {
-	s.writes.Add(1)
-	return s.Store.CompareAndSwap(ctx, key, old, value, ttl)
-}
-
-func newStore(t *testing.T) *countingStore {
+func newStore(t *testing.T) *storetest.Counter {
 	t.Helper()
 	st, err := memstore.New(memstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return &countingStore{Store: st}
+	return storetest.NewCounter(st) // counts the writes that reach the store
 }
 
-func newManager[T any](t *testing.T, st *countingStore, ns string) *session.Manager[T] {
+func newManager[T any](t *testing.T, st *storetest.Counter, ns string) *session.Manager[T] {
 	t.Helper()
 	m, err := session.New(session.Config[T]{Store: st, Namespace: ns})
 	if err != nil {
@@ -146,20 +130,20 @@ func TestNewChangedUnchanged(t *testing.T) {
 	})
 
 	b.ProcessUpdate(message(1, -5, 6, "hello"))
-	if got := load(t, m, "-5:6").Data; got.N != 1 || st.writes.Load() != 1 {
-		t.Fatalf("after a new session: N = %d, %d writes; want 1 and 1", got.N, st.writes.Load())
+	if got := load(t, m, "-5:6").Data; got.N != 1 || st.Writes() != 1 {
+		t.Fatalf("after a new session: N = %d, %d writes; want 1 and 1", got.N, st.Writes())
 	}
 	b.ProcessUpdate(message(2, -5, 6, "again"))
-	if got := load(t, m, "-5:6").Data; got.N != 2 || st.writes.Load() != 2 {
-		t.Fatalf("after a change: N = %d, %d writes; want 2 and 2", got.N, st.writes.Load())
+	if got := load(t, m, "-5:6").Data; got.N != 2 || st.Writes() != 2 {
+		t.Fatalf("after a change: N = %d, %d writes; want 2 and 2", got.N, st.Writes())
 	}
 	b.ProcessUpdate(message(3, -5, 6, "look"))
-	if w := st.writes.Load(); w != 2 {
+	if w := st.Writes(); w != 2 {
 		t.Errorf("an unchanged session was written: %d writes, want 2", w)
 	}
 	b.ProcessUpdate(message(4, -5, 6, "fail"))
-	if got := load(t, m, "-5:6").Data; got.N != 2 || st.writes.Load() != 2 {
-		t.Errorf("after a failed handler: N = %d, %d writes; want 2 and 2: its changes must be discarded", got.N, st.writes.Load())
+	if got := load(t, m, "-5:6").Data; got.N != 2 || st.Writes() != 2 {
+		t.Errorf("after a failed handler: N = %d, %d writes; want 2 and 2: its changes must be discarded", got.N, st.Writes())
 	}
 	if want := []bool{true, false, false, false}; fmt.Sprint(isNew) != fmt.Sprint(want) {
 		t.Errorf("IsNew per update = %v; want %v", isNew, want)
@@ -275,7 +259,7 @@ func TestUpdateWithoutKeyRunsWithoutSession(t *testing.T) {
 	if !ran || !errors.Is(got, session.ErrNoSession) {
 		t.Errorf("handler ran = %v, From error = %v; want it to run and get ErrNoSession", ran, got)
 	}
-	if w := st.writes.Load(); w != 0 {
+	if w := st.Writes(); w != 0 {
 		t.Errorf("%d writes; want none", w)
 	}
 }
@@ -289,7 +273,7 @@ func TestLoadErrorStopsHandler(t *testing.T) {
 	t.Parallel()
 	st := newStore(t)
 	m := newManager[profile](t, st, "p")
-	if err := st.Set(context.Background(), "p:6", badProfile, 0); err != nil {
+	if err := st.Unwrap().Set(context.Background(), "p:6", badProfile, 0); err != nil {
 		t.Fatal(err)
 	}
 	var errs botErrors

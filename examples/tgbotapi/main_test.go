@@ -8,15 +8,14 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
 	session "github.com/typedsession/session"
 	"github.com/typedsession/session/middleware"
 	"github.com/typedsession/session/store/memstore"
+	"github.com/typedsession/session/store/storetest"
 )
 
 // recorder stands in for the Bot API (there is no Telegram server here):
@@ -44,24 +43,8 @@ func (r *recorder) all() []string {
 	return append([]string(nil), r.replies...)
 }
 
-// countingStore is a memstore that counts the writes that reach it.
-type countingStore struct {
-	*memstore.Store
-	writes atomic.Int64
-}
-
-func (s *countingStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	s.writes.Add(1)
-	return s.Store.Set(ctx, key, value, ttl)
-}
-
-func (s *countingStore) CompareAndSwap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error) {
-	s.writes.Add(1)
-	return s.Store.CompareAndSwap(ctx, key, old, value, ttl)
-}
-
 type bot struct {
-	st   *countingStore
+	st   *storetest.Counter
 	m    *session.Manager[Notes]
 	rec  *recorder
 	h    middleware.Handler[*tgbotapi.Update]
@@ -76,7 +59,7 @@ func newBot(t *testing.T) *bot {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ms.Close() })
-	b := &bot{st: &countingStore{Store: ms}, rec: &recorder{failChats: map[int64]bool{}}}
+	b := &bot{st: storetest.NewCounter(ms), rec: &recorder{failChats: map[int64]bool{}}}
 	b.m, err = session.New(session.Config[Notes]{Store: b.st, Namespace: "notes"})
 	if err != nil {
 		t.Fatal(err)
@@ -141,23 +124,23 @@ func TestNewChangedUnchangedFailed(t *testing.T) {
 	t.Parallel()
 	b := newBot(t)
 	b.run(text(1, -5, 6, "milk"))
-	if s := b.notes(t, "-5:6"); len(s.Data.Items) != 1 || b.st.writes.Load() != 1 {
-		t.Fatalf("after a new session: %v, %d writes; want one note, one write", s.Data.Items, b.st.writes.Load())
+	if s := b.notes(t, "-5:6"); len(s.Data.Items) != 1 || b.st.Writes() != 1 {
+		t.Fatalf("after a new session: %v, %d writes; want one note, one write", s.Data.Items, b.st.Writes())
 	}
 	b.run(text(2, -5, 6, "eggs"))
-	if w := b.st.writes.Load(); w != 2 {
+	if w := b.st.Writes(); w != 2 {
 		t.Fatalf("after a change: %d writes; want 2", w)
 	}
 	b.run(text(3, -5, 6, "/list"))
-	if w := b.st.writes.Load(); w != 2 {
+	if w := b.st.Writes(); w != 2 {
 		t.Errorf("a read-only update wrote the session: %d writes; want 2", w)
 	}
 	b.rec.mu.Lock()
 	b.rec.failChats[-5] = true
 	b.rec.mu.Unlock()
 	b.run(text(4, -5, 6, "bread")) // the reply fails: the note must not be kept
-	if s := b.notes(t, "-5:6"); fmt.Sprint(s.Data.Items) != "[milk eggs]" || b.st.writes.Load() != 2 {
-		t.Errorf("after a failed reply: %v, %d writes; want [milk eggs] and 2", s.Data.Items, b.st.writes.Load())
+	if s := b.notes(t, "-5:6"); fmt.Sprint(s.Data.Items) != "[milk eggs]" || b.st.Writes() != 2 {
+		t.Errorf("after a failed reply: %v, %d writes; want [milk eggs] and 2", s.Data.Items, b.st.Writes())
 	}
 	want := []string{"-5: Noted (1).", "-5: Noted (2).", "-5: Notes:\n- milk\n- eggs"}
 	if got := b.rec.all(); fmt.Sprint(got) != fmt.Sprint(want) {
@@ -241,7 +224,7 @@ func TestUpdatesWithoutSession(t *testing.T) {
 	if e := b.errors(); len(e) > 0 {
 		t.Errorf("errors: %v", e)
 	}
-	if w := b.st.writes.Load(); w != 0 {
+	if w := b.st.Writes(); w != 0 {
 		t.Errorf("%d writes; want none", w)
 	}
 }
