@@ -3,7 +3,6 @@ package redisstore_test
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -24,21 +23,14 @@ import (
 // the test's own. An Update that returned nil counts as acknowledged, one
 // that returned session.ErrOutcomeUnknown as unknown; the counters must sum
 // to at least the acknowledged and at most the acknowledged plus the
-// unknown (nothing applied twice).
+// unknown (nothing applied twice, and no Update that failed with another
+// error, such as a Load whose every resend met a cut connection, wrote).
 //
-// It fails on the manager of commit 1d06461 (7 to 10 of 2,560 Updates
-// applied twice): after a swap error, Manager.write resends the swap and
-// treats a false as a conflict when its write id is not among the last
-// MaxWrites (8) ids, but a landed write can be buried deeper than that by
-// the time the resend arrives. The fix (in typed.go, not this package) is
-// to call a false after a resend a conflict only when the history shows
-// that another write replaced the loaded value, and ErrOutcomeUnknown
-// otherwise. Until then the test is skipped unless
-// REDISSTORE_MANAGER_FAULT=1.
+// On the manager of commit 1d06461 7 to 10 of 2,560 Updates were applied
+// twice: a false after its own resend was called a conflict when the write
+// id was not among the last MaxWrites ids, though a landed write can be
+// buried deeper than that by the time the resend arrives.
 func TestManagerClientKill(t *testing.T) {
-	if os.Getenv("REDISSTORE_MANAGER_FAULT") == "" {
-		t.Skip("skipped until Manager.write no longer calls a false after its own resend a conflict; set REDISSTORE_MANAGER_FAULT=1 to run it")
-	}
 	needBinaries(t)
 	port := freePort(t, map[int]bool{})
 	srv, err := startServer(port, filepath.Join(t.TempDir(), strconv.Itoa(port)))
@@ -119,9 +111,6 @@ loop:
 	a, u := int(acked.Load()), int(unknown.Load())
 	t.Logf("%d Updates: acknowledged %d, ErrOutcomeUnknown %d, other errors %d; stored %d; %d connections killed",
 		workers*perWorker, a, u, otherErr.Load(), stored, killed.Load())
-	if otherErr.Load() > 0 {
-		t.Errorf("%d Updates failed with an error other than ErrOutcomeUnknown", otherErr.Load())
-	}
 	if stored < a || stored > a+u {
 		t.Errorf("want acknowledged (%d) <= stored (%d) <= acknowledged + unknown (%d): %d applied twice or %d lost",
 			a, stored, a+u, max(0, stored-a-u), max(0, a-stored))
