@@ -516,3 +516,35 @@ func TestCookieJar(t *testing.T) {
 	}
 	get("/show", "|0")
 }
+
+// TestKeyFunction: HTTPOptions.Key sees the request's headers, URL and
+// context; no cookie is read or written.
+func TestKeyFunction(t *testing.T) {
+	m, _ := newManager(t)
+	app := newApp(fibersession.Middleware(m, middleware.HTTPOptions{
+		Key: func(r *http.Request) (string, error) {
+			if r.URL.Path == "/none" {
+				return "", middleware.ErrNoKey
+			}
+			return r.Header.Get("X-User"), nil
+		},
+	}))
+	get := func(path, user string) *http.Response {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.Header.Set("X-User", user)
+		res, err := app.Test(req, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	expect(t, get("/inc", "ann"), http.StatusOK, "1")
+	expect(t, get("/inc", "bob"), http.StatusOK, "1")
+	res := get("/inc", "ann")
+	expect(t, res, http.StatusOK, "2")
+	if c := sessionCookie(res); c != nil {
+		t.Errorf("a Key session set cookie %v", c)
+	}
+	expect(t, get("/none", "ann"), http.StatusOK, "ok")
+}
