@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -129,11 +131,20 @@ func (m *Manager[T]) log(ctx context.Context, e Event) {
 	}
 }
 
+var indexes = regexp.MustCompile(`\[[^\]]*\]`)
+
 // firstReport reports whether this set of unknown members is met for the
 // first time by this manager, so that a rolling deploy logs it once, not
 // on every save. At most 1,000 sets are remembered.
 func (m *Manager[T]) firstReport(members []string) bool {
-	id := strings.Join(members, "\x00")
+	// Paths differ by map key and slice index from session to session;
+	// the set is what T lacks, so those are left out.
+	norm := make([]string, len(members))
+	for i, p := range members {
+		norm[i] = indexes.ReplaceAllString(p, "[]")
+	}
+	slices.Sort(norm)
+	id := strings.Join(slices.Compact(norm), "\x00")
 	if _, seen := m.reported.Load(id); seen {
 		return false
 	}

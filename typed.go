@@ -597,16 +597,59 @@ func damaged(err error) error { return &kindError{kind: ErrCorrupt, cause: err, 
 // the write version gives back what it was given, so that a down function
 // that does not invert its up function is an error, not a slow corruption.
 func (m *Manager[T]) migrateUp(version int, payload []byte) ([]byte, error) {
-	var err error
-	if m.writeVersion < m.latest && version >= m.writeVersion {
-		payload, err = m.plan.UpChecked(m.format.Codec(), version, m.latest, payload)
-	} else {
-		payload, err = m.plan.Up(m.format.Codec(), version, m.latest, payload)
-	}
+	payload, err := m.plan.Up(m.format.Codec(), version, m.latest, payload)
 	if err != nil {
-		return nil, &kindError{kind: ErrMigration, cause: err, damaged: !errors.Is(err, migrate.ErrNotInverse)}
+		return nil, &kindError{kind: ErrMigration, cause: err, damaged: true}
+	}
+	if m.writeVersion < m.latest && version >= m.writeVersion {
+		if err := m.checkRoundTrip(payload); err != nil {
+			return nil, err
+		}
 	}
 	return payload, nil
+}
+
+// checkRoundTrip checks, for a manager that writes an older version, that
+// payload (at the latest version) survives the way down to the write
+// version and up again: the steps' down functions must invert their up
+// functions, or every Save of a session nobody changed would write
+// different data. The data is compared as T encodes it, so member order
+// and members T does not have do not count. It returns ErrMigration
+// wrapping migrate.ErrNotInverse.
+func (m *Manager[T]) checkRoundTrip(payload []byte) error {
+	c := m.format.Codec()
+	down, err := m.plan.Down(c, m.latest, m.writeVersion, payload)
+	if err != nil {
+		return wrapKind(ErrMigration, err)
+	}
+	back, err := m.plan.Up(c, m.writeVersion, m.latest, down)
+	if err != nil {
+		return wrapKind(ErrMigration, err)
+	}
+	a, aerr := m.canonical(payload)
+	b, berr := m.canonical(back)
+	if aerr != nil || berr != nil || !bytes.Equal(a, b) {
+		return &kindError{kind: ErrMigration, cause: migrate.ErrNotInverse, msg: fmt.Sprintf(
+			"the steps %d→%d do not give back what they were given (down, then up): %s became %s; fix the down function",
+			m.writeVersion, m.latest, shortBytes(a), shortBytes(b))}
+	}
+	return nil
+}
+
+// canonical is payload decoded into T and encoded again.
+func (m *Manager[T]) canonical(payload []byte) ([]byte, error) {
+	var v T
+	if err := m.format.Unmarshal(nil, nil, payload, &v); err != nil {
+		return nil, err
+	}
+	return m.format.AppendPayload(nil, &v)
+}
+
+func shortBytes(b []byte) string {
+	if len(b) > 80 {
+		return string(b[:77]) + "..."
+	}
+	return string(b)
 }
 
 // renew turns s into a new session holding the initial value.
@@ -759,6 +802,7 @@ func (m *Manager[T]) reconcile(s *Session[T], payload []byte) ([]byte, bool, err
 		return payload, false, nil
 	}
 	unk := m.format.Unknown(s.payload)
+	unchanged := false
 	if s.version != m.latest || len(unk) > 0 {
 		// Off the hot path: the loaded payload is not T's own encoding
 		// (migrated, or holding members T does not have), so compare the
@@ -766,22 +810,24 @@ func (m *Manager[T]) reconcile(s *Session[T], payload []byte) ([]byte, bool, err
 		var loaded T
 		if err := m.format.Unmarshal(nil, nil, s.payload, &loaded); err == nil {
 			if again, err := m.format.AppendPayload(nil, &loaded); err == nil && bytes.Equal(again, payload) {
-				return payload, true, nil
+				unchanged = true
 			}
 		}
 	}
 	if len(unk) == 0 {
-		return payload, false, nil
+		return payload, unchanged, nil
 	}
+	// Whether or not the data changed, what is written (a migration, a
+	// move to another key) carries the members T does not have.
 	s.unknown = unk
 	if m.unknown == DropUnknown {
-		return payload, false, nil
+		return payload, unchanged, nil
 	}
 	merged, err := m.format.Merge(s.payload, payload)
 	if err != nil {
 		return nil, false, &kindError{kind: ErrInvalid, cause: err}
 	}
-	return merged, false, nil
+	return merged, unchanged, nil
 }
 
 // encode builds the stored form of payload at the write version, with a
@@ -790,6 +836,11 @@ func (m *Manager[T]) reconcile(s *Session[T], payload []byte) ([]byte, bool, err
 // one buffer, no copy.
 func (m *Manager[T]) encode(s *Session[T], key string, buf, payload []byte) ([]byte, format.Writes, error) {
 	if m.writeVersion < m.latest {
+		// What goes down must come back up the same, or a binary of the
+		// latest version would read other data than this one saved.
+		if err := m.checkRoundTrip(payload); err != nil {
+			return nil, "", err
+		}
 		var err error
 		if payload, err = m.plan.Down(m.format.Codec(), m.latest, m.writeVersion, payload); err != nil {
 			return nil, "", wrapKind(ErrMigration, err)
@@ -922,11 +973,22 @@ func (m *Manager[T]) remove(ctx context.Context, storeKey string, stored []byte)
 		return nil
 	}
 	if m.deleter == nil {
-		return storeError(m.store.Delete(ctx, storeKey))
+		if err := m.store.Delete(ctx, storeKey); err != nil {
+			return writeError(err)
+		}
+		return nil
 	}
+	// A compare-and-delete is safe to resend: one whose first attempt
+	// landed finds the key absent and reports true.
 	ok, err := m.deleter.CompareAndDelete(ctx, storeKey, stored)
+	for wait := time.Duration(0); err != nil && !definite(err) && wait <= 128*time.Millisecond; wait = max(2*time.Millisecond, wait*4) {
+		if sleep(ctx, wait) != nil {
+			break
+		}
+		ok, err = m.deleter.CompareAndDelete(ctx, storeKey, stored)
+	}
 	if err != nil {
-		return storeError(err)
+		return writeError(err)
 	}
 	if !ok {
 		return ErrConflict
@@ -954,6 +1016,11 @@ func (m *Manager[T]) move(ctx context.Context, s *Session[T], payload []byte, un
 			return err
 		}
 		if err := m.remove(ctx, s.storeKey, s.stored); err != nil {
+			if !errors.Is(err, ErrConflict) {
+				// The old key may be gone already: undoing the new write
+				// could lose the session. Both keys may hold it now.
+				return err
+			}
 			if uerr := m.remove(ctx, newKey, enc); uerr != nil {
 				return errors.Join(err, fmt.Errorf("undo the write under %s: %w", quoteKey(s.moveTo), uerr))
 			}

@@ -63,7 +63,7 @@ func (JSON) Unmarshal(data []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return err
 	}
-	if _, err := dec.Token(); err == nil {
+	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
 		return errors.New("invalid JSON: data after the value")
 	}
 	return nil

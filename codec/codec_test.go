@@ -42,7 +42,9 @@ func TestJSONKeepsLargeIntegersInInterfaces(t *testing.T) {
 	if n, ok := got["chat"].(json.Number); !ok || n.String() != "1265476890672672808" {
 		t.Fatalf("chat = %#v, want json.Number(\"1265476890672672808\")", got["chat"])
 	}
-	if err := c.Unmarshal([]byte(`{"a":1} {"b":2}`), &got); err == nil {
-		t.Fatal("Unmarshal accepted data after the value")
+	for _, bad := range []string{`{"a":1} {"b":2}`, `{"a":1}}`, `{"a":1}]`, `1 ]`, `{"a":1} x`} {
+		if err := c.Unmarshal([]byte(bad), &got); err == nil {
+			t.Errorf("Unmarshal(%s) accepted data after the value", bad)
+		}
 	}
 }

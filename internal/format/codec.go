@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -92,7 +94,7 @@ var encoders = sync.Pool{New: func() any {
 func (f *Format) AppendPayload(dst []byte, v any) (out []byte, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			out, err = nil, fmt.Errorf("encode panicked: %v", p)
+			out, err = nil, fmt.Errorf("encode: %w", &PanicError{Value: p, Stack: debug.Stack()})
 		}
 	}()
 	start := len(dst)
@@ -104,7 +106,7 @@ func (f *Format) AppendPayload(dst []byte, v any) (out []byte, err error) {
 		e.w.b = nil
 		encoders.Put(e)
 		if err != nil {
-			return nil, err
+			return nil, unencodable(v, err)
 		}
 		out = out[:len(out)-1] // Encode appends a newline
 	} else {
@@ -172,7 +174,9 @@ func canHoldTime(t reflect.Type) bool {
 				r = r || canHoldTime(t.Field(i).Type)
 			}
 		}
-	case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+	case reflect.Map:
+		r = canHoldTime(t.Key()) || canHoldTime(t.Elem())
+	case reflect.Pointer, reflect.Slice, reflect.Array:
 		r = canHoldTime(t.Elem())
 	}
 	holdsTime.Store(t, r)
@@ -212,7 +216,11 @@ func secondsOffset(v reflect.Value, path string, depth int) (string, int) {
 	case reflect.Map:
 		iter := v.MapRange()
 		for iter.Next() {
-			if p, off := secondsOffset(iter.Value(), path+"["+strconv.Quote(fmt.Sprint(iter.Key().Interface()))+"]", depth+1); p != "" {
+			at := path + "[" + strconv.Quote(fmt.Sprint(iter.Key().Interface())) + "]"
+			if p, off := secondsOffset(iter.Key(), at+" (a map key)", depth+1); p != "" {
+				return p, off
+			}
+			if p, off := secondsOffset(iter.Value(), at, depth+1); p != "" {
 				return p, off
 			}
 		}
@@ -229,7 +237,12 @@ func secondsOffset(v reflect.Value, path string, depth int) (string, int) {
 // Unmarshal decodes a payload into v. For the JSON envelope's fast path
 // (e.Checked false) the payload is proven one JSON value here: the standard
 // codec's decoder is strict; any other codec gets json.Valid first.
-func (f *Format) Unmarshal(raw []byte, e *Envelope, payload []byte, v any) error {
+func (f *Format) Unmarshal(raw []byte, e *Envelope, payload []byte, v any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &PanicError{Value: p, Stack: debug.Stack()}
+		}
+	}()
 	if f.jsonForm {
 		if t := bytes.TrimSpace(payload); len(t) == 4 && string(t) == "null" && !f.nullable {
 			return errors.New("data is null, which this session type cannot hold")
@@ -240,7 +253,6 @@ func (f *Format) Unmarshal(raw []byte, e *Envelope, payload []byte, v any) error
 			return err
 		}
 	}
-	var err error
 	if f.std {
 		err = UnmarshalJSON(payload, v, f.numbers)
 	} else {
@@ -268,11 +280,8 @@ func UnmarshalJSON(data []byte, v any, numbers bool) error {
 	if err := dec.Decode(v); err != nil {
 		return err
 	}
-	if dec.More() {
-		return errors.New("data after the JSON value")
-	}
-	if _, err := dec.Token(); err == nil {
-		return errors.New("data after the JSON value")
+	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
+		return errors.New("invalid JSON: data after the value")
 	}
 	return nil
 }
@@ -370,4 +379,92 @@ func hasInterface(t reflect.Type, seen map[reflect.Type]bool) bool {
 		}
 	}
 	return false
+}
+
+// PanicError is a panic in code of the user's that the format called (a
+// MarshalJSON or UnmarshalJSON method): the value and the stack, which
+// Error leaves out.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// unencodable turns an encoding/json error into ErrUnreadable naming the
+// field that JSON cannot hold (NaN or an infinity, a time outside years
+// 0-9999, an invalid json.Number or json.RawMessage), when a walk of v
+// finds it; otherwise it returns err.
+func unencodable(v any, err error) error {
+	if path, why := badValue(reflect.ValueOf(v), "", 0); path != "" {
+		return fmt.Errorf("%w: %s %s (%v)", ErrUnreadable, path, why, err)
+	}
+	return err
+}
+
+var (
+	numberType = reflect.TypeFor[json.Number]()
+	rawType    = reflect.TypeFor[json.RawMessage]()
+)
+
+func badValue(v reflect.Value, path string, depth int) (string, string) {
+	if !v.IsValid() || depth > maxDepth {
+		return "", ""
+	}
+	switch t := v.Type(); {
+	case t == timeType:
+		if v.CanInterface() {
+			if y := v.Interface().(time.Time).Year(); y < 0 || y > 9999 {
+				return orRoot(path), fmt.Sprintf("is a time in the year %d, outside the years 0-9999 that RFC 3339 (JSON's time format) can hold", y)
+			}
+		}
+		return "", ""
+	case t == numberType:
+		if s := v.String(); s != "" && !json.Valid([]byte(s)) {
+			return orRoot(path), fmt.Sprintf("is json.Number(%q), which is not a number", s)
+		}
+		return "", ""
+	case t == rawType:
+		if b := v.Bytes(); len(b) > 0 && !json.Valid(b) {
+			return orRoot(path), "is a json.RawMessage that is not JSON"
+		}
+		return "", ""
+	}
+	switch v.Kind() {
+	case reflect.Float32, reflect.Float64:
+		if f := v.Float(); math.IsNaN(f) || math.IsInf(f, 0) {
+			return orRoot(path), fmt.Sprintf("is %v, which JSON cannot hold", f)
+		}
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return badValue(v.Elem(), path, depth+1)
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			if sf := t.Field(i); !sf.IsExported() && !sf.Anonymous {
+				continue
+			}
+			if p, why := badValue(v.Field(i), joinPath(path, t.Field(i).Name), depth+1); p != "" {
+				return p, why
+			}
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			if p, why := badValue(iter.Value(), path+"["+strconv.Quote(fmt.Sprint(iter.Key().Interface()))+"]", depth+1); p != "" {
+				return p, why
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return "", ""
+		}
+		for i := range v.Len() {
+			if p, why := badValue(v.Index(i), path+"["+strconv.Itoa(i)+"]", depth+1); p != "" {
+				return p, why
+			}
+		}
+	}
+	return "", ""
 }

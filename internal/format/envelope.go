@@ -296,11 +296,12 @@ func Check(raw []byte, e *Envelope) error {
 		e.Checked = true
 		return nil
 	}
-	_, err := slowJSON(raw)
-	if err == nil {
-		err = fmt.Errorf("%w: data is not one JSON value", ErrMalformed)
+	slow, err := slowJSON(raw)
+	if err != nil {
+		return err
 	}
-	return err
+	*e = slow
+	return nil
 }
 
 // fastJSON splits the exact form that Append writes without scanning the
@@ -356,7 +357,15 @@ func fastJSON(raw []byte) (Envelope, bool) {
 	if !bytes.HasPrefix(rest, []byte(jsonData)) || len(rest) < len(jsonData)+2 || rest[len(rest)-1] != '}' {
 		return Envelope{}, false
 	}
-	return Envelope{Version: v, Writes: writes, Payload: rest[len(jsonData) : len(rest)-1]}, true
+	payload := rest[len(jsonData) : len(rest)-1]
+	// The payload must end where its first value ends: otherwise other
+	// members follow data (a valid envelope in another order, or an
+	// invalid one), and the full rule decides. A structural scan, no
+	// allocation; the decoder proves the rest.
+	if i := skipSpace(payload, 0); i == len(payload) || skipSpace(payload, skipValue(payload, i)) != len(payload) {
+		return Envelope{}, false
+	}
+	return Envelope{Version: v, Writes: writes, Payload: payload}, true
 }
 
 func isBase64URL(c byte) bool {

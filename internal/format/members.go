@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
@@ -44,15 +42,14 @@ func buildShape(t reflect.Type, cache map[reflect.Type]*shape) *shape {
 	if s, ok := cache[t]; ok {
 		return s
 	}
-	if reflect.PointerTo(t).Implements(jsonUnmarshaler) || reflect.PointerTo(t).Implements(textUnmarshaler) {
-		return opaqueShape
+	if t.Kind() == reflect.Pointer {
+		return buildShape(t.Elem(), cache) // pointers are transparent
+	}
+	pt := reflect.PointerTo(t)
+	if pt.Implements(jsonUnmarshaler) || pt.Implements(textUnmarshaler) || pt.Implements(jsonMarshaler) || pt.Implements(textMarshaler) {
+		return opaqueShape // a custom encoding: its members are its own
 	}
 	switch t.Kind() {
-	case reflect.Pointer:
-		s := &shape{}
-		cache[t] = s
-		*s = *buildShape(t.Elem(), cache)
-		return s
 	case reflect.Slice, reflect.Array:
 		if t.Elem().Kind() == reflect.Uint8 {
 			return opaqueShape
@@ -75,49 +72,96 @@ func buildShape(t reflect.Type, cache map[reflect.Type]*shape) *shape {
 	case reflect.Struct:
 		s := &shape{kind: object, fields: map[string]*shape{}}
 		cache[t] = s
-		addFields(s, t, cache, 0)
+		for _, f := range jsonFields(t) {
+			s.fields[f.name] = buildShape(f.typ, cache)
+			s.names = append(s.names, f.name)
+		}
 		return s
 	}
 	return opaqueShape
 }
 
-// addFields adds t's JSON members to s, following encoding/json: exported
-// fields by their tag name or Go name, "-" skipped, untagged embedded
-// structs promoted (the shallower field wins a name).
-func addFields(s *shape, t reflect.Type, cache map[reflect.Type]*shape, depth int) {
-	if depth > 16 {
-		return
+type jsonField struct {
+	name   string
+	typ    reflect.Type
+	depth  int
+	tagged bool
+}
+
+// jsonFields returns the members encoding/json gives struct type t: exported
+// fields by their tag name or Go name, "-" skipped, the fields of untagged
+// embedded structs promoted; of several fields with one name the shallowest
+// wins, then the only tagged one among the shallowest; a name still
+// ambiguous is no member at all (encoding/json ignores it).
+func jsonFields(t reflect.Type) []jsonField {
+	var all []jsonField
+	type level struct {
+		t     reflect.Type
+		depth int
 	}
-	for i := range t.NumField() {
-		sf := t.Field(i)
-		tag := sf.Tag.Get("json")
-		if tag == "-" {
+	queue := []level{{t, 0}}
+	visited := map[reflect.Type]bool{}
+	for len(queue) > 0 {
+		l := queue[0]
+		queue = queue[1:]
+		if visited[l.t] || l.depth > 16 {
 			continue
 		}
-		name, _, _ := strings.Cut(tag, ",")
-		ft := sf.Type
-		if sf.Anonymous && name == "" {
-			et := ft
-			if et.Kind() == reflect.Pointer {
-				et = et.Elem()
-			}
-			if et.Kind() == reflect.Struct {
-				addFields(s, et, cache, depth+1)
+		visited[l.t] = true
+		for i := range l.t.NumField() {
+			sf := l.t.Field(i)
+			tag := sf.Tag.Get("json")
+			if tag == "-" {
 				continue
 			}
+			name, _, _ := strings.Cut(tag, ",")
+			ft := sf.Type
+			if sf.Anonymous {
+				et := ft
+				if et.Kind() == reflect.Pointer {
+					et = et.Elem()
+				}
+				if !sf.IsExported() && et.Kind() != reflect.Struct {
+					continue
+				}
+				if name == "" && et.Kind() == reflect.Struct {
+					queue = append(queue, level{et, l.depth + 1})
+					continue
+				}
+			} else if !sf.IsExported() {
+				continue
+			}
+			tagged := name != ""
+			if name == "" {
+				name = sf.Name
+			}
+			all = append(all, jsonField{name: name, typ: ft, depth: l.depth, tagged: tagged})
 		}
-		if !sf.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = sf.Name
-		}
-		if _, dup := s.fields[name]; dup {
-			continue
-		}
-		s.fields[name] = buildShape(ft, cache)
-		s.names = append(s.names, name)
 	}
+	var out []jsonField
+	for i, f := range all {
+		winner, ambiguous := f, false
+		seenEarlier := false
+		for k, g := range all {
+			if g.name != f.name {
+				continue
+			}
+			if k < i {
+				seenEarlier = true
+				break
+			}
+			switch {
+			case g.depth < winner.depth, g.depth == winner.depth && g.tagged && !winner.tagged:
+				winner, ambiguous = g, false
+			case k != i && g.depth == winner.depth && g.tagged == winner.tagged:
+				ambiguous = true
+			}
+		}
+		if !seenEarlier && !ambiguous {
+			out = append(out, winner)
+		}
+	}
+	return out
 }
 
 // field returns the member name of s that key decodes into, as
@@ -134,7 +178,7 @@ func (s *shape) fieldBytes(key []byte) (string, *shape, bool) {
 		}
 	}
 	for _, n := range s.names {
-		if len(n) == len(key) || !isASCII(key) {
+		if len(n) == len(key) || !isASCII(key) || !isASCII([]byte(n)) {
 			if bytes.EqualFold([]byte(n), key) {
 				return n, s.fields[n], true
 			}
@@ -250,9 +294,95 @@ func decodeKey(q []byte) string {
 	return s
 }
 
-// ErrUnkeepable reports unknown members that Merge cannot carry into the new
-// value: they sit in an element of a list whose length changed.
-var ErrUnkeepable = errors.New("cannot keep unknown members")
+// matchElems pairs each new list element with the old element whose
+// unknown members it should carry, or -1: first an old element whose known
+// members equal the new element's (the element moved: reordered, or others
+// were removed or added around it), then the old element at the same
+// position (edited in place). It returns nil when no old element holds
+// unknown members. An old element matched by neither was removed by the
+// handler, and its unknown members go with it.
+func matchElems(pb []byte, olds [][2]int, nb []byte, news [][2]int, elem *shape) []int {
+	holds := make([]bool, len(olds))
+	anyHolds := false
+	for i, o := range olds {
+		var unk []string
+		unknown(pb, o[0], elem, "", &unk)
+		holds[i] = len(unk) > 0
+		anyHolds = anyHolds || holds[i]
+	}
+	if !anyHolds {
+		return nil
+	}
+	match := make([]int, len(news))
+	used := make([]bool, len(olds))
+	for k := range match {
+		match[k] = -1
+	}
+	for k, n := range news {
+		for i, o := range olds {
+			if holds[i] && !used[i] && sameKnown(pb[o[0]:o[1]], nb[n[0]:n[1]], elem) {
+				match[k], used[i] = i, true
+				break
+			}
+		}
+	}
+	for k := range news {
+		if match[k] < 0 && k < len(olds) && holds[k] && !used[k] {
+			match[k], used[k] = k, true
+		}
+	}
+	return match
+}
+
+// sameKnown reports whether the old element, without the members its shape
+// does not have, holds the same data as the new one.
+func sameKnown(prev, next []byte, s *shape) bool {
+	var o, n any
+	if UnmarshalJSON(prev, &o, true) != nil || UnmarshalJSON(next, &n, true) != nil {
+		return false
+	}
+	return reflect.DeepEqual(project(o, s), n)
+}
+
+// project returns v, a decoded document, without the members that shape s
+// does not have and with members renamed to the names s gives them.
+func project(v any, s *shape) any {
+	switch s.kind {
+	case object:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return v
+		}
+		out := make(map[string]any, len(m))
+		for k, x := range m {
+			if name, c, ok := s.field(k); ok {
+				out[name] = project(x, c)
+			}
+		}
+		return out
+	case dict:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return v
+		}
+		out := make(map[string]any, len(m))
+		for k, x := range m {
+			out[k] = project(x, s.elem)
+		}
+		return out
+	case list:
+		l, ok := v.([]any)
+		if !ok {
+			return v
+		}
+		out := make([]any, len(l))
+		for i, x := range l {
+			out[i] = project(x, s.elem)
+		}
+		return out
+	}
+	return v
+}
 
 // Merge returns the payload next with the members of prev that the type
 // does not have put back where they were, so that a Save never drops data
@@ -297,11 +427,17 @@ func merge(dst, pb []byte, pi int, nb []byte, ni int, s *shape, path string) ([]
 			}
 			name, c, ok := s.field(key)
 			if !ok {
-				sep()
-				dst = append(dst, rawKey...)
-				dst = append(dst, ':')
-				dst = append(dst, pb[vs:ve]...)
-				return
+				if _, computed := news[key]; computed {
+					// Not a field, yet the new encoding has it (a custom
+					// MarshalJSON somewhere below): the new value wins.
+					name, c = key, opaqueShape
+				} else {
+					sep()
+					dst = append(dst, rawKey...)
+					dst = append(dst, ':')
+					dst = append(dst, pb[vs:ve]...)
+					return
+				}
 			}
 			sp, present := news[name]
 			if !present || used[name] {
@@ -354,16 +490,11 @@ func merge(dst, pb []byte, pi int, nb []byte, ni int, s *shape, path string) ([]
 		}
 		return append(dst, '}'), nil
 	case s.kind == list && pb[pi] == '[' && nb[ni] == '[':
-		var olds [][2]int
+		var olds, news [][2]int
 		eachElem(pb, pi, func(vs, ve int) { olds = append(olds, [2]int{vs, ve}) })
-		var news [][2]int
 		eachElem(nb, ni, func(vs, ve int) { news = append(news, [2]int{vs, ve}) })
-		if len(olds) != len(news) {
-			var lost []string
-			unknown(pb, pi, s, path, &lost)
-			if len(lost) > 0 {
-				return nil, fmt.Errorf("%w: %s changed length and its elements hold members the type does not have (%s)", ErrUnkeepable, orRoot(path), strings.Join(lost, ", "))
-			}
+		match := matchElems(pb, olds, nb, news, s.elem)
+		if match == nil {
 			return append(dst, nb[ni:ne]...), nil
 		}
 		dst = append(dst, '[')
@@ -371,10 +502,14 @@ func merge(dst, pb []byte, pi int, nb []byte, ni int, s *shape, path string) ([]
 			if k > 0 {
 				dst = append(dst, ',')
 			}
-			var err error
-			dst, err = merge(dst, pb, olds[k][0], nb, news[k][0], s.elem, path+"["+strconv.Itoa(k)+"]")
-			if err != nil {
-				return nil, err
+			if o := match[k]; o >= 0 {
+				var err error
+				dst, err = merge(dst, pb, olds[o][0], nb, news[k][0], s.elem, path+"["+strconv.Itoa(k)+"]")
+				if err != nil {
+					return nil, err
+				}
+			} else {
+				dst = append(dst, nb[news[k][0]:news[k][1]]...)
 			}
 		}
 		return append(dst, ']'), nil

@@ -71,10 +71,12 @@ func hasReplacement(s []byte) bool {
 				return true
 			}
 		case '\\':
+			// Any backslash, escaped or not: a string option (`json:",string"`)
+			// escapes the escape, so \\ufffd must count too. A false alarm
+			// only costs a walk of the value.
 			if k+5 < len(s) && s[k+1] == 'u' && (s[k+2]|0x20) == 'f' && (s[k+3]|0x20) == 'f' && (s[k+4]|0x20) == 'f' && (s[k+5]|0x20) == 'd' {
 				return true
 			}
-			k++
 		}
 	}
 	return false
