@@ -239,7 +239,9 @@ func (l *Locker) subscribe(ctx context.Context, rkey string) (*waiter, error) {
 	l.mu.Unlock()
 	if err := ps.Subscribe(ctx, rkey); err != nil {
 		// The poll still wakes us; go-redis resubscribes on reconnection.
-		l.report(rkey[len(l.prefix):], fmt.Errorf("redislock: subscribe: %w", err))
+		if ctx.Err() == nil {
+			l.report(rkey[len(l.prefix):], fmt.Errorf("redislock: subscribe: %w", err))
+		}
 		return w, nil
 	}
 	t := time.NewTimer(l.poll)
