@@ -38,7 +38,7 @@ const namespace = "visits"
 
 // newManager returns a manager over a fresh memstore wrapped in a call
 // counter.
-func newManager(t *testing.T) (*session.Manager[visits], *storetest.Counter) {
+func newManager(t testing.TB) (*session.Manager[visits], *storetest.Counter) {
 	t.Helper()
 	ms, err := memstore.New(memstore.Options{})
 	if err != nil {
@@ -149,7 +149,7 @@ func newApp(mw echo.MiddlewareFunc) *echo.Echo {
 }
 
 // do serves one GET of path, with the session cookie when c is not nil.
-func do(t *testing.T, h http.Handler, path string, c *http.Cookie) *http.Response {
+func do(t testing.TB, h http.Handler, path string, c *http.Cookie) *http.Response {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodGet, path, nil)
 	if c != nil {
@@ -160,7 +160,7 @@ func do(t *testing.T, h http.Handler, path string, c *http.Cookie) *http.Respons
 	return rec.Result()
 }
 
-func body(t *testing.T, res *http.Response) string {
+func body(t testing.TB, res *http.Response) string {
 	t.Helper()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
@@ -180,7 +180,7 @@ func sessionCookie(res *http.Response) *http.Cookie {
 }
 
 // expect checks the status and the body of res.
-func expect(t *testing.T, res *http.Response, code int, want string) {
+func expect(t testing.TB, res *http.Response, code int, want string) {
 	t.Helper()
 	got := body(t, res)
 	if res.StatusCode != code || (want != "" && got != want) {
@@ -189,7 +189,7 @@ func expect(t *testing.T, res *http.Response, code int, want string) {
 }
 
 // start makes a session with N=1 and returns its cookie.
-func start(t *testing.T, h http.Handler) *http.Cookie {
+func start(t testing.TB, h http.Handler) *http.Cookie {
 	t.Helper()
 	res := do(t, h, "/inc", nil)
 	expect(t, res, http.StatusOK, "1")
