@@ -447,6 +447,11 @@ func TestNaiveWrapping(t *testing.T) {
 	if c := sessionCookie(res); c != nil || st.Writes() != 1 {
 		t.Fatalf("naive: cookie %v, %d writes; want the cookie dropped after a write (Gin changed? update the package doc)", c, st.Writes())
 	}
+	// A held 500 does not stop the save.
+	good := newApp(ginsession.Middleware(m, middleware.HTTPOptions{}))
+	c := start(t, good)
+	expect(t, do(t, app, "/fail", c), http.StatusInternalServerError, "")
+	expect(t, do(t, good, "/show", c), http.StatusOK, "|2")
 }
 
 // TestHeldStatus: a status Gin holds (c.Status without a body) is written
