@@ -59,7 +59,6 @@ func Bind[T any](ctx context.Context, load func(context.Context) (*Session[T], e
 	return context.WithValue(ctx, bindingKey[T]{}, b), b
 }
 
-
 // Load returns the bound session, loading it on the first call. It returns
 // the load's error (the same one on every call), an error matching
 // ErrNoSession for a binding made with a nil load, and, after [Binding.End],

@@ -248,6 +248,9 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 	if m.writeVersion == 0 {
 		m.writeVersion = m.latest
 	}
+	if err := m.format.CheckType(reflect.TypeFor[T]()); err != nil {
+		return nil, fmt.Errorf("session: the session type cannot be stored: %w", err)
+	}
 	if err := cfg.Migrations.CanWrite(m.writeVersion); err != nil {
 		return nil, fmt.Errorf("session: Config.WriteVersion: %w", err)
 	}
@@ -390,7 +393,7 @@ func (m *Manager[T]) initialValue() (v T, err error) {
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("Initial panicked: %v\n%s", p, debug.Stack())
+			err = fmt.Errorf("Initial panicked: %w", &format.PanicError{Value: p, Stack: debug.Stack()})
 		}
 	}()
 	return m.initialFn(), nil
@@ -401,7 +404,7 @@ func (m *Manager[T]) initialValue() (v T, err error) {
 func (m *Manager[T]) validate(data *T) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = &kindError{kind: ErrInvalid, msg: fmt.Sprintf("Validate panicked: %v\n%s", p, debug.Stack())}
+			err = &kindError{kind: ErrInvalid, msg: fmt.Sprintf("Validate panicked: %v", p), cause: &format.PanicError{Value: p, Stack: debug.Stack()}}
 		}
 	}()
 	return m.validateFn(data)

@@ -322,3 +322,50 @@ func TestWriteVersionRefusesABadDownStepOnSave(t *testing.T) {
 }
 
 func jsonInt(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+type Color int
+
+func (c Color) MarshalJSON() ([]byte, error) { return json.Marshal([]string{"red", "green"}[c%2]) }
+
+type textOnly struct{ V int }
+
+func (k textOnly) MarshalText() ([]byte, error) { return []byte("k"), nil }
+
+type Ev struct {
+	time.Time
+	Name string
+}
+
+func TestNewRefusesTypesThatDoNotReadBack(t *testing.T) {
+	st := newMem(t)
+	for name, err := range map[string]error{
+		"enum with MarshalJSON only": func() error {
+			_, err := session.New(session.Config[struct{ C Color }]{Store: st})
+			return err
+		}(),
+		"non-empty interface": func() error {
+			_, err := session.New(session.Config[struct{ S interface{ String() string } }]{Store: st})
+			return err
+		}(),
+		"map key with MarshalText only": func() error {
+			_, err := session.New(session.Config[struct{ M map[textOnly]int }]{Store: st})
+			return err
+		}(),
+		"embedded time.Time hides Name": func() error {
+			_, err := session.New(session.Config[Ev]{Store: st})
+			return err
+		}(),
+		"channel": func() error {
+			_, err := session.New(session.Config[struct{ C chan int }]{Store: st})
+			return err
+		}(),
+	} {
+		if err == nil || !strings.Contains(err.Error(), "cannot be stored") {
+			t.Errorf("%s: New = %v, want a refusal", name, err)
+		}
+	}
+	// Types that read back are accepted.
+	if _, err := session.New(session.Config[Every]{Store: st}); err != nil {
+		t.Fatalf("New(Every) = %v", err)
+	}
+}

@@ -468,3 +468,117 @@ func badValue(v reflect.Value, path string, depth int) (string, string) {
 	}
 	return "", ""
 }
+
+var (
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+	jsonUnmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+)
+
+// CheckType returns an error naming the first part of t that the JSON
+// codecs can write but not read back, found once from the type: a type
+// with MarshalJSON (or MarshalText) but not the matching unmarshal method,
+// a non-empty interface, a map key type that decoding cannot make, a
+// channel, function or complex number, or a struct whose embedded field's
+// MarshalJSON hides its other fields. For other codecs it returns nil.
+func (f *Format) CheckType(t reflect.Type) error {
+	if !f.jsonForm {
+		return nil
+	}
+	return checkType(t, t.String(), map[reflect.Type]bool{})
+}
+
+func checkType(t reflect.Type, path string, seen map[reflect.Type]bool) error {
+	if seen[t] {
+		return nil
+	}
+	seen[t] = true
+	pt := reflect.PointerTo(t)
+	if t.Kind() == reflect.Pointer {
+		pt = t
+	}
+	marshalsJSON := t.Implements(jsonMarshaler) || pt.Implements(jsonMarshaler)
+	unmarshalsJSON := pt.Implements(jsonUnmarshalerType)
+	marshalsText := t.Implements(textMarshaler) || pt.Implements(textMarshaler)
+	unmarshalsText := pt.Implements(textUnmarshalerType)
+	switch {
+	case marshalsJSON && !unmarshalsJSON && t.Kind() != reflect.Struct && t.Kind() != reflect.Interface:
+		// (A struct's own fields still decode it; a value of another kind
+		// written as something else does not read back.)
+		return fmt.Errorf("%s (%s) has MarshalJSON but no UnmarshalJSON: Load could not read back what Save writes", path, t)
+	case !marshalsJSON && marshalsText && !unmarshalsText && t.Kind() != reflect.Interface:
+		return fmt.Errorf("%s (%s) has MarshalText but no UnmarshalText: Load could not read back what Save writes", path, t)
+	case marshalsJSON || (marshalsText && unmarshalsText):
+		if t.Kind() == reflect.Struct {
+			return checkPromoted(t, path)
+		}
+		return nil // a custom encoding that reads itself back
+	}
+	switch t.Kind() {
+	case reflect.Interface:
+		if t.NumMethod() > 0 {
+			return fmt.Errorf("%s is the interface %s: Load cannot decode into an interface with methods; use a concrete type or any", path, t)
+		}
+	case reflect.Chan, reflect.Func, reflect.Complex64, reflect.Complex128, reflect.UnsafePointer:
+		return fmt.Errorf("%s is a %s, which JSON cannot hold", path, t.Kind())
+	case reflect.Pointer:
+		return checkType(t.Elem(), path, seen)
+	case reflect.Slice, reflect.Array:
+		return checkType(t.Elem(), path+"[]", seen)
+	case reflect.Map:
+		k := t.Key()
+		switch k.Kind() {
+		case reflect.String, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		default:
+			if !reflect.PointerTo(k).Implements(textUnmarshalerType) {
+				return fmt.Errorf("%s has keys of type %s, which Load cannot make from JSON (it needs a string or integer kind, or UnmarshalText)", path, k)
+			}
+		}
+		if reflect.PointerTo(k).Implements(textMarshaler) || k.Implements(textMarshaler) {
+			if err := checkType(k, path+" (key)", seen); err != nil {
+				return err
+			}
+		}
+		return checkType(t.Elem(), path+"[]", seen)
+	case reflect.Struct:
+		for _, f := range jsonFields(t) {
+			if err := checkType(f.typ, path+"."+f.name, seen); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkPromoted refuses a struct whose MarshalJSON (or MarshalText) comes
+// from an embedded field while it has fields of its own: encoding/json then
+// writes only the embedded value, and the other fields are never stored.
+func checkPromoted(t reflect.Type, path string) error {
+	if _, own := t.MethodByName("MarshalJSON"); !own {
+		if _, own = reflect.PointerTo(t).MethodByName("MarshalJSON"); !own {
+			if _, own = t.MethodByName("MarshalText"); !own {
+				return nil
+			}
+		}
+	}
+	var embedded string
+	others := 0
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		ft := sf.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if sf.Anonymous && (ft.Implements(jsonMarshaler) || reflect.PointerTo(ft).Implements(jsonMarshaler) || ft.Implements(textMarshaler)) {
+			embedded = sf.Type.String()
+			continue
+		}
+		if sf.IsExported() && sf.Tag.Get("json") != "-" {
+			others++
+		}
+	}
+	if embedded != "" && others > 0 {
+		return fmt.Errorf("%s (%s) embeds %s, whose MarshalJSON becomes its own: its other fields would never be stored; name the embedded field", path, t, embedded)
+	}
+	return nil
+}
