@@ -16,48 +16,48 @@ import (
 	"github.com/typedsession/session/store/redisstore"
 )
 
-// TestManagerClientKill is issue 11's example at the manager's level: 64
-// goroutines × 40 Update(n++) on 4 keys through one client with the
-// recommended options, while a second connection cuts every connection of
-// the first (CLIENT KILL TYPE normal SKIPME yes) every 3 ms, on a Redis of
-// the test's own. An Update that returned nil counts as acknowledged, one
-// that returned session.ErrOutcomeUnknown as unknown; the counters must sum
-// to at least the acknowledged and at most the acknowledged plus the
-// unknown (nothing applied twice, and no Update that failed with another
-// error, such as a Load whose every resend met a cut connection, wrote).
+// The manager's fault tests: issue 11's examples. 64 goroutines × 40
+// Update(n++) on 4 keys through one client with the recommended options,
+// on a Redis of the test's own, while something goes wrong. An Update that
+// returned nil counts as acknowledged, one that returned
+// session.ErrOutcomeUnknown as unknown; the counters must sum to at least
+// the acknowledged and at most the acknowledged plus the unknown (nothing
+// applied twice, nothing acknowledged lost, and no Update that failed with
+// another error, such as a Load whose every resend met a cut connection,
+// wrote).
 //
-// On the manager of commit 1d06461 7 to 10 of 2,560 Updates were applied
-// twice: a false after its own resend was called a conflict when the write
-// id was not among the last MaxWrites ids, though a landed write can be
-// buried deeper than that by the time the resend arrives.
-func TestManagerClientKill(t *testing.T) {
-	needBinaries(t)
-	port := freePort(t, map[int]bool{})
-	srv, err := startServer(port, filepath.Join(t.TempDir(), strconv.Itoa(port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.kill)
-	client := recommendedClient(t, srv.addr())
-	m := newCounterManager(t, redisstore.New(client, redisstore.Options{Prefix: "mfault:"}), time.Hour)
-	killer := redis.NewClient(&redis.Options{Addr: srv.addr()})
-	t.Cleanup(func() { killer.Close() })
+// On the manager of commit 1d06461, under CLIENT KILL, 7 to 10 of 2,560
+// Updates were applied twice: a false after its own resend was called a
+// conflict when the write id was not among the last MaxWrites ids, though
+// a landed write can be buried deeper than that by the time the resend
+// arrives.
 
-	const (
-		workers   = 64
-		perWorker = 40
-		keys      = 4
-	)
+const (
+	mfaultWorkers   = 64
+	mfaultPerWorker = 40
+	mfaultKeys      = 4
+)
+
+// runManagerFault runs the Updates through client, running during on the
+// test's goroutine with a channel closed when the workers are done, the
+// number of Updates finished so far, and a function that stops the
+// workers; then it checks the counters.
+func runManagerFault(t *testing.T, client *redis.Client, during func(done <-chan struct{}, progress func() int64, abort func())) {
+	t.Helper()
+	m := newCounterManager(t, redisstore.New(client, redisstore.Options{Prefix: "mfault:"}), time.Hour)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	var (
-		acked, unknown, otherErr atomic.Int64
-		wg                       sync.WaitGroup
+		acked, unknown, otherErr, finished atomic.Int64
+		wg                                 sync.WaitGroup
 	)
-	for w := range workers {
+	for w := range mfaultWorkers {
 		wg.Go(func() {
-			for i := range perWorker {
-				key := "k" + strconv.Itoa((w+i)%keys)
+			for i := range mfaultPerWorker {
+				if ctx.Err() != nil {
+					return
+				}
+				key := "k" + strconv.Itoa((w+i)%mfaultKeys)
 				callCtx, callCancel := context.WithTimeout(ctx, 5*time.Second)
 				_, err := m.Update(callCtx, key, increment)
 				callCancel()
@@ -70,38 +70,25 @@ func TestManagerClientKill(t *testing.T) {
 					otherErr.Add(1)
 					t.Logf("Update %s: %v", key, err)
 				}
+				finished.Add(1)
 			}
 		})
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
-	var killed atomic.Int64
-	tick := time.NewTicker(3 * time.Millisecond)
-loop:
-	for {
-		select {
-		case <-done:
-			break loop
-		case <-tick.C:
-		}
-		n, err := killer.Do(ctx, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").Int64()
-		if err != nil {
-			t.Errorf("CLIENT KILL: %v", err)
-			cancel()
-			<-done
-			break
-		}
-		killed.Add(n)
-	}
-	tick.Stop()
+	during(done, finished.Load, cancel)
+	<-done
 	if t.Failed() {
 		t.FailNow()
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("the run did not finish in time: %v", ctx.Err())
 	}
 
 	check, checkCancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer checkCancel()
 	stored := 0
-	for k := range keys {
+	for k := range mfaultKeys {
 		s, err := m.Load(check, "k"+strconv.Itoa(k))
 		if err != nil {
 			t.Fatal(err)
@@ -109,10 +96,75 @@ loop:
 		stored += s.Data.N
 	}
 	a, u := int(acked.Load()), int(unknown.Load())
-	t.Logf("%d Updates: acknowledged %d, ErrOutcomeUnknown %d, other errors %d; stored %d; %d connections killed",
-		workers*perWorker, a, u, otherErr.Load(), stored, killed.Load())
+	t.Logf("%d Updates: acknowledged %d, ErrOutcomeUnknown %d, other errors %d; stored %d",
+		mfaultWorkers*mfaultPerWorker, a, u, otherErr.Load(), stored)
 	if stored < a || stored > a+u {
 		t.Errorf("want acknowledged (%d) <= stored (%d) <= acknowledged + unknown (%d): %d applied twice or %d lost",
 			a, stored, a+u, max(0, stored-a-u), max(0, a-stored))
 	}
+}
+
+// TestManagerClientKill: a second connection cuts every connection of the
+// client (CLIENT KILL TYPE normal SKIPME yes) every 3 ms.
+func TestManagerClientKill(t *testing.T) {
+	needBinaries(t)
+	port := freePort(t, map[int]bool{})
+	srv, err := startServer(port, filepath.Join(t.TempDir(), strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.kill)
+	killer := redis.NewClient(&redis.Options{Addr: srv.addr()})
+	t.Cleanup(func() { killer.Close() })
+	var killed atomic.Int64
+	runManagerFault(t, recommendedClient(t, srv.addr()), func(done <-chan struct{}, _ func() int64, abort func()) {
+		tick := time.NewTicker(3 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			n, err := killer.Do(context.Background(), "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").Int64()
+			if err != nil {
+				t.Errorf("CLIENT KILL: %v", err)
+				abort()
+				return
+			}
+			killed.Add(n)
+		}
+	})
+	t.Logf("%d connections killed", killed.Load())
+	if killed.Load() == 0 {
+		t.Fatal("CLIENT KILL never closed a connection: the test tested nothing")
+	}
+}
+
+// TestManagerRestart: the durable server (appendonly yes, appendfsync
+// always) is killed with SIGKILL and restarted 3 times during the run.
+func TestManagerRestart(t *testing.T) {
+	needBinaries(t)
+	srv, _ := startDurableServer(t, 0)
+	total := int64(mfaultWorkers * mfaultPerWorker)
+	const restarts = 3
+	runManagerFault(t, recommendedClient(t, srv.addr()), func(done <-chan struct{}, progress func() int64, abort func()) {
+		for i := range restarts {
+			at := total * int64(i+1) / (restarts + 1)
+			for progress() < at {
+				select {
+				case <-done:
+					t.Errorf("the run ended before restart %d of %d", i+1, restarts)
+					return
+				case <-time.After(2 * time.Millisecond):
+				}
+			}
+			srv.kill()
+			if err := srv.start(); err != nil {
+				t.Errorf("restart %d: %v", i+1, err)
+				abort()
+				return
+			}
+		}
+	})
 }
