@@ -59,6 +59,7 @@ func openBackend(ctx context.Context, cfg Config) (*backend, error) {
 		// Enough connections for the contention run and the HTTP
 		// middleware, so that the pool never makes a case wait.
 		opts.PoolSize = max(opts.PoolSize, cfg.Concurrency+8)
+		opts.ContextTimeoutEnabled = true // the client configuration the README recommends
 		rdb := redis.NewClient(opts)
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		err = rdb.Ping(pctx).Err()

@@ -138,6 +138,7 @@ func openStore(ctx context.Context, o options) (store.Store, string, func() erro
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("-redis-url %q: %w", o.redisURL, err)
 		}
+		ropts.ContextTimeoutEnabled = true // honour ctx deadlines (README: the recommended client)
 		client := redis.NewClient(ropts)
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()

@@ -259,11 +259,17 @@ func (f *Format) Unmarshal(raw []byte, e *Envelope, payload []byte, v any) (err 
 		err = f.codec.Unmarshal(payload, v)
 	}
 	if err != nil && e != nil && !e.Checked {
-		// A fast-path split that does not decode: let the full rule say
-		// what is wrong with the envelope, if anything.
+		// A fast-path split that does not decode: the full rule decides.
+		// A valid envelope in another member order decodes from its
+		// payload; anything else is what the rule says is wrong.
+		fast := e.Payload
 		if cerr := Check(raw, e); cerr != nil {
 			return cerr
 		}
+		if e.Version == 0 || bytes.Equal(e.Payload, fast) || !bytes.Equal(payload, fast) {
+			return err
+		}
+		return f.Unmarshal(raw, e, e.Payload, v)
 	}
 	return err
 }

@@ -57,6 +57,7 @@ func Redis(tb testing.TB) *redis.Client {
 	if err != nil {
 		tb.Fatalf("REDIS_URL %q: %v", url, err)
 	}
+	opts.ContextTimeoutEnabled = true // the client configuration the README recommends
 	c := redis.NewClient(opts)
 	tb.Cleanup(func() { c.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
