@@ -1,5 +1,7 @@
 package format
 
+import "bytes"
+
 // Helpers that walk JSON already known to be valid (json.Valid or the
 // encoder's own output), without allocating.
 
@@ -60,41 +62,23 @@ func skipString(b []byte, i int) int {
 // deeper is refused on Load, so Save refuses it too.
 const maxDepth = 10000
 
-// hasReplacement reports whether a string's encoded contents hold U+FFFD,
-// raw or as the escape \ufffd that encoding/json writes in place of
-// invalid UTF-8.
-func hasReplacement(s []byte) bool {
-	for k := 0; k < len(s); k++ {
-		switch s[k] {
-		case 0xef:
-			if k+2 < len(s) && s[k+1] == 0xbf && s[k+2] == 0xbd {
-				return true
-			}
-		case '\\':
-			// Any backslash, escaped or not: a string option (`json:",string"`)
-			// escapes the escape, so \\ufffd must count too. A false alarm
-			// only costs a walk of the value.
-			if k+5 < len(s) && s[k+1] == 'u' && (s[k+2]|0x20) == 'f' && (s[k+3]|0x20) == 'f' && (s[k+4]|0x20) == 'f' && (s[k+5]|0x20) == 'd' {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// scanOutput reports the nesting depth of the encoder's output b and
-// whether it contains U+FFFD (a sign that the encoder replaced invalid
-// UTF-8, to be confirmed on the value itself).
+// scanOutput reports whether the encoder's output b may nest deeper than
+// maxDepth (then the exact depth) and whether it contains U+FFFD (a sign
+// that the encoder replaced invalid UTF-8, to be confirmed on the value
+// itself). Both first use whole-buffer searches the runtime vectorizes: a
+// buffer with at most maxDepth brackets in all cannot nest deeper, and
+// U+FFFD can only be in a string, raw or escaped (\ufffd, also inside a
+// string option's escaped escape).
 func scanOutput(b []byte) (depth int, fffd bool) {
+	fffd = bytes.Contains(b, []byte("\xef\xbf\xbd")) || bytes.Contains(b, []byte(`\ufffd`)) || bytes.Contains(b, []byte(`\uFFFD`))
+	if bytes.Count(b, []byte{'['})+bytes.Count(b, []byte{'{'}) <= maxDepth {
+		return 0, fffd
+	}
 	d := 0
 	for i := 0; i < len(b); i++ {
 		switch b[i] {
 		case '"':
-			j := skipString(b, i)
-			if !fffd {
-				fffd = hasReplacement(b[i+1 : j])
-			}
-			i = j - 1
+			i = skipString(b, i) - 1
 		case '{', '[':
 			d++
 			depth = max(depth, d)
