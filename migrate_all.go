@@ -156,7 +156,7 @@ func (m *Manager[T]) migrateOne(ctx context.Context, key string, reseal bool, st
 			return nil
 		case reseal && m.stale(s):
 			s.rewrite = true
-		case s.version >= m.writeVersion:
+		case s.version >= m.writeVersion && !s.foreign:
 			out = current
 			return nil
 		}

@@ -33,6 +33,15 @@ type Config[T any] struct {
 	// Codec encodes T. Nil means codec.JSON{}.
 	Codec codec.Codec
 
+	// ReadCodecs lists other codecs whose values this manager reads (by
+	// their codec.Named name): the codec a value was written with is
+	// recorded in the binary envelope, and a JSON envelope is the codec
+	// named "json". A value written with one of them loads, and its next
+	// Save writes it with Codec: so changing Codec is a deploy, not a
+	// flush (list the old codec until every session was rewritten, or run
+	// MigrateAll). Nil means only Codec's values are read.
+	ReadCodecs []codec.Codec
+
 	// Namespace prefixes every key: the store key is Namespace + ":" + key.
 	// It may not contain ':', so that two (namespace, key) pairs never
 	// share a store key. Give each session type its own namespace. An
@@ -171,6 +180,7 @@ type Manager[T any] struct {
 	refresher     store.Refresher // nil if the store has none
 	ttlGetter     store.TTLGetter // nil if the store has none
 	format        *format.Format
+	readFormats   map[string]*format.Format // Config.ReadCodecs by name
 	namespace     string
 	ttl, slack    time.Duration
 	initialFn     func() T // nil: the zero T
@@ -250,6 +260,22 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 	}
 	if err := m.format.CheckType(reflect.TypeFor[T]()); err != nil {
 		return nil, fmt.Errorf("session: the session type cannot be stored: %w", err)
+	}
+	for _, c := range cfg.ReadCodecs {
+		n, ok := c.(codec.Named)
+		if !ok || n.Name() == "" {
+			return nil, fmt.Errorf("session: Config.ReadCodecs: codec %T has no name (codec.Named)", c)
+		}
+		if n.Name() == m.format.Name() {
+			continue
+		}
+		if m.readFormats == nil {
+			m.readFormats = map[string]*format.Format{}
+		}
+		if _, dup := m.readFormats[n.Name()]; dup {
+			return nil, fmt.Errorf("session: Config.ReadCodecs: two codecs named %q", n.Name())
+		}
+		m.readFormats[n.Name()] = format.New(c, reflect.TypeFor[T]())
 	}
 	if err := cfg.Migrations.CanWrite(m.writeVersion); err != nil {
 		return nil, fmt.Errorf("session: Config.WriteVersion: %w", err)
@@ -339,8 +365,12 @@ type Session[T any] struct {
 	// layers, keyID and dictID are the layers of the loaded value.
 	layers        []string
 	keyID, dictID string
-	// rewrite makes the next save write even unchanged data (Reseal).
+	// rewrite makes the next save write even unchanged data (Reseal, a
+	// value written with another codec).
 	rewrite bool
+	// foreign is true when the value was written with another codec
+	// (Config.ReadCodecs): payload is in that codec.
+	foreign bool
 	// quarantined is the key a damaged value was moved to by this Load,
 	// and quarantineCause why.
 	quarantined     string
@@ -539,15 +569,21 @@ func (m *Manager[T]) fill(s *Session[T], raw []byte) error {
 	if m.maxBytes > 0 && len(raw) > m.maxBytes {
 		return &kindError{kind: ErrTooLarge, msg: fmt.Sprintf("stored value is %d bytes, Config.MaxBytes is %d", len(raw), m.maxBytes)}
 	}
-	env, err := m.format.Decode(raw)
+	f, err := m.formatOf(raw)
+	if err != nil {
+		return err
+	}
+	env, err := f.Decode(raw)
 	if err != nil {
 		return damaged(err)
 	}
-	if env.Codec != "" {
-		return &kindError{kind: ErrCorrupt, msg: fmt.Sprintf("the value uses codec %q, which this release cannot read", env.Codec)}
+	if env.Codec != "" && env.Codec != f.Name() {
+		if f, err = m.readFormat(env.Codec); err != nil {
+			return err
+		}
 	}
 	s.version = env.Version
-	if env.Version != m.latest && m.format.JSONForm() && len(env.Layers) == 0 {
+	if env.Version != m.latest && f.JSONForm() && len(env.Layers) == 0 {
 		// Off the hot path, the envelope's payload is proven whole before
 		// a version is believed (corrupt comes before future) and before
 		// steps see it.
@@ -559,7 +595,7 @@ func (m *Manager[T]) fill(s *Session[T], raw []byte) error {
 		if env.Payload, err = m.unwrap(&env, s.key); err != nil {
 			return err
 		}
-		if m.format.JSONForm() && !json.Valid(env.Payload) {
+		if f.JSONForm() && !json.Valid(env.Payload) {
 			return damaged(errors.New("the payload inside the layers is not JSON"))
 		}
 		env.Checked = true
@@ -569,17 +605,17 @@ func (m *Manager[T]) fill(s *Session[T], raw []byte) error {
 	}
 	payload := env.Payload
 	if env.Version < m.latest {
-		if payload, err = m.migrateUp(env.Version, payload); err != nil {
+		if payload, err = m.migrateUp(f, env.Version, payload); err != nil {
 			return err
 		}
 		env.Checked = true
 	}
 	var data T
-	if err := m.format.Unmarshal(raw, &env, payload, &data); err != nil {
+	if err := f.Unmarshal(raw, &env, payload, &data); err != nil {
 		return damaged(err)
 	}
 	if m.unknown == RejectUnknown {
-		if unk := m.format.Unknown(payload); len(unk) > 0 {
+		if unk := f.Unknown(payload); len(unk) > 0 {
 			return &kindError{kind: ErrCorrupt, msg: "stored members that the session type does not have (Config.UnknownMembers is RejectUnknown): " + strings.Join(unk, ", ")}
 		}
 	}
@@ -588,7 +624,41 @@ func (m *Manager[T]) fill(s *Session[T], raw []byte) error {
 	}
 	s.Data, s.stored, s.payload, s.writes = data, raw, payload, env.Writes
 	s.layers, s.keyID, s.dictID = env.Layers, env.KeyID, env.DictID
+	s.foreign = f != m.format
+	s.rewrite = s.foreign
 	return nil
+}
+
+// formatOf returns the format that reads raw: the manager's, or for a value
+// in the other envelope form (binary for a JSON codec, JSON for a binary
+// one) the format of the read codec it names.
+func (m *Manager[T]) formatOf(raw []byte) (*format.Format, error) {
+	if m.readFormats == nil {
+		return m.format, nil
+	}
+	if m.format.JSONForm() && bytes.HasPrefix(raw, []byte("\x00TS")) {
+		env, err := format.Decode(raw, false)
+		if err != nil {
+			return nil, damaged(err)
+		}
+		return m.readFormat(env.Codec)
+	}
+	if !m.format.JSONForm() {
+		if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) > 0 && (t[0] == '{' || t[0] == '[') && json.Valid(raw) {
+			if f, ok := m.readFormats["json"]; ok {
+				return f, nil
+			}
+		}
+	}
+	return m.format, nil
+}
+
+// readFormat returns the format of the read codec named name.
+func (m *Manager[T]) readFormat(name string) (*format.Format, error) {
+	if f, ok := m.readFormats[name]; ok {
+		return f, nil
+	}
+	return nil, &kindError{kind: ErrCorrupt, msg: fmt.Sprintf("the value was written with codec %q, which neither Config.Codec nor Config.ReadCodecs is", name)}
 }
 
 // damaged is ErrCorrupt for a value damaged by its content (what
@@ -599,12 +669,12 @@ func damaged(err error) error { return &kindError{kind: ErrCorrupt, cause: err, 
 // an older version, it also checks that each step it crosses at or above
 // the write version gives back what it was given, so that a down function
 // that does not invert its up function is an error, not a slow corruption.
-func (m *Manager[T]) migrateUp(version int, payload []byte) ([]byte, error) {
-	payload, err := m.plan.Up(m.format.Codec(), version, m.latest, payload)
+func (m *Manager[T]) migrateUp(f *format.Format, version int, payload []byte) ([]byte, error) {
+	payload, err := m.plan.Up(f.Codec(), version, m.latest, payload)
 	if err != nil {
 		return nil, &kindError{kind: ErrMigration, cause: err, damaged: true}
 	}
-	if m.writeVersion < m.latest && version >= m.writeVersion {
+	if m.writeVersion < m.latest && version >= m.writeVersion && f == m.format {
 		if err := m.checkRoundTrip(payload); err != nil {
 			return nil, err
 		}
@@ -732,8 +802,8 @@ func (m *Manager[T]) save(ctx context.Context, s *Session[T]) error {
 	if err != nil {
 		return err
 	}
-	unchanged := bytes.Equal(payload, s.payload) && !s.rewrite
-	if !unchanged && s.stored != nil {
+	unchanged := bytes.Equal(payload, s.payload) && !s.rewrite && !s.foreign
+	if !unchanged && s.stored != nil && !s.foreign {
 		if payload, unchanged, err = m.reconcile(s, payload); err != nil {
 			return err
 		}
@@ -764,7 +834,7 @@ func (m *Manager[T]) save(ctx context.Context, s *Session[T]) error {
 
 func (s *Session[T]) commit(enc, payload []byte, writes format.Writes, version int) {
 	s.stored, s.payload, s.writes, s.isNew, s.fresh, s.version = enc, payload, writes, false, true, version
-	s.layers, s.keyID, s.dictID = nil, "", "" // not needed after a write
+	s.layers, s.keyID, s.dictID, s.foreign = nil, "", "", false // not needed after a write
 }
 
 // encodePayload encodes s.Data at the latest version. It returns the
@@ -850,6 +920,9 @@ func (m *Manager[T]) encode(s *Session[T], key string, buf, payload []byte) ([]b
 		}
 	}
 	e := format.Envelope{Version: m.writeVersion, Writes: s.writes.Next(format.NewWriteID()), Payload: payload}
+	if !m.format.JSONForm() {
+		e.Codec = m.format.Name() // the binary frame says which codec wrote it
+	}
 	if m.layered() {
 		if err := m.wrap(&e, key, payload); err != nil {
 			return nil, "", err

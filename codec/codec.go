@@ -33,6 +33,18 @@ type JSONPayload interface {
 	PayloadIsJSON() bool
 }
 
+// Named is implemented by codecs with a name (JSON's is "json"). The
+// binary envelope records the name of the codec that wrote a value, so
+// that a manager told about several codecs (session.Config.ReadCodecs)
+// reads each value with the codec that wrote it: changing codecs is then a
+// deploy, not a flush.
+type Named interface {
+	Codec
+	// Name returns the codec's name: a short, stable identifier such as
+	// "cbor" or "msgpack".
+	Name() string
+}
+
 // JSON is the default codec: encoding/json with HTML escaping turned off,
 // no trailing newline, and numbers in interface values (any,
 // map[string]any) decoded as json.Number, so that an integer such as the
@@ -71,3 +83,6 @@ func (JSON) Unmarshal(data []byte, v any) error {
 
 // PayloadIsJSON reports true: JSON output is always one JSON value.
 func (JSON) PayloadIsJSON() bool { return true }
+
+// Name returns "json".
+func (JSON) Name() string { return "json" }

@@ -61,6 +61,14 @@ func New(c codec.Codec, t reflect.Type) *Format {
 // Codec returns the codec.
 func (f *Format) Codec() codec.Codec { return f.codec }
 
+// Name returns the codec's name (codec.Named), or "".
+func (f *Format) Name() string {
+	if n, ok := f.codec.(codec.Named); ok {
+		return n.Name()
+	}
+	return ""
+}
+
 // JSONForm reports whether payloads are JSON.
 func (f *Format) JSONForm() bool { return f.jsonForm }
 
