@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/typedsession/session/store"
+)
+
+// record is one line of an export: a store key, its value (base64 in
+// JSON) and its absolute expiry (absent: none). ExpiryUnknown is set when
+// the source store cannot tell a key's TTL; import then writes it without
+// expiry.
+type record struct {
+	Key           string     `json:"key"`
+	Value         []byte     `json:"value"`
+	ExpiresAt     *time.Time `json:"expires_at,omitempty"`
+	ExpiryUnknown bool       `json:"expiry_unknown,omitempty"`
+}
+
+func exportCmd(g *globals) *cobra.Command {
+	var out string
+	c := &cobra.Command{
+		Use:   "export [KEYPREFIX]",
+		Short: "Write the values under a prefix as JSON Lines, with their absolute expiry",
+		Long: `export writes one JSON object per key under --namespace and KEYPREFIX:
+{"key":"quiz:42","value":"<base64 of the stored bytes>","expires_at":"2026-12-01T10:00:00.123Z"}
+(no expires_at: no expiry). Values are exported byte for byte, damaged ones
+too. With -o FILE the lines go to FILE.partial, renamed to FILE when the
+export is complete, so an interrupted export never looks complete.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withStore(cmd, false, func(ctx context.Context, t *target) error {
+				return export(ctx, g, t, g.scanPrefix(args), out)
+			})
+		},
+	}
+	c.Flags().StringVarP(&out, "output", "o", "-", "file to write (-: standard output)")
+	return c
+}
+
+func export(ctx context.Context, g *globals, t *target, prefix, out string) (err error) {
+	var w io.Writer = g.stdout
+	var f *os.File
+	if out != "-" {
+		f, err = os.OpenFile(out+".partial", os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		defer func() {
+			if f != nil {
+				f.Close()
+			}
+		}()
+		w = f
+	}
+	bw := bufio.NewWriterSize(w, 256<<10)
+	enc := json.NewEncoder(bw)
+	bar := g.progress(-1, "export")
+	n, gone := 0, 0
+	err = walk(ctx, t, prefix, g.Workers, func(e entry) error {
+		bar.Add(1)
+		if e.Gone {
+			gone++
+			return nil
+		}
+		if e.Raw == nil && e.Status == StatusCorrupt {
+			return fmt.Errorf("key %q: the store cannot read it back: %w", e.Key, e.Err)
+		}
+		r := record{Key: e.Key, Value: e.Raw, ExpiryUnknown: !e.TTLKnown}
+		if at := expiresAt(time.Now(), e.TTL, e.TTLKnown); !at.IsZero() {
+			at = at.UTC().Truncate(time.Millisecond)
+			r.ExpiresAt = &at
+		}
+		n++
+		return enc.Encode(r)
+	})
+	bar.Finish()
+	if ferr := bw.Flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		if f != nil {
+			return fmt.Errorf("export: %d keys written to %s, which is incomplete: %w", n, out+".partial", err)
+		}
+		return fmt.Errorf("export: after %d keys: %w", n, err)
+	}
+	if f != nil {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		f = nil
+		if err := os.Rename(out+".partial", out); err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+	}
+	fmt.Fprintf(g.stderr, "exported %d keys", n)
+	if gone > 0 {
+		fmt.Fprintf(g.stderr, " (%d expired or were deleted during the export)", gone)
+	}
+	fmt.Fprintln(g.stderr)
+	return nil
+}
+
+func importCmd(g *globals) *cobra.Command {
+	var overwrite, dryRun, create bool
+	c := &cobra.Command{
+		Use:   "import FILE",
+		Short: "Write the values of a JSON Lines export into the store",
+		Long: `import reads an export (FILE, or - for standard input) and writes each value
+with the time it has left until its recorded expiry; entries already expired
+are skipped. By default it writes only keys that are absent (compare-and-swap
+with "absent"), so it never replaces a session; with --overwrite it replaces
+a present value by compare-and-swap against the value it read, so a session
+written meanwhile by the running app is reported as a conflict, not lost.
+--dry-run reads and reports without writing. --create creates a missing
+table, folder or SQLite file.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withStore(cmd, create && !dryRun, func(ctx context.Context, t *target) error {
+				if !dryRun {
+					if err := t.writable(); err != nil {
+						return err
+					}
+				}
+				var r io.Reader = g.stdin
+				if args[0] != "-" {
+					f, err := os.Open(args[0])
+					if err != nil {
+						return fmt.Errorf("import: %w", err)
+					}
+					defer f.Close()
+					r = f
+				}
+				return importFrom(ctx, g, t, r, overwrite, dryRun)
+			})
+		},
+	}
+	c.Flags().BoolVar(&overwrite, "overwrite", false, "replace present values (compare-and-swap against the value read)")
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "report what would be written; write nothing")
+	c.Flags().BoolVar(&create, "create", false, "create a missing table, folder or SQLite file")
+	return c
+}
+
+// importCounts is what an import did, or would do.
+type importCounts struct {
+	Written, Replaced, Unchanged, Present, Expired, Conflicts int
+}
+
+func importFrom(ctx context.Context, g *globals, t *target, r io.Reader, overwrite, dryRun bool) error {
+	dec := json.NewDecoder(bufio.NewReaderSize(r, 256<<10))
+	sw, _ := t.Store.(store.Swapper)
+	var c importCounts
+	bar := g.progress(-1, "import")
+	defer bar.Finish()
+	line := 0
+	var err error
+	for {
+		if err = ctx.Err(); err != nil {
+			break
+		}
+		var rec record
+		if err = dec.Decode(&rec); err == io.EOF {
+			err = nil
+			break
+		} else if err != nil {
+			err = fmt.Errorf("entry %d: not an export line: %w", line+1, err)
+			break
+		}
+		line++
+		bar.Add(1)
+		if err = store.CheckKey(rec.Key); err != nil {
+			err = fmt.Errorf("entry %d: %w", line, err)
+			break
+		}
+		if rec.Value == nil {
+			rec.Value = []byte{}
+		}
+		var ttl time.Duration
+		if rec.ExpiresAt != nil {
+			ttl = time.Until(*rec.ExpiresAt)
+			if ttl <= 0 {
+				c.Expired++
+				continue
+			}
+		}
+		if err = importOne(ctx, t, sw, rec, ttl, overwrite, dryRun, &c); err != nil {
+			err = fmt.Errorf("entry %d, key %q: %w", line, rec.Key, err)
+			break
+		}
+	}
+	verb := "imported"
+	if dryRun {
+		verb = "dry run, nothing written; would have imported"
+	}
+	fmt.Fprintf(g.stdout, "%s: %d written, %d replaced, %d unchanged, %d present and kept, %d expired and skipped, %d conflicts\n",
+		verb, c.Written, c.Replaced, c.Unchanged, c.Present, c.Expired, c.Conflicts)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	if c.Conflicts > 0 {
+		return fmt.Errorf("import: %d keys were written by someone else while the import ran and were left as they are; run it again to retry them", c.Conflicts)
+	}
+	return nil
+}
+
+func importOne(ctx context.Context, t *target, sw store.Swapper, rec record, ttl time.Duration, overwrite, dryRun bool, c *importCounts) error {
+	cur, err := t.Store.Get(ctx, rec.Key)
+	if errors.Is(err, store.ErrNotFound) {
+		cur, err = nil, nil
+	}
+	if err != nil && !errors.Is(err, store.ErrCorrupt) {
+		return err
+	}
+	present := cur != nil || err != nil
+	switch {
+	case present && err == nil && bytes.Equal(cur, rec.Value):
+		c.Unchanged++
+		return nil
+	case present && !overwrite:
+		c.Present++
+		return nil
+	case present && err != nil:
+		return fmt.Errorf("the present value cannot be read, so it cannot be compared and replaced: %w", err)
+	case dryRun && present:
+		c.Replaced++
+		return nil
+	case dryRun:
+		c.Written++
+		return nil
+	}
+	var ok bool
+	if sw != nil {
+		ok, err = sw.CompareAndSwap(ctx, rec.Key, cur, rec.Value, ttl)
+	} else {
+		// Without compare-and-swap the check above and this write are
+		// not atomic: the best this store allows.
+		ok, err = true, t.Store.Set(ctx, rec.Key, rec.Value, ttl)
+	}
+	switch {
+	case err != nil:
+		return err
+	case !ok && !present:
+		c.Present++ // written by someone else after the read: kept
+	case !ok:
+		c.Conflicts++
+	case present:
+		c.Replaced++
+	default:
+		c.Written++
+	}
+	return nil
+}
