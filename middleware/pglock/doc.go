@@ -52,7 +52,12 @@
 // cut, a server restart, pg_terminate_backend) releases its lock while the
 // handler runs; another replica may then update the same user, and
 // compare-and-swap in the store refuses the stale save with
-// session.ErrConflict (the tests arrange exactly this). A lock is not a
+// session.ErrConflict (the tests arrange exactly this). The same happens
+// without any stall when a replica dies just after sending its save: the
+// lock ends the moment its connection closes, but the save, sent on the
+// store's own connection, may still be executed after another replica
+// loaded the session, whose save is then refused (once in 50 runs of the
+// test that SIGKILLs a replica: 1 conflict, nothing lost). A lock is not a
 // guarantee; compare-and-swap is.
 //
 // # pgxpool, not database/sql
