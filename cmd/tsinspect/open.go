@@ -119,6 +119,9 @@ func openPath(ctx context.Context, path string, o openOptions) (*target, error) 
 		return nil, fmt.Errorf("store %q: %w", path, err)
 	}
 	if fi.IsDir() {
+		if o.Table != "" {
+			return nil, errors.New("--table applies to postgres:// and sqlite:// stores only")
+		}
 		return openFilestore(path, o)
 	}
 	head := make([]byte, 32)
@@ -152,7 +155,14 @@ func redact(loc string) string {
 	return u.String()
 }
 
+// quiet is a go-redis logger that drops the client's own log lines (a
+// failed dial): the inspector says what failed in its error.
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
 func openRedis(ctx context.Context, loc string, o openOptions) (*target, error) {
+	redis.SetLogger(quiet{})
 	opts, err := redis.ParseURL(loc)
 	if err != nil {
 		return nil, fmt.Errorf("store %q: not a Redis URL: %w", redact(loc), err)
@@ -190,6 +200,7 @@ func openCluster(ctx context.Context, scheme, rest string, o openOptions) (*targ
 	if scheme == "rediss-cluster" {
 		opts.TLSConfig = tlsConfig()
 	}
+	redis.SetLogger(quiet{})
 	c := redis.NewClusterClient(opts)
 	if err := pingRedis(ctx, c, o.Wait); err != nil {
 		c.Close()

@@ -56,6 +56,7 @@ func walk(ctx context.Context, t *target, prefix string, workers int, fn func(en
 	if workers < 1 {
 		workers = 1
 	}
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	keys := make(chan string, workers*4)
@@ -116,5 +117,8 @@ func walk(ctx context.Context, t *target, prefix string, workers int, fn func(en
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	if firstErr == nil && parent.Err() != nil {
+		return parent.Err() // interrupted after the last key: still not a whole run
+	}
 	return firstErr
 }
