@@ -177,7 +177,9 @@ func (c *Compressor) Decompress(dst, src []byte, dictID string, maxSize int) ([]
 	if err := h.Decode(src); err != nil {
 		return nil, fmt.Errorf("%w: zstd: %v", codec.ErrDecompress, err)
 	}
-	if h.Skippable || h.DictionaryID != zid {
+	// A frame names its dictionary, or none when it needs none (the
+	// encoder leaves the ID out of an empty frame's header).
+	if h.Skippable || (h.DictionaryID != zid && h.DictionaryID != 0) {
 		return nil, fmt.Errorf("%w: zstd: the frame's dictionary is %d, the envelope's %q", codec.ErrDecompress, h.DictionaryID, dictID)
 	}
 	if maxSize <= 0 {
