@@ -1,0 +1,242 @@
+// Package otel reports what typedsession's managers do as OpenTelemetry
+// traces and metrics, through [session.Config].Hook.
+//
+//	import sessionotel "github.com/typedsession/session/otel"
+//
+//	hook, err := sessionotel.NewHook() // the global tracer and meter providers
+//	if err != nil { ... }
+//	m, err := session.New(session.Config[Quiz]{Store: st, Namespace: "quiz", Hook: hook})
+//
+// It depends only on the OpenTelemetry API (go.opentelemetry.io/otel,
+// .../metric, .../trace): the application chooses the SDK and exporters.
+// A program that does not import this module does not download OTel.
+//
+// # Spans
+//
+// One span per operation of a manager, named "session.load",
+// "session.save", "session.delete", "session.update" or "session.migrate",
+// of kind internal, a child of the span in the operation's context, timed
+// from the operation's start to its end. Attributes: session.operation,
+// session.namespace, session.outcome, session.size (bytes stored or read),
+// session.version and session.stored_version, session.attempts and
+// session.conflicts (update and migrate), error.type on failure; the
+// session key (session.key) only with [WithKeys]. A failed operation sets
+// the span's status to Error and records the error. Session data never
+// reaches a span.
+//
+// # Metrics
+//
+// Instrument names follow OpenTelemetry's conventions for library
+// instrumentation (a dotted namespace, units in UCUM, no unit in the
+// name). The meter's name is this package's import path. Every instrument
+// has the attributes session.operation and session.namespace (a constant
+// of the application's config, so bounded); the session key, which is
+// unbounded, never is one.
+//
+//	session.operation.duration  histogram, s   each operation, also by session.outcome and error.type
+//	session.operations          counter         each operation, by session.outcome
+//	session.conflicts           counter         compare-and-swap conflicts met (retried or returned)
+//	session.retries             counter         loads of an update or migrate beyond the first
+//	session.migrations          counter         loads and writes that migrated, by session.stored_version and session.version
+//	session.size                histogram, By   the size of a value read (load) or written (save, update, migrate)
+//
+// error.type is one of corrupt, invalid, future_version, migration,
+// too_large, conflict, outcome_unknown, canceled, deadline_exceeded or
+// other: a bounded set.
+package otel
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	gotel "go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	session "github.com/typedsession/session"
+)
+
+// ScopeName is the instrumentation scope of the tracer and the meter: this
+// package's import path.
+const ScopeName = "github.com/typedsession/session/otel"
+
+// Option configures [NewHook].
+type Option func(*config)
+
+type config struct {
+	tp   trace.TracerProvider
+	mp   metric.MeterProvider
+	keys bool
+}
+
+// WithTracerProvider sets the tracer provider. Default: the global one
+// (otel.GetTracerProvider), read when NewHook is called.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *config) { c.tp = tp }
+}
+
+// WithMeterProvider sets the meter provider. Default: the global one
+// (otel.GetMeterProvider), read when NewHook is called.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) { c.mp = mp }
+}
+
+// WithKeys puts the session key on spans as session.key. Off by default:
+// keys are user identifiers. They never become metric attributes.
+func WithKeys() Option {
+	return func(c *config) { c.keys = true }
+}
+
+// Attribute keys.
+const (
+	AttrOperation     = attribute.Key("session.operation")
+	AttrNamespace     = attribute.Key("session.namespace")
+	AttrOutcome       = attribute.Key("session.outcome")
+	AttrSize          = attribute.Key("session.size")
+	AttrVersion       = attribute.Key("session.version")
+	AttrStoredVersion = attribute.Key("session.stored_version")
+	AttrAttempts      = attribute.Key("session.attempts")
+	AttrConflicts     = attribute.Key("session.conflicts")
+	AttrKey           = attribute.Key("session.key")
+	AttrErrorType     = attribute.Key("error.type")
+)
+
+type hook struct {
+	tracer    trace.Tracer
+	keys      bool
+	duration  metric.Float64Histogram
+	ops       metric.Int64Counter
+	conflicts metric.Int64Counter
+	retries   metric.Int64Counter
+	migration metric.Int64Counter
+	size      metric.Int64Histogram
+}
+
+// NewHook returns a function for [session.Config].Hook that records every
+// operation as a span and in the metrics listed in the package doc. It
+// returns an error only when the meter refuses to create an instrument.
+// The hook is safe for concurrent use and may be shared by many managers.
+func NewHook(opts ...Option) (func(context.Context, session.Event), error) {
+	var c config
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.tp == nil {
+		c.tp = gotel.GetTracerProvider()
+	}
+	if c.mp == nil {
+		c.mp = gotel.GetMeterProvider()
+	}
+	meter := c.mp.Meter(ScopeName)
+	h := &hook{tracer: c.tp.Tracer(ScopeName), keys: c.keys}
+	var errs [6]error
+	h.duration, errs[0] = meter.Float64Histogram("session.operation.duration",
+		metric.WithUnit("s"), metric.WithDescription("Duration of session operations, store round trips included."),
+		metric.WithExplicitBucketBoundaries(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+	h.ops, errs[1] = meter.Int64Counter("session.operations",
+		metric.WithUnit("{operation}"), metric.WithDescription("Session operations, by outcome."))
+	h.conflicts, errs[2] = meter.Int64Counter("session.conflicts",
+		metric.WithUnit("{conflict}"), metric.WithDescription("Compare-and-swap conflicts met by saves, updates and migrations."))
+	h.retries, errs[3] = meter.Int64Counter("session.retries",
+		metric.WithUnit("{retry}"), metric.WithDescription("Loads of an update or migration beyond the first, after a conflict."))
+	h.migration, errs[4] = meter.Int64Counter("session.migrations",
+		metric.WithUnit("{migration}"), metric.WithDescription("Loads and writes of a session stored at an older schema version."))
+	h.size, errs[5] = meter.Int64Histogram("session.size",
+		metric.WithUnit("By"), metric.WithDescription("Size of the stored value read by a load or written by a save."),
+		metric.WithExplicitBucketBoundaries(64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304))
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, err
+	}
+	return h.record, nil
+}
+
+func (h *hook) record(ctx context.Context, e session.Event) {
+	end := time.Now()
+	base := []attribute.KeyValue{AttrOperation.String(e.Op), AttrNamespace.String(e.Namespace)}
+	errType := errorType(e)
+
+	// The span, back-dated to the operation's start.
+	attrs := append(base[:len(base):len(base)],
+		AttrOutcome.String(string(e.Outcome)),
+		AttrVersion.Int(e.Version), AttrStoredVersion.Int(e.StoredVersion))
+	if e.Bytes > 0 {
+		attrs = append(attrs, AttrSize.Int(e.Bytes))
+	}
+	if e.Attempts > 0 {
+		attrs = append(attrs, AttrAttempts.Int(e.Attempts), AttrConflicts.Int(e.Conflicts))
+	}
+	if h.keys {
+		attrs = append(attrs, AttrKey.String(e.Key))
+	}
+	if errType != "" {
+		attrs = append(attrs, AttrErrorType.String(errType))
+	}
+	_, span := h.tracer.Start(ctx, "session."+e.Op,
+		trace.WithTimestamp(end.Add(-e.Duration)), trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
+	if e.Err != nil && errType != "" {
+		span.RecordError(e.Err)
+		span.SetStatus(codes.Error, errType)
+	}
+	span.End(trace.WithTimestamp(end))
+
+	// The metrics: never the key.
+	withOutcome := append(base[:len(base):len(base)], AttrOutcome.String(string(e.Outcome)))
+	if errType != "" {
+		withOutcome = append(withOutcome, AttrErrorType.String(errType))
+	}
+	set := metric.WithAttributes(withOutcome...)
+	h.duration.Record(ctx, e.Duration.Seconds(), set)
+	h.ops.Add(ctx, 1, set)
+	baseSet := metric.WithAttributes(base...)
+	conflicts := e.Conflicts
+	if conflicts == 0 && e.Outcome == session.OutcomeConflict {
+		conflicts = 1
+	}
+	if conflicts > 0 {
+		h.conflicts.Add(ctx, int64(conflicts), baseSet)
+	}
+	if e.Attempts > 1 {
+		h.retries.Add(ctx, int64(e.Attempts-1), baseSet)
+	}
+	if e.StoredVersion != e.Version && (e.Outcome == session.OutcomeFound || e.Outcome == session.OutcomeWritten) {
+		h.migration.Add(ctx, 1, metric.WithAttributes(append(base[:len(base):len(base)],
+			AttrStoredVersion.Int(e.StoredVersion), AttrVersion.Int(e.Version))...))
+	}
+	if e.Bytes > 0 {
+		h.size.Record(ctx, int64(e.Bytes), baseSet)
+	}
+}
+
+// errorType names the kind of e's error from a bounded set, or "" when
+// the operation did not fail.
+func errorType(e session.Event) string {
+	if e.Err == nil {
+		return ""
+	}
+	switch err := e.Err; {
+	case e.Outcome == session.OutcomeQuarantined:
+		return "corrupt" // the caller got a new session; the value was damaged
+	case errors.Is(err, session.ErrOutcomeUnknown):
+		return "outcome_unknown"
+	case errors.Is(err, session.ErrConflict):
+		return "conflict"
+	case errors.Is(err, session.ErrCorrupt):
+		return "corrupt"
+	case errors.Is(err, session.ErrInvalid):
+		return "invalid"
+	case errors.Is(err, session.ErrFutureVersion):
+		return "future_version"
+	case errors.Is(err, session.ErrMigration):
+		return "migration"
+	case errors.Is(err, session.ErrTooLarge):
+		return "too_large"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "deadline_exceeded"
+	}
+	return "other"
+}
