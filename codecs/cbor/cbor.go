@@ -22,8 +22,9 @@
 // t.Equal holds). JSON keeps a whole-minute offset instead and refuses one
 // with seconds; CBOR's RFC 3339 form with the offset would silently move
 // such a time, so the zone is dropped rather than the instant. Years must
-// lie within 0 to 9999 in UTC (Marshal fails otherwise). Strings are written as they are: a string that is
-// not valid UTF-8 comes back byte for byte (JSON refuses it).
+// lie within 0 to 9999 in UTC (Marshal fails otherwise). Strings are written
+// as they are: a string that is not valid UTF-8 comes back byte for byte
+// (JSON refuses it).
 //
 // # Decoding
 //

@@ -132,3 +132,20 @@ func TestJSONTags(t *testing.T) {
 		t.Fatalf("encoded %v, want name and Plain only", doc)
 	}
 }
+
+// TestInvalidUTF8: Go strings are bytes; they come back as they went in.
+func TestInvalidUTF8(t *testing.T) {
+	type T struct {
+		S string         `json:"s"`
+		M map[string]int `json:"m"`
+	}
+	in := T{S: "a\xffb", M: map[string]int{"\xfe": 1}}
+	b, err := cbor.Codec{}.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back T
+	if err := (cbor.Codec{}).Unmarshal(b, &back); err != nil || back.S != in.S || back.M["\xfe"] != 1 {
+		t.Fatalf("got %+v, %v", back, err)
+	}
+}

@@ -143,22 +143,30 @@ func (Codec) Marshal(v any) ([]byte, error) {
 }
 
 // Unmarshal decodes exactly one MessagePack value from data into the value
-// v points to, after checking data within the limits of the package doc. A
+// v points to, after checking data within the limits of the package doc.
+// A panic of the library on damaged input is returned as an error. A
 // *map[string]any or *any target gets integers as int64 (uint64 above
 // math.MaxInt64), the form migrate.Raw steps see.
-func (Codec) Unmarshal(data []byte, v any) error {
+func (Codec) Unmarshal(data []byte, v any) (err error) {
 	s := scanner{b: data}
 	if err := s.all(); err != nil {
 		return fmt.Errorf("msgpack: %w", err)
 	}
 	d := decoders.Get().(*decoder)
+	defer func() {
+		// The library panics on some inputs (a map with a duplicate key
+		// for an interface field, say): that is damaged data, and the
+		// decoder, in an unknown state, is dropped.
+		if p := recover(); p != nil {
+			err = fmt.Errorf("msgpack: cannot decode: %v", p)
+		}
+	}()
 	d.r.Reset(data)
-	err := d.dec.Decode(v)
-	d.r.Reset(nil)
-	decoders.Put(d)
-	if err != nil {
+	if err := d.dec.Decode(v); err != nil {
 		return err
 	}
+	d.r.Reset(nil)
+	decoders.Put(d)
 	switch p := v.(type) {
 	case *map[string]any:
 		normalizeMap(*p)

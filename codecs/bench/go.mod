@@ -1,0 +1,33 @@
+module github.com/typedsession/session/codecs/bench
+
+go 1.26.0
+
+replace (
+	github.com/typedsession/session => ../../
+	github.com/typedsession/session/codecs/cbor => ../cbor
+	github.com/typedsession/session/codecs/msgpack => ../msgpack
+	github.com/typedsession/session/layers/zstd => ../../layers/zstd
+)
+
+require (
+	github.com/typedsession/session v0.0.0
+	github.com/typedsession/session/codecs/cbor v0.0.0
+	github.com/typedsession/session/codecs/msgpack v0.0.0
+	github.com/typedsession/session/layers/zstd v0.0.0
+)
+
+require (
+	github.com/fxamacker/cbor/v2 v2.10.0 // indirect
+	github.com/gabriel-vasile/mimetype v1.4.16 // indirect
+	github.com/go-playground/locales v0.14.2 // indirect
+	github.com/go-playground/universal-translator v0.18.2 // indirect
+	github.com/go-playground/validator/v10 v10.30.6 // indirect
+	github.com/klauspost/compress v1.20.4 // indirect
+	github.com/leodido/go-urn v1.5.0 // indirect
+	github.com/vmihailenco/msgpack/v5 v5.4.1 // indirect
+	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
+	github.com/x448/float16 v0.8.4 // indirect
+	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
+)
