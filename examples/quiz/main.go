@@ -175,6 +175,7 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) (err e
 	if err != nil {
 		return err
 	}
+	ctx = withDebug(ctx, st, o.namespace) // for /debug
 	if o.token != "" {
 		return telegram(ctx, m, o, where, out)
 	}
@@ -191,6 +192,9 @@ func respond(ctx context.Context, text string) (string, error) {
 	s, err := session.From[Quiz](ctx)
 	if err != nil {
 		return "", err
+	}
+	if t := strings.ToLower(strings.TrimSpace(text)); t == "/debug" || strings.HasPrefix(t, "/debug@") {
+		return debug(ctx, s), nil
 	}
 	return handle(&s.Data, text), nil
 }

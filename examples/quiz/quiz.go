@@ -46,6 +46,7 @@ const helpText = `Commands:
 /quiz  start a new quiz (` + "%d" + ` questions)
 /score show your score
 /reset forget your quiz and your best score
+/debug show your session as stored: version, size, TTL left
 /help  this text
 While a quiz runs, answer with the number of an option or its text.`
 
