@@ -3,6 +3,8 @@ package msgpack_test
 import (
 	"bytes"
 	"encoding/hex"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -158,4 +160,29 @@ func TestInvalidUTF8(t *testing.T) {
 	if err := (msgpack.Codec{}).Unmarshal(b, &back); err != nil || back.S != in.S || back.M["\xfe"] != 1 {
 		t.Fatalf("got %+v, %v", back, err)
 	}
+}
+
+// TestConcurrent uses the pooled encoders and decoders from many
+// goroutines (run with -race).
+func TestConcurrent(t *testing.T) {
+	c := msgpack.Codec{}
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 100 {
+				in := map[string]map[int]string{fmt.Sprint(g): {i: "x", -i: "y"}}
+				b, err := c.Marshal(in)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var back map[string]map[int]string
+				if err := c.Unmarshal(b, &back); err != nil || back[fmt.Sprint(g)][-i] != "y" {
+					t.Errorf("round trip: %v, %v", back, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
