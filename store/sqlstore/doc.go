@@ -1,11 +1,14 @@
-// Package sqlstore is a [store.Store] kept in one table of a PostgreSQL or
-// SQLite database, reached through database/sql.
+// Package sqlstore is a [store.Store] kept in one table of a PostgreSQL,
+// SQLite, MySQL or MariaDB database, reached through database/sql.
 //
 // The package imports no driver: open the *sql.DB yourself with the driver
 // you use, and hand it to [New]. The store implements every optional
 // capability: [store.Swapper], [store.Deleter], [store.Toucher],
 // [store.Refresher], [store.TTLGetter] and [store.Scanner], and passes the
-// conformance suite on both databases (and its persistence part on SQLite).
+// conformance suite on all three (and its persistence part on SQLite and
+// MariaDB; the MariaDB tests live in the module
+// github.com/typedsession/session/store/sqlstore/mysqltest, so that the
+// MySQL driver is no dependency of this one).
 //
 // # Opening PostgreSQL
 //
@@ -52,13 +55,54 @@
 // SQLite 3.35 or later is needed for RETURNING; modernc.org/sqlite bundles a
 // newer one.
 //
+// # Opening MySQL or MariaDB
+//
+// With github.com/go-sql-driver/mysql (driver name "mysql"), set
+// clientFoundRows=true in the DSN:
+//
+//	import _ "github.com/go-sql-driver/mysql"
+//
+//	db, err := sql.Open("mysql", "app:secret@tcp(db.internal:3306)/app?clientFoundRows=true&interpolateParams=true")
+//	st, err := sqlstore.New(db, sqlstore.Options{})
+//
+// clientFoundRows=true is required: without it MySQL reports the rows an
+// UPDATE changed rather than the rows it matched, so a CompareAndSwap or a
+// Touch that writes the bytes already stored (the resend rule of
+// [store.Swapper], a session saved twice within a millisecond) would read
+// as "not swapped" or "no such key". [New] checks it (an UPDATE that
+// changes nothing, on a probe row it never commits) and refuses a
+// connection without it. interpolateParams=true is recommended: the driver
+// then sends each statement with its arguments in one round trip instead of
+// preparing, executing and closing a server-side statement (three).
+//
+// Tested on MariaDB 10.11, the version Debian 12 ships. The statements are
+// meant to be valid MySQL 8 too, but MySQL itself is not tested here.
+// Differences from the other dialects:
+//
+//   - there is no UPDATE ... RETURNING, so [Store.GetAndTouch] is an UPDATE
+//     and a SELECT in one transaction, four round trips; [Store.GetWithTTL]
+//     is one SELECT;
+//   - CompareAndSwap with a nil old is an INSERT, and only when the key
+//     exists an UPDATE that replaces an expired row or one that already
+//     holds the new value (and, when that finds nothing, a SELECT): see
+//     "Compare-and-swap" below;
+//   - the key column is VARBINARY(1024): a utf8mb4 VARCHAR of 1,024
+//     characters would need up to 4,096 bytes, past InnoDB's index key
+//     limit of 3,072 bytes, and a character collation may fold case or
+//     ignore trailing spaces, so that distinct keys would be equal. The
+//     store writes the key's UTF-8 bytes and reads them back unchanged;
+//     they sort byte for byte, which Scan's key range needs;
+//   - expiry is read from UTC_TIMESTAMP(3) by date arithmetic, so the
+//     session's time_zone plays no part.
+//
 // # Keys
 //
 // Keys are the key alphabet of package store ([store.CheckKey]): UTF-8 text
 // without NUL, 1 to [store.MaxKeyLen] (1,024) bytes, which every method
 // checks before it sends anything, refusing other keys with an error
 // matching [store.ErrInvalidKey]. The limit keeps a key well inside
-// PostgreSQL's B-tree entry limit of 2,704 bytes. Errors quote a long key
+// PostgreSQL's B-tree entry limit of 2,704 bytes, and InnoDB's index key
+// limit of 3,072 bytes for MySQL's VARBINARY(1024). Errors quote a long key
 // shortened to its first 64 bytes and its length.
 //
 // # Close
@@ -94,6 +138,16 @@
 //	);
 //	CREATE INDEX IF NOT EXISTS "sessions_expires_at_idx" ON "sessions" (expires_at);
 //
+// MySQL and MariaDB (the index is part of CREATE TABLE, since MySQL has no
+// CREATE INDEX IF NOT EXISTS):
+//
+//	CREATE TABLE IF NOT EXISTS `sessions` (
+//		`key`      VARBINARY(1024) NOT NULL PRIMARY KEY,
+//		value      LONGBLOB NOT NULL,
+//		expires_at BIGINT,
+//		INDEX `sessions_expires_at_idx` (expires_at)
+//	) ENGINE=InnoDB ROW_FORMAT=DYNAMIC;
+//
 // For a schema-qualified Options.Table such as "app.sessions", PostgreSQL
 // takes "app"."sessions" after CREATE TABLE and ON, and SQLite takes
 // "app"."sessions_expires_at_idx" as the index name and "sessions" after ON.
@@ -106,7 +160,7 @@
 //
 // Whether it created the table or not, New reads the table's definition from
 // the catalog (pg_catalog on PostgreSQL, PRAGMA table_xinfo, index_list and
-// index_xinfo on SQLite) and refuses, naming the column and what it must
+// index_xinfo on SQLite, information_schema on MySQL) and refuses, naming the column and what it must
 // be, a table that the store could not serve byte for byte:
 //
 //   - a missing key, value or expires_at column;
@@ -122,7 +176,13 @@
 //     NOT NULL (NULL is "no expiry");
 //   - an extra column that is NOT NULL without a default, which the store's
 //     INSERT cannot fill;
-//   - a view instead of a table.
+//   - a view instead of a table;
+//   - on MySQL: key that is not VARBINARY of at least 1,024 bytes, value
+//     that is not LONGBLOB, expires_at that is not a signed BIGINT, a
+//     unique index on a prefix of key, any other unique index (INSERT ...
+//     ON DUPLICATE KEY UPDATE would fire on it and overwrite another row)
+//     but one on an AUTO_INCREMENT column alone, an engine other than
+//     InnoDB.
 //
 // It accepts what cannot change what the store reads back: the documented
 // DDL, extra columns that may be left out of an INSERT, value without NOT
@@ -135,7 +195,7 @@
 // server's: every statement reads the time in the database (PostgreSQL's
 // now(), the start of the statement's transaction; SQLite's 'now', fixed for
 // the statement, read from the clock of the machine that runs the SQLite
-// library), computes expires_at as that time plus the ttl, rounded up to
+// library; MySQL's UTC_TIMESTAMP(3), fixed for the statement), computes expires_at as that time plus the ttl, rounded up to
 // the millisecond, and compares expires_at with it in Get, GetWithTTL,
 // GetAndTouch, Touch, CompareAndSwap, CompareAndDelete, Scan and the sweep.
 // Application servers whose clocks disagree therefore agree about what has
@@ -171,7 +231,21 @@
 // which inserts an absent key, replaces an expired one (an expired key counts
 // as absent) or one that already holds the new value, and leaves any other
 // live one alone; both databases report one affected row in the first cases
-// and none in the last. Values are compared byte for byte, and an empty
+// and none in the last.
+//
+// MySQL has no ON CONFLICT, and its ON DUPLICATE KEY UPDATE reports an
+// affected row for a row it left alone when the connection reports found
+// rows, so "only if absent" cannot be told from "kept" by one statement
+// there. It is an INSERT; a duplicate-key error (1062) is followed by
+//
+//	UPDATE t SET value = ?new, expires_at = <expiry>
+//	WHERE key = ?key AND ((expires_at IS NOT NULL AND expires_at <= <now>) OR value = ?new)
+//
+// which swapped when it matched a row; when it matched none, a SELECT
+// tells a live key holding another value (false) from one deleted in the
+// meantime (the INSERT is tried again). Each outcome is decided by one
+// statement: the INSERT that landed, the UPDATE that matched, the SELECT
+// that saw a live row. Values are compared byte for byte, and an empty
 // value is an empty BYTEA or BLOB, never NULL, so it is told apart from an
 // absent key. Set is the same INSERT without the WHERE. Here <now> is the
 // database's time in milliseconds, <live> is "expires_at IS NULL OR
@@ -181,7 +255,7 @@
 // CompareAndDelete is one statement on PostgreSQL: a WITH clause locks the
 // row (SELECT ... FOR UPDATE), deletes it if it holds old or has expired,
 // and answers whether the key is now absent. On SQLite, which has no DELETE
-// in WITH, it is one DELETE ... WHERE value = old when the value matches,
+// in WITH, and on MySQL, it is one DELETE ... WHERE value = old when the value matches,
 // followed by a SELECT only when nothing was deleted, to tell an absent key
 // (true) from another value (false).
 //

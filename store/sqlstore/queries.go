@@ -1,6 +1,8 @@
 package sqlstore
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"strconv"
 	"strings"
@@ -16,11 +18,56 @@ import (
 // asks.
 type queries struct {
 	get, getWithTTL, set, del, touch, getAndTouch string
-	casOld, casAbsent                             string
+	casOld, casAbsent, casReplace                 string
 	cad, cadCheck                                 string
 	scanFirst, scanFirstBounded                   string
 	scanNext, scanNextBounded                     string
 	sweep, dbNow                                  string
+
+	// order maps a MySQL statement, whose placeholders are "?", to the
+	// order of its arguments (see placeholders). Nil for PostgreSQL and
+	// SQLite, which take $n.
+	order map[string][]int
+}
+
+// args returns the arguments of statement q in the order q takes them.
+func (s *Store) args(q string, args ...any) []any {
+	order, ok := s.q.order[q]
+	if !ok {
+		return args
+	}
+	out := make([]any, len(order))
+	for i, n := range order {
+		out[i] = args[n]
+	}
+	return out
+}
+
+// exec runs a statement. On MySQL it runs it again when InnoDB reports a
+// deadlock (error 1213), which rolled the statement back whole: a single
+// statement outside a transaction (the sweep's DELETE, which locks the
+// expires_at index first, against an UPDATE that locks the primary key
+// first) can be chosen as the deadlock's victim.
+func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	args = s.args(q, args...)
+	for attempt := 1; ; attempt++ {
+		res, err := s.db.ExecContext(ctx, q, args...)
+		if err == nil || s.dialect != MySQL || attempt == deadlockRetries || !isMySQLError(err, 1213) {
+			return res, err
+		}
+	}
+}
+
+// deadlockRetries is how often a MySQL statement or transaction is tried
+// when InnoDB picks it as a deadlock's victim.
+const deadlockRetries = 5
+
+func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return s.db.QueryRowContext(ctx, q, s.args(q, args...)...)
+}
+
+func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return s.db.QueryContext(ctx, q, s.args(q, args...)...)
 }
 
 // nowMS is the SQL expression for the database's current time in Unix
@@ -40,6 +87,11 @@ func nowMS(d Dialect) string {
 var maxExpiryMS = store.MaxExpiry.UnixMilli()
 
 func buildQueries(d Dialect, t string) queries {
+	if d == MySQL {
+		q := mysqlQueries(t)
+		rewriteMySQL(&q)
+		return q
+	}
 	now := nowMS(d)
 	// param returns the n-th parameter, typed where PostgreSQL cannot
 	// infer the type from the context.
@@ -142,8 +194,13 @@ func ttlMS(ttl int64) int64 {
 	return n
 }
 
-// quoteTable checks name and returns it double-quoted, part by part.
-func quoteTable(name string) (string, error) {
+// quoteTable checks name and returns it quoted, part by part: in double
+// quotes, or in backticks for MySQL.
+func quoteTable(d Dialect, name string) (string, error) {
+	quote := `"`
+	if d == MySQL {
+		quote = "`"
+	}
 	if name == "" {
 		name = DefaultTable
 	}
@@ -155,7 +212,7 @@ func quoteTable(name string) (string, error) {
 		if !identRE.MatchString(p) {
 			return "", fmt.Errorf("sqlstore: New: bad Options.Table %q: %q is not an identifier (ASCII letters, digits and '_', not starting with a digit, at most 63 bytes)", name, p)
 		}
-		parts[i] = `"` + p + `"`
+		parts[i] = quote + p + quote
 	}
 	return strings.Join(parts, "."), nil
 }

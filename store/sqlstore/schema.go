@@ -19,6 +19,24 @@ func ddl(d Dialect, name string) []string {
 	if i := strings.IndexByte(name, '.'); i >= 0 {
 		schema, table = `"`+name[:i]+`".`, name[i+1:]
 	}
+	if d == MySQL {
+		if schema != "" {
+			schema = "`" + strings.Trim(schema, `".`) + "`."
+		}
+		// The index is part of CREATE TABLE: MySQL has no CREATE INDEX
+		// IF NOT EXISTS (MariaDB has). VARBINARY(1024) holds every key
+		// of store.MaxKeyLen bytes, compares and orders them byte for
+		// byte, and stays under InnoDB's 3,072-byte index key limit
+		// (ROW_FORMAT=DYNAMIC).
+		return []string{
+			"CREATE TABLE IF NOT EXISTS " + schema + "`" + table + "` (\n" +
+				"\t`key`      VARBINARY(1024) NOT NULL PRIMARY KEY,\n" +
+				"\tvalue      LONGBLOB NOT NULL,\n" +
+				"\texpires_at BIGINT,\n" +
+				"\tINDEX `" + table + "_expires_at_idx` (expires_at)\n" +
+				") ENGINE=InnoDB ROW_FORMAT=DYNAMIC",
+		}
+	}
 	index := `"` + table + `_expires_at_idx"`
 	table = `"` + table + `"`
 	if d == Postgres {
@@ -73,6 +91,9 @@ type column struct {
 	// deterministic is false for a PostgreSQL nondeterministic collation.
 	deterministic bool
 	collation     string
+	// autoIncrement marks a MySQL AUTO_INCREMENT column, whose unique
+	// index an INSERT of the store never conflicts with.
+	autoIncrement bool
 }
 
 // checkTable reads the table's definition from the database catalog and
@@ -89,9 +110,12 @@ func checkTable(ctx context.Context, db *sql.DB, d Dialect, name string) error {
 		unique bool
 		err    error
 	)
-	if d == Postgres {
+	switch d {
+	case Postgres:
 		cols, unique, err = postgresTable(ctx, db, name)
-	} else {
+	case MySQL:
+		cols, unique, err = mysqlTable(ctx, db, name)
+	default:
 		cols, unique, err = sqliteTable(ctx, db, name)
 	}
 	if err != nil {
@@ -140,6 +164,13 @@ type wantColumn struct {
 }
 
 func wantColumns(d Dialect) map[string]wantColumn {
+	if d == MySQL {
+		return map[string]wantColumn{
+			"key":        {"key", "VARBINARY(1024) (or longer), which holds every key byte for byte (BINARY pads with zero bytes; a character type's collation may fold case or ignore trailing spaces)", mysqlKeyType},
+			"value":      {"value", "LONGBLOB, which keeps any bytes exactly (a shorter BLOB type cuts or refuses large values, TEXT and JSON rewrite them)", func(typ string) bool { return typ == "longblob" }},
+			"expires_at": {"expires_at", "BIGINT (signed), the expiry in Unix milliseconds", func(typ string) bool { return typ == "bigint" || typ == "bigint(20)" }},
+		}
+	}
 	if d == Postgres {
 		is := func(types ...string) func(string) bool {
 			return func(typ string) bool {

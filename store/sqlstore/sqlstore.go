@@ -30,6 +30,11 @@ const (
 	// SQLite is SQLite (3.35 or later), typically through modernc.org/sqlite
 	// (driver name "sqlite").
 	SQLite Dialect = "sqlite"
+	// MySQL is MySQL or MariaDB (tested on MariaDB 10.11), through
+	// github.com/go-sql-driver/mysql (driver name "mysql"), whose DSN
+	// must set clientFoundRows=true (New checks it). See "Opening MySQL
+	// or MariaDB" in the package documentation.
+	MySQL Dialect = "mysql"
 )
 
 // DefaultTable is the table name used when Options.Table is empty.
@@ -43,9 +48,10 @@ const DefaultCleanupInterval = 5 * time.Minute
 type Options struct {
 	// Dialect is the database behind db. Zero: detected from the package
 	// of db's driver (github.com/jackc/pgx and github.com/lib/pq are
-	// Postgres; a package path containing "sqlite" is SQLite); New returns
-	// an error when it cannot tell. Any value other than "", Postgres and
-	// SQLite is an error.
+	// Postgres; a package path containing "sqlite" is SQLite, one
+	// containing "mysql" is MySQL); New returns an error when it cannot
+	// tell. Any value other than "", Postgres, SQLite and MySQL is an
+	// error.
 	Dialect Dialect
 
 	// Table is the table that holds the sessions, optionally qualified by a
@@ -82,8 +88,8 @@ type Options struct {
 	OnError func(error)
 }
 
-// Store is a store.Store backed by one table of a PostgreSQL or SQLite
-// database. It implements store.Swapper, store.Deleter, store.Toucher,
+// Store is a store.Store backed by one table of a PostgreSQL, SQLite, MySQL
+// or MariaDB database. It implements store.Swapper, store.Deleter, store.Toucher,
 // store.Refresher, store.TTLGetter and store.Scanner. All methods are safe
 // for concurrent use.
 type Store struct {
@@ -131,9 +137,13 @@ func New(db *sql.DB, opts Options) (*Store, error) {
 //
 // The table check refuses, naming the column and what it must be, a table
 // the store could not serve byte for byte: a missing column, key that is
-// not text or not unique, value that is not BYTEA (PostgreSQL) or BLOB
-// (SQLite), expires_at that is not a nullable BIGINT or INTEGER, an extra
-// NOT NULL column without a default.
+// not text or not unique, value that is not BYTEA (PostgreSQL), BLOB
+// (SQLite) or LONGBLOB (MySQL), expires_at that is not a nullable BIGINT or
+// INTEGER, an extra NOT NULL column without a default.
+//
+// For MySQL and MariaDB, NewContext also refuses a connection that does
+// not report found rows (clientFoundRows=true in the DSN of
+// github.com/go-sql-driver/mysql), with an error that says so.
 //
 // For SQLite, NewContext waits for locks held by other connections and
 // processes until ctx ends, including the ones busy_timeout does not cover
@@ -152,7 +162,7 @@ func NewContext(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	table, err := quoteTable(opts.Table)
+	table, err := quoteTable(dialect, opts.Table)
 	if err != nil {
 		return nil, err
 	}
@@ -205,6 +215,11 @@ func NewContext(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("sqlstore: New: checking table %s: %w", table, explainSQLite(err))
 	}
+	if dialect == MySQL {
+		if err := checkFoundRows(ctx, db, table); err != nil {
+			return nil, fmt.Errorf("sqlstore: New: %w", err)
+		}
+	}
 	if createErr != nil {
 		// The table is usable although the DDL failed: this role may
 		// not run DDL on a table that a DBA created, say.
@@ -226,11 +241,11 @@ func NewContext(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
 // package path of db's driver.
 func resolveDialect(db *sql.DB, d Dialect) (Dialect, error) {
 	switch d {
-	case Postgres, SQLite:
+	case Postgres, SQLite, MySQL:
 		return d, nil
 	case "":
 	default:
-		return "", fmt.Errorf("sqlstore: New: unknown Options.Dialect %q: use sqlstore.Postgres or sqlstore.SQLite", string(d))
+		return "", fmt.Errorf("sqlstore: New: unknown Options.Dialect %q: use sqlstore.Postgres, sqlstore.SQLite or sqlstore.MySQL", string(d))
 	}
 	t := reflect.TypeOf(db.Driver())
 	for t.Kind() == reflect.Pointer {
@@ -242,8 +257,10 @@ func resolveDialect(db *sql.DB, d Dialect) (Dialect, error) {
 		return Postgres, nil
 	case strings.Contains(pkg, "sqlite"):
 		return SQLite, nil
+	case strings.Contains(pkg, "mysql"):
+		return MySQL, nil
 	}
-	return "", fmt.Errorf("sqlstore: New: cannot tell the dialect of driver %T (package %q): set Options.Dialect to sqlstore.Postgres or sqlstore.SQLite", db.Driver(), t.PkgPath())
+	return "", fmt.Errorf("sqlstore: New: cannot tell the dialect of driver %T (package %q): set Options.Dialect to sqlstore.Postgres, sqlstore.SQLite or sqlstore.MySQL", db.Driver(), t.PkgPath())
 }
 
 // ---- calls and Close ----
@@ -334,7 +351,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	}
 	defer s.end()
 	var v []byte
-	err := s.db.QueryRowContext(ctx, s.q.get, key).Scan(&v)
+	err := s.queryRow(ctx, s.q.get, key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("Get", key)
 	}
@@ -353,7 +370,7 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 		return err
 	}
 	defer s.end()
-	if _, err := s.db.ExecContext(ctx, s.q.set, key, nonNil(value), ttlMS(int64(ttl))); err != nil {
+	if _, err := s.exec(ctx, s.q.set, key, nonNil(value), ttlMS(int64(ttl))); err != nil {
 		return fail(ctx, "Set", key, err)
 	}
 	return nil
@@ -365,7 +382,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	defer s.end()
-	if _, err := s.db.ExecContext(ctx, s.q.del, key); err != nil {
+	if _, err := s.exec(ctx, s.q.del, key); err != nil {
 		return fail(ctx, "Delete", key, err)
 	}
 	return nil
@@ -378,7 +395,9 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // reports true, and sets the ttl, when the stored value already equals value
 // (a resent swap finds its own write; see store.Swapper). Each call is one
 // statement (see the package documentation), so it is atomic without a
-// transaction.
+// transaction; on MySQL a swap with a nil old is an INSERT, followed, when
+// the key exists, by an UPDATE (and, when that finds nothing to replace, a
+// SELECT), each outcome decided by one of them.
 func (s *Store) CompareAndSwap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error) {
 	if err := s.begin("CompareAndSwap", key, true); err != nil {
 		return false, err
@@ -388,10 +407,17 @@ func (s *Store) CompareAndSwap(ctx context.Context, key string, old, value []byt
 		res sql.Result
 		err error
 	)
+	if old == nil && s.dialect == MySQL {
+		ok, err := s.mysqlCASAbsent(ctx, key, nonNil(value), ttlMS(int64(ttl)))
+		if err != nil {
+			return false, fail(ctx, "CompareAndSwap", key, err)
+		}
+		return ok, nil
+	}
 	if old == nil {
-		res, err = s.db.ExecContext(ctx, s.q.casAbsent, key, nonNil(value), ttlMS(int64(ttl)))
+		res, err = s.exec(ctx, s.q.casAbsent, key, nonNil(value), ttlMS(int64(ttl)))
 	} else {
-		res, err = s.db.ExecContext(ctx, s.q.casOld, key, nonNil(value), ttlMS(int64(ttl)), old)
+		res, err = s.exec(ctx, s.q.casOld, key, nonNil(value), ttlMS(int64(ttl)), old)
 	}
 	if err != nil {
 		return false, fail(ctx, "CompareAndSwap", key, err)
@@ -407,7 +433,7 @@ func (s *Store) CompareAndSwap(ctx context.Context, key string, old, value []byt
 // an empty value) and reports whether the key is now absent: true when it
 // deleted it or the key was already absent or expired, false when the key
 // holds another value, which it leaves alone. On PostgreSQL it is one
-// statement. On SQLite it is one DELETE when the value matches; otherwise
+// statement. On SQLite and MySQL it is one DELETE when the value matches; otherwise
 // a SELECT follows to tell an absent key from another value (repeated in
 // the rare case that the key was written back with old in between).
 func (s *Store) CompareAndDelete(ctx context.Context, key string, old []byte) (bool, error) {
@@ -418,13 +444,13 @@ func (s *Store) CompareAndDelete(ctx context.Context, key string, old []byte) (b
 	old = nonNil(old)
 	if s.dialect == Postgres {
 		var gone bool
-		if err := s.db.QueryRowContext(ctx, s.q.cad, key, old).Scan(&gone); err != nil {
+		if err := s.queryRow(ctx, s.q.cad, key, old).Scan(&gone); err != nil {
 			return false, fail(ctx, "CompareAndDelete", key, err)
 		}
 		return gone, nil
 	}
 	for {
-		res, err := s.db.ExecContext(ctx, s.q.cad, key, old)
+		res, err := s.exec(ctx, s.q.cad, key, old)
 		if err != nil {
 			return false, fail(ctx, "CompareAndDelete", key, err)
 		}
@@ -436,7 +462,7 @@ func (s *Store) CompareAndDelete(ctx context.Context, key string, old []byte) (b
 			return true, nil
 		}
 		var cur []byte
-		err = s.db.QueryRowContext(ctx, s.q.cadCheck, key).Scan(&cur)
+		err = s.queryRow(ctx, s.q.cadCheck, key).Scan(&cur)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return true, nil
@@ -456,7 +482,7 @@ func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) error 
 		return err
 	}
 	defer s.end()
-	res, err := s.db.ExecContext(ctx, s.q.touch, key, ttlMS(int64(ttl)))
+	res, err := s.exec(ctx, s.q.touch, key, ttlMS(int64(ttl)))
 	if err != nil {
 		return fail(ctx, "Touch", key, err)
 	}
@@ -472,7 +498,9 @@ func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) error 
 
 // GetAndTouch returns the value under key and sets it to expire after ttl
 // from now (ttl <= 0: never; clamped to store.MaxExpiry), in one UPDATE ...
-// RETURNING statement: a write. It returns an error matching
+// RETURNING statement: a write. MySQL and MariaDB have no UPDATE ...
+// RETURNING: there it is an UPDATE and a SELECT in one transaction (four
+// round trips). It returns an error matching
 // store.ErrNotFound when the key is absent or expired. GetWithTTL is the
 // read that lets a caller extend the expiry only when it must.
 func (s *Store) GetAndTouch(ctx context.Context, key string, ttl time.Duration) ([]byte, error) {
@@ -480,8 +508,15 @@ func (s *Store) GetAndTouch(ctx context.Context, key string, ttl time.Duration) 
 		return nil, err
 	}
 	defer s.end()
-	var v []byte
-	err := s.db.QueryRowContext(ctx, s.q.getAndTouch, key, ttlMS(int64(ttl))).Scan(&v)
+	var (
+		v   []byte
+		err error
+	)
+	if s.dialect == MySQL {
+		v, err = s.mysqlGetAndTouch(ctx, key, ttlMS(int64(ttl)))
+	} else {
+		err = s.queryRow(ctx, s.q.getAndTouch, key, ttlMS(int64(ttl))).Scan(&v)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("GetAndTouch", key)
 	}
@@ -505,7 +540,7 @@ func (s *Store) GetWithTTL(ctx context.Context, key string) ([]byte, time.Durati
 		v    []byte
 		left sql.NullInt64
 	)
-	err := s.db.QueryRowContext(ctx, s.q.getWithTTL, key).Scan(&v, &left)
+	err := s.queryRow(ctx, s.q.getWithTTL, key).Scan(&v, &left)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, 0, notFound("GetWithTTL", key)
 	}
@@ -584,7 +619,7 @@ func (s *Store) Scan(ctx context.Context, prefix string, fn func(key string) err
 }
 
 func (s *Store) scanPage(ctx context.Context, q string, args []any, keys []string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -254,7 +254,7 @@ func TestDialect(t *testing.T) {
 	t.Run("SQLite", func(t *testing.T) { check(t, sqliteDB(t), SQLite) })
 	t.Run("Unknown", func(t *testing.T) {
 		db := sqliteDB(t)
-		for _, d := range []Dialect{"mysql", "Postgres", "postgresql"} {
+		for _, d := range []Dialect{"mssql", "MySQL", "Postgres", "postgresql"} {
 			_, err := New(db, Options{Dialect: d, Table: randomTable()})
 			if err == nil || !strings.Contains(err.Error(), "unknown Options.Dialect") {
 				t.Errorf("New(Dialect: %q) = %v, want an unknown-dialect error", d, err)
@@ -300,7 +300,7 @@ func TestDocumentedDDL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []Dialect{Postgres, SQLite} {
+	for _, d := range []Dialect{Postgres, SQLite, MySQL} {
 		for _, stmt := range ddl(d, "sessions") {
 			// The doc shows the statement indented by "//\t", one line
 			// per line, ending in ';'.

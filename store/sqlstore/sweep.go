@@ -24,7 +24,7 @@ func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 func (s *Store) deleteExpired(ctx context.Context) (int64, error) {
 	var total int64
 	for {
-		res, err := s.db.ExecContext(ctx, s.q.sweep, sweepBatch)
+		res, err := s.exec(ctx, s.q.sweep, sweepBatch)
 		if err != nil {
 			return total, fail(ctx, "DeleteExpired", "", err)
 		}
