@@ -156,8 +156,9 @@ const (
 	// recover a renamed field. The first Save that meets a given set of
 	// such members reports them (Config.Hook, Config.Logger); MigrateAll
 	// counts the keys
-	// that have them. A Save that cannot keep them (they sit in an element
-	// of a slice whose length changed) returns ErrInvalid naming them.
+	// that have them. In a slice, they stay with their element (matched by
+	// its known data, else by its position); an element the handler
+	// removed takes them with it.
 	KeepUnknown UnknownMembers = iota
 	// RejectUnknown makes Load return ErrCorrupt naming such members.
 	RejectUnknown

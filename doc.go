@@ -112,6 +112,7 @@
 //	migration step (up or down)  ErrMigration wrapping a *migrate.PanicError (value and stack)
 //	Validate method              ErrInvalid with the panic value and stack
 //	MarshalJSON / the codec      an encode error from Save; nothing is written
+//	UnmarshalJSON                ErrCorrupt from Load, with the panic value
 //	Config.Initial               an error from New (called once there); later, from Load
 //	Update's fn                  not recovered: it reaches Update's caller, as inline code's
 //	                             panic would; Update holds no lock or other resource
