@@ -240,11 +240,14 @@ func openSQL(ctx context.Context, driver, dsn, kind, where string, o openOptions
 	defer cancel()
 	if err := db.PingContext(pctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("%s at %s does not answer: %w", kind, where, err)
+		return nil, fmt.Errorf("cannot connect to %s at %s: %w", kind, where, err)
 	}
 	st, err := sqlstore.NewContext(pctx, db, sqlstore.Options{Table: o.Table, SkipCreate: !o.Create, CleanupInterval: -1})
 	if err != nil {
 		db.Close()
+		if !o.Create {
+			return nil, fmt.Errorf("%s %s: %w (tsinspect creates a table only with import --create)", kind, where, err)
+		}
 		return nil, fmt.Errorf("%s %s: %w", kind, where, err)
 	}
 	return &target{Store: st, Kind: kind, Where: where, closers: []func() error{db.Close, st.Close}}, nil

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -66,6 +67,60 @@ func TestStreaming(t *testing.T) {
 		if grew := peak - before; grew > 16<<20 {
 			t.Errorf("%s: the heap grew by %.1f MiB while it ran; it should stay flat", cmd[0], mib(grew))
 		}
+	}
+}
+
+// TestStreamingTransfer exports 200,000 keys from Redis to a file and
+// imports them under another prefix, with a flat heap both ways.
+func TestStreamingTransfer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: 200,000 keys")
+	}
+	const n = 200_000
+	c := testenv.Redis(t)
+	from, to := testenv.Prefix(t, "tsinspect-export"), testenv.Prefix(t, "tsinspect-import")
+	testenv.CleanupPrefix(t, c, from)
+	testenv.CleanupPrefix(t, c, to)
+	ctx := context.Background()
+	value := `{"typedsession":1,"data":{"score":1,"note":"` + strings.Repeat("y", 100) + `"}}`
+	for i := 0; i < n; i += 5000 {
+		p := c.Pipeline()
+		for j := i; j < i+5000; j++ {
+			p.Set(ctx, fmt.Sprintf("%sk%d", from, j), value, time.Hour)
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "export.jsonl")
+	for _, step := range []struct {
+		name string
+		args []string
+	}{
+		{"export", []string{"--store", testenv.RedisURL(), "--prefix", from, "--workers", "16", "export", "-o", file}},
+		{"import", []string{"--store", testenv.RedisURL(), "--prefix", to, "--workers", "16", "import", file}},
+	} {
+		root := newRoot(strings.NewReader(""), &lineCounter{}, &lineCounter{})
+		root.SetArgs(step.args)
+		start := time.Now()
+		before, peak := heapPeak(t, func() {
+			if err := root.ExecuteContext(ctx); err != nil {
+				t.Fatalf("%s: %v", step.name, err)
+			}
+		})
+		d := time.Since(start)
+		t.Logf("%s: %d keys in %v, %.0f keys/s; heap in use %.1f MiB before, %.1f MiB at the peak",
+			step.name, n, d.Round(time.Millisecond), n/d.Seconds(), mib(before), mib(peak))
+		if grew := peak - before; grew > 16<<20 {
+			t.Errorf("%s: the heap grew by %.1f MiB while it ran; it should stay flat", step.name, mib(grew))
+		}
+	}
+	got, err := c.Get(ctx, to+"k199999").Result()
+	if err != nil || got != value {
+		t.Errorf("imported k199999 = %q, %v", got, err)
+	}
+	if ttl := c.PTTL(ctx, to+"k199999").Val(); ttl <= 50*time.Minute || ttl > time.Hour {
+		t.Errorf("imported k199999 has %v left, want about an hour", ttl)
 	}
 }
 

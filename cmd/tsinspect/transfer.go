@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -161,44 +162,65 @@ type importCounts struct {
 func importFrom(ctx context.Context, g *globals, t *target, r io.Reader, overwrite, dryRun bool) error {
 	dec := json.NewDecoder(bufio.NewReaderSize(r, 256<<10))
 	sw, _ := t.Store.(store.Swapper)
-	var c importCounts
-	bar := g.progress(-1, "import")
-	defer bar.Finish()
-	line := 0
-	var err error
-	for {
-		if err = ctx.Err(); err != nil {
-			break
+	var (
+		c        importCounts
+		mu       sync.Mutex // guards c and firstErr
+		firstErr error
+	)
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
 		}
+		mu.Unlock()
+		cancel()
+	}
+	bar := g.progress(-1, "import")
+	type job struct {
+		line int
+		rec  record
+	}
+	jobs := make(chan job, g.Workers*4)
+	var wg sync.WaitGroup
+	for range max(g.Workers, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				var one importCounts
+				if err := importRecord(ctx, t, sw, j.rec, overwrite, dryRun, &one); err != nil {
+					fail(fmt.Errorf("entry %d, key %q: %w", j.line, j.rec.Key, err))
+					return
+				}
+				mu.Lock()
+				c.add(one)
+				mu.Unlock()
+				bar.Add(1)
+			}
+		}()
+	}
+	for line := 1; ctx.Err() == nil; line++ {
 		var rec record
-		if err = dec.Decode(&rec); err == io.EOF {
-			err = nil
+		if err := dec.Decode(&rec); err == io.EOF {
 			break
 		} else if err != nil {
-			err = fmt.Errorf("entry %d: not an export line: %w", line+1, err)
+			fail(fmt.Errorf("entry %d: not an export line: %w", line, err))
 			break
 		}
-		line++
-		bar.Add(1)
-		if err = store.CheckKey(rec.Key); err != nil {
-			err = fmt.Errorf("entry %d: %w", line, err)
-			break
+		select {
+		case jobs <- job{line, rec}:
+		case <-ctx.Done():
 		}
-		if rec.Value == nil {
-			rec.Value = []byte{}
-		}
-		var ttl time.Duration
-		if rec.ExpiresAt != nil {
-			ttl = time.Until(*rec.ExpiresAt)
-			if ttl <= 0 {
-				c.Expired++
-				continue
-			}
-		}
-		if err = importOne(ctx, t, sw, rec, ttl, overwrite, dryRun, &c); err != nil {
-			err = fmt.Errorf("entry %d, key %q: %w", line, rec.Key, err)
-			break
-		}
+	}
+	close(jobs)
+	wg.Wait()
+	bar.Finish()
+	err := firstErr
+	if err == nil {
+		err = parent.Err() // interrupted
 	}
 	verb := "imported"
 	if dryRun {
@@ -213,6 +235,35 @@ func importFrom(ctx context.Context, g *globals, t *target, r io.Reader, overwri
 		return fmt.Errorf("import: %d keys were written by someone else while the import ran and were left as they are; run it again to retry them", c.Conflicts)
 	}
 	return nil
+}
+
+func (c *importCounts) add(o importCounts) {
+	c.Written += o.Written
+	c.Replaced += o.Replaced
+	c.Unchanged += o.Unchanged
+	c.Present += o.Present
+	c.Expired += o.Expired
+	c.Conflicts += o.Conflicts
+}
+
+// importRecord checks rec and imports it with the time left to its
+// expiry, or counts it as expired.
+func importRecord(ctx context.Context, t *target, sw store.Swapper, rec record, overwrite, dryRun bool, c *importCounts) error {
+	if err := store.CheckKey(rec.Key); err != nil {
+		return err
+	}
+	if rec.Value == nil {
+		return errors.New(`no "value"`)
+	}
+	var ttl time.Duration
+	if rec.ExpiresAt != nil {
+		ttl = time.Until(*rec.ExpiresAt)
+		if ttl <= 0 {
+			c.Expired++
+			return nil
+		}
+	}
+	return importOne(ctx, t, sw, rec, ttl, overwrite, dryRun, c)
 }
 
 func importOne(ctx context.Context, t *target, sw store.Swapper, rec record, ttl time.Duration, overwrite, dryRun bool, c *importCounts) error {

@@ -136,7 +136,7 @@ func TestErrors(t *testing.T) {
 		{[]string{"-s", "mongodb://x", "ls"}, `unknown scheme "mongodb"`},
 		{[]string{"-s", "redis://127.0.0.1:1/0", "--wait", "300ms", "ls"}, "Redis at 127.0.0.1:1 does not answer"},
 		{[]string{"-s", "redis://:secret@127.0.0.1:1/0", "--wait", "300ms", "ls"}, "does not answer"},
-		{[]string{"-s", "postgres://postgres@127.0.0.1:1/test?sslmode=disable", "--wait", "300ms", "ls"}, "postgres at postgres://postgres@127.0.0.1:1/test?sslmode=disable does not answer"},
+		{[]string{"-s", "postgres://postgres@127.0.0.1:1/test?sslmode=disable", "--wait", "300ms", "ls"}, "cannot connect to postgres at postgres://postgres@127.0.0.1:1/test?sslmode=disable"},
 		{[]string{"-s", "redis-cluster://", "ls"}, "give the cluster's seed nodes"},
 		{[]string{"-s", filepath.Join(dir, "missing"), "ls"}, "no such file or directory"},
 		{[]string{"-s", "sqlite://" + filepath.Join(dir, "missing.db"), "ls"}, "SQLite file"},
