@@ -26,6 +26,14 @@
 // as they are: a string that is not valid UTF-8 comes back byte for byte
 // (JSON refuses it).
 //
+// # Members the session type lacks
+//
+// session.Config.UnknownMembers applies to codecs whose payload is JSON:
+// with this codec, members of a stored value that T does not have (a field
+// added by a newer binary during a rolling deploy) are ignored on Load and
+// are not written back by the next Save. Deploy a new field to every binary
+// before any binary writes it, or keep JSON during such a deploy.
+//
 // # Decoding
 //
 // Decoding is strict and bounded, for values read from a store that others
