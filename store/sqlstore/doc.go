@@ -112,7 +112,8 @@
 // later call, and a second Close, returns an error matching
 // [store.ErrClosed]. A write that returned nil was committed by the
 // database; how durable a commit is depends on the database's settings
-// (PostgreSQL's synchronous_commit, SQLite's synchronous pragma).
+// (PostgreSQL's synchronous_commit, SQLite's synchronous pragma,
+// InnoDB's innodb_flush_log_at_trx_commit).
 //
 // # The table
 //

@@ -297,8 +297,9 @@ func (s *Store) end() {
 // close the *sql.DB, which belongs to the caller. Every write that returned
 // nil before Close was committed by the database; what that means for
 // durability is the database's setting (PostgreSQL's synchronous_commit,
-// SQLite's synchronous pragma). After Close every method, and a second
-// Close, returns an error matching store.ErrClosed.
+// SQLite's synchronous pragma, InnoDB's innodb_flush_log_at_trx_commit).
+// After Close every method, and a second Close, returns an error matching
+// store.ErrClosed.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
