@@ -10,6 +10,7 @@ replace (
 )
 
 require (
+	github.com/google/go-cmp v0.7.0
 	github.com/typedsession/session v0.0.0
 	github.com/typedsession/session/codecs/cbor v0.0.0
 	github.com/typedsession/session/codecs/msgpack v0.0.0
