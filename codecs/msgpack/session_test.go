@@ -495,3 +495,30 @@ func TestDamaged(t *testing.T) {
 		}
 	})
 }
+
+// TestRefusedValue: a value the decoder would refuse (nested past its
+// limit) is refused by Save, and the stored session is left as it was.
+func TestRefusedValue(t *testing.T) {
+	eachStore(t, func(t *testing.T, c *storetest.Counter) {
+		ctx := t.Context()
+		m := newManager(t, session.Config[Every]{Store: c, Namespace: "deep", Codec: testCodec, MaxBytes: -1})
+		if _, err := m.Update(ctx, "k", func(e *Every) error { e.S = "before"; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := c.Unwrap().Get(ctx, "deep:k")
+		c.Reset()
+		if _, err := m.Update(ctx, "k", func(e *Every) error { e.A = deepAny(10010, "x"); return nil }); err == nil {
+			t.Fatal("Update of a value nested past the decoder's limit succeeded")
+		}
+		if n := c.Writes(); n != 0 {
+			t.Fatalf("a refused Update wrote %d times", n)
+		}
+		after, _ := c.Unwrap().Get(ctx, "deep:k")
+		if !bytes.Equal(before, after) {
+			t.Fatal("a refused Update changed the stored value")
+		}
+		if s, err := m.Load(ctx, "k"); err != nil || s.Data.S != "before" {
+			t.Fatalf("Load after a refused Update: %v", err)
+		}
+	})
+}
