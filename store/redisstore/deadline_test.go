@@ -79,8 +79,8 @@ func TestDeadlineStalledServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(srv.kill)
-	client := recommendedClient(t, srv.addr())
+	t.Cleanup(srv.Kill)
+	client := recommendedClient(t, srv.Addr())
 	s := redisstore.New(client, redisstore.Options{Prefix: "deadline:"})
 	ctx := t.Context()
 	for _, k := range []string{"get", "cas", "cad", "getttl", "touch", "getandtouch"} {
@@ -122,7 +122,7 @@ func TestDeadlineStalledServer(t *testing.T) {
 		deadline = 200 * time.Millisecond
 		prompt   = time.Second // the server sleeps 2 s
 	)
-	wait := stall(t, srv.addr(), 2*time.Second)
+	wait := stall(t, srv.Addr(), 2*time.Second)
 	var wg sync.WaitGroup
 	for _, op := range ops {
 		wg.Go(func() {

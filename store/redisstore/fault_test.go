@@ -265,10 +265,10 @@ func TestFaultClientKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(srv.kill)
-	client := recommendedClient(t, srv.addr())
+	t.Cleanup(srv.Kill)
+	client := recommendedClient(t, srv.Addr())
 	s := redisstore.New(client, redisstore.Options{Prefix: "fault:"})
-	killer := redis.NewClient(&redis.Options{Addr: srv.addr()})
+	killer := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { killer.Close() })
 
 	var kills, killed atomic.Int64
@@ -305,7 +305,7 @@ func TestFaultClientKill(t *testing.T) {
 func TestFaultRestart(t *testing.T) {
 	needBinaries(t)
 	srv, _ := startDurableServer(t, 0)
-	client := recommendedClient(t, srv.addr())
+	client := recommendedClient(t, srv.Addr())
 	s := redisstore.New(client, redisstore.Options{Prefix: "fault:"})
 	p := faultParams{workers: 64, perWorker: 40, keys: 4}
 	total := int64(p.workers * p.perWorker)
@@ -321,8 +321,8 @@ func TestFaultRestart(t *testing.T) {
 				case <-time.After(2 * time.Millisecond):
 				}
 			}
-			srv.kill()
-			if err := srv.start(); err != nil {
+			srv.Kill()
+			if err := srv.Start(); err != nil {
 				t.Errorf("restart %d: %v", i+1, err)
 				abort()
 				return

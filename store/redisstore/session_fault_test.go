@@ -113,11 +113,11 @@ func TestManagerClientKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(srv.kill)
-	killer := redis.NewClient(&redis.Options{Addr: srv.addr()})
+	t.Cleanup(srv.Kill)
+	killer := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { killer.Close() })
 	var killed atomic.Int64
-	runManagerFault(t, recommendedClient(t, srv.addr()), func(done <-chan struct{}, _ func() int64, abort func()) {
+	runManagerFault(t, recommendedClient(t, srv.Addr()), func(done <-chan struct{}, _ func() int64, abort func()) {
 		tick := time.NewTicker(3 * time.Millisecond)
 		defer tick.Stop()
 		for {
@@ -148,7 +148,7 @@ func TestManagerRestart(t *testing.T) {
 	srv, _ := startDurableServer(t, 0)
 	total := int64(mfaultWorkers * mfaultPerWorker)
 	const restarts = 3
-	runManagerFault(t, recommendedClient(t, srv.addr()), func(done <-chan struct{}, progress func() int64, abort func()) {
+	runManagerFault(t, recommendedClient(t, srv.Addr()), func(done <-chan struct{}, progress func() int64, abort func()) {
 		for i := range restarts {
 			at := total * int64(i+1) / (restarts + 1)
 			for progress() < at {
@@ -159,8 +159,8 @@ func TestManagerRestart(t *testing.T) {
 				case <-time.After(2 * time.Millisecond):
 				}
 			}
-			srv.kill()
-			if err := srv.start(); err != nil {
+			srv.Kill()
+			if err := srv.Start(); err != nil {
 				t.Errorf("restart %d: %v", i+1, err)
 				abort()
 				return

@@ -1,0 +1,247 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// This file starts redis-server processes for the tests that need a server
+// of their own: a three-master cluster, a single node that is killed and
+// restarted, stalled or cut off.
+
+// NeedRedisBinaries skips tb (fails it under CI=true) when redis-server or
+// redis-cli is not installed.
+func NeedRedisBinaries(tb testing.TB) {
+	tb.Helper()
+	for _, bin := range []string{"redis-server", "redis-cli"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			SkipOrFail(tb, "%s not found in PATH; install Redis to run this test: %v", bin, err)
+		}
+	}
+}
+
+// FreePort returns a loopback port below 55535 on which nothing listens and
+// whose cluster bus port (port+10000) is free too, and that taken does not
+// hold; it adds both to taken. Another process may take it before the
+// server binds it; the server's start then fails loudly.
+func FreePort(tb testing.TB, taken map[int]bool) int {
+	tb.Helper()
+	for range 200 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if port >= 55535 || taken[port] || taken[port+10000] {
+			continue
+		}
+		bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+10000))
+		if err != nil {
+			continue
+		}
+		bus.Close()
+		taken[port] = true
+		taken[port+10000] = true
+		return port
+	}
+	tb.Fatal("no free loopback port pair (P, P+10000) found in 200 tries")
+	return 0
+}
+
+// RedisServer is one redis-server process that a test started.
+type RedisServer struct {
+	Port int
+	Dir  string
+	args []string
+	cmd  *exec.Cmd
+	log  *os.File
+	// waited receives cmd.Wait's result once the process has exited.
+	waited chan error
+}
+
+// StartRedisServer runs redis-server on port with its files in dir (no
+// snapshots; extra arguments added) and waits until it answers PING.
+func StartRedisServer(port int, dir string, extra ...string) (*RedisServer, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	args := append([]string{
+		"--port", strconv.Itoa(port),
+		"--bind", "127.0.0.1",
+		"--dir", dir,
+		"--daemonize", "no",
+		"--save", "",
+	}, extra...)
+	s := &RedisServer{Port: port, Dir: dir, args: args}
+	return s, s.Start()
+}
+
+// Addr returns the server's host:port.
+func (s *RedisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
+
+// Start starts the server (again, after Kill) with its arguments and waits
+// until it answers PING, loading its append-only file included.
+func (s *RedisServer) Start() error {
+	log, err := os.OpenFile(filepath.Join(s.Dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("redis-server", s.args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	s.cmd, s.log, s.waited = cmd, log, exited
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer c.Close()
+	for range 300 {
+		select {
+		case err := <-exited:
+			exited <- err
+			s.cmd = nil
+			s.log.Close()
+			return fmt.Errorf("redis-server on port %d exited: %v; log:\n%s", s.Port, err, s.Log())
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.Kill()
+	return fmt.Errorf("redis-server on port %d did not answer PING; log:\n%s", s.Port, s.Log())
+}
+
+// Log returns what the server wrote to its log file.
+func (s *RedisServer) Log() string {
+	b, _ := os.ReadFile(filepath.Join(s.Dir, "server.log"))
+	return string(b)
+}
+
+// Kill stops the server with SIGKILL, as a crash would, and waits for it.
+// Killing a stopped server does nothing.
+func (s *RedisServer) Kill() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Kill()
+	err := <-s.waited
+	s.waited <- err // a second Kill must not block
+	s.log.Close()
+	s.cmd = nil
+}
+
+// RedisCluster is a three-master Redis Cluster on loopback ports.
+type RedisCluster struct {
+	Client  *redis.ClusterClient
+	servers []*RedisServer
+	dir     string
+}
+
+// StartRedisCluster starts three redis-server processes in cluster mode,
+// joins them with redis-cli --cluster create, and returns once every node
+// reports the cluster healthy and the client sees the three masters. name
+// names its temporary folder. Stop it with Stop.
+func StartRedisCluster(tb testing.TB, name string) (*RedisCluster, error) {
+	NeedRedisBinaries(tb)
+	dir, err := os.MkdirTemp("", name+"-cluster-")
+	if err != nil {
+		return nil, err
+	}
+	c := &RedisCluster{dir: dir}
+	if err := c.start(tb); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *RedisCluster) start(tb testing.TB) error {
+	taken := map[int]bool{}
+	var addrs []string
+	for range 3 {
+		port := FreePort(tb, taken)
+		s, err := StartRedisServer(port, filepath.Join(c.dir, strconv.Itoa(port)),
+			"--cluster-enabled", "yes",
+			"--cluster-config-file", "nodes.conf",
+			"--appendonly", "no")
+		if err != nil {
+			return err
+		}
+		c.servers = append(c.servers, s)
+		addrs = append(addrs, s.Addr())
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	out, err := exec.Command("redis-cli", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	// Bounded wait until every node reports the cluster healthy.
+	for _, addr := range addrs {
+		rc := redis.NewClient(&redis.Options{Addr: addr})
+		ok := false
+		var info string
+		for range 300 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			info, err = rc.ClusterInfo(ctx).Result()
+			cancel()
+			if err == nil && strings.Contains(info, "cluster_state:ok") {
+				ok = true
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		rc.Close()
+		if !ok {
+			return fmt.Errorf("node %s never reported cluster_state:ok: %v\n%s", addr, err, info)
+		}
+	}
+	c.Client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ContextTimeoutEnabled: true})
+	// The client must see all three masters before the tests start.
+	for range 100 {
+		n := 0
+		var mu sync.Mutex
+		err = c.Client.ForEachMaster(context.Background(), func(context.Context, *redis.Client) error {
+			mu.Lock()
+			n++
+			mu.Unlock()
+			return nil
+		})
+		if err == nil && n == 3 {
+			return nil
+		}
+		c.Client.ReloadState(context.Background())
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("cluster client does not see three masters: %v", err)
+}
+
+// Stop stops the cluster's servers and removes their files.
+func (c *RedisCluster) Stop() {
+	if c.Client != nil {
+		c.Client.Close()
+	}
+	for _, s := range c.servers {
+		s.Kill()
+	}
+	os.RemoveAll(c.dir)
+}
