@@ -84,7 +84,11 @@
 //	64 in flight, 8 users  0.33 ms     0.22 ms     1.27 ms  (per update)
 //	conflicts per update   0.70        0           0
 //
-// In parallel the advisory lock cost more than its two statements alone
-// explain; we did not find why on this machine. Prefer redislock where a
-// Redis is at hand.
+// In parallel the advisory lock costs what any two more statements per
+// update cost there: a stand-in Locker that only ran SELECT 1 on a pool
+// connection before and after each update measured 0.85 ms per update,
+// against 0.19 ms for the LockTable alone and 1.23 ms for pglock in the
+// same run. The store's commits wait for WAL flushes, and longer per-key
+// chains of statements batch fewer commits into one flush. Prefer
+// redislock where a Redis is at hand.
 package pglock
