@@ -235,6 +235,15 @@ func (c *RedisCluster) start(tb testing.TB) error {
 	return fmt.Errorf("cluster client does not see three masters: %v", err)
 }
 
+// Addrs returns the host:port of each of the cluster's servers.
+func (c *RedisCluster) Addrs() []string {
+	addrs := make([]string, len(c.servers))
+	for i, s := range c.servers {
+		addrs[i] = s.Addr()
+	}
+	return addrs
+}
+
 // Stop stops the cluster's servers and removes their files.
 func (c *RedisCluster) Stop() {
 	if c.Client != nil {

@@ -109,12 +109,8 @@ func clusterEnv(t *testing.T, lease time.Duration) (*redis.ClusterClient, map[st
 			return iter.Err()
 		})
 	})
-	var addrs []string
-	for _, s := range clusterServers {
-		addrs = append(addrs, s.addr())
-	}
 	return c, map[string]string{
-		"cluster":    strings.Join(addrs, ","),
+		"cluster":    strings.Join(theCluster.Addrs(), ","),
 		"prefix":     prefix + "s:",
 		"lockprefix": prefix + "l:",
 		"lease":      lease.String(),
