@@ -44,7 +44,7 @@ func ExampleNewHook() {
 		fmt.Println(n)
 	}
 	// Output:
-	// session.operation.duration s
-	// session.operations {operation}
-	// session.size By
+	// typedsession.operation.duration s
+	// typedsession.operations {operation}
+	// typedsession.size By
 }

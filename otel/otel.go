@@ -13,32 +13,34 @@
 //
 // # Spans
 //
-// One span per operation of a manager, named "session.load",
-// "session.save", "session.delete", "session.update" or "session.migrate",
+// One span per operation of a manager, named "typedsession.load",
+// "typedsession.save", "typedsession.delete", "typedsession.update" or "typedsession.migrate",
 // of kind internal, a child of the span in the operation's context, timed
-// from the operation's start to its end. Attributes: session.operation,
-// session.namespace, session.outcome, session.size (bytes stored or read),
-// session.version and session.stored_version, session.attempts and
-// session.conflicts (update and migrate), error.type on failure; the
-// session key (session.key) only with [WithKeys]. A failed operation sets
+// from the operation's start to its end. Attributes: typedsession.operation,
+// typedsession.namespace, typedsession.outcome, typedsession.size (bytes stored or read),
+// typedsession.version and typedsession.stored_version, typedsession.attempts and
+// typedsession.conflicts (update and migrate), error.type on failure; the
+// session key (typedsession.key) only with [WithKeys]. A failed operation sets
 // the span's status to Error and records the error. Session data never
 // reaches a span.
 //
 // # Metrics
 //
 // Instrument names follow OpenTelemetry's conventions for library
-// instrumentation (a dotted namespace, units in UCUM, no unit in the
-// name). The meter's name is this package's import path. Every instrument
-// has the attributes session.operation and session.namespace (a constant
+// instrumentation (a dotted namespace of the library's own, units in UCUM,
+// no unit in the name). The namespace is "typedsession", not "session":
+// the semantic conventions own "session" (session.id, a client session),
+// and a name of theirs must not mean something else here. The meter's name is this package's import path. Every instrument
+// has the attributes typedsession.operation and typedsession.namespace (a constant
 // of the application's config, so bounded); the session key, which is
 // unbounded, never is one.
 //
-//	session.operation.duration  histogram, s   each operation, also by session.outcome and error.type
-//	session.operations          counter         each operation, by session.outcome
-//	session.conflicts           counter         compare-and-swap conflicts met (retried or returned)
-//	session.retries             counter         loads of an update or migrate beyond the first
-//	session.migrations          counter         loads and writes that migrated, by session.stored_version and session.version
-//	session.size                histogram, By   the size of a value read (load) or written (save, update, migrate)
+//	typedsession.operation.duration  histogram, s   each operation, also by typedsession.outcome and error.type
+//	typedsession.operations          counter         each operation, by typedsession.outcome
+//	typedsession.conflicts           counter         compare-and-swap conflicts met (retried or returned)
+//	typedsession.retries             counter         loads of an update or migrate beyond the first
+//	typedsession.migrations          counter         loads and writes that migrated, by typedsession.stored_version and typedsession.version
+//	typedsession.size                histogram, By   the size of a value read (load) or written (save, update, migrate)
 //
 // error.type is one of corrupt, invalid, future_version, migration,
 // too_large, conflict, outcome_unknown, canceled, deadline_exceeded or
@@ -84,7 +86,7 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(c *config) { c.mp = mp }
 }
 
-// WithKeys puts the session key on spans as session.key. Off by default:
+// WithKeys puts the session key on spans as typedsession.key. Off by default:
 // keys are user identifiers. They never become metric attributes.
 func WithKeys() Option {
 	return func(c *config) { c.keys = true }
@@ -92,15 +94,15 @@ func WithKeys() Option {
 
 // Attribute keys.
 const (
-	AttrOperation     = attribute.Key("session.operation")
-	AttrNamespace     = attribute.Key("session.namespace")
-	AttrOutcome       = attribute.Key("session.outcome")
-	AttrSize          = attribute.Key("session.size")
-	AttrVersion       = attribute.Key("session.version")
-	AttrStoredVersion = attribute.Key("session.stored_version")
-	AttrAttempts      = attribute.Key("session.attempts")
-	AttrConflicts     = attribute.Key("session.conflicts")
-	AttrKey           = attribute.Key("session.key")
+	AttrOperation     = attribute.Key("typedsession.operation")
+	AttrNamespace     = attribute.Key("typedsession.namespace")
+	AttrOutcome       = attribute.Key("typedsession.outcome")
+	AttrSize          = attribute.Key("typedsession.size")
+	AttrVersion       = attribute.Key("typedsession.version")
+	AttrStoredVersion = attribute.Key("typedsession.stored_version")
+	AttrAttempts      = attribute.Key("typedsession.attempts")
+	AttrConflicts     = attribute.Key("typedsession.conflicts")
+	AttrKey           = attribute.Key("typedsession.key")
 	AttrErrorType     = attribute.Key("error.type")
 )
 
@@ -133,18 +135,18 @@ func NewHook(opts ...Option) (func(context.Context, session.Event), error) {
 	meter := c.mp.Meter(ScopeName)
 	h := &hook{tracer: c.tp.Tracer(ScopeName), keys: c.keys}
 	var errs [6]error
-	h.duration, errs[0] = meter.Float64Histogram("session.operation.duration",
+	h.duration, errs[0] = meter.Float64Histogram("typedsession.operation.duration",
 		metric.WithUnit("s"), metric.WithDescription("Duration of session operations, store round trips included."),
 		metric.WithExplicitBucketBoundaries(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-	h.ops, errs[1] = meter.Int64Counter("session.operations",
+	h.ops, errs[1] = meter.Int64Counter("typedsession.operations",
 		metric.WithUnit("{operation}"), metric.WithDescription("Session operations, by outcome."))
-	h.conflicts, errs[2] = meter.Int64Counter("session.conflicts",
+	h.conflicts, errs[2] = meter.Int64Counter("typedsession.conflicts",
 		metric.WithUnit("{conflict}"), metric.WithDescription("Compare-and-swap conflicts met by saves, updates and migrations."))
-	h.retries, errs[3] = meter.Int64Counter("session.retries",
+	h.retries, errs[3] = meter.Int64Counter("typedsession.retries",
 		metric.WithUnit("{retry}"), metric.WithDescription("Loads of an update or migration beyond the first, after a conflict."))
-	h.migration, errs[4] = meter.Int64Counter("session.migrations",
+	h.migration, errs[4] = meter.Int64Counter("typedsession.migrations",
 		metric.WithUnit("{migration}"), metric.WithDescription("Loads and writes of a session stored at an older schema version."))
-	h.size, errs[5] = meter.Int64Histogram("session.size",
+	h.size, errs[5] = meter.Int64Histogram("typedsession.size",
 		metric.WithUnit("By"), metric.WithDescription("Size of the stored value read by a load or written by a save."),
 		metric.WithExplicitBucketBoundaries(64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304))
 	if err := errors.Join(errs[:]...); err != nil {
@@ -174,7 +176,7 @@ func (h *hook) record(ctx context.Context, e session.Event) {
 	if errType != "" {
 		attrs = append(attrs, AttrErrorType.String(errType))
 	}
-	_, span := h.tracer.Start(ctx, "session."+e.Op,
+	_, span := h.tracer.Start(ctx, "typedsession."+e.Op,
 		trace.WithTimestamp(end.Add(-e.Duration)), trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
 	if e.Err != nil && errType != "" {
 		span.RecordError(e.Err)

@@ -136,10 +136,10 @@ func TestScenarios(t *testing.T) {
 		r := newRig(t)
 		manager[Quiz](t, r, nil).Load(ctx, "u1")
 		check(t, r, []span{
-			{Name: "session.load", Attrs: "session.namespace=quiz session.operation=load session.outcome=new session.stored_version=1 session.version=1"},
+			{Name: "typedsession.load", Attrs: "typedsession.namespace=quiz typedsession.operation=load typedsession.outcome=new typedsession.stored_version=1 typedsession.version=1"},
 		}, map[string]string{
-			"session.operation.duration{session.namespace=quiz session.operation=load session.outcome=new}": "count=1",
-			"session.operations{session.namespace=quiz session.operation=load session.outcome=new}":         "1",
+			"typedsession.operation.duration{typedsession.namespace=quiz typedsession.operation=load typedsession.outcome=new}": "count=1",
+			"typedsession.operations{typedsession.namespace=quiz typedsession.operation=load typedsession.outcome=new}":         "1",
 		})
 	})
 
@@ -157,21 +157,21 @@ func TestScenarios(t *testing.T) {
 		s, _ = m.Load(ctx, "u1")
 		n := len(mustGet(t, r, "quiz:u1"))
 		check(t, r, []span{
-			{Name: "session.load", Attrs: "session.namespace=quiz session.operation=load session.outcome=new session.stored_version=1 session.version=1"},
-			{Name: "session.save", Attrs: fmt.Sprintf("session.namespace=quiz session.operation=save session.outcome=written session.size=%d session.stored_version=1 session.version=1", n)},
-			{Name: "session.save", Attrs: "session.namespace=quiz session.operation=save session.outcome=unchanged session.stored_version=1 session.version=1"},
-			{Name: "session.load", Attrs: fmt.Sprintf("session.namespace=quiz session.operation=load session.outcome=found session.size=%d session.stored_version=1 session.version=1", n)},
+			{Name: "typedsession.load", Attrs: "typedsession.namespace=quiz typedsession.operation=load typedsession.outcome=new typedsession.stored_version=1 typedsession.version=1"},
+			{Name: "typedsession.save", Attrs: fmt.Sprintf("typedsession.namespace=quiz typedsession.operation=save typedsession.outcome=written typedsession.size=%d typedsession.stored_version=1 typedsession.version=1", n)},
+			{Name: "typedsession.save", Attrs: "typedsession.namespace=quiz typedsession.operation=save typedsession.outcome=unchanged typedsession.stored_version=1 typedsession.version=1"},
+			{Name: "typedsession.load", Attrs: fmt.Sprintf("typedsession.namespace=quiz typedsession.operation=load typedsession.outcome=found typedsession.size=%d typedsession.stored_version=1 typedsession.version=1", n)},
 		}, map[string]string{
-			"session.operation.duration{session.namespace=quiz session.operation=load session.outcome=new}":       "count=1",
-			"session.operation.duration{session.namespace=quiz session.operation=load session.outcome=found}":     "count=1",
-			"session.operation.duration{session.namespace=quiz session.operation=save session.outcome=written}":   "count=1",
-			"session.operation.duration{session.namespace=quiz session.operation=save session.outcome=unchanged}": "count=1",
-			"session.operations{session.namespace=quiz session.operation=load session.outcome=new}":               "1",
-			"session.operations{session.namespace=quiz session.operation=load session.outcome=found}":             "1",
-			"session.operations{session.namespace=quiz session.operation=save session.outcome=written}":           "1",
-			"session.operations{session.namespace=quiz session.operation=save session.outcome=unchanged}":         "1",
-			"session.size{session.namespace=quiz session.operation=save}":                                         fmt.Sprintf("count=1 sum=%d", n),
-			"session.size{session.namespace=quiz session.operation=load}":                                         fmt.Sprintf("count=1 sum=%d", n),
+			"typedsession.operation.duration{typedsession.namespace=quiz typedsession.operation=load typedsession.outcome=new}":       "count=1",
+			"typedsession.operation.duration{typedsession.namespace=quiz typedsession.operation=load typedsession.outcome=found}":     "count=1",
+			"typedsession.operation.duration{typedsession.namespace=quiz typedsession.operation=save typedsession.outcome=written}":   "count=1",
+			"typedsession.operation.duration{typedsession.namespace=quiz typedsession.operation=save typedsession.outcome=unchanged}": "count=1",
+			"typedsession.operations{typedsession.namespace=quiz typedsession.operation=load typedsession.outcome=new}":               "1",
+			"typedsession.operations{typedsession.namespace=quiz typedsession.operation=load typedsession.outcome=found}":             "1",
+			"typedsession.operations{typedsession.namespace=quiz typedsession.operation=save typedsession.outcome=written}":           "1",
+			"typedsession.operations{typedsession.namespace=quiz typedsession.operation=save typedsession.outcome=unchanged}":         "1",
+			"typedsession.size{typedsession.namespace=quiz typedsession.operation=save}":                                              fmt.Sprintf("count=1 sum=%d", n),
+			"typedsession.size{typedsession.namespace=quiz typedsession.operation=load}":                                              fmt.Sprintf("count=1 sum=%d", n),
 		})
 	})
 
@@ -198,13 +198,13 @@ func TestScenarios(t *testing.T) {
 		}
 		n := len(mustGet(t, r, "quiz:u1"))
 		check(t, r, []span{
-			{Name: "session.update", Attrs: fmt.Sprintf("session.attempts=2 session.conflicts=1 session.namespace=quiz session.operation=update session.outcome=written session.size=%d session.stored_version=1 session.version=1", n)},
+			{Name: "typedsession.update", Attrs: fmt.Sprintf("typedsession.attempts=2 typedsession.conflicts=1 typedsession.namespace=quiz typedsession.operation=update typedsession.outcome=written typedsession.size=%d typedsession.stored_version=1 typedsession.version=1", n)},
 		}, map[string]string{
-			"session.operation.duration{session.namespace=quiz session.operation=update session.outcome=written}": "count=1",
-			"session.operations{session.namespace=quiz session.operation=update session.outcome=written}":         "1",
-			"session.conflicts{session.namespace=quiz session.operation=update}":                                  "1",
-			"session.retries{session.namespace=quiz session.operation=update}":                                    "1",
-			"session.size{session.namespace=quiz session.operation=update}":                                       fmt.Sprintf("count=1 sum=%d", n),
+			"typedsession.operation.duration{typedsession.namespace=quiz typedsession.operation=update typedsession.outcome=written}": "count=1",
+			"typedsession.operations{typedsession.namespace=quiz typedsession.operation=update typedsession.outcome=written}":         "1",
+			"typedsession.conflicts{typedsession.namespace=quiz typedsession.operation=update}":                                       "1",
+			"typedsession.retries{typedsession.namespace=quiz typedsession.operation=update}":                                         "1",
+			"typedsession.size{typedsession.namespace=quiz typedsession.operation=update}":                                            fmt.Sprintf("count=1 sum=%d", n),
 		})
 	})
 
@@ -221,12 +221,12 @@ func TestScenarios(t *testing.T) {
 		}
 		spans := r.takeSpans()
 		last := spans[len(spans)-1]
-		if last.Status != codes.Error || last.Events != 1 || !strings.Contains(last.Attrs, "error.type=conflict") || !strings.Contains(last.Attrs, "session.outcome=conflict") {
+		if last.Status != codes.Error || last.Events != 1 || !strings.Contains(last.Attrs, "error.type=conflict") || !strings.Contains(last.Attrs, "typedsession.outcome=conflict") {
 			t.Errorf("span of the conflicting save: %+v", last)
 		}
 		p := r.points(t)
-		if p["session.conflicts{session.namespace=quiz session.operation=save}"] != "1" ||
-			p["session.operations{error.type=conflict session.namespace=quiz session.operation=save session.outcome=conflict}"] != "1" {
+		if p["typedsession.conflicts{typedsession.namespace=quiz typedsession.operation=save}"] != "1" ||
+			p["typedsession.operations{error.type=conflict typedsession.namespace=quiz typedsession.operation=save typedsession.outcome=conflict}"] != "1" {
 			t.Errorf("points: %v", p)
 		}
 	})
@@ -252,14 +252,14 @@ func TestScenarios(t *testing.T) {
 		}
 		n := len(mustGet(t, r2, "quiz:u1"))
 		spans := r2.takeSpans()
-		if len(spans) != 2 || !strings.Contains(spans[0].Attrs, "session.stored_version=1 session.version=2") ||
-			spans[1].Attrs != fmt.Sprintf("session.namespace=quiz session.operation=save session.outcome=written session.size=%d session.stored_version=1 session.version=2", n) {
+		if len(spans) != 2 || !strings.Contains(spans[0].Attrs, "typedsession.stored_version=1 typedsession.version=2") ||
+			spans[1].Attrs != fmt.Sprintf("typedsession.namespace=quiz typedsession.operation=save typedsession.outcome=written typedsession.size=%d typedsession.stored_version=1 typedsession.version=2", n) {
 			t.Errorf("spans: %+v", spans)
 		}
 		p := r2.points(t)
 		for _, k := range []string{
-			"session.migrations{session.namespace=quiz session.operation=load session.stored_version=1 session.version=2}",
-			"session.migrations{session.namespace=quiz session.operation=save session.stored_version=1 session.version=2}",
+			"typedsession.migrations{typedsession.namespace=quiz typedsession.operation=load typedsession.stored_version=1 typedsession.version=2}",
+			"typedsession.migrations{typedsession.namespace=quiz typedsession.operation=save typedsession.stored_version=1 typedsession.version=2}",
 		} {
 			if p[k] != "1" {
 				t.Errorf("%s = %q, want 1; points: %v", k, p[k], p)
@@ -274,10 +274,10 @@ func TestScenarios(t *testing.T) {
 			t.Fatal("no error")
 		}
 		check(t, r, []span{
-			{Name: "session.load", Attrs: "error.type=corrupt session.namespace=quiz session.operation=load session.outcome=error session.stored_version=0 session.version=0", Status: codes.Error, Events: 1},
+			{Name: "typedsession.load", Attrs: "error.type=corrupt typedsession.namespace=quiz typedsession.operation=load typedsession.outcome=error typedsession.stored_version=0 typedsession.version=0", Status: codes.Error, Events: 1},
 		}, map[string]string{
-			"session.operation.duration{error.type=corrupt session.namespace=quiz session.operation=load session.outcome=error}": "count=1",
-			"session.operations{error.type=corrupt session.namespace=quiz session.operation=load session.outcome=error}":         "1",
+			"typedsession.operation.duration{error.type=corrupt typedsession.namespace=quiz typedsession.operation=load typedsession.outcome=error}": "count=1",
+			"typedsession.operations{error.type=corrupt typedsession.namespace=quiz typedsession.operation=load typedsession.outcome=error}":         "1",
 		})
 	})
 
@@ -285,7 +285,7 @@ func TestScenarios(t *testing.T) {
 		r := newRig(t, sessionotel.WithKeys())
 		manager[Quiz](t, r, nil).Load(ctx, "user-42")
 		spans := r.takeSpans()
-		if len(spans) != 1 || !strings.Contains(spans[0].Attrs, "session.key=user-42") {
+		if len(spans) != 1 || !strings.Contains(spans[0].Attrs, "typedsession.key=user-42") {
 			t.Errorf("spans with WithKeys: %+v", spans)
 		}
 		for k := range r.points(t) {

@@ -37,19 +37,19 @@ func TestMetricsScrape(t *testing.T) {
 	resp.Body.Close()
 	text := string(body)
 	for _, want := range []string{
-		`session_operations_total{`,
-		`session_operation_duration_seconds_bucket{`,
-		`session_size_bytes_bucket{`,
-		`session_namespace="visits"`,
-		`session_operation="update"`,
-		`session_outcome="written"`,
+		`typedsession_operations_total{`,
+		`typedsession_operation_duration_seconds_bucket{`,
+		`typedsession_size_bytes_bucket{`,
+		`typedsession_namespace="visits"`,
+		`typedsession_operation="update"`,
+		`typedsession_outcome="written"`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("no %q in /metrics:\n%s", want, text)
 		}
 	}
-	if line := grep(text, "session_operations_total{"); !strings.HasSuffix(line, " 3") {
-		t.Errorf("session_operations_total: %q, want 3 updates", line)
+	if line := grep(text, "typedsession_operations_total{"); !strings.HasSuffix(line, " 3") {
+		t.Errorf("typedsession_operations_total: %q, want 3 updates", line)
 	}
 	if strings.Contains(text, "alice") || strings.Contains(text, "bob") {
 		t.Errorf("a user's key reached the metrics:\n%s", text)
