@@ -125,9 +125,9 @@ var decoders = sync.Pool{New: func() any {
 func (Codec) Marshal(v any) ([]byte, error) {
 	e := encoders.Get().(*encoder)
 	defer func() {
-		if e.buf.Cap() <= 1<<20 {
+		if e.buf.Cap() <= 1<<20 && cap(e.s.tmp) <= 1<<20 {
 			e.buf.Reset()
-			e.s = scanner{spans: e.s.spans[:0]}
+			e.s = scanner{spans: e.s.spans[:0], tmp: e.s.tmp[:0]}
 			encoders.Put(e)
 		}
 	}()
@@ -135,15 +135,9 @@ func (Codec) Marshal(v any) ([]byte, error) {
 	if err := e.enc.Encode(v); err != nil {
 		return nil, err
 	}
+	// One pass checks the encoding and puts every map in order.
 	raw := e.buf.Bytes()
-	e.s = scanner{b: raw, spans: e.s.spans[:0]}
-	if err := e.s.all(); err != nil {
-		return nil, fmt.Errorf("msgpack: the encoding would not decode: %w", err)
-	}
-	if !e.s.unsorted {
-		return bytes.Clone(raw), nil
-	}
-	e.s = scanner{b: raw, write: true, spans: e.s.spans[:0], out: make([]byte, 0, len(raw))}
+	e.s = scanner{b: raw, write: true, spans: e.s.spans[:0], tmp: e.s.tmp[:0], out: make([]byte, 0, len(raw))}
 	if err := e.s.all(); err != nil {
 		return nil, fmt.Errorf("msgpack: the encoding would not decode: %w", err)
 	}

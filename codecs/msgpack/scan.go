@@ -5,20 +5,19 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 )
 
 // scanner walks one MessagePack value without recursion deeper than
 // MaxNestedLevels, checking every length against the input. With write
 // set it appends the value to out with the entries of every map in the
-// canonical order (see the package doc); without, it reports in unsorted
-// whether any map is out of that order.
+// canonical order (see the package doc).
 type scanner struct {
-	b        []byte
-	write    bool
-	out      []byte
-	unsorted bool
-	spans    []span // the entries of the maps being walked, innermost last
+	b     []byte
+	write bool
+	out   []byte
+	spans []span // the entries of the maps being walked, innermost last
+	tmp   []byte // scratch for reordering a map's entries
 }
 
 // span is one map entry: key at [k, v), value at [v, end) of b, or of out
@@ -182,32 +181,34 @@ func (s *scanner) value(i, depth int) (int, error) {
 		}
 		s.spans = append(s.spans, sp)
 	}
-	entries := s.spans[base:]
-	buf := s.b
 	if s.write {
-		buf = s.out
+		s.order(start, s.spans[base:])
 	}
-	less := func(a, b span) bool { return compareEntries(buf, a, b) < 0 }
+	s.spans = s.spans[:base]
+	return j, nil
+}
+
+// order puts the entries of the map written at out[start:] in the
+// canonical order.
+func (s *scanner) order(start int, entries []span) {
 	sorted := true
 	for k := 1; k < len(entries); k++ {
-		if less(entries[k], entries[k-1]) {
+		if compareEntries(s.out, entries[k], entries[k-1]) < 0 {
 			sorted = false
 			break
 		}
 	}
-	if !sorted {
-		s.unsorted = true
-		if s.write {
-			sort.SliceStable(entries, func(x, y int) bool { return less(entries[x], entries[y]) })
-			tmp := bytes.Clone(s.out[start:])
-			s.out = s.out[:start]
-			for _, e := range entries {
-				s.out = append(s.out, tmp[e.k-start:e.end-start]...)
-			}
-		}
+	if sorted {
+		return
 	}
-	s.spans = s.spans[:base]
-	return j, nil
+	slices.SortStableFunc(entries, func(a, b span) int { return compareEntries(s.out, a, b) })
+	// The entries' children are done, so one scratch buffer serves every
+	// map.
+	s.tmp = append(s.tmp[:0], s.out[start:]...)
+	s.out = s.out[:start]
+	for _, e := range entries {
+		s.out = append(s.out, s.tmp[e.k-start:e.end-start]...)
+	}
 }
 
 // compareEntries orders map entries: text-string keys first, by their
