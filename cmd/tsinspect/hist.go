@@ -76,8 +76,8 @@ type topK struct {
 }
 
 type sized struct {
-	Key  string
-	Size int
+	Key  string `json:"key"`
+	Size int    `json:"size"`
 }
 
 type sizedHeap []sized

@@ -243,7 +243,7 @@ func sortedBody(s string) string {
 }
 
 // sortedLines sorts every line.
-func sortedLines(s string) string { return sortedBody("\n" + s) }
+func sortedLines(s string) string { return strings.TrimPrefix(sortedBody("\n"+s), "\n") }
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
@@ -284,6 +284,9 @@ func TestStores(t *testing.T) {
 			golden(t, "get_v0.txt", run("get", "quiz:old"))
 			golden(t, "stats.txt", normalize(run("stats")))
 			golden(t, "stats_quiz.txt", normalize(run("stats", "-n", "quiz", "--top", "3")))
+			golden(t, "stats.json", run("stats", "--json", "--top", "3"))
+			golden(t, "ls.jsonl", ttlMsText(sortedLines(run("ls", "--json"))))
+			golden(t, "export.jsonl", expiresAtRE.ReplaceAllString(sortedLines(run("export", "quiz:")), `"expires_at":"T"`))
 
 			sealed := run("get", "vault:1")
 			for _, want := range []string{"layers:   " + seal.Name, "key id:   k1", "version:  1"} {
@@ -361,8 +364,12 @@ func (b backend) storeText(t *testing.T) string {
 	return strings.TrimSpace(strings.TrimPrefix(line, "store:"))
 }
 
+var expiresAtRE = regexp.MustCompile(`"expires_at":"[^"]*"`)
+
 // ttlMs compares ls --json outputs up to the milliseconds of a TTL (the
 // copy is read later).
-var ttlMs = cmp.Transformer("ttl", func(s string) string {
-	return regexp.MustCompile(`"ttl_ms":[1-9][0-9]*`).ReplaceAllString(s, `"ttl_ms":N`)
-})
+var ttlMs = cmp.Transformer("ttl", ttlMsText)
+
+var ttlMsRE = regexp.MustCompile(`"ttl_ms":[1-9][0-9]*`)
+
+func ttlMsText(s string) string { return ttlMsRE.ReplaceAllString(s, `"ttl_ms":N`) }

@@ -38,6 +38,7 @@ memory stays flat on any number of keys.`,
 				if asJSON {
 					enc := json.NewEncoder(g.stdout)
 					enc.SetIndent("", "  ")
+					enc.SetEscapeHTML(false)
 					return enc.Encode(s.report())
 				}
 				s.print(g.stdout, t, prefix)
