@@ -735,6 +735,18 @@ func (m *Manager[T]) Update(ctx context.Context, key string, fn func(*T) error) 
 	return out, nil
 }
 
+// Retry runs attempt, and runs it again while it returns an error matching
+// ErrConflict, with Update's policy: a jittered exponential backoff from
+// 0.5 ms to 50 ms between attempts, at most Config.MaxAttempts attempts,
+// while ctx lasts. It returns attempt's last error (wrapped, when the
+// attempts ran out), or ctx's. It is for code that loads, changes and saves
+// a session itself (a handler that is safe to run again, say); attempt must
+// load the session anew each time. ErrOutcomeUnknown is never retried.
+func (m *Manager[T]) Retry(ctx context.Context, attempt func() error) error {
+	_, err := m.retry(ctx, attempt)
+	return err
+}
+
 // retry runs attempt until it returns anything but ErrConflict, with a
 // jittered exponential backoff between attempts, at most MaxAttempts times
 // and while ctx lasts, and returns how many attempts ran. It is the one

@@ -59,7 +59,7 @@ func (st *httpState[T]) commit(header http.Header, code int) error {
 		tok = newToken()
 		s.MoveTo(tokenKey(tok))
 	}
-	if err := st.cl.save(st.ctx, s); err != nil {
+	if err := st.cl.save(st.ctx, s, false); err != nil {
 		return err
 	}
 	if !st.cookie {

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"errors"
 
 	session "github.com/typedsession/session"
 )
@@ -138,10 +139,13 @@ func (cl *call[T]) finish() {
 	}
 }
 
-// save saves s, reporting an error to OnError.
-func (cl *call[T]) save(ctx context.Context, s *session.Session[T]) error {
+// save saves s, reporting an error to OnError unless quiet (a conflict
+// that RepeatOnConflict retries is reported once, if it gives up).
+func (cl *call[T]) save(ctx context.Context, s *session.Session[T], quiet bool) error {
 	if err := cl.c.m.Save(ctx, s); err != nil {
-		cl.c.report(ctx, "save", cl.key, err)
+		if !quiet || !errors.Is(err, session.ErrConflict) {
+			cl.c.report(ctx, "save", cl.key, err)
+		}
 		return err
 	}
 	return nil

@@ -57,6 +57,18 @@ type Options struct {
 	// [Middleware.Wrap]).
 	NoLock bool
 
+	// RepeatOnConflict, for handlers that are safe to run more than once,
+	// runs the whole update again (load, handler, save) when its save
+	// fails with session.ErrConflict, with the backoff and attempt limit
+	// of session.Manager.Update (Manager.Retry); each attempt loads the
+	// session anew, and the conflicts retried are not reported to OnError.
+	// Only a handler whose side effects may repeat (none, or idempotent
+	// ones) may say so: the handler of a conflicting attempt has already
+	// run. The default returns the conflict. The generic wrapper and tgbot
+	// honour it; net/http does not (a handler that has written to the
+	// client cannot run again).
+	RepeatOnConflict bool
+
 	// Locker is the per-key lock. Nil means a [LockTable] of this
 	// middleware value's own. Give several middleware values one
 	// LockTable to serialize them together, or a Locker backed by a shared
@@ -156,20 +168,34 @@ func (mw *Middleware[U, T]) Wrap(next Handler[U]) Handler[U] {
 			c.report(ctx, "key", "", err)
 			return err
 		}
-		hctx, cl := c.begin(ctx, key, false, c)
-		defer cl.finish()
-		if err := cl.loadEager(hctx); err != nil {
-			return err
+		if !c.opts.RepeatOnConflict {
+			return mw.once(ctx, key, u, next)
 		}
-		if err := next(hctx, u); err != nil {
-			return err
+		err = c.m.Retry(ctx, func() error { return mw.once(ctx, key, u, next) })
+		if errors.Is(err, session.ErrConflict) {
+			c.report(ctx, "save", key, err) // the attempts ran out
 		}
-		s, ok := cl.b.End()
-		if !ok {
-			return nil
-		}
-		return cl.save(ctx, s)
+		return err
 	}
+}
+
+// once runs one attempt of an update: bind, load, next, save; the key lock
+// is released when it returns, on every path.
+func (mw *Middleware[U, T]) once(ctx context.Context, key string, u U, next Handler[U]) error {
+	c := mw.core
+	hctx, cl := c.begin(ctx, key, false, c)
+	defer cl.finish()
+	if err := cl.loadEager(hctx); err != nil {
+		return err
+	}
+	if err := next(hctx, u); err != nil {
+		return err
+	}
+	s, ok := cl.b.End()
+	if !ok {
+		return nil
+	}
+	return cl.save(ctx, s, c.opts.RepeatOnConflict)
 }
 
 // Handle is New(m, key, opts).Wrap(next), for a single handler. Handlers
