@@ -55,6 +55,9 @@ func (h *sizeHist) quantile(q float64) int {
 	if rank < 1 {
 		rank = 1
 	}
+	if rank >= h.n {
+		return h.max // the largest is known exactly
+	}
 	seen := h.zero
 	if seen >= rank {
 		return 0
