@@ -52,7 +52,7 @@ func get(ctx context.Context, g *globals, t *target, key string, raw bool, limit
 		return err
 	}
 	w := g.stdout
-	fmt.Fprintf(w, "key:      %s\n", key)
+	fmt.Fprintf(w, "key:      %s\n", keyText(key))
 	fmt.Fprintf(w, "size:     %d bytes\n", e.Size)
 	fmt.Fprintf(w, "ttl:      %s\n", ttlText(e.TTL, e.TTLKnown))
 	fmt.Fprintf(w, "status:   %s\n", e.Status)

@@ -37,6 +37,20 @@ func TestHistogramErrorBound(t *testing.T) {
 	}
 }
 
+func TestKeyText(t *testing.T) {
+	for k, want := range map[string]string{
+		"quiz:42":   "quiz:42",
+		"a b:ü":     "a b:ü",
+		"a\nb":      `"a\nb"`,
+		"x\x1b[31m": `"x\x1b[31m"`,
+		"tab\there": `"tab\there"`,
+	} {
+		if got := keyText(k); got != want {
+			t.Errorf("keyText(%q) = %s, want %s", k, got, want)
+		}
+	}
+}
+
 func TestTopK(t *testing.T) {
 	k := topK{k: 3}
 	for i, s := range []int{5, 1, 9, 7, 3, 9} {

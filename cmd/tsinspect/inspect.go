@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	session "github.com/typedsession/session"
 	"github.com/typedsession/session/internal/format"
@@ -106,6 +108,18 @@ func shortDuration(d time.Duration) string {
 		return fmt.Sprintf("%dm%ds", m, s)
 	}
 	return fmt.Sprintf("%ds", s)
+}
+
+// keyText prints a key as it is, or quoted when it holds a character a
+// terminal would not show as itself (a newline, an escape), so that one
+// key is always one line of output.
+func keyText(k string) string {
+	for _, r := range k {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(k)
+		}
+	}
+	return k
 }
 
 // sizeText prints n bytes as 512 B, 1.5 KiB, 2.0 MiB.

@@ -61,7 +61,7 @@ func ls(ctx context.Context, g *globals, t *target, prefix string, asJSON bool) 
 			w.Flush()
 		}
 		if !asJSON {
-			_, err := fmt.Fprintf(w, "%9d  %7s  %-9s  %-11s  %s\n", e.Size, e.versionText(), ttlText(e.TTL, e.TTLKnown), e.Status, e.Key)
+			_, err := fmt.Fprintf(w, "%9d  %7s  %-9s  %-11s  %s\n", e.Size, e.versionText(), ttlText(e.TTL, e.TTLKnown), e.Status, keyText(e.Key))
 			return err
 		}
 		l := lsLine{Key: e.Key, Size: e.Size, Status: e.Status, Writes: e.Env.Writes.Len()}

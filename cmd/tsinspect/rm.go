@@ -34,9 +34,9 @@ and says whether it was there.`,
 						return fmt.Errorf("rm %q: %w", key, err)
 					}
 					if absent {
-						fmt.Fprintf(g.stdout, "absent  %s\n", key)
+						fmt.Fprintf(g.stdout, "absent  %s\n", keyText(key))
 					} else {
-						fmt.Fprintf(g.stdout, "deleted %s\n", key)
+						fmt.Fprintf(g.stdout, "deleted %s\n", keyText(key))
 					}
 				}
 				return nil

@@ -213,7 +213,7 @@ func (s *stats) print(w io.Writer, t *target, prefix string) {
 	if top := s.top.sorted(); len(top) > 0 {
 		fmt.Fprintf(w, "largest:\n")
 		for _, e := range top {
-			fmt.Fprintf(w, "  %9d  %s\n", e.Size, e.Key)
+			fmt.Fprintf(w, "  %9d  %s\n", e.Size, keyText(e.Key))
 		}
 	}
 }
