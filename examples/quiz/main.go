@@ -30,6 +30,7 @@ import (
 
 	session "github.com/typedsession/session"
 	"github.com/typedsession/session/middleware"
+	"github.com/typedsession/session/middleware/redislock"
 	"github.com/typedsession/session/store"
 	"github.com/typedsession/session/store/filestore"
 	"github.com/typedsession/session/store/memstore"
@@ -57,6 +58,10 @@ type options struct {
 	namespace string
 	token     string
 	apiURL    string
+
+	// locker, set by openStore for Redis, serializes the updates of one
+	// player across replicas of the bot (nil: the in-process default).
+	locker middleware.Locker
 }
 
 func parseFlags(args []string, out io.Writer) (options, error) {
@@ -106,7 +111,7 @@ func defaultDir() string {
 // openStore opens the store that o names. It returns the store, a sentence
 // saying where sessions are kept, and the function that closes the store
 // (writing the memory snapshot).
-func openStore(ctx context.Context, o options) (store.Store, string, func() error, error) {
+func openStore(ctx context.Context, o *options) (store.Store, string, func() error, error) {
 	switch o.store {
 	case "file":
 		st, err := filestore.New(o.dir, filestore.Options{})
@@ -146,7 +151,12 @@ func openStore(ctx context.Context, o options) (store.Store, string, func() erro
 			client.Close()
 			return nil, "", nil, fmt.Errorf("redis at %s does not answer: %w", ropts.Addr, err)
 		}
-		return redisstore.New(client, redisstore.Options{}), "in Redis at " + ropts.Addr + " db " + fmt.Sprint(ropts.DB), client.Close, nil
+		// Several replicas of the bot on one Redis handle a player's
+		// messages one after the other: a lock that spans processes.
+		lock := redislock.New(client, redislock.Options{Prefix: o.namespace + ":lock:"})
+		o.locker = lock
+		closeAll := func() error { return errors.Join(lock.Close(), client.Close()) }
+		return redisstore.New(client, redisstore.Options{}), "in Redis at " + ropts.Addr + " db " + fmt.Sprint(ropts.DB), closeAll, nil
 	}
 	return nil, "", nil, fmt.Errorf("-store %q: want file, memory or redis", o.store)
 }
@@ -162,7 +172,7 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) (err e
 	if err != nil {
 		return err
 	}
-	st, where, closeStore, err := openStore(ctx, o)
+	st, where, closeStore, err := openStore(ctx, &o)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ func telegram(ctx context.Context, m *session.Manager[Quiz], o options, where st
 	out = &lockedWriter{w: out}
 	logf := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 	sessions := tgbot.New(m, tgbot.UserInChatKey, middleware.Options{
+		Locker: o.locker, // with -store redis, one lock across the bot's replicas
 		OnError: func(_ context.Context, op, key string, err error) {
 			logf("session %s %q: %v", op, key, err)
 		},
