@@ -70,11 +70,11 @@ func wantClamped(t *testing.T, s store.Store, key string, value []byte, ttl time
 func testSetNoTTLRemovesExpiry(t *testing.T, s store.Store) {
 	for i, ttl := range noTTLs {
 		k := fmt.Sprintf("k%d", i)
-		mustSet(t, s, k, []byte("v1"), shortTTL)
+		mustSet(t, s, k, []byte("v1"), setupTTL)
 		mustSet(t, s, k, []byte("v2"), ttl)
 		wantNoExpiry(t, s, k)
 	}
-	time.Sleep(pastShortTTL)
+	time.Sleep(pastSetupTTL)
 	for i, ttl := range noTTLs {
 		k := fmt.Sprintf("k%d", i)
 		got, err := s.Get(ctx(t), k)
@@ -91,11 +91,11 @@ func testSetLongTTL(t *testing.T, s store.Store) {
 		wantClamped(t, s, k, []byte("v"), ttl)
 		// Over a key that had a short expiry too.
 		k = fmt.Sprintf("short%d", i)
-		mustSet(t, s, k, []byte("v1"), shortTTL)
+		mustSet(t, s, k, []byte("v1"), setupTTL)
 		mustSet(t, s, k, []byte("v2"), ttl)
 		wantClamped(t, s, k, []byte("v2"), ttl)
 	}
-	time.Sleep(pastShortTTL)
+	time.Sleep(pastSetupTTL)
 	for i := range longTTLs() {
 		wantValue(t, s, fmt.Sprintf("short%d", i), []byte("v2"))
 	}
@@ -105,16 +105,16 @@ func testCASNoTTLRemovesExpiry(t *testing.T, s store.Store) {
 	sw := swapper(t, s)
 	for i, ttl := range noTTLs {
 		k := fmt.Sprintf("k%d", i)
-		mustSet(t, s, k, []byte("v1"), shortTTL)
+		mustSet(t, s, k, []byte("v1"), setupTTL)
 		cas(t, sw, k, []byte("v1"), []byte("v2"), ttl, true)
 		wantNoExpiry(t, s, k)
 		// The resend path (current value equals value) too.
 		r := fmt.Sprintf("resent%d", i)
-		mustSet(t, s, r, []byte("v2"), shortTTL)
+		mustSet(t, s, r, []byte("v2"), setupTTL)
 		cas(t, sw, r, []byte("v1"), []byte("v2"), ttl, true)
 		wantNoExpiry(t, s, r)
 	}
-	time.Sleep(pastShortTTL)
+	time.Sleep(pastSetupTTL)
 	for i, ttl := range noTTLs {
 		for _, k := range []string{fmt.Sprintf("k%d", i), fmt.Sprintf("resent%d", i)} {
 			got, err := s.Get(ctx(t), k)
@@ -132,7 +132,7 @@ func testCASLongTTL(t *testing.T, s store.Store) {
 		cas(t, sw, k, nil, []byte("v"), ttl, true)
 		wantClamped(t, s, k, []byte("v"), ttl)
 		k = fmt.Sprintf("replaced%d", i)
-		mustSet(t, s, k, []byte("v1"), shortTTL)
+		mustSet(t, s, k, []byte("v1"), setupTTL)
 		cas(t, sw, k, []byte("v1"), []byte("v2"), ttl, true)
 		wantClamped(t, s, k, []byte("v2"), ttl)
 	}
@@ -142,13 +142,13 @@ func testTouchNoTTLRemovesExpiry(t *testing.T, s store.Store) {
 	to := toucher(t, s)
 	for i, ttl := range noTTLs {
 		k := fmt.Sprintf("k%d", i)
-		mustSet(t, s, k, []byte("v"), shortTTL)
+		mustSet(t, s, k, []byte("v"), setupTTL)
 		if err := to.Touch(ctx(t), k, ttl); err != nil {
 			t.Fatalf("Touch(%q, %v): %v", k, ttl, err)
 		}
 		wantNoExpiry(t, s, k)
 	}
-	time.Sleep(pastShortTTL)
+	time.Sleep(pastSetupTTL)
 	for i, ttl := range noTTLs {
 		k := fmt.Sprintf("k%d", i)
 		got, err := s.Get(ctx(t), k)
@@ -162,13 +162,13 @@ func testTouchLongTTL(t *testing.T, s store.Store) {
 	to := toucher(t, s)
 	for i, ttl := range longTTLs() {
 		k := fmt.Sprintf("k%d", i)
-		mustSet(t, s, k, []byte("v"), shortTTL)
+		mustSet(t, s, k, []byte("v"), setupTTL)
 		if err := to.Touch(ctx(t), k, ttl); err != nil {
 			t.Fatalf("Touch(%q, %v): %v", k, ttl, err)
 		}
 		wantClamped(t, s, k, []byte("v"), ttl)
 	}
-	time.Sleep(pastShortTTL)
+	time.Sleep(pastSetupTTL)
 	for i := range longTTLs() {
 		wantValue(t, s, fmt.Sprintf("k%d", i), []byte("v"))
 	}
@@ -178,13 +178,13 @@ func testGetAndTouchNoTTLRemovesExpiry(t *testing.T, s store.Store) {
 	r := refresher(t, s)
 	for i, ttl := range noTTLs {
 		k := fmt.Sprintf("k%d", i)
-		mustSet(t, s, k, []byte("v"), shortTTL)
+		mustSet(t, s, k, []byte("v"), setupTTL)
 		if got, err := r.GetAndTouch(ctx(t), k, ttl); err != nil || string(got) != "v" {
 			t.Fatalf("GetAndTouch(%q, %v) = %q, %v; want %q", k, ttl, got, err, "v")
 		}
 		wantNoExpiry(t, s, k)
 	}
-	time.Sleep(pastShortTTL)
+	time.Sleep(pastSetupTTL)
 	for i, ttl := range noTTLs {
 		k := fmt.Sprintf("k%d", i)
 		got, err := s.Get(ctx(t), k)
@@ -198,13 +198,13 @@ func testGetAndTouchLongTTL(t *testing.T, s store.Store) {
 	r := refresher(t, s)
 	for i, ttl := range longTTLs() {
 		k := fmt.Sprintf("k%d", i)
-		mustSet(t, s, k, []byte("v"), shortTTL)
+		mustSet(t, s, k, []byte("v"), setupTTL)
 		if got, err := r.GetAndTouch(ctx(t), k, ttl); err != nil || string(got) != "v" {
 			t.Fatalf("GetAndTouch(%q, %v) = %q, %v; want %q", k, ttl, got, err, "v")
 		}
 		wantClamped(t, s, k, []byte("v"), ttl)
 	}
-	time.Sleep(pastShortTTL)
+	time.Sleep(pastSetupTTL)
 	for i := range longTTLs() {
 		wantValue(t, s, fmt.Sprintf("k%d", i), []byte("v"))
 	}

@@ -64,6 +64,12 @@ import (
 const (
 	shortTTL     = 150 * time.Millisecond
 	pastShortTTL = shortTTL + 350*time.Millisecond
+
+	// setupTTL is the expiry of a key that a case writes and must find
+	// live at its next write (the ttl <= 0 cases): long enough that a
+	// loaded machine or a slow database does not let it lapse in between.
+	setupTTL     = time.Second
+	pastSetupTTL = setupTTL + 500*time.Millisecond
 	longTTL      = time.Hour
 )
 
