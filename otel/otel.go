@@ -50,6 +50,7 @@ package otel
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	gotel "go.opentelemetry.io/otel"
@@ -107,6 +108,7 @@ const (
 )
 
 type hook struct {
+	sets      sync.Map // setKey -> *measureOpts
 	tracer    trace.Tracer
 	keys      bool
 	duration  metric.Float64Histogram
@@ -155,61 +157,118 @@ func NewHook(opts ...Option) (func(context.Context, session.Event), error) {
 	return h.record, nil
 }
 
+// setKey identifies a cached attribute set: every field comes from a
+// bounded set (the namespace is a constant of a manager's config).
+type setKey struct {
+	op, namespace, outcome, errType string
+	withOutcome                     bool
+}
+
+// measureOpts are the options of a measurement with one attribute set,
+// as the slices Record and Add take, so that passing them allocates
+// nothing.
+type measureOpts struct {
+	rec []metric.RecordOption
+	add []metric.AddOption
+}
+
+// opts returns the measurement options of k's attribute set, built once.
+func (h *hook) opts(k setKey) *measureOpts {
+	if o, ok := h.sets.Load(k); ok {
+		return o.(*measureOpts)
+	}
+	kvs := []attribute.KeyValue{AttrOperation.String(k.op), AttrNamespace.String(k.namespace)}
+	if k.withOutcome {
+		kvs = append(kvs, AttrOutcome.String(k.outcome))
+		if k.errType != "" {
+			kvs = append(kvs, AttrErrorType.String(k.errType))
+		}
+	}
+	opt := metric.WithAttributeSet(attribute.NewSet(kvs...))
+	o, _ := h.sets.LoadOrStore(k, &measureOpts{rec: []metric.RecordOption{opt}, add: []metric.AddOption{opt}})
+	return o.(*measureOpts)
+}
+
+// Span options that never change, made once.
+var (
+	internalKind = trace.WithSpanKind(trace.SpanKindInternal)
+)
+
 func (h *hook) record(ctx context.Context, e session.Event) {
 	end := time.Now()
-	base := []attribute.KeyValue{AttrOperation.String(e.Op), AttrNamespace.String(e.Namespace)}
 	errType := errorType(e)
 
-	// The span, back-dated to the operation's start.
-	attrs := append(base[:len(base):len(base)],
-		AttrOutcome.String(string(e.Outcome)),
-		AttrVersion.Int(e.Version), AttrStoredVersion.Int(e.StoredVersion))
-	if e.Bytes > 0 {
-		attrs = append(attrs, AttrSize.Int(e.Bytes))
-	}
-	if e.Attempts > 0 {
-		attrs = append(attrs, AttrAttempts.Int(e.Attempts), AttrConflicts.Int(e.Conflicts))
-	}
-	if h.keys {
-		attrs = append(attrs, AttrKey.String(e.Key))
-	}
-	if errType != "" {
-		attrs = append(attrs, AttrErrorType.String(errType))
-	}
-	_, span := h.tracer.Start(ctx, "typedsession."+e.Op,
-		trace.WithTimestamp(end.Add(-e.Duration)), trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
-	if e.Err != nil && errType != "" {
-		span.RecordError(e.Err)
-		span.SetStatus(codes.Error, errType)
+	// The span, back-dated to the operation's start. Its attributes are
+	// built only when it records (not with a no-op or unsampled tracer).
+	_, span := h.tracer.Start(ctx, spanName(e.Op), trace.WithTimestamp(end.Add(-e.Duration)), internalKind)
+	if span.IsRecording() {
+		attrs := []attribute.KeyValue{
+			AttrOperation.String(e.Op), AttrNamespace.String(e.Namespace),
+			AttrOutcome.String(string(e.Outcome)),
+			AttrVersion.Int(e.Version), AttrStoredVersion.Int(e.StoredVersion),
+		}
+		if e.Bytes > 0 {
+			attrs = append(attrs, AttrSize.Int(e.Bytes))
+		}
+		if e.Attempts > 0 {
+			attrs = append(attrs, AttrAttempts.Int(e.Attempts), AttrConflicts.Int(e.Conflicts))
+		}
+		if h.keys {
+			attrs = append(attrs, AttrKey.String(e.Key))
+		}
+		if errType != "" {
+			attrs = append(attrs, AttrErrorType.String(errType))
+			span.RecordError(e.Err)
+			span.SetStatus(codes.Error, errType)
+		}
+		span.SetAttributes(attrs...)
 	}
 	span.End(trace.WithTimestamp(end))
 
 	// The metrics: never the key.
-	withOutcome := append(base[:len(base):len(base)], AttrOutcome.String(string(e.Outcome)))
-	if errType != "" {
-		withOutcome = append(withOutcome, AttrErrorType.String(errType))
-	}
-	set := metric.WithAttributes(withOutcome...)
-	h.duration.Record(ctx, e.Duration.Seconds(), set)
-	h.ops.Add(ctx, 1, set)
-	baseSet := metric.WithAttributes(base...)
+	full := h.opts(setKey{op: e.Op, namespace: e.Namespace, outcome: string(e.Outcome), errType: errType, withOutcome: true})
+	h.duration.Record(ctx, e.Duration.Seconds(), full.rec...)
+	h.ops.Add(ctx, 1, full.add...)
 	conflicts := e.Conflicts
 	if conflicts == 0 && e.Outcome == session.OutcomeConflict {
 		conflicts = 1
 	}
+	migrated := e.StoredVersion != e.Version && (e.Outcome == session.OutcomeFound || e.Outcome == session.OutcomeWritten)
+	if conflicts == 0 && e.Attempts <= 1 && !migrated && e.Bytes == 0 {
+		return
+	}
+	base := h.opts(setKey{op: e.Op, namespace: e.Namespace})
 	if conflicts > 0 {
-		h.conflicts.Add(ctx, int64(conflicts), baseSet)
+		h.conflicts.Add(ctx, int64(conflicts), base.add...)
 	}
 	if e.Attempts > 1 {
-		h.retries.Add(ctx, int64(e.Attempts-1), baseSet)
+		h.retries.Add(ctx, int64(e.Attempts-1), base.add...)
 	}
-	if e.StoredVersion != e.Version && (e.Outcome == session.OutcomeFound || e.Outcome == session.OutcomeWritten) {
-		h.migration.Add(ctx, 1, metric.WithAttributes(append(base[:len(base):len(base)],
-			AttrStoredVersion.Int(e.StoredVersion), AttrVersion.Int(e.Version))...))
+	if migrated {
+		h.migration.Add(ctx, 1, metric.WithAttributes(AttrOperation.String(e.Op), AttrNamespace.String(e.Namespace),
+			AttrStoredVersion.Int(e.StoredVersion), AttrVersion.Int(e.Version)))
 	}
 	if e.Bytes > 0 {
-		h.size.Record(ctx, int64(e.Bytes), baseSet)
+		h.size.Record(ctx, int64(e.Bytes), base.rec...)
 	}
+}
+
+// spanName returns "typedsession."+op without building the string for
+// the operations the manager has.
+func spanName(op string) string {
+	switch op {
+	case "load":
+		return "typedsession.load"
+	case "save":
+		return "typedsession.save"
+	case "delete":
+		return "typedsession.delete"
+	case "update":
+		return "typedsession.update"
+	case "migrate":
+		return "typedsession.migrate"
+	}
+	return "typedsession." + op
 }
 
 // errorType names the kind of e's error from a bounded set, or "" when
