@@ -54,8 +54,26 @@ func TestCodecChangeIsADeploy(t *testing.T) {
 		}
 		// A codec nobody listed is a clear error.
 		other := newManager(t, session.Config[Quiz]{Store: st, Namespace: "c", ReadCodecs: []codec.Codec{binCodec{"cbor"}}})
-		if _, err := other.Load(ctx, "old"); !errors.Is(err, session.ErrCorrupt) {
-			t.Fatalf("an unlisted codec: %v, want ErrCorrupt", err)
+		if _, err := other.Load(ctx, "old"); !errors.Is(err, session.ErrUnknownCodec) {
+			t.Fatalf("an unlisted codec: %v, want ErrUnknownCodec", err)
+		}
+		// A codec change without ReadCodecs, with quarantine on, moves
+		// nothing aside: the values are intact, the configuration is not.
+		for _, mm := range []*session.Manager[Quiz]{
+			newManager(t, session.Config[Quiz]{Store: st, Namespace: "c", Quarantine: true}),
+			newManager(t, session.Config[Quiz]{Store: st, Namespace: "c", Codec: bin, Quarantine: true}),
+		} {
+			for _, key := range []string{"old", "legacy"} {
+				if key == "legacy" {
+					st.Set(ctx, "c:legacy", []byte(`{"typedsession":1,"data":{"score":1}}`), 0)
+				}
+				before, _ := st.Get(ctx, "c:"+key)
+				_, err := mm.Load(ctx, key)
+				after, _ := st.Get(ctx, "c:"+key)
+				if !bytes.Equal(before, after) {
+					t.Fatalf("Load of %q (%v) moved the value aside", key, err)
+				}
+			}
 		}
 	})
 }

@@ -178,7 +178,7 @@
 // Every error a Manager returns is an [*Error] naming the operation and the
 // key (shortened when long), and matches one of [ErrConflict], [ErrCorrupt],
 // [ErrInvalid], [ErrFutureVersion], [ErrMigration], [ErrTooLarge],
-// [ErrOutcomeUnknown] with errors.Is, or wraps the store's or the context's
+// [ErrOutcomeUnknown], [ErrUnknownKey], [ErrUnknownCodec] with errors.Is, or wraps the store's or the context's
 // error. A key the store contract refuses (empty, not UTF-8, with NUL, longer
 // than [store.MaxKeyLen] with the namespace) matches [store.ErrInvalidKey];
 // a store's [store.ErrCorrupt] and [store.ErrTooLarge] match ErrCorrupt and

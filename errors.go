@@ -56,6 +56,12 @@ var (
 	// quarantined.
 	ErrUnknownKey = errors.New("session: sealed with a key this binary does not hold")
 
+	// ErrUnknownCodec: the stored value was written with a codec that
+	// neither Config.Codec nor Config.ReadCodecs is (a codec change not
+	// listed in ReadCodecs, a rollback). The value is intact and left as
+	// it is; it is never quarantined.
+	ErrUnknownCodec = errors.New("session: written with a codec this manager does not read")
+
 	// ErrNoSession: From found no session for T in the context: no
 	// middleware bound one, or the update had no key (no user).
 	ErrNoSession = errors.New("session: no session in context")

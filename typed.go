@@ -280,22 +280,21 @@ func (m *Manager[T]) fill(s *Session[T], raw []byte) error {
 // in the other envelope form (binary for a JSON codec, JSON for a binary
 // one) the format of the read codec it names.
 func (m *Manager[T]) formatOf(raw []byte) (*format.Format, error) {
-	if m.readFormats == nil {
-		return m.format, nil
-	}
-	if m.format.JSONForm() && bytes.HasPrefix(raw, []byte("\x00TS")) {
+	if m.format.JSONForm() {
+		if !bytes.HasPrefix(raw, []byte("\x00TS")) {
+			return m.format, nil
+		}
+		// A binary envelope: no JSON codec wrote it.
 		env, err := format.Decode(raw, false)
 		if err != nil {
 			return nil, damaged(err)
 		}
 		return m.readFormat(env.Codec)
 	}
-	if !m.format.JSONForm() {
-		if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) > 0 && (t[0] == '{' || t[0] == '[') && json.Valid(raw) {
-			if f, ok := m.readFormats["json"]; ok {
-				return f, nil
-			}
-		}
+	if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) > 0 && (t[0] == '{' || t[0] == '[') && json.Valid(raw) {
+		// JSON, for a binary codec: the JSON codec wrote it (an envelope)
+		// or another framework did.
+		return m.readFormat("json")
 	}
 	return m.format, nil
 }
@@ -305,7 +304,10 @@ func (m *Manager[T]) readFormat(name string) (*format.Format, error) {
 	if f, ok := m.readFormats[name]; ok {
 		return f, nil
 	}
-	return nil, &kindError{kind: ErrCorrupt, msg: fmt.Sprintf("the value was written with codec %q, which neither Config.Codec nor Config.ReadCodecs is", name)}
+	if name == "" {
+		name = "(unnamed)"
+	}
+	return nil, &kindError{kind: ErrUnknownCodec, msg: fmt.Sprintf("the value was written with codec %s; list it in Config.ReadCodecs to read it", name)}
 }
 
 // damaged is ErrCorrupt for a value damaged by its content (what
@@ -494,11 +496,14 @@ func (m *Manager[T]) encodePayload(s *Session[T]) (buf, payload []byte, err erro
 	}
 	hlen := m.headerLen(s)
 	buf, err = m.format.AppendPayload(make([]byte, hlen, hlen+hint+2), &s.Data)
-	if errors.Is(err, format.ErrUnreadable) {
+	var pe *format.PanicError
+	switch {
+	case errors.As(err, &pe):
+		return nil, nil, fmt.Errorf("encode: %w", err) // a bug in a MarshalJSON, not the data
+	case err != nil:
+		// The codec cannot encode this value (or Load could not read it
+		// back): the data is what is wrong.
 		return nil, nil, &kindError{kind: ErrInvalid, cause: err}
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("encode: %w", err)
 	}
 	if n := int64(len(buf) - hlen); m.sizeHint.Load() != n {
 		m.sizeHint.Store(n)
