@@ -364,9 +364,15 @@ func fastJSON(raw []byte) (Envelope, bool) {
 	return Envelope{Version: v, Writes: writes, Payload: rest[len(jsonData) : len(rest)-1]}, true
 }
 
-func isBase64URL(c byte) bool {
-	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
-}
+// base64URL marks the bytes of the base64url alphabet.
+var base64URL = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") {
+		t[c] = true
+	}
+	return t
+}()
+
+func isBase64URL(c byte) bool { return base64URL[c] }
 
 // slowJSON applies the envelope rule with a full parse of the top level.
 func slowJSON(raw []byte) (Envelope, error) {
