@@ -218,7 +218,7 @@ func seeded(t *testing.T, kind string) backend {
 		c := cluster(t)
 		prefix := testenv.Prefix(t, "tsinspect")
 		seed(t, redisstore.New(c, redisstore.Options{Prefix: prefix}))
-		return backend{name: kind, args: []string{"--store", "redis-cluster://" + strings.Join(clusterAddrs, ","), "--prefix", prefix}}
+		return backend{name: kind, args: []string{"--store", "redis-cluster://" + strings.Join(theCluster.Addrs(), ","), "--prefix", prefix}}
 	}
 	t.Fatalf("unknown store kind %q", kind)
 	return backend{}
