@@ -8,7 +8,9 @@ import (
 	"github.com/typedsession/session/seal"
 )
 
-func key(id string, b byte) seal.Key { return seal.Key{ID: id, Secret: bytes.Repeat([]byte{b}, seal.KeySize)} }
+func key(id string, b byte) seal.Key {
+	return seal.Key{ID: id, Secret: bytes.Repeat([]byte{b}, seal.KeySize)}
+}
 
 func TestSealOpen(t *testing.T) {
 	r, err := seal.New(key("new", 1), key("old", 2))
