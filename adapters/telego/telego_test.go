@@ -67,16 +67,26 @@ func newHarness(t *testing.T, setup func(bh *th.BotHandler)) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{updates: make(chan telego.Update, 100)}
+	// An update is done when its handlers returned nil, or when the error
+	// handler has heard of their error: telego calls the error handler
+	// after the chain returns, and handles updates concurrently, so a
+	// count kept in a middleware alone would let the test look before an
+	// error arrived.
 	h.bh, err = th.NewBotHandler(bot, h.updates, th.WithErrorHandler(func(_ *th.Context, _ telego.Update, err error) {
 		h.mu.Lock()
 		h.errs = append(h.errs, err)
 		h.mu.Unlock()
+		h.pending.Done()
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.bh.Use(func(ctx *th.Context, u telego.Update) error {
-		defer h.pending.Done()
+	h.bh.Use(func(ctx *th.Context, u telego.Update) (err error) {
+		defer func() {
+			if err == nil {
+				h.pending.Done()
+			}
+		}()
 		return ctx.Next(u)
 	})
 	setup(h.bh)
