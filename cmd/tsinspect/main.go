@@ -14,9 +14,9 @@
 //	file:///var/lib/bot/sessions, or a directory      a filestore folder
 //	memstore://path/snap, or a snapshot file          a memstore snapshot, opened read-only
 //
-// Commands: ls, get, stats, export, import, rm, purge. Run tsinspect help
-// COMMAND for each one's flags. Ctrl-C stops a command cleanly: it says
-// how far it got and exits with status 130.
+// Commands: ls, get, stats, export, import, rm, purge, quarantine,
+// restore. Run tsinspect help COMMAND for each one's flags. Ctrl-C stops a
+// command cleanly: it says how far it got and exits with status 130.
 package main
 
 import (

@@ -73,7 +73,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
 		Use:   "tsinspect",
-		Short: "Look inside typedsession stores: ls, get, stats, export, import, rm",
+		Short: "Look inside typedsession stores: ls, get, stats, export, import, rm, quarantine, restore",
 		Long: `tsinspect lists, reads, counts, exports, imports and deletes the sessions of
 typedsession on any store the library has, without the application's types.
 
@@ -102,7 +102,7 @@ the session keys of that namespace and listings stay inside it.`,
 	f.IntVar(&g.Workers, "workers", 8, "concurrent reads while listing")
 	f.DurationVar(&g.Wait, "wait", 5*time.Second, "how long to wait for a server to answer")
 	f.BoolVar(&g.NoProgress, "no-progress", false, "never draw a progress bar")
-	root.AddCommand(lsCmd(g), getCmd(g), statsCmd(g), exportCmd(g), importCmd(g), rmCmd(g), purgeCmd(g))
+	root.AddCommand(lsCmd(g), getCmd(g), statsCmd(g), exportCmd(g), importCmd(g), rmCmd(g), purgeCmd(g), quarantineCmd(g), restoreCmd(g))
 	return root
 }
 
