@@ -3,13 +3,15 @@ package cbor_test
 import (
 	"bytes"
 	"testing"
+
+	"github.com/typedsession/session/codec/codectest"
 )
 
 // FuzzUnmarshal feeds arbitrary bytes to the decoder: it must not panic or
 // hang, and whatever it accepts re-encodes to a fixed point (the encoding of
 // the decoded value decodes to a value with the same encoding).
 func FuzzUnmarshal(f *testing.F) {
-	for _, v := range []any{every(), map[string]any{"a": []any{1, "x", nil, 1.5}}, []byte{1}, "s", -1, uint64(1 << 63)} {
+	for _, v := range []any{codectest.SampleEvery(), map[string]any{"a": []any{1, "x", nil, 1.5}}, []byte{1}, "s", -1, uint64(1 << 63)} {
 		b, err := testCodec.Marshal(v)
 		if err != nil {
 			f.Fatal(err)
@@ -19,9 +21,9 @@ func FuzzUnmarshal(f *testing.F) {
 	f.Add([]byte{0x9f, 0x01, 0xff})
 	f.Add([]byte{0xc2, 0x49, 1, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var e Every
+		var e codectest.Every
 		if testCodec.Unmarshal(data, &e) == nil {
-			fixedPoint(t, &e, func() any { return new(Every) })
+			fixedPoint(t, &e, func() any { return new(codectest.Every) })
 		}
 		var doc map[string]any
 		if testCodec.Unmarshal(data, &doc) == nil {
