@@ -221,7 +221,7 @@ func BenchmarkReadTTLRawTx(b *testing.B) {
 }
 
 // getTTLScript reads a value and its PTTL in a Lua script (EVALSHA), the
-// alternative to GetWithTTL's transaction.
+// alternative to GetWithTTL's pipeline.
 var getTTLScript = redis.NewScript("return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}")
 
 // BenchmarkReadTTLInterleaved calls the reads one after the other in every

@@ -79,14 +79,14 @@
 //     percentile of 1.2 to 3.8 ms, against 19 to 23 µs and no AOF growth
 //     for GetWithTTL. A Load that only reads (GetWithTTL, extending the
 //     TTL only near expiry) is the cheaper path on such a server.
-//   - GetWithTTL: MULTI, GET, PTTL, EXEC in one round trip, so the value and
-//     its TTL are read atomically; PTTL -1 (no expiry) is reported as
-//     [store.NoExpiry]. On this project's machine (loopback Redis 7.0, a
-//     500-byte value, BenchmarkReadTTLInterleaved, medians of 4 runs of
-//     10,000 rounds) it costs 1.2 to 2.5 µs more than a GET (19.7 to
-//     24.0 µs against 18.3 to 21.5), GETEX 0.1 to 0.4 µs more; a Lua
-//     script doing the same costs 2 to 6 µs more than a GET, and a plain
-//     pipeline of GET and PTTL, though a little cheaper, is not atomic.
+//   - GetWithTTL: GET and PTTL in one pipeline (two commands, one round
+//     trip); PTTL -1 (no expiry) is reported as [store.NoExpiry]. The two
+//     are not atomic, on purpose: the time left only decides whether the
+//     session manager extends an expiry, and every write it makes is a
+//     compare-and-swap against the value read, so a TTL read from a newer
+//     value costs at most one early or one skipped extension. MULTI/EXEC
+//     (four commands: MULTI, GET, PTTL, EXEC) and a Lua script cost the
+//     server more for the same round trip; see BENCHMARKS.md.
 //   - Scan: SCAN cursor MATCH pattern COUNT n, never KEYS. The pattern is
 //     Prefix + the scan prefix with the glob characters *, ?, [, ] and \
 //     escaped, followed by *. Keys are reported with Prefix removed.
@@ -95,7 +95,7 @@
 //
 // Every method except Scan touches exactly one key, so each is a
 // single-slot operation that go-redis routes to the master owning the
-// key's slot, the Lua scripts and GetWithTTL's transaction included. No
+// key's slot, the Lua scripts and GetWithTTL's pipeline included. No
 // hash tags are needed and none are added: keys spread over the cluster's
 // slots as Redis hashes them. Scan lists the masters with ForEachMaster and
 // scans them one after the other (a Ring's shards the same way), so the

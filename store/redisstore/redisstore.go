@@ -320,11 +320,17 @@ func (s *Store) GetAndTouch(ctx context.Context, key string, ttl time.Duration) 
 	return []byte(v), nil
 }
 
-// GetWithTTL returns the value under key and the time it has left, read
-// atomically in one round trip (MULTI, GET, PTTL, EXEC: cheaper than a Lua
-// script, see the package doc), at millisecond precision; a key without
-// expiry reports [store.NoExpiry]. It returns an error matching
-// [store.ErrNotFound] when the key is absent or expired.
+// GetWithTTL returns the value under key and the time it has left, at
+// millisecond precision, in one round trip: a pipeline of GET and PTTL
+// (two commands; see the package doc for why not MULTI/EXEC or a script).
+// A key without expiry reports [store.NoExpiry]. It returns an error
+// matching [store.ErrNotFound] when the key is absent or expired.
+//
+// The two reads are not atomic: a write that lands between them gives the
+// time left of the newer value, and a key deleted or expired between them
+// reports one millisecond. The time left is a hint for extending an
+// expiry, which is how the session manager uses it; its writes are guarded
+// by compare-and-swap against the value read, not by the TTL.
 func (s *Store) GetWithTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
 	if err := check(ctx, opGetWithTTL, key); err != nil {
 		return nil, 0, err
@@ -340,29 +346,30 @@ func (s *Store) GetWithTTL(ctx context.Context, key string) ([]byte, time.Durati
 		case !s.again(ctx, attempt, err):
 			return nil, 0, wrap(ctx, opGetWithTTL, key, err)
 		}
-		// go-redis does not resend a transaction whose reply was lost;
-		// this one only reads, so the store does.
+		// Only reads: resending them is always safe (go-redis resends a
+		// pipeline too; this covers what its policy leaves).
 	}
 }
 
-// getWithTTL sends MULTI, GET k, PTTL k, EXEC and returns the value (or
-// redis.Nil) and the PTTL.
+// getWithTTL sends GET k and PTTL k in one pipeline and returns the value
+// (or redis.Nil) and the PTTL.
 func (s *Store) getWithTTL(ctx context.Context, k string) (string, time.Duration, error) {
-	tx := s.client.TxPipeline()
-	get := tx.Get(ctx, k)
-	left := tx.PTTL(ctx, k)
-	if _, err := tx.Exec(ctx); err != nil && err != redis.Nil {
+	p := s.client.Pipeline()
+	get := p.Get(ctx, k)
+	left := p.PTTL(ctx, k)
+	if _, err := p.Exec(ctx); err != nil && err != redis.Nil {
 		return "", 0, err
 	}
 	v, err := get.Result()
 	return v, left.Val(), err
 }
 
-// pttl maps the PTTL that a transaction read with a value (go-redis gives
-// it as a duration: -1 for no expiry, the milliseconds left otherwise)
-// onto a remaining TTL: -1 is [store.NoExpiry], and anything else below a
-// millisecond (which cannot happen for a key that was just read in the
-// same transaction, but a value that was read lived) is one millisecond.
+// pttl maps the PTTL read after a value (go-redis gives it as a duration:
+// -1 for no expiry, -2 for a key that is gone, the milliseconds left
+// otherwise) onto a remaining TTL: -1 is [store.NoExpiry], and anything
+// else below a millisecond (the key expired or was deleted just after the
+// GET; the value read lived) is one millisecond, so that the caller sees
+// it as near expiry.
 func pttl(d time.Duration) time.Duration {
 	switch {
 	case d == -1:
