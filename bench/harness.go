@@ -6,11 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	session "github.com/typedsession/session"
 	"github.com/typedsession/session/store"
@@ -63,19 +68,30 @@ func makeSess(size int) Sess {
 	}
 }
 
-// sample is one case's measurement in one round.
+// sample is one case's measurement in one round, each figure per
+// operation; -1 where it was not measured.
 type sample struct {
-	ns, allocs, bytes, cmds float64
+	ns, allocs, bytes float64
+	cmds, rts         float64 // Redis commands and round trips, client side
+	cpu               float64 // client CPU µs (getrusage of this process)
+	redisCPU          float64 // redis-server CPU µs (INFO cpu)
+	redisUsec         float64 // commandstats µs of the top-level commands
 }
 
-// Row is one line of the table: the medians over the rounds.
+// Row is one line of the table: the medians over the rounds. Figures that
+// were not measured for a row (no Redis, a client without a counter) are
+// -1.
 type Row struct {
 	Name      string
-	NsPerOp   float64
-	AllocsOp  float64
-	BytesOp   float64
-	CmdsPerOp float64 // -1 when not counted
-	Ratio     float64 // NsPerOp / the baseline's NsPerOp
+	NsPerOp   float64 // wall time per operation, ns
+	AllocsOp  float64 // heap allocations per operation (runtime.MemStats)
+	BytesOp   float64 // heap bytes allocated per operation
+	CmdsPerOp float64 // Redis commands per operation, MULTI and EXEC included
+	RTsPerOp  float64 // Redis round trips per operation: a command, or a pipeline or transaction
+	CPUUsOp   float64 // client CPU per operation, µs: getrusage user+sys of the whole process
+	RedisCPU  float64 // redis-server CPU per operation, µs: INFO cpu used_cpu_user+used_cpu_sys
+	RedisUsec float64 // INFO commandstats usec per operation of the top-level commands, µs
+	Ratio     float64 // median over rounds of NsPerOp / the same round's baseline NsPerOp
 }
 
 // Result is what Run measured.
@@ -108,12 +124,12 @@ func (r *Result) Row(name string) *Row {
 // A benchCase is one operation, run in a loop.
 type benchCase struct {
 	name string
-	// counted reports whether cmds counts what op sends.
+	// counted reports whether counter sees what op sends.
 	counted bool
 	op      func(ctx context.Context) error
-	// cmds returns the command counter op is measured by (nil: the
-	// backend's go-redis hook).
-	cmds func() int64
+	// counter is the Redis counter op is measured by (nil: the backend's
+	// go-redis hook).
+	counter *redisCounter
 }
 
 // Row names, used by the table, the targets and the tests.
@@ -142,40 +158,44 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	defer closeAll()
 
 	samples := make(map[string][]sample)
-	var contention []float64
 	res := &Result{samples: samples}
 	for round := range cfg.Rounds {
 		// Rotate the order so that no case always follows the same one.
 		for i := range cases {
 			c := cases[(i+round)%len(cases)]
-			cmds := c.cmds
-			if cmds == nil {
-				cmds = b.cmds.Load
+			pr := probe{rc: c.counter, admin: b.admin}
+			if pr.rc == nil {
+				pr.rc = b.rc
 			}
-			s, err := measure(ctx, cfg.Duration, cmds, c.op)
+			if !c.counted {
+				pr.rc = nil
+			}
+			s, err := measure(ctx, cfg.Duration, pr, c.op)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", c.name, err)
 			}
-			if !c.counted || (b.rdb == nil && c.cmds == nil) {
-				s.cmds = -1
-			}
 			samples[c.name] = append(samples[c.name], s)
 		}
-		ns, err := contend(ctx, cfg, b, round, res)
+		s, err := contend(ctx, cfg, b, round, res)
 		if err != nil {
 			return nil, fmt.Errorf("contention: %w", err)
 		}
-		contention = append(contention, ns)
+		samples[RowContended] = append(samples[RowContended], s)
 	}
 
-	for _, c := range cases {
-		ss := samples[c.name]
+	for _, name := range append(caseNames(cases), RowContended) {
+		ss := samples[name]
+		med := func(f func(sample) float64) float64 { return median(ss, f) }
 		row := Row{
-			Name:      c.name,
-			NsPerOp:   median(ss, func(s sample) float64 { return s.ns }),
-			AllocsOp:  median(ss, func(s sample) float64 { return s.allocs }),
-			BytesOp:   median(ss, func(s sample) float64 { return s.bytes }),
-			CmdsPerOp: median(ss, func(s sample) float64 { return s.cmds }),
+			Name:      name,
+			NsPerOp:   med(func(s sample) float64 { return s.ns }),
+			AllocsOp:  med(func(s sample) float64 { return s.allocs }),
+			BytesOp:   med(func(s sample) float64 { return s.bytes }),
+			CmdsPerOp: med(func(s sample) float64 { return s.cmds }),
+			RTsPerOp:  med(func(s sample) float64 { return s.rts }),
+			CPUUsOp:   med(func(s sample) float64 { return s.cpu }),
+			RedisCPU:  med(func(s sample) float64 { return s.redisCPU }),
+			RedisUsec: med(func(s sample) float64 { return s.redisUsec }),
 		}
 		// The ratio is the median of the per-round ratios: a case and the
 		// baseline of the same round ran seconds apart, so a slow spell
@@ -183,13 +203,6 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 		row.Ratio = medianRatio(ss, samples[RowBaseline])
 		res.Rows = append(res.Rows, row)
 	}
-	cont := Row{Name: RowContended, NsPerOp: median(contention, func(f float64) float64 { return f }), CmdsPerOp: -1}
-	ratios := make([]float64, len(contention))
-	for i, ns := range contention {
-		ratios[i] = ns / samples[RowBaseline][i].ns
-	}
-	cont.Ratio = median(ratios, func(f float64) float64 { return f })
-	res.Rows = append(res.Rows, cont)
 
 	printTable(w, res)
 	if cfg.Verbose {
@@ -202,8 +215,8 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 			fmt.Fprintln(w)
 		}
 		fmt.Fprintf(w, "  %-52s", RowContended)
-		for _, ns := range contention {
-			fmt.Fprintf(w, " %7.0f", ns)
+		for _, s := range samples[RowContended] {
+			fmt.Fprintf(w, " %7.0f", s.ns)
 		}
 		fmt.Fprintln(w)
 	}
@@ -228,8 +241,11 @@ func setup(ctx context.Context, cfg Config, w io.Writer) (*backend, []benchCase,
 
 	data := makeSess(cfg.Payload)
 	raw, _ := json.Marshal(data)
-	fmt.Fprintf(w, "store %s, session JSON %d bytes, %d rounds of %v per case, %s/%s, GOMAXPROCS %d\n",
-		cfg.Store, len(raw), cfg.Rounds, cfg.Duration, runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(w, "store %s, session JSON %d bytes, %d rounds of %v per case, %s/%s, GOMAXPROCS %d, load average %s\n",
+		cfg.Store, len(raw), cfg.Rounds, cfg.Duration, runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), loadAvg())
+	if b.redisDesc != "" {
+		fmt.Fprintln(w, b.redisDesc)
+	}
 
 	m, err := session.New(session.Config[Sess]{Store: b.st, Namespace: "s", TTL: ttl})
 	if err != nil {
@@ -339,71 +355,152 @@ func setup(ctx context.Context, cfg Config, w io.Writer) (*backend, []benchCase,
 
 }
 
+// probe reads the figures of one measured stretch besides wall time and
+// allocations: the Redis counter of the client under test (nil: commands
+// and round trips are not counted) and a client for INFO on the same
+// server (nil: no Redis).
+type probe struct {
+	rc    *redisCounter
+	admin *redis.Client
+}
+
+// reading is everything a probe reads at one moment.
+type reading struct {
+	ms     runtime.MemStats
+	cpu    int64
+	counts counts
+	server serverStats
+	t      time.Time
+}
+
+// read takes a reading; the server is read first when starting and last
+// when stopping, so that the INFO round trip stays outside the client
+// figures as far as it can.
+func (p probe) read(ctx context.Context, start bool) (reading, error) {
+	var r reading
+	var err error
+	if start && p.admin != nil {
+		if r.server, err = readServerStats(ctx, p.admin); err != nil {
+			return r, err
+		}
+	}
+	if !start {
+		r.t = time.Now()
+		r.cpu = cpuUs()
+	}
+	if p.rc != nil {
+		r.counts = p.rc.snapshot()
+	}
+	runtime.ReadMemStats(&r.ms)
+	if start {
+		r.cpu = cpuUs()
+		r.t = time.Now()
+	}
+	if !start && p.admin != nil {
+		if r.server, err = readServerStats(ctx, p.admin); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+// perOp turns two readings around n operations into a sample; extra
+// adds client figures measured elsewhere (child processes) and is zero
+// for an in-process run.
+func (p probe) perOp(r0, r1 reading, n int64) sample {
+	f := float64(max(n, 1))
+	s := sample{
+		ns:        float64(r1.t.Sub(r0.t).Nanoseconds()) / f,
+		allocs:    float64(r1.ms.Mallocs-r0.ms.Mallocs) / f,
+		bytes:     float64(r1.ms.TotalAlloc-r0.ms.TotalAlloc) / f,
+		cpu:       float64(r1.cpu-r0.cpu) / f,
+		cmds:      -1,
+		rts:       -1,
+		redisCPU:  -1,
+		redisUsec: -1,
+	}
+	d := r1.counts.sub(r0.counts)
+	if p.rc != nil {
+		s.cmds, s.rts = float64(d.Cmds)/f, float64(d.RTs)/f
+	}
+	if p.admin != nil {
+		cpu, cmds := serverDelta(r0.server, r1.server)
+		s.redisCPU = cpu / f
+		if p.rc != nil {
+			s.redisUsec = topLevelUsec(cmds, d.Names) / f
+		}
+	}
+	return s
+}
+
 // measure runs op for d after a short warm-up and returns the cost of one
 // call: wall time, heap allocations (runtime.MemStats deltas, so
-// background goroutines count too: the pool, the sweep) and commands.
-func measure(ctx context.Context, d time.Duration, cmds func() int64, op func(context.Context) error) (sample, error) {
+// background goroutines count too: the pool, the sweep), client CPU, and
+// what the probe counts on Redis.
+func measure(ctx context.Context, d time.Duration, pr probe, op func(context.Context) error) (sample, error) {
 	for range 5 {
 		if err := op(ctx); err != nil {
 			return sample{}, err
 		}
 	}
 	runtime.GC()
-	var ms0, ms1 runtime.MemStats
-	runtime.ReadMemStats(&ms0)
-	c0 := cmds()
-	n := 0
-	start := time.Now()
-	for time.Since(start) < d {
+	r0, err := pr.read(ctx, true)
+	if err != nil {
+		return sample{}, err
+	}
+	var n int64
+	for time.Since(r0.t) < d {
 		if err := op(ctx); err != nil {
 			return sample{}, err
 		}
 		n++
 	}
-	elapsed := time.Since(start)
-	c1 := cmds()
-	runtime.ReadMemStats(&ms1)
+	r1, err := pr.read(ctx, false)
+	if err != nil {
+		return sample{}, err
+	}
 	if err := ctx.Err(); err != nil {
 		return sample{}, err
 	}
-	f := float64(n)
-	return sample{
-		ns:     float64(elapsed.Nanoseconds()) / f,
-		allocs: float64(ms1.Mallocs-ms0.Mallocs) / f,
-		bytes:  float64(ms1.TotalAlloc-ms0.TotalAlloc) / f,
-		cmds:   float64(c1-c0) / f,
-	}, nil
+	return pr.perOp(r0, r1, n), nil
 }
 
 // contend runs cfg.Concurrency goroutines that Update one fresh key
 // through two managers (two "processes" sharing the store) and checks
 // that the final count is the number of updates that succeeded. It
-// returns the wall time per update.
-func contend(ctx context.Context, cfg Config, b *backend, round int, res *Result) (float64, error) {
-	cc, err := newConflictCounter(b.st)
-	if err != nil {
-		return 0, err
-	}
+// returns the cost per successful update. Conflicts are counted as the
+// extra runs of the change function (each retry of Update runs it again),
+// not by wrapping the store, which would hide the capabilities the
+// manager looks for.
+func contend(ctx context.Context, cfg Config, b *backend, round int, res *Result) (sample, error) {
 	var ms [2]*session.Manager[Sess]
 	for i := range ms {
-		if ms[i], err = session.New(session.Config[Sess]{Store: cc, Namespace: "contend", TTL: ttl}); err != nil {
-			return 0, err
+		var err error
+		if ms[i], err = session.New(session.Config[Sess]{Store: b.st, Namespace: "contend", TTL: ttl}); err != nil {
+			return sample{}, err
 		}
 	}
 	key := fmt.Sprintf("k%d", round)
 	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		ok     int64
-		gaveUp int64
-		other  error
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		ok       int64
+		gaveUp   int64
+		attempts atomic.Int64
+		other    error
 	)
-	start := time.Now()
+	fn := func(s *Sess) error { attempts.Add(1); s.Score++; return nil }
+	pr := probe{rc: b.rc, admin: b.admin}
+	runtime.GC()
+	r0, err := pr.read(ctx, true)
+	if err != nil {
+		return sample{}, err
+	}
 	for g := range cfg.Concurrency {
 		m := ms[g%2]
 		wg.Go(func() {
 			for range cfg.Updates {
-				_, err := m.Update(ctx, key, func(s *Sess) error { s.Score++; return nil })
+				_, err := m.Update(ctx, key, fn)
 				mu.Lock()
 				switch {
 				case err == nil:
@@ -418,22 +515,46 @@ func contend(ctx context.Context, cfg Config, b *backend, round int, res *Result
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	r1, err := pr.read(ctx, false)
+	if err != nil {
+		return sample{}, err
+	}
 	if other != nil {
-		return 0, other
+		return sample{}, other
 	}
 	s, err := ms[0].Load(ctx, key)
 	if err != nil {
-		return 0, err
+		return sample{}, err
 	}
 	res.Lost += ok - int64(s.Data.Score)
-	res.Conflicts += cc.conflicts.Load()
+	res.Conflicts += attempts.Load() - ok - gaveUp
 	res.GaveUp += gaveUp
 	res.ContentionN += ok
 	if err := ms[0].Delete(ctx, key); err != nil {
-		return 0, err
+		return sample{}, err
 	}
-	return float64(elapsed.Nanoseconds()) / float64(max(ok, 1)), nil
+	return pr.perOp(r0, r1, ok), nil
+}
+
+func caseNames(cases []benchCase) []string {
+	names := make([]string, len(cases))
+	for i, c := range cases {
+		names[i] = c.name
+	}
+	return names
+}
+
+// loadAvg is the first three fields of /proc/loadavg, or "unknown".
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // medianRatio is the median over rounds of ss[i].ns / base[i].ns.
@@ -466,17 +587,26 @@ func printTable(w io.Writer, res *Result) {
 	for _, r := range res.Rows {
 		width = max(width, len(r.Name))
 	}
-	fmt.Fprintf(w, "\n%-*s %9s %10s %8s %8s %11s\n", width, "case", "ns/op", "allocs/op", "B/op", "cmds/op", "× baseline")
+	fmt.Fprintf(w, "\n%-*s %9s %11s %9s %8s %8s %7s %7s %7s %8s\n", width, "case",
+		"ns/op", "× baseline", "allocs/op", "B/op", "cmds/op", "RT/op", "CPU µs", "Redis", "cmdstat")
+	fmt.Fprintf(w, "%-*s %9s %11s %9s %8s %8s %7s %7s %7s %8s\n", width, "",
+		"", "", "", "", "", "", "/op", "CPU µs", "µs/op")
 	for _, r := range res.Rows {
-		cmds, allocs, bytes := "-", "-", "-"
-		if r.CmdsPerOp >= 0 {
-			cmds = fmt.Sprintf("%.2f", r.CmdsPerOp)
-		}
-		if r.Name != RowContended {
-			allocs, bytes = fmt.Sprintf("%.0f", r.AllocsOp), fmt.Sprintf("%.0f", r.BytesOp)
-		}
-		fmt.Fprintf(w, "%-*s %9.0f %10s %8s %8s %10.2f\n", width, r.Name, r.NsPerOp, allocs, bytes, cmds, r.Ratio)
+		fmt.Fprintf(w, "%-*s %9.0f %10.2f %10s %8s %8s %7s %7s %7s %8s\n", width, r.Name, r.NsPerOp, r.Ratio,
+			fig(r.AllocsOp, 0), fig(r.BytesOp, 0), fig(r.CmdsPerOp, 2), fig(r.RTsPerOp, 2),
+			fig(r.CPUUsOp, 1), fig(r.RedisCPU, 1), fig(r.RedisUsec, 1))
 	}
+	fmt.Fprintln(w, "\nCPU µs/op: this process, getrusage user+sys; Redis CPU µs/op: INFO cpu of the whole redis-server;")
+	fmt.Fprintln(w, "cmdstat µs/op: INFO commandstats time of the commands this client sent at top level (script and EXEC")
+	fmt.Fprintln(w, "bodies counted once, inside EVALSHA and EXEC); RT/op: round trips, a pipeline or transaction counting one.")
+}
+
+// fig formats a per-op figure, "-" when it was not measured.
+func fig(v float64, prec int) string {
+	if v < 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(v, 'f', prec, 64)
 }
 
 // printTargets checks the figures of issue 7 that apply to this store.
@@ -506,9 +636,9 @@ func printTargets(w io.Writer, cfg Config, res *Result) {
 		check("changed Load+Save / baseline", row(RowChanged).Ratio, 1.10, "×")
 		check("unchanged Load+Save / baseline", row(RowUnchanged).Ratio, 0.55, "×")
 		check("uncontended Update / baseline", row(RowUpdate).Ratio, 1.15, "×")
-		exact("Redis commands, changed Load+Save", row(RowChanged).CmdsPerOp, 2)
-		exact("Redis commands, unchanged Load+Save", row(RowUnchanged).CmdsPerOp, 1)
-		exact("Redis commands, uncontended Update", row(RowUpdate).CmdsPerOp, 2)
+		exact("Redis round trips, changed Load+Save", row(RowChanged).RTsPerOp, 2)
+		exact("Redis round trips, unchanged Load+Save", row(RowUnchanged).RTsPerOp, 1)
+		exact("Redis round trips, uncontended Update", row(RowUpdate).RTsPerOp, 2)
 		if res.Row(RowHTTPOurs) != nil && res.Row(RowHTTPScsGoRedis) != nil {
 			check("our middleware / scs (go-redis store)", res.PairRatio(RowHTTPOurs, RowHTTPScsGoRedis), 1.00, "×")
 		}

@@ -7,7 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync/atomic"
+	"strings"
 	"time"
 
 	"github.com/alexedwards/scs/goredisstore"
@@ -66,12 +66,12 @@ func (b *browser) get(path string) error {
 
 // page is the per-request work both libraries do: read the typed
 // session, and on /write change one field; /init stores the full data.
-func httpCase(name string, h http.Handler, path string, cmds func() int64, counted bool) (benchCase, error) {
+func httpCase(name string, h http.Handler, path string, counter *redisCounter, counted bool) (benchCase, error) {
 	b := &browser{h: h}
 	if err := b.get("/init"); err != nil {
 		return benchCase{}, fmt.Errorf("%s: %w", name, err)
 	}
-	return benchCase{name: name, counted: counted, cmds: cmds, op: func(context.Context) error {
+	return benchCase{name: name, counted: counted, counter: counter, op: func(context.Context) error {
 		return b.get(path)
 	}}, nil
 }
@@ -157,21 +157,21 @@ func httpCases(ctx context.Context, cfg Config, b *backend, data Sess) ([]benchC
 		if err := add(httpCase(RowHTTPScsGoRedisRead, gh, "/read", nil, true)); err != nil {
 			return nil, closeAll, err
 		}
-		var n atomic.Int64
+		n := new(redisCounter)
 		pool := &redigo.Pool{
 			MaxIdle:     cfg.Concurrency,
 			IdleTimeout: time.Minute,
 			Dial: func() (redigo.Conn, error) {
-				c, err := redigo.DialURL(cfg.RedisURL)
+				c, err := redigo.DialURL(b.redisURL)
 				if err != nil {
 					return nil, err
 				}
-				return countingConn{c, &n}, nil
+				return &countingConn{Conn: c, n: n}, nil
 			},
 		}
 		closers = append(closers, func() { pool.Close() })
 		rh := peer(scsredis.NewWithPrefix(pool, b.prefix+"scsredigo:"), data)
-		if err := add(httpCase(RowHTTPScsRedigo, rh, "/write", n.Load, true)); err != nil {
+		if err := add(httpCase(RowHTTPScsRedigo, rh, "/write", n, true)); err != nil {
 			return nil, closeAll, err
 		}
 	case "memory":
@@ -191,20 +191,43 @@ func httpCases(ctx context.Context, cfg Config, b *backend, data Sess) ([]benchC
 }
 
 // countingConn counts the commands scs's redigo store sends (each Send of
-// a MULTI block counts; the empty flush does not).
+// a MULTI block counts; the empty flush does not) and its round trips
+// (each Do that sends or flushes something: redigo writes pending Sends
+// when Do runs). A connection serves one goroutine at a time, so its
+// fields need no lock.
 type countingConn struct {
 	redigo.Conn
-	n *atomic.Int64
+	n       *redisCounter
+	inMulti bool // between a sent MULTI and its EXEC or DISCARD
+	pending bool // Sends not yet flushed
 }
 
-func (c countingConn) Do(cmd string, args ...any) (any, error) {
-	if cmd != "" {
-		c.n.Add(1)
+func (c *countingConn) count(cmd string) {
+	switch strings.ToLower(cmd) {
+	case "multi":
+		c.n.add("multi", false)
+		c.inMulti = true
+	case "exec", "discard":
+		c.n.add(strings.ToLower(cmd), false)
+		c.inMulti = false
+	default:
+		c.n.add(strings.ToLower(cmd), c.inMulti)
 	}
+}
+
+func (c *countingConn) Do(cmd string, args ...any) (any, error) {
+	if cmd != "" {
+		c.count(cmd)
+	}
+	if cmd != "" || c.pending {
+		c.n.rts.Add(1)
+	}
+	c.pending = false
 	return c.Conn.Do(cmd, args...)
 }
 
-func (c countingConn) Send(cmd string, args ...any) error {
-	c.n.Add(1)
+func (c *countingConn) Send(cmd string, args ...any) error {
+	c.count(cmd)
+	c.pending = true
 	return c.Conn.Send(cmd, args...)
 }

@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
@@ -24,10 +23,17 @@ type backend struct {
 	st   store.Store
 	// rdb is the go-redis client of the redis backend, nil otherwise.
 	rdb *redis.Client
+	// admin is a second client on the same server, not counted, for
+	// INFO; nil unless rdb is set.
+	admin *redis.Client
+	// redisURL is the Redis the run uses, and redisDesc says which it is
+	// ("" without Redis).
+	redisURL, redisDesc string
 	// prefix is the Redis key prefix of this run.
 	prefix string
-	// cmds counts the Redis commands sent through rdb (a go-redis hook).
-	cmds atomic.Int64
+	// rc counts the Redis commands and round trips sent through rdb (a
+	// go-redis hook); nil without Redis.
+	rc *redisCounter
 	// get and set are the hand-written baseline's two store calls: raw
 	// GET and SET EX on Redis, the store's own Get and Set elsewhere.
 	get   func(ctx context.Context, key string) ([]byte, error)
@@ -52,9 +58,14 @@ func openBackend(ctx context.Context, cfg Config) (*backend, error) {
 		b.st, b.get, b.set = st, st.Get, st.Set
 		b.close = func() { st.Close() }
 	case "redis":
-		opts, err := redis.ParseURL(cfg.RedisURL)
+		url, desc, stopOwn, err := redisFor(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("-redis %q: %w", cfg.RedisURL, err)
+			return nil, err
+		}
+		opts, err := redis.ParseURL(url)
+		if err != nil {
+			stopOwn()
+			return nil, fmt.Errorf("-redis %q: %w", url, err)
 		}
 		// Enough connections for the contention run and the HTTP
 		// middleware, so that the pool never makes a case wait.
@@ -66,10 +77,14 @@ func openBackend(ctx context.Context, cfg Config) (*backend, error) {
 		cancel()
 		if err != nil {
 			rdb.Close()
-			return nil, fmt.Errorf("no Redis answers at %s: %w", cfg.RedisURL, err)
+			stopOwn()
+			return nil, fmt.Errorf("no Redis answers at %s: %w", url, err)
 		}
-		rdb.AddHook(countHook{&b.cmds})
+		b.rc = new(redisCounter)
+		rdb.AddHook(countHook{b.rc})
 		b.rdb = rdb
+		b.admin = redis.NewClient(&redis.Options{Addr: opts.Addr, Username: opts.Username, Password: opts.Password, DB: opts.DB, TLSConfig: opts.TLSConfig})
+		b.redisURL, b.redisDesc = url, desc
 		b.prefix = "tsbench:" + randomHex() + ":"
 		b.st = redisstore.New(rdb, redisstore.Options{Prefix: b.prefix})
 		b.get = func(ctx context.Context, key string) ([]byte, error) {
@@ -81,6 +96,8 @@ func openBackend(ctx context.Context, cfg Config) (*backend, error) {
 		b.close = func() {
 			deletePrefix(context.Background(), rdb, b.prefix)
 			rdb.Close()
+			b.admin.Close()
+			stopOwn()
 		}
 	case "postgres":
 		db, err := sql.Open("pgx", cfg.DatabaseURL)
@@ -114,6 +131,25 @@ func openBackend(ctx context.Context, cfg Config) (*backend, error) {
 	return b, nil
 }
 
+// redisFor returns the Redis URL of a run and a description of it for the
+// header: cfg.RedisURL when set, else a redis-server of the run's own (when
+// redis-server is installed), else the loopback default. stop stops the
+// server the run started, if any.
+func redisFor(cfg Config) (url, desc string, stop func(), err error) {
+	if cfg.RedisURL != "" {
+		return cfg.RedisURL, "Redis at " + cfg.RedisURL + " (not started by this run: Redis CPU and cmdstat figures include any other client's work)", func() {}, nil
+	}
+	own, err := startOwnRedis()
+	if err != nil {
+		return "", "", nil, err
+	}
+	if own == nil {
+		const def = "redis://127.0.0.1:6379/0"
+		return def, "Redis at " + def + " (redis-server not installed, so none of the run's own; Redis CPU and cmdstat figures include other clients' work)", func() {}, nil
+	}
+	return own.url, "a redis-server of this run's own at " + own.url + " (no persistence, no other clients)", own.stop, nil
+}
+
 // deletePrefix removes the keys this run left in Redis.
 func deletePrefix(ctx context.Context, rdb *redis.Client, prefix string) {
 	iter := rdb.Scan(ctx, 0, prefix+"*", 500).Iterator()
@@ -126,63 +162,4 @@ func deletePrefix(ctx context.Context, rdb *redis.Client, prefix string) {
 		rdb.Del(ctx, keys[:n]...)
 		keys = keys[n:]
 	}
-}
-
-// countHook counts every command a go-redis client sends, one per command
-// of a pipeline.
-type countHook struct{ n *atomic.Int64 }
-
-func (h countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmd)
-	}
-}
-
-func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.n.Add(int64(len(cmds)))
-		return next(ctx, cmds)
-	}
-}
-
-// conflictCounter wraps a store that has every capability and counts the
-// compare-and-swaps that found someone else's write: the conflicts that
-// Update retried.
-type conflictCounter struct {
-	store.Store
-	swapper   store.Swapper
-	refresher store.Refresher
-	toucher   store.Toucher
-	conflicts atomic.Int64
-}
-
-func newConflictCounter(st store.Store) (*conflictCounter, error) {
-	c := &conflictCounter{Store: st}
-	var ok1, ok2, ok3 bool
-	c.swapper, ok1 = st.(store.Swapper)
-	c.refresher, ok2 = st.(store.Refresher)
-	c.toucher, ok3 = st.(store.Toucher)
-	if !ok1 || !ok2 || !ok3 {
-		return nil, fmt.Errorf("store %T lacks a capability the contention run needs", st)
-	}
-	return c, nil
-}
-
-func (c *conflictCounter) CompareAndSwap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error) {
-	ok, err := c.swapper.CompareAndSwap(ctx, key, old, value, ttl)
-	if err == nil && !ok {
-		c.conflicts.Add(1)
-	}
-	return ok, err
-}
-
-func (c *conflictCounter) GetAndTouch(ctx context.Context, key string, ttl time.Duration) ([]byte, error) {
-	return c.refresher.GetAndTouch(ctx, key, ttl)
-}
-
-func (c *conflictCounter) Touch(ctx context.Context, key string, ttl time.Duration) error {
-	return c.toucher.Touch(ctx, key, ttl)
 }
