@@ -237,3 +237,79 @@ type Scanner interface {
 	// ends.
 	Scan(ctx context.Context, prefix string, fn func(key string) error) error
 }
+
+// BatchGetter is implemented by stores that can read many keys in one
+// round trip (Redis MGET, or a pipeline of GETs). Bulk work (the session
+// manager's MigrateAll, the inspector) reads with it a chunk of keys at a
+// time instead of one key per round trip.
+type BatchGetter interface {
+	// GetMany returns copies of the values stored under keys, in the
+	// order of keys: element i is the value of keys[i], or nil when that
+	// key is absent or expired (a stored empty value is a non-nil empty
+	// slice). Repeated keys are allowed. Every key is checked with
+	// [CheckKey] before any I/O; one invalid key fails the whole call
+	// with an error matching [ErrInvalidKey]. A failure of the batch (a
+	// lost connection, ctx ending, a value the backend cannot read back
+	// whole: [ErrCorrupt]) is one error for the whole call, and no value
+	// is returned; read the keys one at a time with Get to learn which
+	// one is at fault. An empty keys returns an empty result without I/O.
+	// The values need not be read atomically together: a key written
+	// during the call gives its old or its new value.
+	GetMany(ctx context.Context, keys []string) ([][]byte, error)
+}
+
+// BatchTTLGetter is implemented by stores that can read many keys and the
+// time each has left in one round trip: [TTLGetter] for a chunk of keys.
+type BatchTTLGetter interface {
+	// GetManyWithTTL behaves like [BatchGetter.GetMany] and also returns,
+	// in ttls[i], the time keys[i] has left, rounded down to the backend's
+	// precision (at worst a second), or [NoExpiry] when it has no expiry;
+	// ttls[i] is 0 for an absent key. A key's value and its ttl are read
+	// in the same round trip but not necessarily atomically together: a
+	// key rewritten between the two reads may report the new value's
+	// ttl, and a key that expired just after its value was read reports
+	// the smallest positive ttl the backend has.
+	GetManyWithTTL(ctx context.Context, keys []string) (values [][]byte, ttls []time.Duration, err error)
+}
+
+// Swap is one compare-and-swap of a [BatchSwapper] batch, with the
+// arguments of [Swapper.CompareAndSwap]: store Value under Key with TTL if
+// and only if the current value equals Old (nil Old: only if absent).
+type Swap struct {
+	Key        string
+	Old, Value []byte
+	TTL        time.Duration
+}
+
+// SwapResult is the outcome of one [Swap] of a batch. Err nil: Swapped
+// says whether the swap happened, and false is the same promise as
+// [Swapper]'s (the swap did not happen and will not). Err non-nil: the
+// outcome is open unless Err matches [ErrInvalidKey], [ErrTooLarge] or
+// [ErrClosed] (nothing was written); the swap may have landed, and the
+// caller learns the truth by resending it on its own, with
+// [Swapper.CompareAndSwap] and that method's resend rule.
+type SwapResult struct {
+	Swapped bool
+	Err     error
+}
+
+// BatchSwapper is implemented by stores that can run many compare-and-swaps
+// in one round trip (a pipeline of Redis scripts). The session manager's
+// MigrateAll writes a chunk of migrated sessions with it.
+type BatchSwapper interface {
+	// CompareAndSwapMany runs each swap of swaps as
+	// [Swapper.CompareAndSwap] would (the same comparison, the same
+	// resend rule: a key that already holds Value reports true and takes
+	// the ttl), each atomically on its own; the swaps are not atomic
+	// together and may run in any order, so a batch should not hold one
+	// key twice. It returns one result per swap, in the order of swaps.
+	//
+	// It never sends a swap twice: a swap whose reply was lost gets an
+	// error in its result (its outcome is open), never a false. It
+	// returns a non-nil error, and no results, only when it sent nothing:
+	// a key that [CheckKey] refuses ([ErrInvalidKey]), a value over the
+	// backend's cap ([ErrTooLarge]), a closed store ([ErrClosed]) or ctx
+	// ended before any I/O. An empty swaps returns an empty result
+	// without I/O.
+	CompareAndSwapMany(ctx context.Context, swaps []Swap) ([]SwapResult, error)
+}
