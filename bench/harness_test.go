@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -144,5 +145,146 @@ func TestRunRejectsBadConfig(t *testing.T) {
 	cfg = shortConfig("nosuchstore")
 	if _, err := Run(context.Background(), cfg, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "memory, redis or postgres") {
 		t.Errorf("Run with an unknown store: %v, want an error naming the choices", err)
+	}
+}
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(peerChildEnv); spec != "" {
+		// A child process of the 2proc mode: this test binary re-executed.
+		if err := peerChild(spec); err != nil {
+			fmt.Fprintln(os.Stderr, "bench child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// shortPeers is a small -peers run: enough to drive every case through
+// every mode, the child processes included, not to measure anything. The
+// warm-up opens the connections (whose HELLO goes through the hooks) and
+// loads the scripts (an EVALSHA that finds none is followed by an EVAL),
+// so that the pinned round trips are those of the updates.
+func shortPeers(client, locker string) PeerConfig {
+	return PeerConfig{
+		RedisURL: envOr("REDIS_URL", "redis://127.0.0.1:6379/0"),
+		N:        200, K: 20, Conc: 8, Hot: 2, Rounds: 1, Warmup: 40,
+		Client: client, Locker: locker,
+	}
+}
+
+func runPeers(t *testing.T, cfg PeerConfig) (*PeerResult, string) {
+	t.Helper()
+	var out bytes.Buffer
+	res, err := RunPeers(context.Background(), cfg, &out)
+	if err != nil {
+		if strings.Contains(err.Error(), "no Redis answers") && os.Getenv("CI") != "true" {
+			t.Skipf("skipping: %v", err)
+		}
+		t.Fatalf("RunPeers: %v\n%s", err, out.String())
+	}
+	return res, out.String()
+}
+
+// checkPeers checks what holds in every configuration: every case ran in
+// every mode, each update was acknowledged or failed, none of ours that
+// was acknowledged is missing from Redis, and errors are conflicts only.
+func checkPeers(t *testing.T, cfg PeerConfig, res *PeerResult, out string) {
+	t.Helper()
+	modes := []string{"seq", "conc8", "conc8x2", "2proc-x2"}
+	for _, mode := range modes {
+		for _, id := range []string{PeerMiddleware, PeerUpdate, PeerBaseline} {
+			r := res.Row(id, mode)
+			if r == nil {
+				t.Errorf("no row %s %s in the result:\n%s", id, mode, out)
+				continue
+			}
+			if got, want := r.OK+r.Errors, int64(cfg.N*cfg.Rounds); got != want {
+				t.Errorf("%s %s: %d acknowledged + %d failed = %d updates, want %d", id, mode, r.OK, r.Errors, got, want)
+			}
+			if r.UsPerOp <= 0 || r.CPUUsOp < 0 || r.RedisCPU < 0 || r.RedisUsec < 0 || r.CmdsPerOp < r.RTsPerOp || r.RTsPerOp <= 0 {
+				t.Errorf("%s %s: wall %v, CPU %v, Redis CPU %v, cmdstat %v µs, %v commands, %v round trips per update: want all measured",
+					id, mode, r.UsPerOp, r.CPUUsOp, r.RedisCPU, r.RedisUsec, r.CmdsPerOp, r.RTsPerOp)
+			}
+			if id == PeerBaseline {
+				continue
+			}
+			if r.Lost != 0 {
+				t.Errorf("%s %s: %d acknowledged updates lost", id, mode, r.Lost)
+			}
+			if r.FirstErr != "" && !strings.Contains(r.FirstErr, "conflict") {
+				t.Errorf("%s %s: an error that is not a conflict: %s", id, mode, r.FirstErr)
+			}
+		}
+	}
+	if res.Lost != 0 {
+		t.Errorf("PeerResult.Lost = %d, want 0", res.Lost)
+	}
+	if !strings.Contains(out, "2proc-x2") {
+		t.Errorf("the table has no 2proc-x2 row:\n%s", out)
+	}
+}
+
+// TestPeersPlain runs the peer workload on a plain client with the
+// middleware's own LockTable, and pins the round trips of one update done
+// alone: two for each (a read, then a compare-and-swap or a SET).
+func TestPeersPlain(t *testing.T) {
+	cfg := shortPeers("plain", "table")
+	res, out := runPeers(t, cfg)
+	checkPeers(t, cfg, res, out)
+	for _, id := range []string{PeerMiddleware, PeerUpdate, PeerBaseline} {
+		if r := res.Row(id, "seq"); r != nil && r.RTsPerOp != 2 {
+			t.Errorf("%s seq: %v round trips per update, want 2", id, r.RTsPerOp)
+		}
+	}
+	// Within one process the middleware's lock serializes the updates of
+	// a chat, so its saves never conflict.
+	for _, mode := range []string{"seq", "conc8", "conc8x2"} {
+		if r := res.Row(PeerMiddleware, mode); r != nil && (r.Errors != 0 || r.Conflicts != 0) {
+			t.Errorf("mw %s: %d errors, %d conflicts, want none", mode, r.Errors, r.Conflicts)
+		}
+	}
+}
+
+// TestPeersRedisLock runs the middleware with middleware/redislock: its
+// updates are serialized across the two child processes too, so none
+// fails; the lock adds its acquire and release scripts.
+func TestPeersRedisLock(t *testing.T) {
+	cfg := shortPeers("plain", "redis")
+	cfg.Cases = []string{PeerMiddleware, PeerUpdate, PeerBaseline}
+	res, out := runPeers(t, cfg)
+	checkPeers(t, cfg, res, out)
+	for _, mode := range []string{"seq", "conc8", "conc8x2", "2proc-x2"} {
+		r := res.Row(PeerMiddleware, mode)
+		if r == nil {
+			continue
+		}
+		if r.Errors != 0 {
+			t.Errorf("mw %s with redislock: %d errors (%s), want none", mode, r.Errors, r.FirstErr)
+		}
+		if r.RTsPerOp < 4 && mode == "seq" {
+			t.Errorf("mw seq with redislock: %v round trips per update, want at least 4 (lock, read, save, unlock)", r.RTsPerOp)
+		}
+	}
+}
+
+// TestPeersAutoPipeline runs every case on go-redis's AutoPipeliner.
+func TestPeersAutoPipeline(t *testing.T) {
+	cfg := shortPeers("autopipeline", "table")
+	res, out := runPeers(t, cfg)
+	checkPeers(t, cfg, res, out)
+}
+
+func TestRunPeersRejectsBadConfig(t *testing.T) {
+	for name, mutate := range map[string]func(*PeerConfig){
+		"client": func(c *PeerConfig) { c.Client = "rueidis" },
+		"locker": func(c *PeerConfig) { c.Locker = "etcd" },
+		"rounds": func(c *PeerConfig) { c.Rounds = 0 },
+	} {
+		cfg := shortPeers("plain", "table")
+		mutate(&cfg)
+		if _, err := RunPeers(context.Background(), cfg, &bytes.Buffer{}); err == nil {
+			t.Errorf("%s: RunPeers accepted a bad config", name)
+		}
 	}
 }
