@@ -197,6 +197,7 @@ type Manager[T any] struct {
 	logger        *slog.Logger // nil: nothing logged
 	logKeys       bool
 	warnBytes     int
+	seq           *writeSeq // write counters per key stripe, for Session.Handoff
 
 	// sizeHint is the length of the last encoding, used to size the next
 	// buffer when there is no stored value to go by.
@@ -236,6 +237,7 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 		namespace:     cfg.Namespace,
 		ttl:           cfg.TTL,
 		slack:         slackOf(cfg.TTL),
+		seq:           newWriteSeq(),
 		initialFn:     cfg.Initial,
 		plan:          cfg.Migrations,
 		latest:        cfg.Migrations.Latest(),

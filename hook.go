@@ -40,6 +40,10 @@ type Event struct {
 	// have, met by a save ("lang", "profile.nick"), per
 	// Config.UnknownMembers.
 	Unknown []string
+	// Handoff marks a load that read nothing from the store: the session
+	// was handed on from the previous update of the key (Session.Handoff,
+	// which the middleware uses for queued updates of one key).
+	Handoff bool
 }
 
 // Outcome is what an operation did.

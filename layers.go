@@ -154,8 +154,8 @@ func (m *Manager[T]) quarantine(ctx context.Context, s *Session[T], raw []byte, 
 	} else if err := m.store.Set(ctx, qkey, raw, 0); err != nil {
 		return fmt.Errorf("quarantine: %w", storeError(err))
 	}
-	if err := m.remove(ctx, s.storeKey, raw); err != nil {
-		if uerr := m.remove(ctx, qkey, raw); uerr != nil {
+	if _, err := m.remove(ctx, s.storeKey, raw); err != nil {
+		if _, uerr := m.remove(ctx, qkey, raw); uerr != nil {
 			err = errors.Join(err, uerr)
 		}
 		return fmt.Errorf("quarantine: %w", err)

@@ -38,7 +38,15 @@ type Session[T any] struct {
 	// fresh reports that the store's expiry is recent enough (set by the
 	// last write, or found far enough by Load) that an unchanged Save
 	// need not refresh it.
-	fresh     bool
+	fresh bool
+	// freshUntil is when the store's expiry, as last learned, falls below
+	// TTL − slack (the zero time: it already has, or is unknown).
+	freshUntil time.Time
+	// seq is the write counter of the key's stripe as of the last store
+	// access of this session, and current whether that access succeeded:
+	// Handoff uses both.
+	seq       uint64
+	current   bool
 	isNew     bool
 	destroyed bool
 	version   int
@@ -166,9 +174,14 @@ func (m *Manager[T]) load(ctx context.Context, key string) (*Session[T], error) 
 	if err != nil {
 		return nil, err
 	}
+	s.seq = m.seq.of(s.storeKey).Load()
 	raw, err := m.read(ctx, s)
 	if errors.Is(err, store.ErrNotFound) {
-		return s, m.renew(s)
+		if err := m.renew(s); err != nil {
+			return nil, err
+		}
+		s.current = true
+		return s, nil
 	}
 	if err != nil {
 		return nil, storeError(err)
@@ -185,10 +198,12 @@ func (m *Manager[T]) load(ctx context.Context, key string) (*Session[T], error) 
 	if !s.fresh && m.ttl > 0 && m.toucher != nil {
 		// Near expiry: extend it now. A failure (a read-only disk) does
 		// not fail the Load; Save tries again.
+		now := time.Now()
 		if m.toucher.Touch(ctx, s.storeKey, m.ttl) == nil {
-			s.fresh = true
+			s.fresh, s.freshUntil = true, now.Add(m.slack)
 		}
 	}
+	s.current = s.quarantined == ""
 	return s, nil
 }
 
@@ -199,11 +214,15 @@ func (m *Manager[T]) read(ctx context.Context, s *Session[T]) ([]byte, error) {
 		s.fresh = true
 		return m.store.Get(ctx, s.storeKey)
 	case m.ttlGetter != nil:
+		now := time.Now()
 		raw, left, err := m.ttlGetter.GetWithTTL(ctx, s.storeKey)
 		s.fresh = left != store.NoExpiry && left >= m.ttl-m.slack
+		if s.fresh {
+			s.freshUntil = now.Add(left - (m.ttl - m.slack))
+		}
 		return raw, err
 	case m.refresher != nil:
-		s.fresh = true
+		s.fresh, s.freshUntil = true, time.Now().Add(m.slack)
 		return m.refresher.GetAndTouch(ctx, s.storeKey, m.ttl)
 	default:
 		return m.store.Get(ctx, s.storeKey)
@@ -382,6 +401,7 @@ func (m *Manager[T]) renew(s *Session[T]) error {
 	}
 	s.Data = v
 	s.stored, s.writes, s.isNew, s.destroyed, s.fresh, s.version = nil, "", true, false, false, m.latest
+	s.freshUntil = time.Time{}
 	if m.initialFn == nil {
 		s.payload, err = m.zeroPayload()
 	} else {
@@ -437,12 +457,23 @@ func (m *Manager[T]) saveEvent(op, key string, s *Session[T], storedVersion int,
 
 func (m *Manager[T]) save(ctx context.Context, s *Session[T]) error {
 	s.outcome, s.unknown = "", nil
+	wasCurrent := s.current
+	s.current = false
 	if s.destroyed {
-		if err := m.remove(ctx, s.storeKey, s.stored); err != nil {
+		hadStored := s.stored != nil
+		seq, err := m.remove(ctx, s.storeKey, s.stored)
+		if err != nil {
 			return err
 		}
 		s.moveTo, s.outcome = "", OutcomeDeleted
-		return m.renew(s)
+		if err := m.renew(s); err != nil {
+			return err
+		}
+		if hadStored {
+			s.seq, wasCurrent = seq, true // the key is absent now
+		}
+		s.current = wasCurrent
+		return nil
 	}
 	if err := m.validate(&s.Data); err != nil {
 		return err
@@ -463,25 +494,35 @@ func (m *Manager[T]) save(ctx context.Context, s *Session[T]) error {
 	s.rewrite = false
 	if unchanged && s.stored == nil {
 		s.outcome = OutcomeUnchanged
+		s.current = wasCurrent
 		return nil // a new session nobody changed: store nothing
 	}
 	if unchanged && s.version >= m.writeVersion {
 		s.outcome = OutcomeUnchanged
-		return m.refresh(ctx, s)
+		if err := m.refresh(ctx, s); err != nil {
+			return err
+		}
+		s.current = wasCurrent
+		return nil
 	}
 	enc, writes, err := m.encode(s, s.key, buf, payload)
 	if err != nil {
 		return err
 	}
-	if err := m.write(ctx, s.storeKey, s.stored, s.writes, enc, writes.At(0)); err != nil {
+	now := time.Now()
+	seq, err := m.write(ctx, s.storeKey, s.stored, s.writes, enc, writes.At(0))
+	if err != nil {
 		return err
 	}
-	s.commit(enc, payload, writes, m.writeVersion)
+	s.commit(enc, payload, writes, m.writeVersion, now, seq)
 	s.outcome = OutcomeWritten
 	return nil
 }
 
-func (s *Session[T]) commit(enc, payload []byte, writes format.Writes, version int) {
+// commit records a write of s that began at now and left the key's write
+// counter at seq.
+func (s *Session[T]) commit(enc, payload []byte, writes format.Writes, version int, now time.Time, seq uint64) {
+	s.freshUntil, s.seq, s.current = now.Add(s.m.slack), seq, true
 	s.stored, s.payload, s.writes, s.isNew, s.fresh, s.version = enc, payload, writes, false, true, version
 	s.layers, s.keyID, s.dictID, s.foreign = nil, "", "", false // not needed after a write
 }
@@ -607,27 +648,32 @@ func (m *Manager[T]) move(ctx context.Context, s *Session[T], payload []byte, un
 		if err != nil {
 			return err
 		}
-		if err := m.write(ctx, newKey, nil, "", enc, writes.At(0)); err != nil {
+		now := time.Now()
+		seq, err := m.write(ctx, newKey, nil, "", enc, writes.At(0))
+		if err != nil {
 			if errors.Is(err, ErrConflict) {
 				return fmt.Errorf("%w: key %s is taken", ErrConflict, quoteKey(s.moveTo))
 			}
 			return err
 		}
-		if err := m.remove(ctx, s.storeKey, s.stored); err != nil {
+		if _, err := m.remove(ctx, s.storeKey, s.stored); err != nil {
 			if !errors.Is(err, ErrConflict) {
 				// The old key may be gone already: undoing the new write
 				// could lose the session. Both keys may hold it now.
 				return err
 			}
-			if uerr := m.remove(ctx, newKey, enc); uerr != nil {
+			if _, uerr := m.remove(ctx, newKey, enc); uerr != nil {
 				return errors.Join(err, fmt.Errorf("undo the write under %s: %w", quoteKey(s.moveTo), uerr))
 			}
 			return err
 		}
-		s.commit(enc, payload, writes, m.writeVersion)
+		s.commit(enc, payload, writes, m.writeVersion, now, seq)
 		s.outcome = OutcomeWritten
 	} else {
+		// A new session nobody changed: nothing is stored under either
+		// key; the new key's counter is the one to watch from now on.
 		s.outcome = OutcomeUnchanged
+		s.seq, s.current = m.seq.of(newKey).Load(), true
 	}
 	s.key, s.storeKey, s.moveTo = s.moveTo, newKey, ""
 	return nil
@@ -638,6 +684,7 @@ func (m *Manager[T]) refresh(ctx context.Context, s *Session[T]) error {
 	if m.ttl <= 0 || s.fresh {
 		return nil
 	}
+	now := time.Now()
 	switch {
 	case m.toucher != nil:
 		if err := m.toucher.Touch(ctx, s.storeKey, m.ttl); err != nil {
@@ -661,7 +708,7 @@ func (m *Manager[T]) refresh(ctx context.Context, s *Session[T]) error {
 			return storeError(err)
 		}
 	}
-	s.fresh = true
+	s.fresh, s.freshUntil = true, now.Add(m.slack)
 	return nil
 }
 
@@ -674,7 +721,9 @@ func (m *Manager[T]) Delete(ctx context.Context, key string) error {
 	}
 	sk, err := m.storeKey(key)
 	if err == nil {
+		c, _ := m.seq.begin(sk)
 		err = storeError(m.store.Delete(ctx, sk))
+		c.Add(1)
 	}
 	if err != nil {
 		err = &Error{Op: "delete", Key: key, Err: err}

@@ -21,25 +21,30 @@ import (
 // resend that does is settled by reading the stored value back, since the
 // first attempt may have landed and been built on by other writers before
 // the resend.
-func (m *Manager[T]) write(ctx context.Context, key string, old []byte, oldWrites format.Writes, enc []byte, id string) error {
+//
+// It also returns the value the key's write counter holds after the write
+// if no other write of its stripe overlapped it (see Handoff).
+func (m *Manager[T]) write(ctx context.Context, key string, old []byte, oldWrites format.Writes, enc []byte, id string) (uint64, error) {
+	c, seq := m.seq.begin(key)
+	defer c.Add(1)
 	if m.swapper == nil {
 		if err := m.store.Set(ctx, key, enc, m.ttl); err != nil {
-			return writeError(err)
+			return 0, writeError(err)
 		}
-		return nil
+		return seq, nil
 	}
 	ok, resent, err := resend(ctx, func() (bool, error) {
 		return m.swapper.CompareAndSwap(ctx, key, old, enc, m.ttl)
 	})
 	switch {
 	case err != nil:
-		return writeError(err)
+		return 0, writeError(err)
 	case ok:
-		return nil
+		return seq, nil
 	case !resent:
-		return ErrConflict // a first attempt's false is a promise (store.Swapper)
+		return 0, ErrConflict // a first attempt's false is a promise (store.Swapper)
 	}
-	return m.settle(ctx, key, oldWrites, id)
+	return seq, m.settle(ctx, key, oldWrites, id)
 }
 
 // settle decides what a swap that reported a conflict means, from the write
@@ -124,16 +129,19 @@ func storeError(err error) error {
 
 // remove deletes storeKey if it still holds stored: with compare-and-delete
 // on a store.Deleter (ErrConflict when it changed), unconditionally on other
-// stores. A nil stored (nothing was loaded) deletes nothing.
-func (m *Manager[T]) remove(ctx context.Context, storeKey string, stored []byte) error {
+// stores. A nil stored (nothing was loaded) deletes nothing. Like write, it
+// returns the key's write counter after the delete.
+func (m *Manager[T]) remove(ctx context.Context, storeKey string, stored []byte) (uint64, error) {
 	if stored == nil {
-		return nil
+		return 0, nil
 	}
+	c, seq := m.seq.begin(storeKey)
+	defer c.Add(1)
 	if m.deleter == nil {
 		if err := m.store.Delete(ctx, storeKey); err != nil {
-			return writeError(err)
+			return 0, writeError(err)
 		}
-		return nil
+		return seq, nil
 	}
 	// A compare-and-delete is safe to resend: one whose first attempt
 	// landed finds the key absent and reports true.
@@ -141,12 +149,12 @@ func (m *Manager[T]) remove(ctx context.Context, storeKey string, stored []byte)
 		return m.deleter.CompareAndDelete(ctx, storeKey, stored)
 	})
 	if err != nil {
-		return writeError(err)
+		return 0, writeError(err)
 	}
 	if !ok {
-		return ErrConflict
+		return 0, ErrConflict
 	}
-	return nil
+	return seq, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
