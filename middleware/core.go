@@ -13,6 +13,10 @@ type core[T any] struct {
 	m      *session.Manager[T]
 	opts   Options
 	locker Locker // nil when per-key locking is off
+	// handoffLocker is locker when it can tell handed-on grants, and
+	// handing on is on; relay is then the sessions handed on (else nil).
+	handoffLocker HandoffLocker
+	relay         *relay[T]
 }
 
 func newCore[T any](m *session.Manager[T], opts Options) *core[T] {
@@ -20,6 +24,7 @@ func newCore[T any](m *session.Manager[T], opts Options) *core[T] {
 		panic("session/middleware: nil *session.Manager; create one with session.New")
 	}
 	c := &core[T]{m: m, opts: opts, locker: opts.Locker}
+
 	if opts.NoLock {
 		c.locker = nil
 	} else if c.locker == nil {
@@ -28,6 +33,9 @@ func newCore[T any](m *session.Manager[T], opts Options) *core[T] {
 			lockTableMade(lt)
 		}
 		c.locker = lt
+	}
+	if hl, ok := c.locker.(HandoffLocker); ok && !opts.NoHandoff {
+		c.handoffLocker, c.relay = hl, newRelay[T]()
 	}
 	return c
 }
@@ -79,6 +87,11 @@ type call[T any] struct {
 	// unlock is set by load, which runs under the binding's mutex; it is
 	// read only after b.End, which waits for a load in progress.
 	unlock func()
+	// handed is set by load when the session was handed on by the
+	// previous holder of the key's lock; saved by save when the session
+	// was saved, for the next holder.
+	handed bool
+	saved  *session.Session[T]
 }
 
 // begin binds the session under key into ctx, without loading it, and
@@ -98,13 +111,32 @@ func (cl *call[T]) load(ctx context.Context) (*session.Session[T], error) {
 		return cl.c.m.NewSession(cl.key)
 	}
 	if cl.c.locker != nil {
-		unlock, err := cl.c.locker.Lock(ctx, cl.key)
+		r := cl.c.relay
+		var (
+			unlock func()
+			err    error
+			prev   *session.Session[T]
+		)
+		if r != nil {
+			r.wait(cl.key)
+			var handed bool
+			unlock, handed, err = cl.c.handoffLocker.LockHandoff(ctx, cl.key)
+			if prev = r.take(cl.key); !handed {
+				prev = nil
+			}
+		} else {
+			unlock, err = cl.c.locker.Lock(ctx, cl.key)
+		}
 		if err != nil {
 			err = &session.Error{Op: "lock", Key: cl.key, Err: err}
 			cl.c.report(ctx, "lock", cl.key, err)
 			return nil, err
 		}
 		cl.unlock = unlock
+		if s := r.handed(ctx, prev); s != nil {
+			cl.handed = true
+			return s, nil
+		}
 	}
 	s, err := cl.c.m.Load(ctx, cl.key)
 	if err != nil {
@@ -134,6 +166,10 @@ func (cl *call[T]) loadEager(ctx context.Context) error {
 func (cl *call[T]) finish() {
 	cl.b.End()
 	if cl.unlock != nil {
+		if cl.saved != nil {
+			cl.c.relay.give(cl.key, cl.saved)
+			cl.saved = nil
+		}
 		cl.unlock()
 		cl.unlock = nil
 	}
@@ -143,10 +179,16 @@ func (cl *call[T]) finish() {
 // that RepeatOnConflict retries is reported once, if it gives up).
 func (cl *call[T]) save(ctx context.Context, s *session.Session[T], quiet bool) error {
 	if err := cl.c.m.Save(ctx, s); err != nil {
+		if cl.handed {
+			cl.c.relay.conflicted(err)
+		}
 		if !quiet || !errors.Is(err, session.ErrConflict) {
 			cl.c.report(ctx, "save", cl.key, err)
 		}
 		return err
+	}
+	if cl.c.relay != nil && cl.unlock != nil && s.Key() == cl.key {
+		cl.saved = s
 	}
 	return nil
 }

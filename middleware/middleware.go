@@ -57,6 +57,20 @@ type Options struct {
 	// [Middleware.Wrap]).
 	NoLock bool
 
+	// NoHandoff makes every update load its session from the store. By
+	// default an update that waited for its key's lock behind another one
+	// starts from the session that one has just saved (decoded anew from
+	// the bytes it wrote: session.Session.Handoff), so that queued updates
+	// of one user cost one round trip each, the save, instead of two. The
+	// save is still a compare-and-swap, so a write from outside the lock
+	// (another process without a shared Locker, Manager.Update called
+	// directly, an admin tool) in between is a session.ErrConflict, never
+	// a lost update; and the first such conflict turns handing on off for
+	// a minute, since it proves that the lock does not cover every writer.
+	// Set NoHandoff when other writers are the rule rather than the
+	// exception and no shared Locker covers them. Ignored with NoLock.
+	NoHandoff bool
+
 	// RepeatOnConflict, for handlers that are safe to run more than once,
 	// runs the whole update again (load, handler, save) when its save
 	// fails with session.ErrConflict, with the backoff and attempt limit

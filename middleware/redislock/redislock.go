@@ -27,6 +27,8 @@ const (
 	// DefaultTimeout bounds each renewal and release when
 	// [Options].Timeout is 0.
 	DefaultTimeout = 5 * time.Second
+	// DefaultMaxHandoffs is [Options].MaxHandoffs when it is 0.
+	DefaultMaxHandoffs = 16
 )
 
 // ErrLeaseLost is reported to [Options].OnError when a renewal or the
@@ -69,6 +71,19 @@ type Options struct {
 	// update's context. Default [DefaultTimeout].
 	Timeout time.Duration
 
+	// MaxHandoffs is how many times in a row a lock held in Redis is
+	// handed straight to the next update of this process waiting for the
+	// same key, without being released and taken again in Redis. Each
+	// handoff saves the release and the acquire (two round trips, and the
+	// wait for the wake-up) and keeps other processes from writing the
+	// session in between, so that the middleware's session handoff
+	// (middleware.Options.NoHandoff) starts from the stored value. After
+	// MaxHandoffs in a row the lock is released in Redis, so that the
+	// updates of other processes get their turn. Default
+	// [DefaultMaxHandoffs]; a negative value releases it after every
+	// update.
+	MaxHandoffs int
+
 	// OnError, when set, hears of the errors that no caller receives: a
 	// failed renewal or release (the lock then ends with its lease), and
 	// [ErrLeaseLost]. key is the middleware's key, without Prefix. It is
@@ -89,10 +104,13 @@ type Locker struct {
 	timeout time.Duration
 	onError func(string, error)
 	local   *middleware.LockTable
+	passes  int // MaxHandoffs, resolved
 
 	mu      sync.Mutex
 	ps      *redis.PubSub      // started by the first waiter; nil before
 	waiters map[string]*waiter // by Redis key: at most one per key (see local)
+	queued  map[string]int     // by key: Lock calls waiting for the local lock
+	passed  map[string]*held   // by key: a lock held in Redis, left for the next local holder
 	closed  bool
 }
 
@@ -119,6 +137,12 @@ func New(client redis.UniversalClient, opts Options) *Locker {
 		onError: opts.OnError,
 		local:   middleware.NewLockTable(),
 		waiters: make(map[string]*waiter),
+		queued:  make(map[string]int),
+		passed:  make(map[string]*held),
+		passes:  opts.MaxHandoffs,
+	}
+	if l.passes == 0 {
+		l.passes = DefaultMaxHandoffs
 	}
 	if l.prefix == "" {
 		l.prefix = DefaultPrefix
@@ -145,24 +169,64 @@ func New(client redis.UniversalClient, opts Options) *Locker {
 // key, then in Redis. It waits until the lock is free or ctx ends; then
 // it returns ctx.Err() (or a Redis error, wrapped) and holds nothing.
 // The returned unlock releases the lock in Redis at once (publishing the
-// release to waiters of every replica) and then locally; call it exactly
-// once.
+// release to waiters of every replica) and then locally, unless another
+// Lock of this process waits for the key: then, up to
+// [Options].MaxHandoffs times in a row, the lock stays held in Redis and
+// passes to that one. Call unlock exactly once.
 func (l *Locker) Lock(ctx context.Context, key string) (func(), error) {
+	unlock, _, err := l.LockHandoff(ctx, key)
+	return unlock, err
+}
+
+// LockHandoff is Lock, and reports whether the lock was handed on from the
+// previous holder of this process without being released in Redis, so
+// that no other process can have held it in between (see
+// [middleware.HandoffLocker]).
+func (l *Locker) LockHandoff(ctx context.Context, key string) (func(), bool, error) {
+	l.mu.Lock()
+	l.queued[key]++
+	l.mu.Unlock()
 	unlockLocal, err := l.local.Lock(ctx, key)
-	if err != nil {
-		return nil, err
+	l.mu.Lock()
+	if l.queued[key]--; l.queued[key] == 0 {
+		delete(l.queued, key)
 	}
-	h := &held{l: l, key: key, rkey: l.prefix + key, token: newToken(), unlockLocal: unlockLocal}
+	h := l.passed[key]
+	var orphan *held
+	switch {
+	case h != nil && err == nil:
+		delete(l.passed, key)
+	case h != nil && l.queued[key] == 0:
+		// The lock was left for the waiters, and the last of them gave
+		// up: nobody will take it.
+		delete(l.passed, key)
+		orphan, h = h, nil
+	}
+	l.mu.Unlock()
+	if orphan != nil {
+		orphan.release()
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if h != nil {
+		h.mu.Lock()
+		h.unlockLocal = unlockLocal
+		h.runs++
+		h.mu.Unlock()
+		return h.unlock, true, nil
+	}
+	h = &held{l: l, key: key, rkey: l.prefix + key, token: newToken(), unlockLocal: unlockLocal, runs: 1}
 	if err := l.acquire(ctx, h); err != nil {
 		unlockLocal()
-		return nil, err
+		return nil, false, err
 	}
 	if l.renew > 0 {
 		h.mu.Lock()
 		h.timer = time.AfterFunc(l.renew, h.renewLease)
 		h.mu.Unlock()
 	}
-	return h.unlock, nil
+	return h.unlock, false, nil
 }
 
 // acquire takes h's key in Redis, waiting for a release message, the end
@@ -338,7 +402,9 @@ type held struct {
 
 	mu    sync.Mutex
 	timer *time.Timer // renewal; nil without renewal
-	done  bool        // unlock has begun: no more renewals
+	done  bool        // the release has begun: no more renewals
+	lost  bool        // a renewal found the lock gone
+	runs  int         // holders so far: 1 + the handoffs
 }
 
 // renewLease runs on the renewal timer: it sets the lease to Lease again
@@ -359,15 +425,41 @@ func (h *held) renewLease() {
 		// more tries with the default Renew.
 		l.report(h.key, fmt.Errorf("redislock: renew: %w", err))
 	case n == 0:
+		h.lost = true
 		l.report(h.key, ErrLeaseLost)
 		return
 	}
 	h.timer.Reset(l.renew)
 }
 
-// unlock stops the renewals, releases the lock in Redis if it still holds
-// our token (publishing the release), then releases the local lock.
+// unlock hands the lock, still held in Redis, to the next Lock of this
+// process waiting for the key, if there is one and the handoffs allow;
+// otherwise it releases the lock in Redis and then locally.
 func (h *held) unlock() {
+	l := h.l
+	h.mu.Lock()
+	pass := !h.lost && h.runs <= l.passes
+	unlockLocal := h.unlockLocal
+	h.mu.Unlock()
+	if pass {
+		l.mu.Lock()
+		pass = l.queued[h.key] > 0 && !l.closed
+		if pass {
+			l.passed[h.key] = h
+		}
+		l.mu.Unlock()
+		if pass {
+			unlockLocal()
+			return
+		}
+	}
+	h.release()
+	unlockLocal()
+}
+
+// release stops the renewals and releases the lock in Redis if it still
+// holds our token (publishing the release).
+func (h *held) release() {
 	h.mu.Lock()
 	h.done = true
 	if h.timer != nil {
@@ -384,7 +476,6 @@ func (h *held) unlock() {
 	case n == 0:
 		l.report(h.key, ErrLeaseLost)
 	}
-	h.unlockLocal()
 }
 
 // newToken returns 128 random bits in hex: the holder's identity, which
