@@ -2,7 +2,8 @@ package middleware
 
 import (
 	"context"
-	"sync"
+
+	"github.com/typedsession/session/internal/keylock"
 )
 
 // Locker serializes the updates of one session key: the middleware takes
@@ -54,48 +55,22 @@ type HandoffLocker interface {
 // A channel of capacity one is each key's lock, so that a waiter can give
 // up when its context ends (a sync.Mutex cannot be abandoned).
 type LockTable struct {
-	mu sync.Mutex
-	m  map[string]*lockEntry
-}
-
-type lockEntry struct {
-	t    *LockTable
-	key  string
-	ch   chan struct{}
-	refs int // holders and waiters; guarded by LockTable.mu
+	t *keylock.Table[struct{}]
 }
 
 // NewLockTable returns an empty in-process lock table.
 func NewLockTable() *LockTable {
-	return &LockTable{m: make(map[string]*lockEntry)}
+	return &LockTable{t: keylock.New[struct{}]()}
 }
 
 // Lock takes key's lock, waiting until it is free or ctx ends (then it
 // returns ctx.Err()). A free lock is taken even when ctx has already ended.
 func (t *LockTable) Lock(ctx context.Context, key string) (func(), error) {
-	t.mu.Lock()
-	e := t.m[key]
-	if e == nil {
-		e = &lockEntry{t: t, key: key, ch: make(chan struct{}, 1)}
-		t.m[key] = e
+	h, err := t.t.Lock(ctx, key, 0)
+	if err != nil {
+		return nil, err
 	}
-	e.refs++
-	t.mu.Unlock()
-
-	// Take the lock at once when it is free, even if ctx has ended; a
-	// select with both ready would pick at random.
-	select {
-	case e.ch <- struct{}{}:
-		return e.unlock, nil
-	default:
-	}
-	select {
-	case e.ch <- struct{}{}:
-		return e.unlock, nil
-	case <-ctx.Done():
-		t.drop(key, e)
-		return nil, ctx.Err()
-	}
+	return h.Unlock, nil
 }
 
 // LockHandoff is Lock; handed is always true (see [HandoffLocker]).
@@ -104,25 +79,6 @@ func (t *LockTable) LockHandoff(ctx context.Context, key string) (func(), bool, 
 	return unlock, err == nil, err
 }
 
-// unlock releases the lock; the holder calls it exactly once.
-func (e *lockEntry) unlock() {
-	<-e.ch
-	e.t.drop(e.key, e)
-}
-
-func (t *LockTable) drop(key string, e *lockEntry) {
-	t.mu.Lock()
-	e.refs--
-	if e.refs == 0 {
-		delete(t.m, key)
-	}
-	t.mu.Unlock()
-}
-
 // Len returns the number of keys held or waited for: 0 when no update is in
 // progress. For tests and metrics.
-func (t *LockTable) Len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.m)
-}
+func (t *LockTable) Len() int { return t.t.Len() }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -593,41 +592,5 @@ func TestHandleIsNewWrap(t *testing.T) {
 	}
 	if got := stored(t, m, "ann").N; got != 1 {
 		t.Errorf("N = %d, want 1", got)
-	}
-}
-
-func TestLockTableRefcount(t *testing.T) {
-	lt := NewLockTable()
-	ctx := context.Background()
-	unlockA, err := lt.Lock(ctx, "k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan func())
-	go func() {
-		unlock, err := lt.Lock(ctx, "k")
-		if err != nil {
-			t.Error(err)
-		}
-		got <- unlock
-	}()
-	// Wait until the waiter has registered (refs == 2), without sleeping.
-	for {
-		lt.mu.Lock()
-		refs := lt.m["k"].refs
-		lt.mu.Unlock()
-		if refs == 2 {
-			break
-		}
-		runtime.Gosched()
-	}
-	unlockA()
-	unlockB := <-got
-	if lt.Len() != 1 {
-		t.Errorf("Len = %d while held, want 1", lt.Len())
-	}
-	unlockB()
-	if lt.Len() != 0 {
-		t.Errorf("Len = %d after release, want 0", lt.Len())
 	}
 }
