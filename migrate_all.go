@@ -94,6 +94,9 @@ func (m *Manager[T]) MigrateAll(ctx context.Context, opts MigrateOptions) (Migra
 	if err != nil {
 		return r, &Error{Op: "migrate", Key: prefix + "*", Err: err}
 	}
+	if read := m.batchReader(); read != nil {
+		return m.migrateBatches(ctx, read, keys, opts)
+	}
 	for _, key := range keys {
 		if err := ctx.Err(); err != nil {
 			return r, &Error{Op: "migrate", Key: key, Err: err}
@@ -103,27 +106,37 @@ func (m *Manager[T]) MigrateAll(ctx context.Context, opts MigrateOptions) (Migra
 		if m.observing() {
 			start = time.Now()
 		}
-		outcome, unknown, err := m.migrateOne(ctx, key, opts.Reseal, start)
-		switch {
-		case err != nil && ctx.Err() != nil:
-			return r, &Error{Op: "migrate", Key: key, Err: ctx.Err()}
-		case err != nil:
-			r.Failed = append(r.Failed, MigrateFailure{Key: key, Err: &Error{Op: "migrate", Key: key, Err: err}})
-		case outcome == migrated:
-			r.Migrated++
-		case outcome == current:
-			r.Current++
-		case outcome == gone:
-			r.Gone++
-		}
-		if unknown && err == nil && outcome != gone {
-			r.Unknown++
-		}
-		if opts.Progress != nil {
-			opts.Progress(r)
+		outcome, unknown, err := m.migrateOne(ctx, key, opts.Reseal, start, nil)
+		if err := m.tally(ctx, &r, opts, key, outcome, unknown, err); err != nil {
+			return r, err
 		}
 	}
 	return r, nil
+}
+
+// tally counts the outcome of one key in r and reports progress. It
+// returns the error MigrateAll stops with when the key failed because ctx
+// ended.
+func (m *Manager[T]) tally(ctx context.Context, r *MigrateReport, opts MigrateOptions, key string, out outcome, unknown bool, err error) error {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return &Error{Op: "migrate", Key: key, Err: ctx.Err()}
+	case err != nil:
+		r.Failed = append(r.Failed, MigrateFailure{Key: key, Err: &Error{Op: "migrate", Key: key, Err: err}})
+	case out == migrated:
+		r.Migrated++
+	case out == current:
+		r.Current++
+	case out == gone:
+		r.Gone++
+	}
+	if unknown && err == nil && out != gone {
+		r.Unknown++
+	}
+	if opts.Progress != nil {
+		opts.Progress(*r)
+	}
+	return nil
 }
 
 type outcome int
@@ -135,14 +148,28 @@ const (
 )
 
 // migrateOne brings one key to the write version with the load and save of
-// Update and its retry policy.
-func (m *Manager[T]) migrateOne(ctx context.Context, key string, reseal bool, start time.Time) (outcome, bool, error) {
+// Update and its retry policy. first, when not nil, is what MigrateAll
+// already did for the key in a batch: its value read, or its whole first
+// attempt (see firstTry); later attempts load the key again.
+func (m *Manager[T]) migrateOne(ctx context.Context, key string, reseal bool, start time.Time, first *firstTry[T]) (outcome, bool, error) {
 	var out outcome
 	var unk []string
 	var last *Session[T]
 	storedVersion := 0
 	attempts, err := m.retry(ctx, func() error {
-		s, err := m.load(ctx, key)
+		f := first
+		first = nil
+		if f != nil && f.ran {
+			out, unk, last, storedVersion = f.out, f.unk, f.s, f.storedVersion
+			return f.err
+		}
+		var s *Session[T]
+		var err error
+		if f != nil {
+			s, err = m.loadFrom(ctx, key, f.raw, f.fresh)
+		} else {
+			s, err = m.load(ctx, key)
+		}
 		if err != nil {
 			return err
 		}
