@@ -16,6 +16,7 @@ import (
 
 	"github.com/typedsession/session/codec"
 	"github.com/typedsession/session/internal/format"
+	"github.com/typedsession/session/internal/keylock"
 	"github.com/typedsession/session/migrate"
 	"github.com/typedsession/session/seal"
 	"github.com/typedsession/session/store"
@@ -199,6 +200,12 @@ type Manager[T any] struct {
 	warnBytes     int
 	seq           *writeSeq // write counters per key stripe, for Session.Handoff
 
+	// updates serializes the Updates of one key and hands each the
+	// session the one before saved; handoffOffTill (Unix nanoseconds)
+	// pauses the handing on after a conflict.
+	updates        *keylock.Table[*Session[T]]
+	handoffOffTill atomic.Int64
+
 	// sizeHint is the length of the last encoding, used to size the next
 	// buffer when there is no stored value to go by.
 	sizeHint atomic.Int64
@@ -238,6 +245,7 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 		ttl:           cfg.TTL,
 		slack:         slackOf(cfg.TTL),
 		seq:           newWriteSeq(),
+		updates:       keylock.New[*Session[T]](),
 		initialFn:     cfg.Initial,
 		plan:          cfg.Migrations,
 		latest:        cfg.Migrations.Latest(),

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/typedsession/session/internal/format"
+	"github.com/typedsession/session/internal/keylock"
 	"github.com/typedsession/session/migrate"
 	"github.com/typedsession/session/store"
 )
@@ -742,32 +743,68 @@ func (m *Manager[T]) Delete(ctx context.Context, key string) error {
 // it is given. An error from fn aborts the update without writing and is
 // returned wrapped in an *Error. A write whose outcome is unknown
 // (ErrOutcomeUnknown) is never retried: running fn again could apply it
-// twice. A panic in fn is not recovered: Update holds nothing, so the panic
-// reaches the caller as it would from any inline code. Update returns the
-// data as saved, which equals what the next Load returns.
+// twice. A panic in fn is not recovered; it reaches the caller as it would
+// from any inline code, after Update has released what it holds. Update
+// returns the data as saved, which equals what the next Load returns.
+//
+// Concurrent Updates of one key through one Manager run one after the
+// other, as the middleware's per-key lock runs updates, instead of
+// conflicting with each other: each waits for the one before (while ctx
+// lasts, and for at most UpdateWait; then it goes on without waiting, and
+// compare-and-swap keeps it correct), and starts from the session that one
+// has just saved (Session.Handoff) instead of loading it, so that queued
+// Updates of one key cost one round trip each. Writes from elsewhere
+// (other processes, Save, Delete) are caught by compare-and-swap as
+// before; a conflict of a handed-on session turns handing on off for a
+// minute. fn must not call Update for the same key of the same Manager:
+// the inner call would wait UpdateWait for its caller, and its write would
+// make the caller's save conflict.
 func (m *Manager[T]) Update(ctx context.Context, key string, fn func(*T) error) (T, error) {
 	var start time.Time
 	if m.observing() {
 		start = time.Now()
 	}
 	var out T
-	var last *Session[T]
+	var last, prev, saved *Session[T]
 	storedVersion := 0
-	attempts, err := m.retry(ctx, func() error {
-		s, err := m.load(ctx, key)
-		if err != nil {
-			return err
+	h, err := m.updates.Lock(ctx, key, UpdateWait)
+	if h != nil {
+		defer func() {
+			if saved != nil {
+				h.UnlockWith(saved)
+			} else {
+				h.Unlock()
+			}
+		}()
+		if h.HasPrev && m.handingOn() {
+			prev = h.Prev
 		}
-		last, storedVersion = s, s.version
-		if err := fn(&s.Data); err != nil {
-			return err
-		}
-		if err := m.save(ctx, s); err != nil {
-			return err
-		}
-		out = s.Data
-		return nil
-	})
+	}
+	attempts := 0
+	if err == nil || errors.Is(err, keylock.ErrTimeout) {
+		attempts, err = m.retry(ctx, func() error {
+			s, handed := m.handedOn(ctx, prev)
+			prev = nil
+			if s == nil {
+				var err error
+				if s, err = m.load(ctx, key); err != nil {
+					return err
+				}
+			}
+			last, storedVersion = s, s.version
+			if err := fn(&s.Data); err != nil {
+				return err
+			}
+			if err := m.save(ctx, s); err != nil {
+				if handed && errors.Is(err, ErrConflict) {
+					m.pauseHandingOn()
+				}
+				return err
+			}
+			out, saved = s.Data, s
+			return nil
+		})
+	}
 	if err != nil {
 		err = &Error{Op: "update", Key: key, Err: err}
 	}
@@ -776,7 +813,7 @@ func (m *Manager[T]) Update(ctx context.Context, key string, fn func(*T) error) 
 		if last != nil {
 			e = m.saveEvent("update", key, last, storedVersion, err, start)
 		}
-		e.Attempts, e.Conflicts = attempts, attempts-1
+		e.Attempts, e.Conflicts = attempts, max(attempts-1, 0)
 		if errors.Is(err, ErrConflict) {
 			e.Conflicts = attempts
 		}
@@ -787,6 +824,31 @@ func (m *Manager[T]) Update(ctx context.Context, key string, fn func(*T) error) 
 		return zero, err
 	}
 	return out, nil
+}
+
+// UpdateWait is the longest an Update waits for the Update of the same key
+// before it (through the same Manager) to finish; then it goes on without
+// waiting.
+const UpdateWait = time.Second
+
+// handedOn returns prev handed on (Session.Handoff) and true, or nil and
+// false.
+func (m *Manager[T]) handedOn(ctx context.Context, prev *Session[T]) (*Session[T], bool) {
+	if prev == nil || prev.key == "" {
+		return nil, false
+	}
+	s, ok := prev.Handoff(ctx)
+	return s, ok
+}
+
+// handingOn reports whether Update hands sessions on now.
+func (m *Manager[T]) handingOn() bool { return time.Now().UnixNano() >= m.handoffOffTill.Load() }
+
+// pauseHandingOn turns Update's handing on off for a minute: a handed
+// session conflicted, so something outside this Manager's Updates writes
+// the keys.
+func (m *Manager[T]) pauseHandingOn() {
+	m.handoffOffTill.Store(time.Now().Add(time.Minute).UnixNano())
 }
 
 // Retry runs attempt, and runs it again while it returns an error matching
