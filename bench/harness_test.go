@@ -288,3 +288,22 @@ func TestRunPeersRejectsBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestCounterAllocatesNothing: the Redis counter sits in the measured
+// loop, so counting a command it has seen before must not allocate.
+func TestCounterAllocatesNothing(t *testing.T) {
+	var c redisCounter
+	c.add("get", false)
+	c.add("GET", false)
+	if n := testing.AllocsPerRun(100, func() {
+		c.add("get", false)
+		c.add("GET", false)
+		c.add("pttl", true)
+	}); n != 0 {
+		t.Errorf("redisCounter.add: %v allocations per run, want 0", n)
+	}
+	s := c.snapshot()
+	if s.Cmds != 305 || s.Names["get"] != 204 || s.Names["pttl"] != 0 {
+		t.Errorf("snapshot = %+v, want 305 commands, 204 top-level get (AllocsPerRun runs once more than asked), no top-level pttl", s)
+	}
+}

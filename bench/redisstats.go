@@ -24,11 +24,14 @@ import (
 
 // redisCounter counts what a client sends to Redis: commands, round trips,
 // and the top-level commands by name (a command queued inside MULTI/EXEC
-// runs within EXEC and is not top-level; see topLevelUsec).
+// runs within EXEC and is not top-level; see topLevelUsec). Counting
+// allocates nothing once a name has been seen, so that it does not add
+// to the allocations it sits beside.
 type redisCounter struct {
 	cmds  atomic.Int64
 	rts   atomic.Int64
-	names sync.Map // lower-case command name -> *atomic.Int64
+	mu    sync.Mutex                               // serializes additions to names
+	names atomic.Pointer[map[string]*atomic.Int64] // copied on write; read without a lock
 }
 
 // add counts one command; nested is true for a command queued inside
@@ -38,11 +41,28 @@ func (c *redisCounter) add(name string, nested bool) {
 	if nested {
 		return
 	}
-	n, ok := c.names.Load(name)
-	if !ok {
-		n, _ = c.names.LoadOrStore(name, new(atomic.Int64))
+	if m := c.names.Load(); m != nil {
+		if n := (*m)[name]; n != nil {
+			n.Add(1)
+			return
+		}
 	}
-	n.(*atomic.Int64).Add(1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var next map[string]*atomic.Int64
+	if m := c.names.Load(); m != nil {
+		if n := (*m)[name]; n != nil {
+			n.Add(1)
+			return
+		}
+		next = maps.Clone(*m)
+	} else {
+		next = map[string]*atomic.Int64{}
+	}
+	n := new(atomic.Int64)
+	n.Add(1)
+	next[strings.Clone(name)] = n
+	c.names.Store(&next)
 }
 
 // counts is a snapshot of a redisCounter, or the difference of two.
@@ -54,11 +74,12 @@ type counts struct {
 
 func (c *redisCounter) snapshot() counts {
 	s := counts{Cmds: c.cmds.Load(), RTs: c.rts.Load(), Names: map[string]int64{}}
-	c.names.Range(func(k, v any) bool {
-		// go-redis names are lower case already; redigo's are not.
-		s.Names[strings.ToLower(k.(string))] += v.(*atomic.Int64).Load()
-		return true
-	})
+	if m := c.names.Load(); m != nil {
+		for k, n := range *m {
+			// go-redis names are lower case already; redigo's are not.
+			s.Names[strings.ToLower(k)] += n.Load()
+		}
+	}
 	return s
 }
 
