@@ -66,6 +66,18 @@ type MigrateFailure struct {
 // are written with a fresh Config.TTL. With an empty Namespace it needs
 // MigrateOptions.AllKeys.
 //
+// On a store with batch reads (store.BatchGetter, or store.BatchTTLGetter
+// when the manager has a TTL and the store a store.TTLGetter) MigrateAll
+// reads 256 keys per round trip and decodes them in process; on a
+// store.BatchSwapper it also writes each chunk's migrations in one round
+// trip, each a compare-and-swap as above, with the same exactly-once
+// guarantees as Save. The report, the Progress calls and the hook events
+// are the same as key by key, with one difference on a store.BatchSwapper:
+// ctx is then noticed between chunks, so a ctx that ends (or a Progress
+// callback that cancels it) mid-chunk lets the chunk's writes finish, and
+// they are counted. Only the keys are held in memory, never more than a
+// chunk of values.
+//
 // MigrateAll returns an error for a store that is not a store.Scanner and
 // for a scan that fails; per-key failures are only reported.
 func (m *Manager[T]) MigrateAll(ctx context.Context, opts MigrateOptions) (MigrateReport, error) {
