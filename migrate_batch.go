@@ -238,7 +238,6 @@ func (m *Manager[T]) migrateWrites(ctx context.Context, bs store.BatchSwapper, c
 	starts := make([]time.Time, len(chunk))
 	rws := make([]*rewrite[T], len(chunk))
 	var swaps []store.Swap
-	var at []int
 	// 1. First attempts, up to the write.
 	for i, key := range chunk {
 		if m.observing() {
@@ -254,7 +253,6 @@ func (m *Manager[T]) migrateWrites(ctx context.Context, bs store.BatchSwapper, c
 		}
 		rws[i] = rw
 		swaps = append(swaps, store.Swap{Key: f.s.storeKey, Old: f.s.stored, Value: rw.enc, TTL: m.ttl})
-		at = append(at, i)
 	}
 	// 2. The writes, each counted as a write of its key (see writeSeq)
 	// until its outcome is known.
@@ -281,7 +279,7 @@ func (m *Manager[T]) migrateWrites(ctx context.Context, bs store.BatchSwapper, c
 		f, rw := firsts[i], rws[i]
 		var res store.SwapResult
 		var seq uint64
-		at := now
+		when := now
 		if rw != nil {
 			if batchErr == nil {
 				res = results[j]
@@ -305,7 +303,7 @@ func (m *Manager[T]) migrateWrites(ctx context.Context, bs store.BatchSwapper, c
 			case batchErr != nil:
 				// Nothing was sent: the write's first attempt is still
 				// to come, as Save would make it.
-				at = time.Now()
+				when = time.Now()
 				seq, err = m.write(ctx, f.s.storeKey, f.s.stored, rw.oldWrites, rw.enc, rw.writes.At(0))
 			case res.Err != nil:
 				err = m.resolveSwap(ctx, f.s.storeKey, f.s.stored, rw.oldWrites, rw.enc, rw.writes.At(0), res.Err)
@@ -314,7 +312,7 @@ func (m *Manager[T]) migrateWrites(ctx context.Context, bs store.BatchSwapper, c
 			}
 			f.ran, f.err = true, err
 			if err == nil {
-				f.s.commit(rw.enc, rw.payload, rw.writes, m.writeVersion, at, seq)
+				f.s.commit(rw.enc, rw.payload, rw.writes, m.writeVersion, when, seq)
 				f.s.outcome, f.out = OutcomeWritten, migrated
 			}
 		}

@@ -721,3 +721,48 @@ func TestMigrateAllBatchCancelledMidChunk(t *testing.T) {
 	}
 	t.Logf("the cancelled run stopped after %d keys (chunk of 256)", first.Scanned)
 }
+
+// twiceScan reports every key twice in a row, as SCAN may report a key
+// more than once: both land in one chunk.
+type twiceScan struct{ *redisstore.Store }
+
+func (s twiceScan) Scan(ctx context.Context, prefix string, fn func(string) error) error {
+	return s.Store.Scan(ctx, prefix, func(k string) error {
+		if err := fn(k); err != nil {
+			return err
+		}
+		return fn(k)
+	})
+}
+
+// TestMigrateAllBatchDuplicateKeys: a key reported twice by the scan is
+// in one batch of swaps twice; the second swap finds the first one's
+// write and reports false, so the key is migrated once and then found
+// current, as key by key.
+func TestMigrateAllBatchDuplicateKeys(t *testing.T) {
+	c := testenv.Redis(t)
+	prefix := testenv.Prefix(t, "migratedup")
+	testenv.CleanupPrefix(t, c, prefix)
+	st := twiceScan{redisstore.New(c, redisstore.Options{Prefix: prefix})}
+	ctx := t.Context()
+	const n = 300
+	for i := range n {
+		if err := st.Set(ctx, "tally:"+strconv.Itoa(i), fmt.Appendf(nil, `{"typedsession":1,"data":{"ids":["seed%d"]}}`, i), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := session.New(session.Config[Tally]{Store: st, Namespace: "tally", Migrations: tallyPlan(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := m.MigrateAll(ctx, session.MigrateOptions{})
+	if err != nil || r.Scanned != 2*n || r.Migrated != n || r.Current != n || len(r.Failed) != 0 {
+		t.Fatalf("MigrateAll = %+v, %v; want %d scanned, %d migrated, %d current", r, err, 2*n, n, n)
+	}
+	for i := range n {
+		s, err := m.Load(ctx, strconv.Itoa(i))
+		if err != nil || s.Version() != 2 || len(s.Data.IDs) != 1 {
+			t.Fatalf("key %d: %+v, %v", i, s, err)
+		}
+	}
+}

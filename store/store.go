@@ -301,8 +301,9 @@ type BatchSwapper interface {
 	// [Swapper.CompareAndSwap] would (the same comparison, the same
 	// resend rule: a key that already holds Value reports true and takes
 	// the ttl), each atomically on its own; the swaps are not atomic
-	// together and may run in any order, so a batch should not hold one
-	// key twice. It returns one result per swap, in the order of swaps.
+	// together and may run in any order (two swaps of one key are each
+	// decided against what the other left). It returns one result per
+	// swap, in the order of swaps.
 	//
 	// It never sends a swap twice: a swap whose reply was lost gets an
 	// error in its result (its outcome is open), never a false. It
