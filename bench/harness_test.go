@@ -280,6 +280,8 @@ func TestRunPeersRejectsBadConfig(t *testing.T) {
 		"client": func(c *PeerConfig) { c.Client = "rueidis" },
 		"locker": func(c *PeerConfig) { c.Locker = "etcd" },
 		"rounds": func(c *PeerConfig) { c.Rounds = 0 },
+		"mode":   func(c *PeerConfig) { c.Modes = []string{"seq", "conc64"} }, // conc8 in this config
+		"case":   func(c *PeerConfig) { c.Cases = []string{"scs"} },
 	} {
 		cfg := shortPeers("plain", "table")
 		mutate(&cfg)

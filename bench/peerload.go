@@ -742,8 +742,8 @@ func RunPeers(ctx context.Context, cfg PeerConfig, w io.Writer) (*PeerResult, er
 			modes = append(modes, m)
 		}
 	}
-	if len(modes) == 0 {
-		return nil, fmt.Errorf("-modes %q: none of seq, conc%d, conc%dx%d, %dproc-x%d", cfg.Modes, cfg.Conc, cfg.Conc, cfg.Hot, procs, cfg.Hot)
+	if len(modes) != len(cfg.Modes) && len(cfg.Modes) != 0 {
+		return nil, fmt.Errorf("-modes %q: want some of seq, conc%d, conc%dx%d, %dproc-x%d", cfg.Modes, cfg.Conc, cfg.Conc, cfg.Hot, procs, cfg.Hot)
 	}
 
 	sessJSON, _ := json.Marshal(initialPeerSess())
