@@ -94,22 +94,25 @@ func (m *Manager[T]) MigrateAll(ctx context.Context, opts MigrateOptions) (Migra
 		prefix = m.namespace + ":"
 	}
 	// Collect the keys first: some stores (SQL, files) hold a cursor open
-	// while Scan runs, and writing under it would be unsafe or slow.
-	var keys []string
+	// while Scan runs, and writing under it would be unsafe or slow. They
+	// are kept end to end in one buffer (a keyList), not as a million
+	// strings that each pin the scan's reply they were cut from.
+	var keys keyList
 	err := sc.Scan(ctx, prefix, func(k string) error {
 		if prefix == "" && strings.HasPrefix(k, QuarantinePrefix) {
 			return nil
 		}
-		keys = append(keys, strings.TrimPrefix(k, prefix))
+		keys.add(strings.TrimPrefix(k, prefix))
 		return nil
 	})
 	if err != nil {
 		return r, &Error{Op: "migrate", Key: prefix + "*", Err: err}
 	}
 	if read := m.batchReader(); read != nil {
-		return m.migrateBatches(ctx, read, keys, opts)
+		return m.migrateBatches(ctx, read, &keys, opts)
 	}
-	for _, key := range keys {
+	for i := range keys.len() {
+		key := keys.at(i)
 		if err := ctx.Err(); err != nil {
 			return r, &Error{Op: "migrate", Key: key, Err: err}
 		}
