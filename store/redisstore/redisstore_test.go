@@ -103,6 +103,25 @@ func TestConformanceSmallScanCount(t *testing.T) {
 	})
 }
 
+// TestConformanceAutoPipeline runs the suite with every call through the
+// client's auto-pipeliner, and again with the store choosing the route.
+func TestConformanceAutoPipeline(t *testing.T) {
+	client := testenv.Redis(t)
+	for _, always := range []bool{true, false} {
+		t.Run(map[bool]string{true: "always", false: "adaptive"}[always], func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) store.Store {
+				prefix := "tstest:[*?\\]:" + randomHex(t) + ":"
+				t.Cleanup(func() { deletePrefix(t, client, prefix) })
+				s := redisstore.New(client, redisstore.Options{Prefix: prefix, AutoPipeline: true})
+				if always {
+					s = redisstore.AlwaysPipelined(s)
+				}
+				return s
+			})
+		})
+	}
+}
+
 // TestPrefixIsolation checks that Options.Prefix is matched literally: a
 // store whose prefix ends in '*' must not see keys of a store whose prefix
 // the unescaped glob would match.

@@ -50,23 +50,23 @@ func (noRetryCmd) NoRetry() bool { return true }
 // eval runs sc on key with args in one round trip (EVALSHA; EVAL when the
 // server does not have the script yet, as after a restart). With noRetry,
 // go-redis does not resend it.
-func (s *Store) eval(ctx context.Context, sc script, key string, noRetry bool, args ...any) *redis.Cmd {
-	cmd := s.evalCmd(ctx, "evalsha", sc.hash, key, noRetry, args)
+func (s *Store) eval(ctx context.Context, c redis.UniversalClient, sc script, key string, noRetry bool, args ...any) *redis.Cmd {
+	cmd := evalCmd(ctx, c, "evalsha", sc.hash, key, noRetry, args)
 	if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		cmd = s.evalCmd(ctx, "eval", sc.src, key, noRetry, args)
+		cmd = evalCmd(ctx, c, "eval", sc.src, key, noRetry, args)
 	}
 	return cmd
 }
 
-func (s *Store) evalCmd(ctx context.Context, name, body, key string, noRetry bool, args []any) *redis.Cmd {
+func evalCmd(ctx context.Context, c redis.UniversalClient, name, body, key string, noRetry bool, args []any) *redis.Cmd {
 	a := make([]any, 0, 4+len(args))
 	a = append(a, name, body, 1, key)
 	a = append(a, args...)
 	cmd := redis.NewCmd(ctx, a...)
 	if noRetry {
-		_ = s.client.Process(ctx, noRetryCmd{cmd})
+		_ = c.Process(ctx, noRetryCmd{cmd})
 	} else {
-		_ = s.client.Process(ctx, cmd)
+		_ = c.Process(ctx, cmd)
 	}
 	return cmd
 }
@@ -152,9 +152,9 @@ var errResentConflict = errors.New("outcome unknown: a reply was lost and the re
 // under the client's retry policy. It returns the script's integer reply,
 // and lost: the error of the last earlier attempt that may have reached
 // the server (nil if none may have), or the last error.
-func (s *Store) evalResend(ctx context.Context, sc script, key string, args ...any) (n int64, lost, err error) {
+func (s *Store) evalResend(ctx context.Context, c redis.UniversalClient, sc script, key string, args ...any) (n int64, lost, err error) {
 	for attempt := 0; ; attempt++ {
-		n, err = s.eval(ctx, sc, key, true, args...).Int64()
+		n, err = s.eval(ctx, c, sc, key, true, args...).Int64()
 		if err == nil {
 			return n, lost, nil
 		}
@@ -164,6 +164,7 @@ func (s *Store) evalResend(ctx context.Context, sc script, key string, args ...a
 		if !s.again(ctx, attempt, err) {
 			return 0, lost, err
 		}
+		c = s.client // resends go straight, never through a batch
 	}
 }
 

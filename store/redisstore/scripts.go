@@ -53,3 +53,10 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('PERSIST', KEYS[1])
 return 1
 `)
+
+// getTTLScript is GetWithTTL through the auto-pipeliner: GET and PTTL of
+// KEYS[1] as one command, so that they travel in one batch. It answers
+// {value, pttl}, the value false (nil) for an absent key.
+var getTTLScript = newScript(`
+return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
+`)

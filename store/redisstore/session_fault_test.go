@@ -44,7 +44,23 @@ const (
 // workers; then it checks the counters.
 func runManagerFault(t *testing.T, client *redis.Client, during func(done <-chan struct{}, progress func() int64, abort func())) {
 	t.Helper()
-	m := newCounterManager(t, redisstore.New(client, redisstore.Options{Prefix: "mfault:"}), time.Hour)
+	runManagerFaultWith(t, client, redisstore.Options{Prefix: "mfault:"}, during)
+}
+
+// callTimeout is the deadline of each Update of runManagerFaultWith: 5 s,
+// and 1 s through the auto-pipeliner, whose batches can stall until their
+// callers' deadlines when their connection is cut (see the package doc).
+func callTimeout(opts redisstore.Options) time.Duration {
+	if opts.AutoPipeline {
+		return time.Second
+	}
+	return 5 * time.Second
+}
+
+// runManagerFaultWith is runManagerFault on a store with opts.
+func runManagerFaultWith(t *testing.T, client *redis.Client, opts redisstore.Options, during func(done <-chan struct{}, progress func() int64, abort func())) {
+	t.Helper()
+	m := newCounterManager(t, redisstore.New(client, opts), time.Hour)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	var (
@@ -58,7 +74,7 @@ func runManagerFault(t *testing.T, client *redis.Client, during func(done <-chan
 					return
 				}
 				key := "k" + strconv.Itoa((w+i)%mfaultKeys)
-				callCtx, callCancel := context.WithTimeout(ctx, 5*time.Second)
+				callCtx, callCancel := context.WithTimeout(ctx, callTimeout(opts))
 				_, err := m.Update(callCtx, key, increment)
 				callCancel()
 				switch {
@@ -107,6 +123,17 @@ func runManagerFault(t *testing.T, client *redis.Client, during func(done <-chan
 // TestManagerClientKill: a second connection cuts every connection of the
 // client (CLIENT KILL TYPE normal SKIPME yes) every 3 ms.
 func TestManagerClientKill(t *testing.T) {
+	testManagerClientKill(t, redisstore.Options{Prefix: "mfault:"})
+}
+
+// TestManagerClientKillAutoPipeline is TestManagerClientKill through the
+// store's auto-pipelining, the configuration the README recommends for
+// concurrent load.
+func TestManagerClientKillAutoPipeline(t *testing.T) {
+	testManagerClientKill(t, redisstore.Options{Prefix: "mfault:", AutoPipeline: true})
+}
+
+func testManagerClientKill(t *testing.T, opts redisstore.Options) {
 	needBinaries(t)
 	port := freePort(t, map[int]bool{})
 	srv, err := startServer(port, filepath.Join(t.TempDir(), strconv.Itoa(port)))
@@ -117,7 +144,11 @@ func TestManagerClientKill(t *testing.T) {
 	killer := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { killer.Close() })
 	var killed atomic.Int64
-	runManagerFault(t, recommendedClient(t, srv.Addr()), func(done <-chan struct{}, _ func() int64, abort func()) {
+	client := recommendedClient(t, srv.Addr())
+	if opts.AutoPipeline {
+		client = pipelinedClient(t, srv.Addr())
+	}
+	runManagerFaultWith(t, client, opts, func(done <-chan struct{}, _ func() int64, abort func()) {
 		tick := time.NewTicker(3 * time.Millisecond)
 		defer tick.Stop()
 		for {
@@ -144,11 +175,25 @@ func TestManagerClientKill(t *testing.T) {
 // TestManagerRestart: the durable server (appendonly yes, appendfsync
 // always) is killed with SIGKILL and restarted 3 times during the run.
 func TestManagerRestart(t *testing.T) {
+	testManagerRestart(t, redisstore.Options{Prefix: "mfault:"})
+}
+
+// TestManagerRestartAutoPipeline is TestManagerRestart through the store's
+// auto-pipelining.
+func TestManagerRestartAutoPipeline(t *testing.T) {
+	testManagerRestart(t, redisstore.Options{Prefix: "mfault:", AutoPipeline: true})
+}
+
+func testManagerRestart(t *testing.T, opts redisstore.Options) {
 	needBinaries(t)
 	srv, _ := startDurableServer(t, 0)
 	total := int64(mfaultWorkers * mfaultPerWorker)
 	const restarts = 3
-	runManagerFault(t, recommendedClient(t, srv.Addr()), func(done <-chan struct{}, progress func() int64, abort func()) {
+	client := recommendedClient(t, srv.Addr())
+	if opts.AutoPipeline {
+		client = pipelinedClient(t, srv.Addr())
+	}
+	runManagerFaultWith(t, client, opts, func(done <-chan struct{}, progress func() int64, abort func()) {
 		for i := range restarts {
 			at := total * int64(i+1) / (restarts + 1)
 			for progress() < at {
@@ -167,4 +212,21 @@ func TestManagerRestart(t *testing.T) {
 			}
 		}
 	})
+}
+
+// pipelinedClient is recommendedClient with the read and write timeouts
+// that the package doc recommends with Options.AutoPipeline: a batch of
+// go-redis's pipeliner waits for its connection's ReadTimeout, not for the
+// callers' deadlines, when the connection is cut under it.
+func pipelinedClient(t *testing.T, addr string) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{
+		Addr:                  addr,
+		ContextTimeoutEnabled: true,
+		DialTimeout:           500 * time.Millisecond,
+		ReadTimeout:           250 * time.Millisecond,
+		WriteTimeout:          250 * time.Millisecond,
+	})
+	t.Cleanup(func() { c.Close() })
+	return c
 }
