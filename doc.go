@@ -128,6 +128,16 @@
 // exponential backoff, so concurrent updates of one key never lose a write.
 // On a store without compare-and-swap the last Save wins.
 //
+// Concurrent Updates of one key through one Manager do not race: they wait
+// for each other on an in-process key lock (bounded by ctx and
+// [UpdateWait]) and each starts from the session the one before saved
+// ([Session.Handoff]: decoded anew from the bytes written, without a store
+// round trip), so queued updates of one key cost one round trip each. The
+// middleware does the same for the updates its per-key lock queues. A
+// handed-on session is still saved with compare-and-swap against the bytes
+// it started from, so a write from outside the lock in between is a
+// conflict, never a lost update.
+//
 // Every write carries a unique write identity, recorded in the envelope with
 // the identities of the 7 writes before it. A compare-and-swap whose reply
 // was lost is safe to send again: a resent swap that finds its own value
