@@ -28,17 +28,19 @@ import (
 // Event.Handoff set.
 //
 // Handoff reports false, and the caller should Load, when s cannot be
-// handed on: it was not loaded or saved successfully (a failed Save, a
-// Save still pending after Destroy or MoveTo), its stored value no longer
-// decodes or validates, or a write of the same key through this Manager
-// (another session's Save, Update, Delete, MigrateAll) may have happened
-// since s last touched the store. Writes through other managers and other
-// processes are not seen; the compare-and-swap catches them. The expiry
+// handed on: the store has no compare-and-swap (store.Swapper), so that
+// nothing would catch a stale start; s was not loaded or saved
+// successfully (a failed Save, a Save still pending after Destroy or
+// MoveTo); its stored value no longer decodes or validates; or a write of
+// the same store key through any Manager of this process (another
+// session's Save, Update, Delete, MigrateAll) may have happened since s
+// last touched the store. Writes from other processes are not seen; the
+// compare-and-swap catches them. The expiry
 // is treated as Load treats it: the new session's Save extends it only
 // when less than TTL − slack remains by the time s last learned it.
 func (s *Session[T]) Handoff(ctx context.Context) (*Session[T], bool) {
 	m := s.m
-	if m == nil || !s.current || s.destroyed || s.moveTo != "" || s.quarantined != "" ||
+	if m == nil || m.swapper == nil || !s.current || s.destroyed || s.moveTo != "" || s.quarantined != "" ||
 		m.seq.of(s.storeKey).Load() != s.seq {
 		return nil, false
 	}
@@ -66,17 +68,25 @@ func (s *Session[T]) Handoff(ctx context.Context) (*Session[T], bool) {
 	return n, true
 }
 
-// writeSeq counts the writes that a manager makes, per stripe of store
-// keys: each write adds one before it is sent and one after it returns,
-// so that a session can tell whether any write of its key's stripe
-// overlapped or followed its own store access (Handoff). Stripes shared
-// by several keys only make Handoff decline more often.
+// writeSeq counts the writes that the managers of this process make, per
+// stripe of store keys: each write adds one before it is sent and one after
+// it returns, so that a session can tell whether any write of its key's
+// stripe overlapped or followed its own store access (Handoff). One table
+// serves every Manager, so that a write through another Manager of the
+// same namespace (a second Config for the same sessions, an admin tool in
+// the same binary) is seen too; keys of other namespaces or stores that
+// share a stripe only make Handoff decline more often.
 type writeSeq struct {
 	seed    maphash.Seed
-	stripes [256]atomic.Uint64
+	stripes [4096]atomic.Uint64
 }
 
-func newWriteSeq() *writeSeq { return &writeSeq{seed: maphash.MakeSeed()} }
+// writes is the process's one writeSeq.
+var writes = &writeSeq{seed: maphash.MakeSeed()}
+
+// newWriteSeq returns the process's write counters (shared by every
+// Manager: see writeSeq).
+func newWriteSeq() *writeSeq { return writes }
 
 // of returns the counter of key's stripe.
 func (w *writeSeq) of(key string) *atomic.Uint64 {
@@ -85,7 +95,7 @@ func (w *writeSeq) of(key string) *atomic.Uint64 {
 
 // begin marks the start of a write of key and returns the value its
 // counter will hold once the write has ended, if no other write of the
-// stripe overlaps it; end marks its end.
+// stripe overlaps it; the caller marks the end with c.Add(1).
 func (w *writeSeq) begin(key string) (c *atomic.Uint64, after uint64) {
 	c = w.of(key)
 	return c, c.Add(1) + 1

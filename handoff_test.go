@@ -152,14 +152,14 @@ func TestHandoffDeclines(t *testing.T) {
 	})
 }
 
-// TestHandoffStaleConflicts: a write through another manager (another
-// process) is not seen by Handoff, and the handed session's Save then
-// conflicts instead of losing that write.
+// TestHandoffStaleConflicts: a write from another process is not seen by
+// Handoff (a write through another Manager of this process is: see
+// TestAttackHandoffAfterOtherManagersWrite), and the handed session's Save
+// then conflicts instead of losing that write.
 func TestHandoffStaleConflicts(t *testing.T) {
 	ctx := t.Context()
 	st := newMem(t)
 	m1, _ := session.New(session.Config[Quiz]{Store: st})
-	m2, _ := session.New(session.Config[Quiz]{Store: st})
 	s, err := m1.Load(ctx, "k")
 	if err != nil {
 		t.Fatal(err)
@@ -168,12 +168,23 @@ func TestHandoffStaleConflicts(t *testing.T) {
 	if err := m1.Save(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m2.Update(ctx, "k", func(q *Quiz) error { q.Score += 100; return nil }); err != nil {
+	// The other process: a value encoded by a manager of its own, written
+	// to the store without going through any manager of this one.
+	other := newMem(t)
+	m2, _ := session.New(session.Config[Quiz]{Store: other})
+	if _, err := m2.Update(ctx, "k2", func(q *Quiz) error { q.Score = 101; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := other.Get(ctx, "k2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Set(ctx, "k", raw, 0); err != nil {
 		t.Fatal(err)
 	}
 	n, ok := s.Handoff(ctx)
 	if !ok {
-		t.Fatal("Handoff declined; it cannot see another manager's writes")
+		t.Fatal("Handoff declined; it cannot see another process's writes")
 	}
 	n.Data.Score++
 	if err := m1.Save(ctx, n); !errors.Is(err, session.ErrConflict) {
@@ -181,7 +192,7 @@ func TestHandoffStaleConflicts(t *testing.T) {
 	}
 	got, _ := m1.Load(ctx, "k")
 	if got.Data.Score != 101 {
-		t.Fatalf("stored score %d, want 101 (the other manager's write kept)", got.Data.Score)
+		t.Fatalf("stored score %d, want 101 (the other process's write kept)", got.Data.Score)
 	}
 }
 

@@ -753,12 +753,15 @@ func (m *Manager[T]) Delete(ctx context.Context, key string) error {
 // lasts, and for at most UpdateWait; then it goes on without waiting, and
 // compare-and-swap keeps it correct), and starts from the session that one
 // has just saved (Session.Handoff) instead of loading it, so that queued
-// Updates of one key cost one round trip each. Writes from elsewhere
-// (other processes, Save, Delete) are caught by compare-and-swap as
-// before; a conflict of a handed-on session turns handing on off for a
-// minute. fn must not call Update for the same key of the same Manager:
-// the inner call would wait UpdateWait for its caller, and its write would
-// make the caller's save conflict.
+// Updates of one key cost one round trip each. A write of the key through
+// any Manager of this process in between (Save, Delete, MigrateAll)
+// makes the next one load instead; a write from another process is caught
+// by compare-and-swap, and that conflict of a handed-on session is not
+// counted as an attempt (the Update loads and runs fn again at once) and
+// turns handing on off for a minute. On a store without compare-and-swap
+// nothing is handed on. fn must not call Update for the same key of the
+// same Manager: the inner call would wait UpdateWait for its caller, and
+// its write would make the caller's save conflict.
 func (m *Manager[T]) Update(ctx context.Context, key string, fn func(*T) error) (T, error) {
 	var start time.Time
 	if m.observing() {
@@ -785,24 +788,33 @@ func (m *Manager[T]) Update(ctx context.Context, key string, fn func(*T) error) 
 		attempts, err = m.retry(ctx, func() error {
 			s, handed := m.handedOn(ctx, prev)
 			prev = nil
-			if s == nil {
-				var err error
-				if s, err = m.load(ctx, key); err != nil {
+			for {
+				if s == nil {
+					var err error
+					if s, err = m.load(ctx, key); err != nil {
+						return err
+					}
+				}
+				last, storedVersion = s, s.version
+				if err := fn(&s.Data); err != nil {
 					return err
 				}
-			}
-			last, storedVersion = s, s.version
-			if err := fn(&s.Data); err != nil {
-				return err
-			}
-			if err := m.save(ctx, s); err != nil {
-				if handed && errors.Is(err, ErrConflict) {
-					m.pauseHandingOn()
+				err := m.save(ctx, s)
+				if err == nil {
+					out, saved = s.Data, s
+					return nil
 				}
-				return err
+				if !handed || !errors.Is(err, ErrConflict) {
+					return err
+				}
+				// The handed session was stale: another process wrote
+				// the key after the save it was handed from, which a
+				// Load would have read. That conflict is not this
+				// attempt's (with MaxAttempts 1 it would fail an Update
+				// that a Load lets succeed): load and run fn again now.
+				m.pauseHandingOn()
+				s, handed = nil, false
 			}
-			out, saved = s.Data, s
-			return nil
 		})
 	}
 	if err != nil {

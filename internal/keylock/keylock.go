@@ -125,6 +125,18 @@ func (t *Table[V]) drop(key string, e *entry[V]) {
 	t.mu.Unlock()
 }
 
+// Refs returns the number of holders and waiters of key's lock (0, 1 for
+// a holder alone, 1 + n with n waiting): for tests that need an update to
+// be queued before they go on.
+func (t *Table[V]) Refs(key string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e := t.m[key]; e != nil {
+		return e.refs
+	}
+	return 0
+}
+
 // Len returns the number of keys held or waited for.
 func (t *Table[V]) Len() int {
 	t.mu.Lock()

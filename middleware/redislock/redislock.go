@@ -81,7 +81,9 @@ type Options struct {
 	// MaxHandoffs in a row the lock is released in Redis, so that the
 	// updates of other processes get their turn. Default
 	// [DefaultMaxHandoffs]; a negative value releases it after every
-	// update.
+	// update. A lock is never passed without renewal (Renew below zero:
+	// the next update would get only what is left of the lease) nor once
+	// its lease may have run out (a renewal failed or was late).
 	MaxHandoffs int
 
 	// OnError, when set, hears of the errors that no caller receives: a
@@ -268,6 +270,7 @@ func (l *Locker) acquire(ctx context.Context, h *held) error {
 // remaining lease in milliseconds (-1: a key without expiry, which this
 // package never writes).
 func (l *Locker) try(ctx context.Context, h *held) (int64, error) {
+	start := time.Now()
 	n, err := acquireScript.Run(ctx, l.c, []string{h.rkey}, h.token, l.leaseMS).Int64()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -276,6 +279,9 @@ func (l *Locker) try(ctx context.Context, h *held) (int64, error) {
 		return 0, fmt.Errorf("redislock: lock %q: %w", h.key, err)
 	}
 	if n == 0 {
+		h.mu.Lock()
+		h.until = start.Add(l.lease())
+		h.mu.Unlock()
 		return 0, nil
 	}
 	if n < 0 {
@@ -387,6 +393,9 @@ func (l *Locker) Close() error {
 	return nil
 }
 
+// lease returns Lease, as resolved.
+func (l *Locker) lease() time.Duration { return time.Duration(l.leaseMS) * time.Millisecond }
+
 func (l *Locker) report(key string, err error) {
 	if l.onError != nil {
 		l.onError(key, err)
@@ -405,6 +414,11 @@ type held struct {
 	done  bool        // the release has begun: no more renewals
 	lost  bool        // a renewal found the lock gone
 	runs  int         // holders so far: 1 + the handoffs
+	// until is when the lease ends at the earliest, as far as this
+	// process knows: the start of the last successful acquire or renewal,
+	// plus Lease. A lock is passed on only before then, since after it
+	// another process may hold the key in Redis.
+	until time.Time
 }
 
 // renewLease runs on the renewal timer: it sets the lease to Lease again
@@ -412,6 +426,7 @@ type held struct {
 func (h *held) renewLease() {
 	l := h.l
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	start := time.Now()
 	n, err := renewScript.Run(ctx, l.c, []string{h.rkey}, h.token, l.leaseMS).Int()
 	cancel()
 	h.mu.Lock()
@@ -428,17 +443,24 @@ func (h *held) renewLease() {
 		h.lost = true
 		l.report(h.key, ErrLeaseLost)
 		return
+	default:
+		h.until = start.Add(l.lease())
 	}
 	h.timer.Reset(l.renew)
 }
 
 // unlock hands the lock, still held in Redis, to the next Lock of this
 // process waiting for the key, if there is one and the handoffs allow;
-// otherwise it releases the lock in Redis and then locally.
+// otherwise it releases the lock in Redis and then locally. A lock is
+// never passed once its lease may have ended (a renewal found it gone, or
+// the last successful acquire or renewal began a Lease ago or more), since
+// another process may hold it in Redis by then; nor without renewal, where
+// Lease is the limit of one update and a passed lock would give the next
+// update only what is left of it.
 func (h *held) unlock() {
 	l := h.l
 	h.mu.Lock()
-	pass := !h.lost && h.runs <= l.passes
+	pass := !h.lost && h.runs <= l.passes && l.renew > 0 && time.Now().Before(h.until)
 	unlockLocal := h.unlockLocal
 	h.mu.Unlock()
 	if pass {

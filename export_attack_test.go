@@ -1,0 +1,9 @@
+package session
+
+// UpdateRefs returns how many Updates of key through m hold or wait for
+// the key's in-process lock, so that a test can line Updates up.
+func UpdateRefs[T any](m *Manager[T], key string) int { return m.updates.Refs(key) }
+
+// UpdateLocks returns how many keys m's Update lock table holds: 0 when no
+// Update is running.
+func UpdateLocks[T any](m *Manager[T]) int { return m.updates.Len() }
