@@ -118,10 +118,16 @@ func (cl *call[T]) load(ctx context.Context) (*session.Session[T], error) {
 			prev   *session.Session[T]
 		)
 		if r != nil {
-			r.wait(cl.key)
 			var handed bool
-			unlock, handed, err = cl.c.handoffLocker.LockHandoff(ctx, cl.key)
-			if prev = r.take(cl.key); !handed {
+			r.wait(cl.key)
+			func() {
+				// take ends the wait on every path, a panicking Locker
+				// included: a wait never taken would keep the key's
+				// entry, and every session saved for it, forever.
+				defer func() { prev = r.take(cl.key) }()
+				unlock, handed, err = cl.c.handoffLocker.LockHandoff(ctx, cl.key)
+			}()
+			if !handed {
 				prev = nil
 			}
 		} else {

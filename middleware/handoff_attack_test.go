@@ -189,3 +189,44 @@ func TestAttackHandoffStress(t *testing.T) {
 		t.Errorf("lock table holds %d keys", lt.Len())
 	}
 }
+
+// panicky is a HandoffLocker whose LockHandoff panics while *boom is set.
+type panicky struct {
+	lt   *LockTable
+	boom *atomic.Bool
+}
+
+func (p panicky) Lock(ctx context.Context, key string) (func(), error) { return p.lt.Lock(ctx, key) }
+
+func (p panicky) LockHandoff(ctx context.Context, key string) (func(), bool, error) {
+	if p.boom.Load() {
+		panic("locker fails")
+	}
+	return p.lt.LockHandoff(ctx, key)
+}
+
+// TestAttackPanickingLockerLeavesNoBaton: a Locker that panics must not
+// leave the relay counting a waiter that will never come, which would
+// keep every later saved session of the key alive for nobody.
+func TestAttackPanickingLockerLeavesNoBaton(t *testing.T) {
+	st := newCountingStore(t)
+	m := newManager[counter](t, st, "c")
+	var boom atomic.Bool
+	mw := New(m, userKey, Options{Locker: panicky{NewLockTable(), &boom}})
+	h := mw.Wrap(incr)
+	boom.Store(true)
+	func() {
+		defer func() { _ = recover() }()
+		_ = h(context.Background(), &update{User: "ann"})
+	}()
+	boom.Store(false)
+	if err := h(context.Background(), &update{User: "ann"}); err != nil {
+		t.Fatal(err)
+	}
+	mw.core.relay.mu.Lock()
+	n := len(mw.core.relay.batons)
+	mw.core.relay.mu.Unlock()
+	if n != 0 {
+		t.Errorf("relay holds %d keys after every update ended, want 0", n)
+	}
+}
