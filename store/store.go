@@ -6,7 +6,8 @@
 // Any type with the three methods of [Store] is a store, so a user's own
 // database is three methods away. Further abilities are optional and found by
 // type assertion: [Swapper], [Deleter], [Toucher], [Refresher], [TTLGetter]
-// and [Scanner].
+// and [Scanner], and for bulk work (MigrateAll, the inspector) the batch
+// forms [BatchGetter], [BatchTTLGetter] and [BatchSwapper].
 //
 // The backends in this module live in sibling folders (memstore, filestore,
 // redisstore, sqlstore) and each passes the conformance suite in

@@ -50,7 +50,9 @@ type Options struct {
 
 // Store is a [store.Store] backed by Redis. It also implements
 // [store.Swapper], [store.Deleter], [store.Toucher], [store.Refresher],
-// [store.TTLGetter] and [store.Scanner]. Every method that takes a key
+// [store.TTLGetter] and [store.Scanner], and the batch forms
+// [store.BatchGetter], [store.BatchTTLGetter] and [store.BatchSwapper].
+// Every method that takes a key
 // refuses, before any I/O and with an error matching [store.ErrInvalidKey],
 // a key that [store.CheckKey] refuses; the limit of [store.MaxKeyLen]
 // bytes applies to the key the caller passes, before Options.Prefix is

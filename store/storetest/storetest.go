@@ -79,7 +79,9 @@ type testCase struct {
 	run    func(t *testing.T, s store.Store)
 }
 
-// Run runs every conformance case against stores made by newStore.
+// Run runs every conformance case against stores made by newStore. The
+// cases of the batch capabilities (store.BatchGetter and the like) are in
+// [RunBatch]; a store that has any of them calls both.
 func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Helper()
 	for _, tc := range cases() {
