@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -228,5 +230,143 @@ func TestAttackPanickingLockerLeavesNoBaton(t *testing.T) {
 	mw.core.relay.mu.Unlock()
 	if n != 0 {
 		t.Errorf("relay holds %d keys after every update ended, want 0", n)
+	}
+}
+
+// TestAttackHandoffMixedHandlers: lazy and eager middleware of one manager
+// share a LockTable; their handlers at random change and succeed, change
+// and fail, change and panic, read only, or never ask for the session.
+// Only the successful changes land, each exactly once; the lock table and
+// the relays end empty.
+func TestAttackHandoffMixedHandlers(t *testing.T) {
+	st := newCountingStore(t)
+	m := newManager[counter](t, st, "c")
+	lt := NewLockTable()
+	mws := []*Middleware[*update, counter]{
+		New(m, userKey, Options{Locker: lt, Lazy: true}),
+		New(m, userKey, Options{Locker: lt, ContinueOnLoadError: true}),
+	}
+	errFail := errors.New("handler failed")
+	var landed atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 8 {
+		mw := mws[w%2]
+		wg.Go(func() {
+			for range 60 {
+				kind := rand.N(5)
+				h := mw.Wrap(func(ctx context.Context, u *update) error {
+					if kind == 4 {
+						return nil // never asks for the session
+					}
+					s, err := session.From[counter](ctx)
+					if err != nil {
+						return err
+					}
+					time.Sleep(time.Duration(rand.N(100)) * time.Microsecond)
+					switch kind {
+					case 0:
+						s.Data.N++
+						return nil
+					case 1:
+						s.Data.N++
+						return errFail
+					case 2:
+						s.Data.N++
+						panic("handler panics")
+					}
+					_ = s.Data.N // read only
+					return nil
+				})
+				func() {
+					defer func() {
+						if r := recover(); r != nil && kind != 2 {
+							panic(r)
+						}
+					}()
+					err := h(context.Background(), &update{User: "ann"})
+					switch {
+					case kind == 0 && err == nil:
+						landed.Add(1)
+					case kind == 1 && errors.Is(err, errFail):
+					case err != nil:
+						t.Errorf("kind %d: %v", kind, err)
+					}
+				}()
+			}
+		})
+	}
+	wg.Wait()
+	if got := stored(t, m, "ann").N; int64(got) != landed.Load() {
+		t.Errorf("N = %d, want %d successful changes", got, landed.Load())
+	}
+	if lt.Len() != 0 {
+		t.Errorf("lock table holds %d keys", lt.Len())
+	}
+	for i, mw := range mws {
+		mw.core.relay.mu.Lock()
+		if n := len(mw.core.relay.batons); n != 0 {
+			t.Errorf("relay %d holds %d keys", i, n)
+		}
+		mw.core.relay.mu.Unlock()
+	}
+}
+
+// TestAttackHTTPHandoffAfterLogout: a request with a cookie waits for the
+// key's lock while another request of the same cookie logs out. It is
+// handed the new, empty session the logout left; its change must then be
+// stored under a new token (never the client's old one, which named a
+// destroyed session), as it would after a Load.
+func TestAttackHTTPHandoffAfterLogout(t *testing.T) {
+	st := newCountingStore(t)
+	m := newManager[cart](t, st, "cart")
+	lt := NewLockTable()
+	in, release := make(chan struct{}), make(chan struct{})
+	mux := http.NewServeMux()
+	mux.Handle("/", cartApp())
+	mux.HandleFunc("/slowlogout", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := session.From[cart](r.Context()); err != nil {
+			t.Error(err)
+		}
+		close(in)
+		<-release
+		if err := Destroy[cart](r); err != nil {
+			t.Error(err)
+		}
+	})
+	h := HTTP(m, HTTPOptions{Options: Options{Locker: lt}})(mux)
+	do := func(path, cookie string) *http.Response {
+		req := httptest.NewRequest("GET", "https://example.com"+path, nil)
+		if cookie != "" {
+			req.AddCookie(&http.Cookie{Name: "session", Value: cookie})
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Result()
+	}
+	old := sessionCookie(do("/add?item=apple", ""))
+	if old == nil {
+		t.Fatal("no cookie")
+	}
+	var wg sync.WaitGroup
+	var second *http.Response
+	reads := st.Calls("Get", "GetWithTTL", "GetAndTouch")
+	wg.Go(func() { do("/slowlogout", old.Value) })
+	<-in
+	wg.Go(func() { second = do("/add?item=pear", old.Value) })
+	waitRefs(t, lt, tokenKey(old.Value), 2)
+	close(release)
+	wg.Wait()
+	if n := st.Calls("Get", "GetWithTTL", "GetAndTouch") - reads; n != 1 {
+		t.Errorf("%d reads for the logout and the queued request, want 1 (the second is handed the session the logout left)", n)
+	}
+	fresh := sessionCookie(second)
+	if fresh == nil || fresh.Value == old.Value {
+		t.Fatalf("cookie after a change following the logout = %v, want a new token", fresh)
+	}
+	if _, err := st.Unwrap().Get(context.Background(), "cart:"+tokenKey(old.Value)); err == nil {
+		t.Error("the destroyed token's key holds a session again")
+	}
+	if got := body(t, do("/show", fresh.Value)); got != "|pear" {
+		t.Errorf("new token's session = %q, want |pear", got)
 	}
 }
