@@ -134,9 +134,13 @@
 // ([Session.Handoff]: decoded anew from the bytes written, without a store
 // round trip), so queued updates of one key cost one round trip each. The
 // middleware does the same for the updates its per-key lock queues. A
-// handed-on session is still saved with compare-and-swap against the bytes
-// it started from, so a write from outside the lock in between is a
-// conflict, never a lost update.
+// handed-on session is saved with compare-and-swap against the bytes it
+// started from: a write of the key through any Manager of the process in
+// between makes the next update load instead, and a write from another
+// process is a conflict, never a lost update (Update then loads and runs fn
+// again without using up an attempt). The first such conflict turns handing
+// on off for a minute. On a store without compare-and-swap nothing is
+// handed on.
 //
 // Every write carries a unique write identity, recorded in the envelope with
 // the identities of the 7 writes before it. A compare-and-swap whose reply

@@ -62,13 +62,19 @@ type Options struct {
 	// starts from the session that one has just saved (decoded anew from
 	// the bytes it wrote: session.Session.Handoff), so that queued updates
 	// of one user cost one round trip each, the save, instead of two. The
-	// save is still a compare-and-swap, so a write from outside the lock
-	// (another process without a shared Locker, Manager.Update called
-	// directly, an admin tool) in between is a session.ErrConflict, never
-	// a lost update; and the first such conflict turns handing on off for
-	// a minute, since it proves that the lock does not cover every writer.
-	// Set NoHandoff when other writers are the rule rather than the
-	// exception and no shared Locker covers them. Ignored with NoLock.
+	// Locker must say the lock came straight from the previous holder
+	// ([HandoffLocker]). The save is still a compare-and-swap: a write of
+	// the key through any session.Manager of this process in between
+	// (Manager.Update called directly, an admin tool) makes the update
+	// load instead, and a write from another process without a shared
+	// Locker is a session.ErrConflict for the update (unless
+	// RepeatOnConflict), never a lost update; the first such conflict
+	// turns handing on off for a minute, since it proves that the lock
+	// does not cover every writer. A handler that only reads may see the
+	// session as the previous update left it although another process
+	// wrote since. On a store without compare-and-swap nothing is handed
+	// on. Set NoHandoff when writers outside the lock are the rule rather
+	// than the exception. Ignored with NoLock.
 	NoHandoff bool
 
 	// RepeatOnConflict, for handlers that are safe to run more than once,
