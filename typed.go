@@ -771,7 +771,7 @@ func (m *Manager[T]) Update(ctx context.Context, key string, fn func(*T) error) 
 	var last, prev, saved *Session[T]
 	storedVersion := 0
 	h, err := m.updates.Lock(ctx, key, UpdateWait)
-	if h != nil {
+	if err == nil {
 		defer func() {
 			if saved != nil {
 				h.UnlockWith(saved)

@@ -23,8 +23,9 @@ var ErrTimeout = errors.New("keylock: the key stayed locked for the whole wait")
 // Table is a set of per-key locks. The zero value is not usable; create
 // one with New.
 type Table[V any] struct {
-	mu sync.Mutex
-	m  map[string]*entry[V]
+	mu   sync.Mutex
+	m    map[string]*entry[V]
+	free sync.Pool // *entry[V] no longer in m, with their channel, for reuse
 }
 
 type entry[V any] struct {
@@ -38,7 +39,8 @@ type entry[V any] struct {
 func New[V any]() *Table[V] { return &Table[V]{m: make(map[string]*entry[V])} }
 
 // Held is a lock held on one key. Its holder calls Unlock or UnlockWith
-// exactly once.
+// exactly once (a second call would release an entry that may serve
+// another key by then). The zero Held holds nothing.
 type Held[V any] struct {
 	t   *Table[V]
 	key string
@@ -52,11 +54,13 @@ type Held[V any] struct {
 // Lock takes key's lock, waiting until it is free, ctx ends (then it
 // returns ctx.Err()) or, for a maxWait above zero, maxWait has passed (then
 // ErrTimeout). A free lock is taken even when ctx has already ended.
-func (t *Table[V]) Lock(ctx context.Context, key string, maxWait time.Duration) (*Held[V], error) {
+func (t *Table[V]) Lock(ctx context.Context, key string, maxWait time.Duration) (Held[V], error) {
 	t.mu.Lock()
 	e := t.m[key]
 	if e == nil {
-		e = &entry[V]{ch: make(chan struct{}, 1)}
+		if e, _ = t.free.Get().(*entry[V]); e == nil {
+			e = &entry[V]{ch: make(chan struct{}, 1)}
+		}
 		t.m[key] = e
 	}
 	e.refs++
@@ -80,16 +84,16 @@ func (t *Table[V]) Lock(ctx context.Context, key string, maxWait time.Duration) 
 		return t.taken(key, e), nil
 	case <-ctx.Done():
 		t.drop(key, e)
-		return nil, ctx.Err()
+		return Held[V]{}, ctx.Err()
 	case <-timeout:
 		t.drop(key, e)
-		return nil, ErrTimeout
+		return Held[V]{}, ErrTimeout
 	}
 }
 
 // taken hands the value the previous holder left to the new holder.
-func (t *Table[V]) taken(key string, e *entry[V]) *Held[V] {
-	h := &Held[V]{t: t, key: key, e: e}
+func (t *Table[V]) taken(key string, e *entry[V]) Held[V] {
+	h := Held[V]{t: t, key: key, e: e}
 	t.mu.Lock()
 	if e.has {
 		var zero V
@@ -121,6 +125,9 @@ func (t *Table[V]) drop(key string, e *entry[V]) {
 	e.refs--
 	if e.refs == 0 {
 		delete(t.m, key)
+		var zero V
+		e.val, e.has = zero, false
+		t.free.Put(e)
 	}
 	t.mu.Unlock()
 }

@@ -34,7 +34,7 @@ func TestRefcount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan *Held[int])
+	got := make(chan Held[int])
 	go func() {
 		h, err := tb.Lock(ctx, "k", 0)
 		if err != nil {
@@ -77,7 +77,7 @@ func TestGiveUp(t *testing.T) {
 	}
 	// A free lock is taken even with an ended ctx, and holds no value.
 	h, err := tb.Lock(ctx, "k", 0)
-	if err != nil || h.HasPrev {
+	if err != nil || h.HasPrev || h.e == nil {
 		t.Fatalf("Lock = %+v, %v; want the lock, no value", h, err)
 	}
 	h.Unlock()
