@@ -72,7 +72,7 @@ func main() {
 	flag.IntVar(&pc.Hot, "hot", pc.Hot, "-peers: chats of the hot modes (default $HOT or 8)")
 	flag.IntVar(&pc.Warmup, "warmup", pc.Warmup, "-peers: warm-up updates per case and mode (default $WARMUP or 5000)")
 	flag.IntVar(&pc.Pool, "pool", pc.Pool, "-peers: go-redis PoolSize (default $POOL; 0: go-redis's default)")
-	flag.StringVar(&pc.Client, "client", pc.Client, "-peers: Redis client of every case: plain (*redis.Client) or autopipeline (its AutoPipeline())")
+	flag.StringVar(&pc.Client, "client", pc.Client, "-peers: Redis client of every case: plain (*redis.Client), autopipeline (its AutoPipeline()) or store (plain, with redisstore.Options.AutoPipeline for our cases)")
 	flag.StringVar(&pc.Locker, "locker", pc.Locker, "-peers: the middleware's Locker: table (its own LockTable) or redis (middleware/redislock, across processes)")
 	cases := flag.String("cases", os.Getenv("CASES"), "-peers: comma-separated case ids, of mw, upd, base (default $CASES or all)")
 	modes := flag.String("modes", os.Getenv("MODES"), "-peers: comma-separated modes, of seq, conc64, conc64x8, 2proc-x8 (default $MODES or all)")

@@ -43,7 +43,7 @@ type PeerConfig struct {
 	Rounds   int    // measured runs of every case in every mode, interleaved
 	Warmup   int    // updates per case and mode before the measured rounds
 	Pool     int    // go-redis PoolSize; 0 means go-redis's default (10 per GOMAXPROCS)
-	Client   string // "plain" (*redis.Client) or "autopipeline" (its AutoPipeline())
+	Client   string // "plain" (*redis.Client), "autopipeline" (its AutoPipeline()) or "store" (plain, with redisstore.Options.AutoPipeline)
 	Locker   string // the middleware's: "table" (its own LockTable) or "redis" (middleware/redislock)
 	Cases    []string
 	Modes    []string
@@ -232,7 +232,7 @@ func newPeerCase(cfg PeerConfig, id, runPrefix string) (*peerCase, error) {
 	}
 	var m *session.Manager[PeerSess]
 	if id != PeerBaseline {
-		st := redisstore.New(client, redisstore.Options{Prefix: c.prefix})
+		st := redisstore.New(client, redisstore.Options{Prefix: c.prefix, AutoPipeline: cfg.Client == "store"})
 		if m, err = session.New(session.Config[PeerSess]{Store: st, TTL: peerTTL, Initial: initialPeerSess}); err != nil {
 			c.close()
 			return nil, err
@@ -687,8 +687,8 @@ func RunPeers(ctx context.Context, cfg PeerConfig, w io.Writer) (*PeerResult, er
 	if cfg.N < procs || cfg.K < 1 || cfg.Conc < 1 || cfg.Hot < 1 || cfg.Rounds < 1 || cfg.Warmup < 0 {
 		return nil, errors.New("need -n >= 2, -k >= 1, -concurrency >= 1, -hot >= 1, -rounds >= 1, -warmup >= 0")
 	}
-	if cfg.Client != "plain" && cfg.Client != "autopipeline" {
-		return nil, fmt.Errorf("-client %q: want plain or autopipeline", cfg.Client)
+	if cfg.Client != "plain" && cfg.Client != "autopipeline" && cfg.Client != "store" {
+		return nil, fmt.Errorf("-client %q: want plain, autopipeline or store", cfg.Client)
 	}
 	if cfg.Locker != "table" && cfg.Locker != "redis" {
 		return nil, fmt.Errorf("-locker %q: want table or redis", cfg.Locker)
