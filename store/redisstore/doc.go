@@ -143,18 +143,20 @@
 // flight, so that concurrent sessions share writes and reads, and sends a
 // lone call straight, since through the pipeliner it would cost a
 // goroutine handoff and more CPU for nothing. Resends never go through the
-// pipeliner. Measured with ../shared/peers (64 updates in flight, a
-// 400-byte session, 2 cores shared with other work): client CPU per update
-// down by about 20% over 1,000 users and 26% over 8 users, Redis CPU per
-// update by half over 8 users; one update at a time, no difference.
+// pipeliner. Measured with the peers workload of BENCHMARKS.md (a 400-byte
+// session, Redis on loopback, 2 cores): round trips per update fall to 0.13
+// for 8 hot users and below 1 for 1,000 users, and Redis CPU per update by
+// half for the hot users; but the client's CPU and the wall time did not
+// fall, and at 64 users in flight both rose. Prefer it where round trips
+// are dear (a Redis across a network) or one Redis serves many clients;
+// on loopback the plain client is as fast or faster.
 //
-// Use it for many concurrent users on a steady connection. Against
-// connections cut every 3 ms (CLIENT KILL), calls through the pipeliner
-// can stall until their callers' deadlines, about 8% of them in the
-// test; no update was lost or applied twice (TestManagerClientKillAutoPipeline),
-// but the stalls are long. Give such a client a ReadTimeout and
-// WriteTimeout of a few hundred milliseconds, which bound a batch whose
-// connection died, besides ContextTimeoutEnabled.
+// Against connections cut every 3 ms (CLIENT KILL), calls through the
+// pipeliner can stall until their callers' deadlines, about 8% of them in
+// the test; no update was lost or applied twice
+// (TestManagerClientKillAutoPipeline), but the stalls are long. Give such
+// a client a ReadTimeout and WriteTimeout of a few hundred milliseconds,
+// besides ContextTimeoutEnabled.
 //
 // A command that go-redis sends before ctx ends may still run on the
 // server after the caller has had its error: the deadline stops the wait,
