@@ -28,17 +28,7 @@ import (
 //	}
 func RunBatch(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Helper()
-	for _, tc := range batchCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			s := newStore(t)
-			if s == nil {
-				t.Fatal("storetest: newStore returned nil")
-			}
-			t.Logf("contract: %s", tc.reason)
-			tc.run(t, s)
-		})
-	}
+	runCases(t, batchCases(), newStore)
 }
 
 func batchCases() []testCase {

@@ -84,7 +84,13 @@ type testCase struct {
 // [RunBatch]; a store that has any of them calls both.
 func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Helper()
-	for _, tc := range cases() {
+	runCases(t, cases(), newStore)
+}
+
+// runCases runs each case as a parallel subtest on a fresh store.
+func runCases(t *testing.T, cases []testCase, newStore func(t *testing.T) store.Store) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := newStore(t)
