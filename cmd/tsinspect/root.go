@@ -58,6 +58,12 @@ func (g *globals) progress(total int64, what string) *progressbar.ProgressBar {
 	}
 	return progressbar.NewOptions64(total,
 		progressbar.OptionSetWriter(w),
+		// No bar at all where it would draw nothing, and no spinner
+		// timer: progressbar v3.19.1's timer goroutine reads the bar's
+		// state without its lock while Add writes it (a data race the
+		// race detector reports); the spinner turns on each Add instead.
+		progressbar.OptionSetVisibility(w != io.Discard),
+		progressbar.OptionSetSpinnerChangeInterval(0),
 		progressbar.OptionSetDescription(what),
 		progressbar.OptionShowCount(),
 		progressbar.OptionShowIts(),
