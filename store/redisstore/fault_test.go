@@ -77,7 +77,10 @@ type faultParams struct {
 // returns the counts.
 func runIncrements(t *testing.T, s *redisstore.Store, p faultParams, during func(done <-chan struct{}, progress func() int64, abort func())) *faultRun {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	// No run-wide deadline: each call has its own, so the run ends by
+	// itself however slow the machine; abort (or go test -timeout, for a
+	// call that ignored its deadline) stops it early.
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	r := &faultRun{ackedIDs: map[string]bool{}, unknownIDs: map[string]bool{}}
 	var finished atomic.Int64
@@ -110,7 +113,7 @@ func runIncrements(t *testing.T, s *redisstore.Store, p faultParams, during func
 		t.FailNow()
 	}
 	if ctx.Err() != nil {
-		t.Fatalf("the run did not finish in time: %v", ctx.Err())
+		t.Fatalf("the run was stopped: %v", ctx.Err())
 	}
 	r.check(t, s, p)
 	return r

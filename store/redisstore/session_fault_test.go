@@ -61,7 +61,10 @@ func callTimeout(opts redisstore.Options) time.Duration {
 func runManagerFaultWith(t *testing.T, client *redis.Client, opts redisstore.Options, during func(done <-chan struct{}, progress func() int64, abort func())) {
 	t.Helper()
 	m := newCounterManager(t, redisstore.New(client, opts), time.Hour)
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	// No run-wide deadline: each call has its own, so the run ends by
+	// itself however slow the machine; abort (or go test -timeout, for a
+	// call that ignored its deadline) stops it early.
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var (
 		acked, unknown, otherErr, finished atomic.Int64
@@ -98,7 +101,7 @@ func runManagerFaultWith(t *testing.T, client *redis.Client, opts redisstore.Opt
 		t.FailNow()
 	}
 	if ctx.Err() != nil {
-		t.Fatalf("the run did not finish in time: %v", ctx.Err())
+		t.Fatalf("the run was stopped: %v", ctx.Err())
 	}
 
 	check, checkCancel := context.WithTimeout(context.Background(), 30*time.Second)
