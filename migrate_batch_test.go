@@ -353,6 +353,7 @@ func lazyCluster(parent *testing.T) func(t *testing.T) *redis.ClusterClient {
 	)
 	return func(t *testing.T) *redis.ClusterClient {
 		t.Helper()
+		testenv.Slow(t) // the cluster tests are in the slow suite
 		testenv.NeedRedisBinaries(t)
 		once.Do(func() {
 			if c, err = testenv.StartRedisCluster(parent, "session"); err == nil {
@@ -507,6 +508,7 @@ func runConcurrentMigration(t *testing.T, st store.Store, n, workers, perWorker 
 // its key once, an Update that reported ErrOutcomeUnknown at most once, and
 // a second MigrateAll, without cuts, leaves every key at version 2.
 func TestMigrateAllBatchClientKill(t *testing.T) {
+	testenv.Slow(t)
 	testenv.NeedRedisBinaries(t)
 	port := testenv.FreePort(t, map[int]bool{})
 	srv, err := testenv.StartRedisServer(port, filepath.Join(t.TempDir(), strconv.Itoa(port)), "--appendonly", "no")

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store"
 )
 
@@ -236,6 +237,7 @@ func TestCrossProcessCAS(t *testing.T) {
 // process holds a stripe's flock must not wedge the others: the kernel
 // drops the lock with the process.
 func TestCrossProcessCASKilledWriter(t *testing.T) {
+	testenv.Slow(t)
 	if testing.Short() {
 		t.Skip("kills child processes; skipped with -short")
 	}
@@ -344,6 +346,7 @@ func crashChild(dir, seedStr string) error {
 }
 
 func TestCrashDuringWrites(t *testing.T) {
+	testenv.Slow(t)
 	if testing.Short() {
 		t.Skip("kills 20 child processes; skipped with -short")
 	}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store"
 	"github.com/typedsession/session/store/storetest"
 )
@@ -77,6 +78,7 @@ func TestPersistent(t *testing.T) {
 // New restores the snapshot. Every Set that returned nil must be there with
 // its value, and a Set after the one that returned ErrClosed never ran.
 func TestCloseRacingSetLosesNothing(t *testing.T) {
+	testenv.Slow(t)
 	rounds := 200
 	if testing.Short() {
 		rounds = 20

@@ -199,6 +199,7 @@ func TestBatchNoScript(t *testing.T) {
 // once, a false never landed (the batch never resends, so a false is a
 // promise), and an error (the outcome is open) landed at most once.
 func TestBatchFaultClientKill(t *testing.T) {
+	testenv.Slow(t)
 	needBinaries(t)
 	port := freePort(t, map[int]bool{})
 	srv, err := startServer(port, filepath.Join(t.TempDir(), strconv.Itoa(port)))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store"
 	"github.com/typedsession/session/store/redisstore"
 )
@@ -262,6 +263,7 @@ func (r *faultRun) check(t *testing.T, s *redisstore.Store, p faultParams) {
 // 64 goroutines run compare-and-swap increments on 4 keys, on a Redis of
 // the test's own. go-redis resends the commands whose replies were lost.
 func TestFaultClientKill(t *testing.T) {
+	testenv.Slow(t)
 	needBinaries(t)
 	port := freePort(t, map[int]bool{})
 	srv, err := startServer(port, filepath.Join(t.TempDir(), strconv.Itoa(port)))
@@ -306,6 +308,7 @@ func TestFaultClientKill(t *testing.T) {
 // returned true was fsynced before the reply, so the restarted server has
 // it.
 func TestFaultRestart(t *testing.T) {
+	testenv.Slow(t)
 	needBinaries(t)
 	srv, _ := startDurableServer(t, 0)
 	client := recommendedClient(t, srv.Addr())

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	session "github.com/typedsession/session"
+	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store/redisstore"
 )
 
@@ -126,6 +127,7 @@ func runManagerFaultWith(t *testing.T, client *redis.Client, opts redisstore.Opt
 // TestManagerClientKill: a second connection cuts every connection of the
 // client (CLIENT KILL TYPE normal SKIPME yes) every 3 ms.
 func TestManagerClientKill(t *testing.T) {
+	testenv.Slow(t)
 	testManagerClientKill(t, redisstore.Options{Prefix: "mfault:"})
 }
 
@@ -133,6 +135,7 @@ func TestManagerClientKill(t *testing.T) {
 // store's auto-pipelining, the configuration the README recommends for
 // concurrent load.
 func TestManagerClientKillAutoPipeline(t *testing.T) {
+	testenv.Slow(t)
 	testManagerClientKill(t, redisstore.Options{Prefix: "mfault:", AutoPipeline: true})
 }
 
@@ -178,12 +181,14 @@ func testManagerClientKill(t *testing.T, opts redisstore.Options) {
 // TestManagerRestart: the durable server (appendonly yes, appendfsync
 // always) is killed with SIGKILL and restarted 3 times during the run.
 func TestManagerRestart(t *testing.T) {
+	testenv.Slow(t)
 	testManagerRestart(t, redisstore.Options{Prefix: "mfault:"})
 }
 
 // TestManagerRestartAutoPipeline is TestManagerRestart through the store's
 // auto-pipelining.
 func TestManagerRestartAutoPipeline(t *testing.T) {
+	testenv.Slow(t)
 	testManagerRestart(t, redisstore.Options{Prefix: "mfault:", AutoPipeline: true})
 }
 
