@@ -238,9 +238,6 @@ func TestCrossProcessCAS(t *testing.T) {
 // drops the lock with the process.
 func TestCrossProcessCASKilledWriter(t *testing.T) {
 	testenv.Slow(t)
-	if testing.Short() {
-		t.Skip("kills child processes; skipped with -short")
-	}
 	runCASProcesses(t, 3, 150, 5)
 }
 
@@ -347,9 +344,6 @@ func crashChild(dir, seedStr string) error {
 
 func TestCrashDuringWrites(t *testing.T) {
 	testenv.Slow(t)
-	if testing.Short() {
-		t.Skip("kills 20 child processes; skipped with -short")
-	}
 	const rounds = 20
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))

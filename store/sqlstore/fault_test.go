@@ -106,9 +106,6 @@ func (p *cutProxy) cut() int {
 // false landed; no write landed twice (each count appears once in the log).
 func TestPostgresConnectionCuts(t *testing.T) {
 	testenv.Slow(t)
-	if testing.Short() {
-		t.Skip("skipping in -short mode: a fault test of several seconds")
-	}
 	direct := postgresDB(t)
 	u, err := url.Parse(testenv.DatabaseURL())
 	if err != nil {

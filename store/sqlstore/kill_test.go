@@ -81,9 +81,6 @@ func TestSQLiteKillHelperProcess(t *testing.T) {
 // log, each count logged once, and the file passes PRAGMA integrity_check.
 func TestSQLiteWriterKilled(t *testing.T) {
 	testenv.Slow(t)
-	if testing.Short() {
-		t.Skip("skipping in -short mode: starts and kills many processes")
-	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

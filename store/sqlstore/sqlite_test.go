@@ -51,9 +51,6 @@ func TestSQLiteHelperProcess(t *testing.T) {
 // busy_timeout does not cover.
 func TestSQLiteTwoProcessesNew(t *testing.T) {
 	testenv.Slow(t)
-	if testing.Short() {
-		t.Skip("skipping in -short mode: starts many processes")
-	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
