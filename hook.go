@@ -6,8 +6,11 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/typedsession/session/internal/errs"
 )
 
 // Event describes one operation of a Manager, for Config.Hook: what a
@@ -17,10 +20,14 @@ type Event struct {
 	// Op is "load", "save", "delete", "update" or "migrate" (one key of
 	// MigrateAll).
 	Op string
-	// Namespace is Config.Namespace. Key is the key as the caller gave it:
-	// a user identifier, unbounded; never use it as a metric attribute.
+	// Namespace is Config.Namespace. Key is the key as the caller gave it,
+	// only with Config.LogKeys (else ""): a user identifier, unbounded;
+	// never use it as a metric attribute.
 	Namespace, Key string
-	// Outcome says what happened; Err is the error returned, or nil.
+	// Outcome says what happened; Err is the error returned, or nil,
+	// redacted by the package's one rule (see Config.LogKeys): its text
+	// holds no key without LogKeys and no value of the session's data;
+	// errors.Is matches the same sentinels as the error returned.
 	Outcome Outcome
 	Err     error
 	// Duration is the operation's wall time, store round trips included.
@@ -37,7 +44,8 @@ type Event struct {
 	// without a conflict); Conflicts counts the conflicts among them.
 	Attempts, Conflicts int
 	// Unknown lists the stored members that the session type does not
-	// have, met by a save ("lang", "profile.nick"), per
+	// have, met by a save ("lang", "profile.nick", "items[].note": map
+	// keys and list indexes left out, as they are data), per
 	// Config.UnknownMembers.
 	Unknown []string
 	// Handoff marks a load that read nothing from the store: the session
@@ -80,12 +88,18 @@ func outcomeOf(err error) Outcome {
 // when they are not, the manager does no work for them at all.
 func (m *Manager[T]) observing() bool { return m.hook != nil || m.logger != nil }
 
-// emit delivers e to the hook and the logger.
-func (m *Manager[T]) emit(ctx context.Context, e Event) {
+// emit delivers e to the hook and the logger, redacted (see redact);
+// others are more keys the operation touched (a MoveTo's new key).
+func (m *Manager[T]) emit(ctx context.Context, e Event, others ...string) {
 	e.Namespace = m.namespace
 	if e.Err != nil && e.Outcome != OutcomeQuarantined && (e.Outcome == "" || e.Outcome == OutcomeFound || e.Outcome == OutcomeNew) {
 		e.Outcome = outcomeOf(e.Err)
 	}
+	e.Err = m.redact(e.Err, e.Key, others...)
+	if !m.logKeys {
+		e.Key = ""
+	}
+	e.Unknown = memberNames(e.Unknown)
 	if m.hook != nil {
 		m.hook(ctx, e)
 	}
@@ -135,7 +149,70 @@ func (m *Manager[T]) log(ctx context.Context, e Event) {
 	}
 }
 
+// redact returns err as Config.Hook and Config.Logger receive it, by the
+// one redaction rule of the package: no key (the key as given, its store
+// key, and the other keys the operation touched) unless Config.LogKeys,
+// and no value of the session's data ever (a validation message names the
+// field and the rule, not the value; see errs.SafeText). The result
+// matches the same sentinels as err with errors.Is, but errors.As finds
+// none of its causes: they may hold what the rule leaves out.
+func (m *Manager[T]) redact(err error, key string, others ...string) error {
+	if err == nil {
+		return nil
+	}
+	text := errs.SafeText(err)
+	if !m.logKeys {
+		for _, k := range append([]string{key}, others...) {
+			if k == "" {
+				continue
+			}
+			text = hideKey(text, k)
+			if m.namespace != "" {
+				text = hideKey(text, m.namespace+":"+k)
+			}
+		}
+	}
+	return &redactedError{text: text, err: err}
+}
+
+// hideKey replaces the forms in which an error message holds key (quoted
+// and shortened as quoteKey does, or as it is when it is long enough to
+// tell apart from other words) by <key>.
+func hideKey(text, key string) string {
+	text = strings.ReplaceAll(text, quoteKey(key), "<key>")
+	text = strings.ReplaceAll(text, strconv.Quote(key), "<key>")
+	if len(key) >= 6 {
+		text = strings.ReplaceAll(text, key, "<key>")
+	}
+	return text
+}
+
+// redactedError is an error as events and logs carry it: its text
+// redacted, errors.Is answered by the error it stands for.
+type redactedError struct {
+	text string
+	err  error
+}
+
+func (e *redactedError) Error() string { return e.text }
+
+// Is reports whether the error it stands for matches target.
+func (e *redactedError) Is(target error) bool { return errors.Is(e.err, target) }
+
 var indexes = regexp.MustCompile(`\[[^\]]*\]`)
+
+// memberNames returns member paths without their map keys and list
+// indexes ("items[].note" for items["ann"].note): map keys are data.
+func memberNames(paths []string) []string {
+	if len(paths) == 0 {
+		return paths
+	}
+	out := make([]string, 0, len(paths))
+	for _, p := range paths {
+		out = append(out, indexes.ReplaceAllString(p, "[]"))
+	}
+	return slices.Compact(out)
+}
 
 // firstReport reports whether this set of unknown members is met for the
 // first time by this manager, so that a rolling deploy logs it once, not

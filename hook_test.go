@@ -41,7 +41,7 @@ func TestHookSeesEveryOperation(t *testing.T) {
 	st := newMem(t)
 	var r recorder
 	plan := migrate.MustNew(migrate.Raw(1, func(map[string]any) error { return nil }))
-	m := newManager(t, session.Config[Quiz]{Store: st, Namespace: "q", Migrations: plan, Hook: r.hook})
+	m := newManager(t, session.Config[Quiz]{Store: st, Namespace: "q", Migrations: plan, Hook: r.hook, LogKeys: true})
 	ignore := cmpopts.IgnoreFields(session.Event{}, "Duration", "Err", "Bytes")
 
 	s, _ := m.Load(ctx, "u")

@@ -225,8 +225,9 @@ func TestQuarantine(t *testing.T) {
 		want              error
 	}{
 		{"not JSON", "a", "\x00\xffgarbage", true, nil},
-		{"does not fit T", "b", `{"typedsession":2,"data":{"score":"three"}}`, true, nil},
-		{"a step fails on its content", "c", `{"typedsession":1,"data":{"fail":true}}`, true, nil},
+		{"does not fit T", "b", `{"typedsession":2,"data":{"score":"three"}}`, false, session.ErrCorrupt},
+		{"a step fails on its content", "c", `{"typedsession":1,"data":{"fail":true}}`, false, session.ErrMigration},
+		{"a seal that does not open", "f", `{"typedsession":2,"layers":["aes-256-gcm"],"kid":"k1","data":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}`, true, nil},
 		{"a newer schema", "d", `{"typedsession":3,"data":{}}`, false, session.ErrFutureVersion},
 		{"invalid", "e", `{"typedsession":2,"data":{"question":99}}`, false, session.ErrInvalid},
 		{"sealed with a key this binary lacks", "otherkey", "", false, session.ErrUnknownKey},

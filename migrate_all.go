@@ -181,32 +181,18 @@ func (m *Manager[T]) migrateOne(ctx context.Context, key string, reseal bool, st
 		var s *Session[T]
 		var err error
 		if f != nil {
-			s, err = m.loadFrom(ctx, key, f.raw, f.fresh)
+			s, err = m.openRead(ctx, key, f.raw, f.freshUntil)
 		} else {
 			s, err = m.load(ctx, key)
 		}
 		if err != nil {
 			return err
 		}
-		last, storedVersion, s.outcome = s, s.version, OutcomeUnchanged
-		if m.format.JSONForm() {
-			unk = m.format.Unknown(s.payload)
-		}
-		switch {
-		case s.isNew:
-			out = gone
-			return nil
-		case reseal && m.stale(s):
-			s.rewrite = true
-		case s.version >= m.writeVersion && !s.foreign:
-			out = current
+		last, storedVersion, unk = s, s.stored.Version, m.unknownOf(s)
+		if out = m.classify(s, reseal); out != migrated {
 			return nil
 		}
-		if err := m.save(ctx, s); err != nil {
-			return err
-		}
-		out = migrated
-		return nil
+		return m.save(ctx, s)
 	})
 	if m.observing() {
 		e := Event{Op: "migrate", Key: key, Err: err, Duration: time.Since(start)}
@@ -217,4 +203,45 @@ func (m *Manager[T]) migrateOne(ctx context.Context, key string, reseal bool, st
 		m.emit(ctx, e)
 	}
 	return out, len(unk) > 0, err
+}
+
+// classify decides what MigrateAll does with s, just loaded: gone (nothing
+// stored), current (stored at or above the write version, with the write
+// codec, and not to be resealed), or migrated (to be saved; a reseal is
+// marked pending). It also sets the outcome a save would report for a
+// session it leaves alone.
+func (m *Manager[T]) classify(s *Session[T], reseal bool) outcome {
+	s.report.outcome = OutcomeUnchanged
+	switch {
+	case s.IsNew():
+		return gone
+	case reseal && s.stored.Stale:
+		s.pending.reseal = true
+		return migrated
+	case s.stored.Version >= m.writeVersion && !s.stored.Foreign:
+		return current
+	}
+	return migrated
+}
+
+// unknownOf returns the stored members of s that T does not have.
+func (m *Manager[T]) unknownOf(s *Session[T]) []string {
+	if f := m.pipe.Format(); f.JSONForm() {
+		return f.Unknown(s.stored.Payload)
+	}
+	return nil
+}
+
+// openRead is Load for a value already read under key: raw (nil: absent)
+// with its expiry fresh until freshUntil.
+func (m *Manager[T]) openRead(ctx context.Context, key string, raw []byte, freshUntil time.Time) (*Session[T], error) {
+	s, err := m.newSession(key)
+	if err != nil {
+		return nil, err
+	}
+	s.seq = m.seq.of(s.storeKey).Load()
+	if err := m.open(ctx, s, raw, freshUntil); err != nil {
+		return nil, err
+	}
+	return s, nil
 }

@@ -230,7 +230,7 @@ type reportRecord struct {
 func runMigrate(t *testing.T, st store.Store) (reportRecord, []eventRecord) {
 	t.Helper()
 	hook, events := recordEvents()
-	m, err := session.New(session.Config[Tally]{Store: st, Namespace: "tally", TTL: time.Hour, Migrations: tallyPlan(t), Hook: hook})
+	m, err := session.New(session.Config[Tally]{Store: st, Namespace: "tally", TTL: time.Hour, Migrations: tallyPlan(t), Hook: hook, LogKeys: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,6 +413,7 @@ func runConcurrentMigration(t *testing.T, st store.Store, n, workers, perWorker 
 	}
 	var written, conflicts atomic.Int64
 	mig, err := session.New(session.Config[Tally]{Store: st, Namespace: "tally", TTL: time.Hour, Migrations: tallyPlan(t),
+		LogKeys: true,
 		Hook: func(_ context.Context, e session.Event) {
 			if e.Op == "migrate" && e.Outcome == session.OutcomeWritten {
 				written.Add(1)

@@ -81,7 +81,7 @@
 //
 // An adapter for another framework (Echo, Gin, Fiber, telebot, telego)
 // needs no internal package: for a handler that takes a context, wrap it
-// with [Middleware.Wrap] (U is the framework's request or update type);
-// to build the binding by hand, use [session.Bind] and [session.Binding],
-// and a [Locker] for the per-key lock.
+// with [Middleware.Wrap] (U is the framework's request or update type); for
+// a framework built on net/http, wrap [HTTP]; share a [Locker] for the
+// per-key lock.
 package middleware

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	session "github.com/typedsession/session"
+	"github.com/typedsession/session/internal/binding"
 )
 
 // HTTPOptions configures the [HTTP] middleware. The zero value means the
@@ -174,7 +175,7 @@ func (h *httpMiddleware[T]) serve(next http.Handler, w http.ResponseWriter, r *h
 	if h.opts.Key != nil {
 		k, err := h.opts.Key(r)
 		if errors.Is(err, ErrNoKey) || (err == nil && k == "") {
-			ctx, _ = session.Bind[T](ctx, nil)
+			ctx, _ = binding.Bind[*session.Session[T]](ctx, nil)
 			next.ServeHTTP(w, r.WithContext(ctx))
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	session "github.com/typedsession/session"
+	"github.com/typedsession/session/internal/binding"
 )
 
 // ErrNoKey is returned by a [KeyFunc] for an update that has no session: no
@@ -56,26 +57,6 @@ type Options struct {
 	// in the store turns a lost update into session.ErrConflict (see
 	// [Middleware.Wrap]).
 	NoLock bool
-
-	// NoHandoff makes every update load its session from the store. By
-	// default an update that waited for its key's lock behind another one
-	// starts from the session that one has just saved (decoded anew from
-	// the bytes it wrote: session.Session.Handoff), so that queued updates
-	// of one user cost one round trip each, the save, instead of two. The
-	// Locker must say the lock came straight from the previous holder
-	// ([HandoffLocker]). The save is still a compare-and-swap: a write of
-	// the key through any session.Manager of this process in between
-	// (Manager.Update called directly, an admin tool) makes the update
-	// load instead, and a write from another process without a shared
-	// Locker is a session.ErrConflict for the update (unless
-	// RepeatOnConflict), never a lost update; the first such conflict
-	// turns handing on off for a minute, since it proves that the lock
-	// does not cover every writer. A handler that only reads may see the
-	// session as the previous update left it although another process
-	// wrote since. On a store without compare-and-swap nothing is handed
-	// on. Set NoHandoff when writers outside the lock are the rule rather
-	// than the exception. Ignored with NoLock.
-	NoHandoff bool
 
 	// RepeatOnConflict, for handlers that are safe to run more than once,
 	// runs the whole update again (load, handler, save) when its save
@@ -180,7 +161,7 @@ func (mw *Middleware[U, T]) Wrap(next Handler[U]) Handler[U] {
 		}
 		key, err := mw.key(ctx, u)
 		if errors.Is(err, ErrNoKey) || (err == nil && key == "") {
-			ctx, _ = session.Bind[T](ctx, nil)
+			ctx, _ = binding.Bind[*session.Session[T]](ctx, nil)
 			return next(ctx, u)
 		}
 		if err != nil {
