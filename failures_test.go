@@ -37,9 +37,9 @@ var failures = map[string]failure{
 		}
 		return err, ""
 	}},
-	"in: longer than any value within Config.MaxBytes": {loadOf(strings.Repeat(" ", 5000), session.Config[Quiz]{MaxBytes: 100})},
+	"in: longer than any value within Config.MaxBytes":         {loadOf(strings.Repeat(" ", 5000), session.Config[Quiz]{MaxBytes: 100})},
 	"in: not a value of a codec read (not JSON, bad envelope)": {loadOf("\x00\xffgarbage", session.Config[Quiz]{})},
-	"in: written with a codec not read (Config.ReadCodecs)": {loadOf(string(format.Append(nil, false, &format.Envelope{Version: 1, Codec: "cbor", Payload: []byte{0xa0}})), session.Config[Quiz]{})},
+	"in: written with a codec not read (Config.ReadCodecs)":    {loadOf(string(format.Append(nil, false, &format.Envelope{Version: 1, Codec: "cbor", Payload: []byte{0xa0}})), session.Config[Quiz]{})},
 	"in: a layer or dictionary the manager lacks": {func(t *testing.T, st *memstore.Store, q bool) (error, string) {
 		// A compressor the manager lacks, then a dictionary its
 		// compressor lacks: both are this binary's, not damage.
@@ -94,7 +94,7 @@ var failures = map[string]failure{
 		_, err := m.Load(ctx, "k")
 		return err, "q:k"
 	}},
-	"in: a schema version above the latest": {loadOf(`{"typedsession":3,"data":{}}`, session.Config[Quiz]{Migrations: twoVersions()})},
+	"in: a schema version above the latest":         {loadOf(`{"typedsession":3,"data":{}}`, session.Config[Quiz]{Migrations: twoVersions()})},
 	"in: no migration step from the stored version": {loadOf(`{"score":1}`, session.Config[Quiz]{Migrations: twoVersions()})},
 	"in: a migration step fails or panics": {func(t *testing.T, st *memstore.Store, q bool) (error, string) {
 		err, sk := loadOf(`{"typedsession":1,"data":{"fail":true}}`, session.Config[Quiz]{Migrations: twoVersions()})(t, st, q)
@@ -103,10 +103,10 @@ var failures = map[string]failure{
 		}
 		return loadOf(`{"typedsession":1,"data":{"panic":true}}`, session.Config[Quiz]{Migrations: twoVersions()})(t, st, q)
 	}},
-	"in: the data does not decode into T": {loadOf(`{"typedsession":1,"data":{"score":"three"}}`, session.Config[Quiz]{})},
-	"in: members T lacks, with RejectUnknown": {loadOf(`{"typedsession":1,"data":{"extra":1}}`, session.Config[Quiz]{UnknownMembers: session.RejectUnknown})},
-	"in: validation fails or panics": {loadOf(`{"typedsession":1,"data":{"question":99}}`, session.Config[Quiz]{})},
-	"out: validation fails or panics": {saveOf(session.Config[Quiz]{}, func(d *Quiz) { d.Question = 99 })},
+	"in: the data does not decode into T":          {loadOf(`{"typedsession":1,"data":{"score":"three"}}`, session.Config[Quiz]{})},
+	"in: members T lacks, with RejectUnknown":      {loadOf(`{"typedsession":1,"data":{"extra":1}}`, session.Config[Quiz]{UnknownMembers: session.RejectUnknown})},
+	"in: validation fails or panics":               {loadOf(`{"typedsession":1,"data":{"question":99}}`, session.Config[Quiz]{})},
+	"out: validation fails or panics":              {saveOf(session.Config[Quiz]{}, func(d *Quiz) { d.Question = 99 })},
 	"out: a value the codec cannot store as it is": {saveOf(session.Config[Quiz]{}, func(d *Quiz) { d.Answers = []string{"\xff"} })},
 	"out: the payload is over Config.MaxBytes": {saveOf(session.Config[Quiz]{Compressor: codec.Deflate{}, MaxBytes: 1 << 10, SkipTagValidation: true}, func(d *Quiz) {
 		d.Answers = []string{strings.Repeat("a", 4<<10)} // compresses to a few bytes: the payload is what counts
