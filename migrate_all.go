@@ -24,6 +24,14 @@ type MigrateOptions struct {
 	// it MigrateAll refuses.
 	AllKeys bool
 
+	// Overwrite lets MigrateAll run on a store without compare-and-swap
+	// (no store.Swapper), where each migrated value is written with Set: a
+	// session changed between MigrateAll's read of it and its write is
+	// then overwritten by its migrated older value. Set it only while
+	// nothing else writes the namespace. Without it MigrateAll refuses
+	// such a store (Load migrates each session anyway when it reads it).
+	Overwrite bool
+
 	// Reseal also rewrites values whose layers differ from what the
 	// manager writes now: sealed with another key than the keyring's
 	// first, not sealed though Config.Keyring is set, compressed
@@ -78,13 +86,17 @@ type MigrateFailure struct {
 // they are counted. Only the keys are held in memory, never more than a
 // chunk of values.
 //
-// MigrateAll returns an error for a store that is not a store.Scanner and
-// for a scan that fails; per-key failures are only reported.
+// MigrateAll returns an error for a store that is not a store.Scanner, for
+// a store without compare-and-swap unless MigrateOptions.Overwrite is set,
+// and for a scan that fails; per-key failures are only reported.
 func (m *Manager[T]) MigrateAll(ctx context.Context, opts MigrateOptions) (MigrateReport, error) {
 	var r MigrateReport
 	sc, ok := m.store.(store.Scanner)
 	if !ok {
 		return r, &Error{Op: "migrate", Key: "", Err: fmt.Errorf("store %T cannot list its keys (no Scan method)", m.store)}
+	}
+	if !m.proto.Swaps() && !opts.Overwrite {
+		return r, &Error{Op: "migrate", Key: "", Err: fmt.Errorf("store %T has no compare-and-swap, so MigrateAll could overwrite a session changed while it runs; set MigrateOptions.Overwrite to migrate while nothing else writes, or let Load migrate each session when it reads it", m.store)}
 	}
 	if m.namespace == "" && !opts.AllKeys {
 		return r, &Error{Op: "migrate", Key: "", Err: errors.New("the manager has no Namespace, so MigrateAll would visit every key in the store; set MigrateOptions.AllKeys to do that")}

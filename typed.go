@@ -106,7 +106,8 @@ func (s *Session[T]) Reset() {
 // store and turns the session into a new one holding the initial value.
 // On a [store.Deleter] the delete is a compare-and-delete against the value
 // loaded, so it never erases another writer's newer save: Save returns
-// ErrConflict instead. A new session that is destroyed deletes nothing.
+// ErrConflict instead; on other stores it deletes whatever is stored (the
+// last writer wins). A new session that is destroyed deletes nothing.
 func (s *Session[T]) Destroy() { s.pending.destroy = true }
 
 // MoveTo marks the session to be stored under key from the next Save on (a
@@ -119,7 +120,8 @@ func (s *Session[T]) Destroy() { s.pending.destroy = true }
 // learned, Save returns ErrOutcomeUnknown and leaves the new key in place.
 // After a successful Save, Key returns key. A session destroyed after
 // MoveTo is deleted under its old key and nothing is written under the new
-// one.
+// one. On a store without compare-and-swap the new key is set and the old
+// one deleted, unconditionally (the last writer wins).
 func (s *Session[T]) MoveTo(key string) { s.pending.moveTo = key }
 
 // NewSession returns a new session for key holding the initial value, as

@@ -42,7 +42,9 @@ import (
 // round trip, as the Load it replaces). Such a stale start is not counted
 // as an attempt (the Update loads and runs fn again at once) and turns
 // handing on off for a minute. On a store without compare-and-swap
-// nothing is handed on. fn must not call Update for the same key of the
+// nothing is handed on, and only the Updates of one Manager are kept from
+// losing each other's writes: a write from anywhere else may be
+// overwritten (the last writer wins). fn must not call Update for the same key of the
 // same Manager: the inner call would wait a second for its caller, and
 // its write would make the caller's save conflict.
 func (m *Manager[T]) Update(ctx context.Context, key string, fn func(*T) error) (T, error) {

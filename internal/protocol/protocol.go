@@ -269,7 +269,7 @@ func (p *Store) Refreshes() bool { return p.touch != nil || p.sw != nil }
 func (p *Store) Move(ctx context.Context, from string, old Old, to string, v Value) error {
 	if err := p.Write(ctx, to, Old{}, v); err != nil {
 		if errors.Is(err, errs.Conflict) {
-			return &errs.Error{Kind: errs.Conflict, Msg: "the new key is taken"}
+			return &errs.Error{Kind: errs.Conflict, Cause: ErrKeyTaken}
 		}
 		return err
 	}
@@ -287,6 +287,10 @@ func (p *Store) Move(ctx context.Context, from string, old Old, to string, v Val
 	}
 	return err
 }
+
+// ErrKeyTaken is the cause of a Move's ErrConflict when the new key
+// holds a value: nothing was changed.
+var ErrKeyTaken = errors.New("the new key is taken")
 
 // Item is one write of a WriteMany.
 type Item struct {
