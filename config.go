@@ -90,11 +90,11 @@ type Config[T any] struct {
 	// in MigrateAll) under contention. Zero means 100.
 	MaxAttempts int
 
-	// UnknownMembers says what happens to stored members that T does not
+	// ExtraMembers says what happens to stored members that T does not
 	// have (a field added by a newer binary, a field renamed without a
-	// migration step). Zero means KeepUnknown. It applies to codecs whose
+	// migration step). Zero means KeepExtra. It applies to codecs whose
 	// payload is JSON.
-	UnknownMembers UnknownMembers
+	ExtraMembers ExtraMembers
 
 	// Keyring, when set, seals every value the manager writes
 	// (AES-256-GCM, package seal) bound to its namespace and key, with the
@@ -150,12 +150,12 @@ type Config[T any] struct {
 	WarnBytes int
 }
 
-// UnknownMembers is the policy for stored members that T does not have.
+// ExtraMembers is the policy for stored members that T does not have.
 // Members that encoding/json matches case-insensitively count as known.
-type UnknownMembers int
+type ExtraMembers int
 
 const (
-	// KeepUnknown (the default) keeps such members in the stored value:
+	// KeepExtra (the default) keeps such members in the stored value:
 	// Load ignores them, and a Save of a changed session writes them back
 	// where they were, so that an old and a new binary can run side by
 	// side while a field is added, and a step added later can still
@@ -165,12 +165,12 @@ const (
 	// that have them. In a slice, they stay with their element (matched by
 	// its known data, else by its position); an element the handler
 	// removed takes them with it.
-	KeepUnknown UnknownMembers = iota
-	// RejectUnknown makes Load return ErrCorrupt naming such members.
-	RejectUnknown
-	// DropUnknown drops such members at the next Save of a changed
+	KeepExtra ExtraMembers = iota
+	// RejectExtra makes Load return ErrCorrupt naming such members.
+	RejectExtra
+	// DropExtra drops such members at the next Save of a changed
 	// session, and reports them: the explicit opt-out.
-	DropUnknown
+	DropExtra
 )
 
 // New returns a Manager for cfg, or an error naming what is wrong with it:
@@ -190,8 +190,8 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 	if strings.Contains(cfg.Namespace, ":") {
 		return nil, fmt.Errorf("session: Config.Namespace %q contains ':', so its keys could meet another namespace's; use a name without ':'", cfg.Namespace)
 	}
-	if cfg.UnknownMembers < KeepUnknown || cfg.UnknownMembers > DropUnknown {
-		return nil, fmt.Errorf("session: Config.UnknownMembers %d is not KeepUnknown, RejectUnknown or DropUnknown", cfg.UnknownMembers)
+	if cfg.ExtraMembers < KeepExtra || cfg.ExtraMembers > DropExtra {
+		return nil, fmt.Errorf("session: Config.ExtraMembers %d is not KeepExtra, RejectExtra or DropExtra", cfg.ExtraMembers)
 	}
 	m := &Manager[T]{
 		store:        cfg.Store,
@@ -206,7 +206,7 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 		writeVersion: cfg.WriteVersion,
 		validateFn:   newValidateFunc[T](cfg.Validator, cfg.SkipTagValidation),
 		maxAttempts:  cfg.MaxAttempts,
-		unknown:      cfg.UnknownMembers,
+		unknown:      cfg.ExtraMembers,
 		quarantineOn: cfg.Quarantine,
 		hook:         cfg.Hook,
 		logger:       cfg.Logger,
@@ -244,7 +244,7 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 		WriteVersion: m.writeVersion,
 		Layers:       format.Layers{Compressor: cfg.Compressor, CompressAbove: compressAbove, Keyring: cfg.Keyring, Namespace: cfg.Namespace},
 		MaxBytes:     maxBytes,
-		Unknown:      format.UnknownPolicy(cfg.UnknownMembers),
+		Unknown:      format.ExtraPolicy(cfg.ExtraMembers),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("session: Config.ReadCodecs: %w", err)

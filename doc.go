@@ -74,13 +74,13 @@
 //
 // Stored members that T does not have (a field added by a newer binary, a
 // field renamed without a step) are never dropped silently. By default
-// ([KeepUnknown]) Load ignores them and a Save of a changed session writes
+// ([KeepExtra]) Load ignores them and a Save of a changed session writes
 // them back where they were, so an old and a new binary can run side by side
 // while a field is added, and a step added later can still recover a renamed
 // field; every Save that meets them reports them to Config.Hook
 // (Event.Unknown) and Config.Logger warns of each set once, and
-// [Manager.MigrateAll] counts such keys. [RejectUnknown] makes Load refuse
-// such data; [DropUnknown] is the explicit opt-out. Members that
+// [Manager.MigrateAll] counts such keys. [RejectExtra] makes Load refuse
+// such data; [DropExtra] is the explicit opt-out. Members that
 // encoding/json matches case-insensitively count as known.
 //
 // # Validation
@@ -140,9 +140,9 @@
 //	in: the store's read fails                                  the store's error  stay          never
 //	in: longer than any value within Config.MaxBytes            ErrTooLarge        stay          never
 //	in: not a value of a codec read (not JSON, bad envelope)    ErrCorrupt         stay          yes
-//	in: written with a codec not read (Config.ReadCodecs)       ErrUnknownCodec    stay          never
-//	in: a layer or dictionary the manager lacks                 ErrUnknownCodec    stay          never
-//	in: sealed with a key Config.Keyring lacks                  ErrUnknownKey      stay          never
+//	in: written with a codec not read (Config.ReadCodecs)       ErrUnsupportedCodec    stay          never
+//	in: a layer or dictionary the manager lacks                 ErrUnsupportedCodec    stay          never
+//	in: sealed with a key Config.Keyring lacks                  ErrNoSealingKey      stay          never
 //	in: a seal that does not open (damaged, edited, moved)      ErrCorrupt         stay          yes
 //	in: compressed data that does not decompress                ErrCorrupt         stay          yes
 //	in: the payload is over Config.MaxBytes                     ErrTooLarge        stay          never
@@ -150,7 +150,7 @@
 //	in: no migration step from the stored version               ErrMigration       stay          never
 //	in: a migration step fails or panics                        ErrMigration       stay          never
 //	in: the data does not decode into T                         ErrCorrupt         stay          never
-//	in: members T lacks, with RejectUnknown                     ErrCorrupt         stay          never
+//	in: members T lacks, with RejectExtra                     ErrCorrupt         stay          never
 //	in: validation fails or panics                              ErrInvalid         stay          never
 //	out: validation fails or panics                             ErrInvalid         stay          -
 //	out: a value the codec cannot store as it is                ErrInvalid         stay          -
@@ -256,7 +256,7 @@
 // Every error a Manager returns is an [*Error] naming the operation and the
 // key (shortened when long), and matches one of [ErrConflict], [ErrCorrupt],
 // [ErrInvalid], [ErrFutureVersion], [ErrMigration], [ErrTooLarge],
-// [ErrOutcomeUnknown], [ErrUnknownKey], [ErrUnknownCodec] with errors.Is
+// [ErrOutcomeUnknown], [ErrNoSealingKey], [ErrUnsupportedCodec] with errors.Is
 // (see Failures), or wraps the store's or the context's error. Each is
 // decided once, by its cause, where it happens. A key the store contract refuses (empty, not UTF-8, with NUL, longer
 // than [store.MaxKeyLen] with the namespace) matches [store.ErrInvalidKey];

@@ -55,18 +55,18 @@ var (
 	// applying the change again could apply it twice.
 	ErrOutcomeUnknown = errs.OutcomeUnknown
 
-	// ErrUnknownKey: the stored value is sealed with a key ID that
+	// ErrNoSealingKey: the stored value is sealed with a key ID that
 	// Config.Keyring does not hold (removed too early, or not added to
 	// this binary yet). The value is intact and left as it is; it is never
 	// quarantined.
-	ErrUnknownKey = errs.UnknownKey
+	ErrNoSealingKey = errs.UnknownKey
 
-	// ErrUnknownCodec: the stored value was written with a codec that
+	// ErrUnsupportedCodec: the stored value was written with a codec that
 	// neither Config.Codec nor Config.ReadCodecs is (a codec change not
 	// listed in ReadCodecs, a rollback), or with a layer (a compressor) or
 	// a compression dictionary the manager is not configured for. The
 	// value is intact and left as it is; it is never quarantined.
-	ErrUnknownCodec = errs.UnknownCodec
+	ErrUnsupportedCodec = errs.UnknownCodec
 
 	// ErrNoSession: From found no session for T in the context: no
 	// middleware bound one, or the update had no key (no user).

@@ -44,7 +44,7 @@ var failures = map[string]failure{
 		// A compressor the manager lacks, then a dictionary its
 		// compressor lacks: both are this binary's, not damage.
 		err, sk := loadOf(`{"typedsession":1,"layers":["deflate"],"data":"AA=="}`, session.Config[Quiz]{})(t, st, q)
-		if !errors.Is(err, session.ErrUnknownCodec) {
+		if !errors.Is(err, session.ErrUnsupportedCodec) {
 			return err, sk
 		}
 		return loadOf(`{"typedsession":1,"layers":["deflate"],"dict":"d1","data":"AA=="}`, session.Config[Quiz]{Compressor: codec.Deflate{}})(t, st, q)
@@ -104,7 +104,7 @@ var failures = map[string]failure{
 		return loadOf(`{"typedsession":1,"data":{"panic":true}}`, session.Config[Quiz]{Migrations: twoVersions()})(t, st, q)
 	}},
 	"in: the data does not decode into T":          {loadOf(`{"typedsession":1,"data":{"score":"three"}}`, session.Config[Quiz]{})},
-	"in: members T lacks, with RejectUnknown":      {loadOf(`{"typedsession":1,"data":{"extra":1}}`, session.Config[Quiz]{UnknownMembers: session.RejectUnknown})},
+	"in: members T lacks, with RejectExtra":      {loadOf(`{"typedsession":1,"data":{"extra":1}}`, session.Config[Quiz]{ExtraMembers: session.RejectExtra})},
 	"in: validation fails or panics":               {loadOf(`{"typedsession":1,"data":{"question":99}}`, session.Config[Quiz]{})},
 	"out: validation fails or panics":              {saveOf(session.Config[Quiz]{}, func(d *Quiz) { d.Question = 99 })},
 	"out: a value the codec cannot store as it is": {saveOf(session.Config[Quiz]{}, func(d *Quiz) { d.Answers = []string{"\xff"} })},
@@ -222,8 +222,8 @@ func TestFailureTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	sentinels := map[string]error{
-		"ErrTooLarge": session.ErrTooLarge, "ErrCorrupt": session.ErrCorrupt, "ErrUnknownCodec": session.ErrUnknownCodec,
-		"ErrUnknownKey": session.ErrUnknownKey, "ErrFutureVersion": session.ErrFutureVersion, "ErrMigration": session.ErrMigration,
+		"ErrTooLarge": session.ErrTooLarge, "ErrCorrupt": session.ErrCorrupt, "ErrUnsupportedCodec": session.ErrUnsupportedCodec,
+		"ErrNoSealingKey": session.ErrNoSealingKey, "ErrFutureVersion": session.ErrFutureVersion, "ErrMigration": session.ErrMigration,
 		"ErrInvalid": session.ErrInvalid, "ErrConflict": session.ErrConflict, "ErrOutcomeUnknown": session.ErrOutcomeUnknown,
 		"the store's error": errDiskOnFire,
 	}

@@ -43,11 +43,11 @@ type Event struct {
 	// Attempts counts the loads of an update or of a key in MigrateAll (1
 	// without a conflict); Conflicts counts the conflicts among them.
 	Attempts, Conflicts int
-	// Unknown lists the stored members that the session type does not
+	// Extra lists the stored members that the session type does not
 	// have, met by a save ("lang", "profile.nick", "items[].note": map
 	// keys and list indexes left out, as they are data), per
-	// Config.UnknownMembers.
-	Unknown []string
+	// Config.ExtraMembers.
+	Extra []string
 	// Handoff marks a load that read nothing from the store: the session
 	// was handed on from the previous update of the key (Session.Handoff,
 	// which the middleware uses for queued updates of one key).
@@ -99,7 +99,7 @@ func (m *Manager[T]) emit(ctx context.Context, e Event, others ...string) {
 	if !m.logKeys {
 		e.Key = ""
 	}
-	e.Unknown = memberNames(e.Unknown)
+	e.Extra = memberNames(e.Extra)
 	if m.hook != nil {
 		m.hook(ctx, e)
 	}
@@ -143,9 +143,9 @@ func (m *Manager[T]) log(ctx context.Context, e Event) {
 		m.logger.LogAttrs(ctx, slog.LevelWarn, "session: stored value over Config.WarnBytes",
 			append(attrs[:0:0], slog.String("namespace", e.Namespace), slog.Int("bytes", e.Bytes), slog.Int("warn_bytes", m.warnBytes), keyAttr(m.logKeys, e.Key))...)
 	}
-	if len(e.Unknown) > 0 && m.firstReport(e.Unknown) {
+	if len(e.Extra) > 0 && m.firstReport(e.Extra) {
 		m.logger.LogAttrs(ctx, slog.LevelWarn, "session: stored members that the session type does not have",
-			slog.String("namespace", e.Namespace), slog.Any("members", e.Unknown), slog.String("policy", m.unknown.String()), keyAttr(m.logKeys, e.Key))
+			slog.String("namespace", e.Namespace), slog.Any("members", e.Extra), slog.String("policy", m.unknown.String()), keyAttr(m.logKeys, e.Key))
 	}
 }
 
@@ -244,14 +244,14 @@ func keyAttr(logKeys bool, key string) slog.Attr {
 }
 
 // String returns the policy's name.
-func (u UnknownMembers) String() string {
+func (u ExtraMembers) String() string {
 	switch u {
-	case KeepUnknown:
-		return "KeepUnknown"
-	case RejectUnknown:
-		return "RejectUnknown"
-	case DropUnknown:
-		return "DropUnknown"
+	case KeepExtra:
+		return "KeepExtra"
+	case RejectExtra:
+		return "RejectExtra"
+	case DropExtra:
+		return "DropExtra"
 	}
-	return "UnknownMembers(?)"
+	return "ExtraMembers(?)"
 }

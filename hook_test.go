@@ -181,7 +181,7 @@ func TestRedaction(t *testing.T) {
 					t.Errorf("Event.Err %v does not match ErrInvalid", e.Err)
 				}
 			}
-			texts = append(texts, e.Key, strings.Join(e.Unknown, " "))
+			texts = append(texts, e.Key, strings.Join(e.Extra, " "))
 		}
 		all := strings.Join(texts, "\n")
 		if strings.Contains(all, card[:12]) {

@@ -102,8 +102,8 @@ func TestSealedValuesRefuseTampering(t *testing.T) {
 		{"truncated", "alice", reframe(func(e map[string]any) { e["data"] = data[:16] }), nil, session.ErrCorrupt},
 		{"swapped key ID", "alice", reframe(func(e map[string]any) { e["kid"] = "k2" }), nil, session.ErrCorrupt},
 		{"moved to another key", "bob", good, nil, session.ErrCorrupt},
-		{"a key this binary lacks", "alice", good, keyring(t, k2), session.ErrUnknownKey},
-		{"no keyring at all", "alice", good, nil, session.ErrUnknownKey},
+		{"a key this binary lacks", "alice", good, keyring(t, k2), session.ErrNoSealingKey},
+		{"no keyring at all", "alice", good, nil, session.ErrNoSealingKey},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st.Set(ctx, "s:"+tc.key, tc.value, 0)
@@ -232,7 +232,7 @@ func TestQuarantine(t *testing.T) {
 		{"a seal that does not open", "f", `{"typedsession":2,"layers":["aes-256-gcm"],"kid":"k1","data":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}`, true, nil},
 		{"a newer schema", "d", `{"typedsession":3,"data":{}}`, false, session.ErrFutureVersion},
 		{"invalid", "e", `{"typedsession":2,"data":{"question":99}}`, false, session.ErrInvalid},
-		{"sealed with a key this binary lacks", "otherkey", "", false, session.ErrUnknownKey},
+		{"sealed with a key this binary lacks", "otherkey", "", false, session.ErrNoSealingKey},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.stored != "" {

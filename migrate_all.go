@@ -46,9 +46,9 @@ type MigrateReport struct {
 	Migrated int // keys written back at the write version
 	Current  int // keys already at (or above) the write version that load cleanly, left alone
 	Gone     int // keys deleted or expired between the scan and the read
-	// Unknown counts the keys (among Migrated and Current) whose stored
+	// Extra counts the keys (among Migrated and Current) whose stored
 	// value has members the session type does not have.
-	Unknown int
+	Extra int
 	Failed  []MigrateFailure
 }
 
@@ -158,7 +158,7 @@ func (m *Manager[T]) tally(ctx context.Context, r *MigrateReport, opts MigrateOp
 		r.Gone++
 	}
 	if unknown && err == nil && out != gone {
-		r.Unknown++
+		r.Extra++
 	}
 	if opts.Progress != nil {
 		opts.Progress(*r)
@@ -211,7 +211,7 @@ func (m *Manager[T]) migrateOne(ctx context.Context, key string, reseal bool, st
 		if last != nil {
 			e = m.saveEvent("migrate", key, last, storedVersion, err, start)
 		}
-		e.Attempts, e.Conflicts, e.Unknown = attempts, attempts-1, unk
+		e.Attempts, e.Conflicts, e.Extra = attempts, attempts-1, unk
 		m.emit(ctx, e)
 	}
 	return out, len(unk) > 0, err

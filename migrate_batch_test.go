@@ -188,7 +188,7 @@ func recordEvents() (func(context.Context, session.Event), func() []eventRecord)
 	var recs []eventRecord
 	hook := func(_ context.Context, e session.Event) {
 		r := eventRecord{Op: e.Op, Key: e.Key, Outcome: e.Outcome, Bytes: e.Bytes, StoredVersion: e.StoredVersion,
-			Version: e.Version, Attempts: e.Attempts, Conflicts: e.Conflicts, Unknown: e.Unknown}
+			Version: e.Version, Attempts: e.Attempts, Conflicts: e.Conflicts, Unknown: e.Extra}
 		if e.Err != nil {
 			r.Err = errKind(e.Err)
 		}
@@ -244,7 +244,7 @@ func runMigrate(t *testing.T, st store.Store) (reportRecord, []eventRecord) {
 	if err != nil {
 		t.Fatalf("MigrateAll: %v", err)
 	}
-	rec := reportRecord{Scanned: r.Scanned, Migrated: r.Migrated, Current: r.Current, Gone: r.Gone, Unknown: r.Unknown,
+	rec := reportRecord{Scanned: r.Scanned, Migrated: r.Migrated, Current: r.Current, Gone: r.Gone, Unknown: r.Extra,
 		Failed: map[string]string{}, Progress: progress}
 	for _, f := range r.Failed {
 		rec.Failed[f.Key] = errKind(f.Err)

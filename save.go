@@ -58,7 +58,7 @@ func (m *Manager[T]) Validate(v T) error { return m.pipe.Check(&v) }
 
 // saveEvent describes the save of s, for Config.Hook.
 func (m *Manager[T]) saveEvent(op, key string, s *Session[T], storedVersion int, err error, start time.Time) Event {
-	e := Event{Op: op, Key: key, Err: err, Duration: time.Since(start), Outcome: s.report.outcome, Unknown: s.report.unknown,
+	e := Event{Op: op, Key: key, Err: err, Duration: time.Since(start), Outcome: s.report.outcome, Extra: s.report.extra,
 		StoredVersion: storedVersion, Version: storedVersion}
 	if err == nil && s.report.outcome == OutcomeWritten {
 		e.Bytes, e.Version = len(s.stored.Raw), s.stored.Version
@@ -108,7 +108,7 @@ func (m *Manager[T]) prepare(s *Session[T]) (format.Encoded, error) {
 	if err != nil {
 		return format.Encoded{}, err
 	}
-	s.report.unknown = e.Unknown
+	s.report.extra = e.Extra
 	if e.Same && !build {
 		e.Bytes = nil
 	}

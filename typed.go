@@ -74,7 +74,7 @@ type pending struct {
 // report is what the last load or save did, for Config.Hook.
 type report struct {
 	outcome Outcome
-	unknown []string // stored members T lacks, met by the save
+	extra   []string // stored members T lacks, met by the save
 	// quarantined is the key a damaged value was moved to by the load,
 	// and cause why.
 	quarantined string
@@ -193,7 +193,7 @@ type Manager[T any] struct {
 	writeVersion int
 	validateFn   func(*T) error
 	maxAttempts  int
-	unknown      UnknownMembers
+	unknown      ExtraMembers
 	quarantineOn bool
 	hook         func(context.Context, Event)
 	logger       *slog.Logger // nil: nothing logged

@@ -81,8 +81,8 @@ func (l *Layers) wrap(e *Envelope, key string) error {
 // seal was opened with the associated data of values sealed before the
 // envelope's header was authenticated (a legacy seal).
 //
-// Errors, by cause: a key the keyring lacks is ErrUnknownKey; a layer or a
-// dictionary this pipeline is not configured for is ErrUnknownCodec; output
+// Errors, by cause: a key the keyring lacks is ErrNoSealingKey; a layer or a
+// dictionary this pipeline is not configured for is ErrUnsupportedCodec; output
 // over maxPayload is ErrTooLarge; a seal that does not open and data that
 // does not decompress are damage (ErrCorrupt, quarantinable).
 func (l *Layers) unwrap(e *Envelope, key string, maxPayload int) (data []byte, legacy bool, err error) {

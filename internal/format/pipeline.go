@@ -53,17 +53,17 @@ type PipelineConfig struct {
 	// version written, before compression and sealing), on Encode and on
 	// Decode; 0 or less means no limit.
 	MaxBytes int
-	Unknown  UnknownPolicy
+	Unknown  ExtraPolicy
 }
 
-// UnknownPolicy is what happens to stored members that T does not have.
-type UnknownPolicy int
+// ExtraPolicy is what happens to stored members that T does not have.
+type ExtraPolicy int
 
-// The policies (session.UnknownMembers has the same values).
+// The policies (session.ExtraMembers has the same values).
 const (
-	KeepUnknown UnknownPolicy = iota
-	RejectUnknown
-	DropUnknown
+	KeepExtra ExtraPolicy = iota
+	RejectExtra
+	DropExtra
 )
 
 // NewPipeline returns the pipeline of cfg. It does not check the type
@@ -137,12 +137,12 @@ func (p *Pipeline) rawLimit() int {
 //
 // It decides, in this order: a value over the size limit is ErrTooLarge;
 // bytes that are not a value of a codec read are damage (ErrCorrupt); a
-// value of a codec not read is ErrUnknownCodec; layers are undone (see
+// value of a codec not read is ErrUnsupportedCodec; layers are undone (see
 // Layers.unwrap), and only then is the envelope's version believed (it is
 // authenticated by a seal); a version above the latest is
 // ErrFutureVersion; a missing or failing step is ErrMigration; data that
 // does not decode into T is ErrCorrupt (damage only when the envelope
-// itself proves malformed); members T lacks under RejectUnknown are
+// itself proves malformed); members T lacks under RejectExtra are
 // ErrCorrupt; a failed check is the Validate func's error.
 func (p *Pipeline) Decode(raw []byte, key string) (Stored, any, error) {
 	if lim := p.rawLimit(); lim > 0 && len(raw) > lim {
@@ -203,9 +203,9 @@ func (p *Pipeline) Decode(raw []byte, key string) (Stored, any, error) {
 		}
 		return Stored{}, nil, errs.Wrap(errs.Corrupt, err)
 	}
-	if p.cfg.Unknown == RejectUnknown {
+	if p.cfg.Unknown == RejectExtra {
 		if unk := f.Unknown(payload); len(unk) > 0 {
-			return Stored{}, nil, errs.New(errs.Corrupt, "stored members that the session type does not have (Config.UnknownMembers is RejectUnknown): "+strings.Join(unk, ", "))
+			return Stored{}, nil, errs.New(errs.Corrupt, "stored members that the session type does not have (Config.ExtraMembers is RejectExtra): "+strings.Join(unk, ", "))
 		}
 	}
 	if err := p.cfg.Validate(v); err != nil {
@@ -337,9 +337,9 @@ type Encoded struct {
 	// Payload is the data's payload at the latest version, for the
 	// next Encode's comparison (Stored.Payload).
 	Payload []byte
-	// Unknown lists the stored members that T does not have, met while
+	// Extra lists the stored members that T does not have, met while
 	// comparing with prev (reported by the save).
-	Unknown []string
+	Extra []string
 }
 
 // Stored returns the Stored of e's value once it is written.
@@ -440,8 +440,8 @@ func (p *Pipeline) reconcile(prev *Stored, payload []byte, e *Encoded) ([]byte, 
 	}
 	// Whether or not the data changed, what is written (a migration, a
 	// move to another key) carries the members T does not have.
-	e.Unknown = unk
-	if p.cfg.Unknown == DropUnknown {
+	e.Extra = unk
+	if p.cfg.Unknown == DropExtra {
 		return payload, same, nil
 	}
 	merged, err := p.f.Merge(prev.Payload, payload)
