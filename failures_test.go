@@ -104,7 +104,7 @@ var failures = map[string]failure{
 		return loadOf(`{"typedsession":1,"data":{"panic":true}}`, session.Config[Quiz]{Migrations: twoVersions()})(t, st, q)
 	}},
 	"in: the data does not decode into T":          {loadOf(`{"typedsession":1,"data":{"score":"three"}}`, session.Config[Quiz]{})},
-	"in: members T lacks, with RejectExtra":      {loadOf(`{"typedsession":1,"data":{"extra":1}}`, session.Config[Quiz]{ExtraMembers: session.RejectExtra})},
+	"in: members T lacks, with RejectExtra":        {loadOf(`{"typedsession":1,"data":{"extra":1}}`, session.Config[Quiz]{ExtraMembers: session.RejectExtra})},
 	"in: validation fails or panics":               {loadOf(`{"typedsession":1,"data":{"question":99}}`, session.Config[Quiz]{})},
 	"out: validation fails or panics":              {saveOf(session.Config[Quiz]{}, func(d *Quiz) { d.Question = 99 })},
 	"out: a value the codec cannot store as it is": {saveOf(session.Config[Quiz]{}, func(d *Quiz) { d.Answers = []string{"\xff"} })},

@@ -48,8 +48,8 @@ type MigrateReport struct {
 	Gone     int // keys deleted or expired between the scan and the read
 	// Extra counts the keys (among Migrated and Current) whose stored
 	// value has members the session type does not have.
-	Extra int
-	Failed  []MigrateFailure
+	Extra  int
+	Failed []MigrateFailure
 }
 
 // MigrateFailure is one key MigrateAll could not migrate, with the reason
