@@ -23,7 +23,8 @@
 // A [Manager] keeps sessions in a [store.Store]: any type with Get, Set and
 // Delete on bytes. The module ships memstore (memory, with expiry and a
 // snapshot file), filestore (one file per key), redisstore (Redis and Redis
-// Cluster through go-redis v9) and sqlstore (PostgreSQL and SQLite). A
+// Cluster through go-redis v9) and sqlstore (PostgreSQL, SQLite, MySQL and
+// MariaDB). A
 // session's key in the store is Namespace + ":" + key; a Namespace may not
 // contain ':', so two (namespace, key) pairs never share a store key. Optional
 // store abilities are found by type assertion: compare-and-swap
@@ -46,10 +47,13 @@
 // [ErrCorrupt] and the bytes stay as they are. Data of another framework that
 // happens to have a top-level "typedsession" member is therefore corrupt, not
 // adopted. Anything else is version 0, adopted by a migration step from 0.
-// The members "codec", "layers", "kid" and "dict" are reserved for codecs,
-// compression and encryption layers of a later release. Other codecs get a
-// binary frame with the same fields. Values written by the first release
-// ({"typedsession":N,"data":...}, the "\x00TS\x01" frame) still load.
+// With Config.Compressor or Config.Keyring set, "layers" lists the layers
+// applied to the payload ("deflate" or "zstd", then "aes-256-gcm"), "kid"
+// names the sealing key and "dict" the compression dictionary, and "data"
+// holds the layers' output in base64. Other codecs get a binary frame
+// with the same fields and the codec's name ("codec"). Values of the
+// first envelope format ({"typedsession":N,"data":...}, the "\x00TS\x01"
+// frame) still load.
 //
 // # Values
 //
@@ -115,7 +119,8 @@
 //	UnmarshalJSON                ErrCorrupt from Load, with the panic value
 //	Config.Initial               an error from New (called once there); later, from Load
 //	Update's fn                  not recovered: it reaches Update's caller, as inline code's
-//	                             panic would; Update holds no lock or other resource
+//	                             panic would, after Update has released its per-key lock
+//	                             (the one that queues concurrent Updates of the key)
 //
 // The middleware releases its per-key lock on every path, panics included.
 //
@@ -170,8 +175,9 @@
 // standard library only; metrics and traces plug in there. Config.Logger
 // logs through log/slog (every operation at debug level, failures and
 // sessions over Config.WarnBytes at warn level); nothing is logged by
-// default, keys (user identifiers) only with Config.LogKeys, and session
-// data never.
+// default. Keys (user identifiers) are an attribute only with
+// Config.LogKeys, but a failure's error attribute is the error's message,
+// which names the key and, for ErrInvalid, quotes the refused value.
 //
 // # Expiry
 //
