@@ -57,7 +57,7 @@ func TestBrokenSnippetFails(t *testing.T) {
 	if err != nil || len(blocks) != 1 {
 		t.Fatalf("extract = %v, %v; want one block", blocks, err)
 	}
-	out, err := generateAndBuild(t, blocks)
+	out, _, err := generateAndBuild(t, blocks)
 	if err == nil {
 		t.Fatal("a snippet with an undefined name compiled")
 	}
@@ -141,16 +141,17 @@ func extract(path string) ([]block, error) {
 func check(t *testing.T, blocks []block) {
 	t.Helper()
 	start := time.Now()
-	out, err := generateAndBuild(t, blocks)
+	out, n, err := generateAndBuild(t, blocks)
 	if err != nil {
 		t.Fatalf("snippets do not compile (fix the Markdown at the positions below):\n%s", out)
 	}
-	t.Logf("%d snippets checked in %v", len(blocks), time.Since(start).Round(time.Millisecond))
+	t.Logf("%d of %d snippets checked in %v", n, len(blocks), time.Since(start).Round(time.Millisecond))
 }
 
 // generateAndBuild writes each block as a package of a temporary copy of
-// this module and runs one go vet over them all, and returns its output.
-func generateAndBuild(t *testing.T, blocks []block) (string, error) {
+// this module and runs one go vet over them all. It returns vet's output
+// and the number of blocks checked (the others were skipped).
+func generateAndBuild(t *testing.T, blocks []block) (string, int, error) {
 	t.Helper()
 	names := importTable(t)
 	prelude := readPrelude(t)
@@ -195,7 +196,7 @@ func generateAndBuild(t *testing.T, blocks []block) (string, error) {
 		built++
 	}
 	if built == 0 {
-		return "", nil
+		return "", 0, nil
 	}
 	// go vet type-checks every package (and runs vet's checks) in one
 	// command. go build would also compile each: every package that
@@ -205,7 +206,7 @@ func generateAndBuild(t *testing.T, blocks []block) (string, error) {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOWORK=off")
 	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return string(out), built, err
 }
 
 // copyModule writes this module's go.mod, with its relative replace paths
