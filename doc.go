@@ -23,7 +23,8 @@
 // A [Manager] keeps sessions in a [store.Store]: any type with Get, Set and
 // Delete on bytes. The module ships memstore (memory, with expiry and a
 // snapshot file), filestore (one file per key), redisstore (Redis and Redis
-// Cluster through go-redis v9) and sqlstore (PostgreSQL and SQLite). A
+// Cluster through go-redis v9) and sqlstore (PostgreSQL, SQLite, MySQL and
+// MariaDB). A
 // session's key in the store is Namespace + ":" + key; a Namespace may not
 // contain ':', so two (namespace, key) pairs never share a store key. Optional
 // store abilities are found by type assertion: compare-and-swap
@@ -46,14 +47,15 @@
 // [ErrCorrupt] and the bytes stay as they are. Data of another framework that
 // happens to have a top-level "typedsession" member is therefore corrupt, not
 // adopted. Anything else is version 0, adopted by a migration step from 0.
-// The members "codec", "layers", "kid" and "dict" record, when they apply,
-// the codec of a value written with another codec than JSON, the layers it
-// is stored with (compression, sealing) and the sealing key's and the
-// compression dictionary's IDs. Other codecs get a binary frame with the
-// same fields. A sealed value's associated data covers every member that
-// decides how its payload is read (version, codec, layers, key and
-// dictionary IDs), so a value whose header was edited does not open. Values written by the first release
-// ({"typedsession":N,"data":...}, the "\x00TS\x01" frame) still load.
+// With Config.Compressor or Config.Keyring set, "layers" lists the layers
+// applied to the payload ("deflate" or "zstd", then "aes-256-gcm"), "kid"
+// names the sealing key and "dict" the compression dictionary, and "data"
+// holds the layers' output in base64. Other codecs get a binary frame
+// with the same fields and the codec's name ("codec"). Values of the
+// first envelope format ({"typedsession":N,"data":...}, the "\x00TS\x01"
+// frame) still load. A sealed value's associated data covers every member
+// that decides how its payload is read (version, codec, layers, key and
+// dictionary IDs), so a value whose header was edited does not open.
 //
 // # Values
 //
@@ -136,29 +138,29 @@
 // step, codec, key or dictionary, a size limit, code of yours that fails
 // or panics, data that no longer fits T).
 //
-//	failure                                                     error              stored bytes  quarantined
-//	in: the store's read fails                                  the store's error  stay          never
-//	in: longer than any value within Config.MaxBytes            ErrTooLarge        stay          never
-//	in: not a value of a codec read (not JSON, bad envelope)    ErrCorrupt         stay          yes
-//	in: written with a codec not read (Config.ReadCodecs)       ErrUnsupportedCodec    stay          never
-//	in: a layer or dictionary the manager lacks                 ErrUnsupportedCodec    stay          never
+//	failure                                                     error                stored bytes  quarantined
+//	in: the store's read fails                                  the store's error    stay          never
+//	in: longer than any value within Config.MaxBytes            ErrTooLarge          stay          never
+//	in: not a value of a codec read (not JSON, bad envelope)    ErrCorrupt           stay          yes
+//	in: written with a codec not read (Config.ReadCodecs)       ErrUnsupportedCodec  stay          never
+//	in: a layer or dictionary the manager lacks                 ErrUnsupportedCodec  stay          never
 //	in: sealed with a key Config.Keyring lacks                  ErrNoSealingKey      stay          never
-//	in: a seal that does not open (damaged, edited, moved)      ErrCorrupt         stay          yes
-//	in: compressed data that does not decompress                ErrCorrupt         stay          yes
-//	in: the payload is over Config.MaxBytes                     ErrTooLarge        stay          never
-//	in: a schema version above the latest                       ErrFutureVersion   stay          never
-//	in: no migration step from the stored version               ErrMigration       stay          never
-//	in: a migration step fails or panics                        ErrMigration       stay          never
-//	in: the data does not decode into T                         ErrCorrupt         stay          never
-//	in: members T lacks, with RejectExtra                     ErrCorrupt         stay          never
-//	in: validation fails or panics                              ErrInvalid         stay          never
-//	out: validation fails or panics                             ErrInvalid         stay          -
-//	out: a value the codec cannot store as it is                ErrInvalid         stay          -
-//	out: the payload is over Config.MaxBytes                    ErrTooLarge        stay          -
-//	out: a step down fails or does not invert its step up       ErrMigration       stay          -
-//	out: another writer saved first                             ErrConflict        stay          -
-//	out: the store refuses the value for sure (its size cap)    ErrTooLarge        stay          -
-//	out: the write's outcome cannot be learned                  ErrOutcomeUnknown  either        -
+//	in: a seal that does not open (damaged, edited, moved)      ErrCorrupt           stay          yes
+//	in: compressed data that does not decompress                ErrCorrupt           stay          yes
+//	in: the payload is over Config.MaxBytes                     ErrTooLarge          stay          never
+//	in: a schema version above the latest                       ErrFutureVersion     stay          never
+//	in: no migration step from the stored version               ErrMigration         stay          never
+//	in: a migration step fails or panics                        ErrMigration         stay          never
+//	in: the data does not decode into T                         ErrCorrupt           stay          never
+//	in: members T lacks, with RejectExtra                       ErrCorrupt           stay          never
+//	in: validation fails or panics                              ErrInvalid           stay          never
+//	out: validation fails or panics                             ErrInvalid           stay          -
+//	out: a value the codec cannot store as it is                ErrInvalid           stay          -
+//	out: the payload is over Config.MaxBytes                    ErrTooLarge          stay          -
+//	out: a step down fails or does not invert its step up       ErrMigration         stay          -
+//	out: another writer saved first                             ErrConflict          stay          -
+//	out: the store refuses the value for sure (its size cap)    ErrTooLarge          stay          -
+//	out: the write's outcome cannot be learned                  ErrOutcomeUnknown    either        -
 //
 // "A value the codec cannot store as it is": a string that is not valid
 // UTF-8, NaN or an infinity, a time outside the years 0-9999 or whose zone

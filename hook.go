@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -160,31 +159,13 @@ func (m *Manager[T]) redact(err error, key string, others ...string) error {
 	if err == nil {
 		return nil
 	}
-	text := errs.SafeText(err)
-	if !m.logKeys {
-		for _, k := range append([]string{key}, others...) {
-			if k == "" {
-				continue
-			}
-			text = hideKey(text, k)
-			if m.namespace != "" {
-				text = hideKey(text, m.namespace+":"+k)
-			}
-		}
+	var text string
+	if m.logKeys {
+		text = errs.Redact(err)
+	} else {
+		text = errs.Redact(err, append(others, key)...)
 	}
 	return &redactedError{text: text, err: err}
-}
-
-// hideKey replaces the forms in which an error message holds key (quoted
-// and shortened as quoteKey does, or as it is when it is long enough to
-// tell apart from other words) by <key>.
-func hideKey(text, key string) string {
-	text = strings.ReplaceAll(text, quoteKey(key), "<key>")
-	text = strings.ReplaceAll(text, strconv.Quote(key), "<key>")
-	if len(key) >= 6 {
-		text = strings.ReplaceAll(text, key, "<key>")
-	}
-	return text
 }
 
 // redactedError is an error as events and logs carry it: its text

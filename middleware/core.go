@@ -3,9 +3,12 @@ package middleware
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	session "github.com/typedsession/session"
 	"github.com/typedsession/session/internal/binding"
+	"github.com/typedsession/session/internal/errs"
+	"github.com/typedsession/session/internal/logsafe"
 )
 
 // core is what the generic wrapper and the net/http middleware share: the
@@ -44,10 +47,47 @@ func newCore[T any](m *session.Manager[T], opts Options) *core[T] {
 // table, so that the tests can check that each is empty at the end.
 var lockTableMade func(*LockTable)
 
+// report hands an error of the session machinery to OnError and Logger.
 func (c *core[T]) report(ctx context.Context, op, key string, err error) {
 	if c.opts.OnError != nil {
 		c.opts.OnError(ctx, op, key, err)
 	}
+	if c.opts.Logger != nil {
+		logError(ctx, c.opts.Logger, c.opts.LogKeys, op, key, err)
+	}
+}
+
+// logError writes one record for an error of the session machinery to
+// logger, without session data and, unless logKeys, without the key.
+func logError(ctx context.Context, logger *slog.Logger, logKeys bool, op, key string, err error) {
+	level := slog.LevelError
+	if errors.Is(err, context.Canceled) {
+		level = slog.LevelWarn
+	}
+	if !logger.Enabled(ctx, level) {
+		return
+	}
+	// The session package's one redaction rule: no session data, no key
+	// unless logKeys.
+	text := errs.Redact(err)
+	if !logKeys {
+		text = errs.Redact(err, key)
+	}
+	attrs := []slog.Attr{slog.String("op", op), slog.String("error", text)}
+	if logKeys && key != "" {
+		attrs = append(attrs, slog.String("key", key))
+	}
+	logger.LogAttrs(ctx, level, "session middleware: "+op+" failed", attrs...)
+}
+
+// logByDefault returns opts with Logger set to slog.Default() (as it is at
+// each record) when neither OnError nor Logger is: for the middleware
+// whose errors the caller does not see (net/http answers a bare 500).
+func logByDefault(opts Options) Options {
+	if opts.OnError == nil && opts.Logger == nil {
+		opts.Logger = logsafe.Default()
+	}
+	return opts
 }
 
 // keyError wraps the error of a key function, so that errors.As finds a

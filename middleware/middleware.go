@@ -3,6 +3,7 @@ package middleware
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	session "github.com/typedsession/session"
 	"github.com/typedsession/session/internal/binding"
@@ -28,7 +29,8 @@ type KeyFunc[U any] func(ctx context.Context, u U) (string, error)
 
 // Options configures a [Middleware], and is embedded in [HTTPOptions]. The
 // zero value means the defaults: eager loading, a load error stops the
-// update, per-key serialization within the middleware value, no error hook.
+// update, per-key serialization within the middleware value, no error hook,
+// errors logged to slog.Default() by net/http and tgbot (see Logger).
 type Options struct {
 	// Lazy loads the session only when the handler first calls
 	// session.From for it. A handler that never does costs no store round
@@ -88,8 +90,30 @@ type Options struct {
 	// key is the session key (for cookie sessions, the SHA-256 of the
 	// token). Errors of the handler itself are not reported. Use it to log;
 	// errors.Is(err, session.ErrConflict) tells a conflict apart, and every
-	// err is a *session.Error (errors.As) naming the same op.
+	// err is a *session.Error (errors.As) naming the same op. Beware that
+	// err's message names the key and may quote session data (the value a
+	// validation refused).
 	OnError func(ctx context.Context, op, key string, err error)
+
+	// Logger, when set, logs every error that OnError would see (OnError
+	// is still called): at error level ("session middleware: save
+	// failed"; a context.Canceled, a client that went away, at warn level)
+	// with the attributes op and error. The error attribute says what
+	// went wrong without session data and without the key: the kind of
+	// error (session.ErrInvalid's "session: invalid", ...), each field a
+	// validation refused with its rule but not its value, and for a store
+	// or context error its cause ("dial tcp 127.0.0.1:6379: connect:
+	// connection refused"). When both Logger and OnError are nil, [HTTP]
+	// (and the web framework adapters built on it) and tgbot log to
+	// slog.Default(), whose errors would otherwise go unseen (a bare 500);
+	// the generic [Middleware] logs nothing, since it returns every error
+	// to its caller.
+	Logger *slog.Logger
+
+	// LogKeys adds the session key (a user identifier; for cookie
+	// sessions the SHA-256 of the token) to Logger's records as the
+	// attribute key. False (the default) leaves keys out.
+	LogKeys bool
 }
 
 // Middleware loads the session of type T for each update before a handler

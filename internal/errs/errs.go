@@ -9,7 +9,13 @@ package errs
 
 import (
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+
+	"github.com/typedsession/session/internal/storeutil"
 )
 
 // The sentinels. Their texts begin with "session: " because callers see
@@ -118,4 +124,45 @@ func walk(err error, fn func(error)) {
 			walk(e, fn)
 		}
 	}
+}
+
+// Redact returns err's text as logs and events carry it, by the package's
+// one redaction rule: no value of a session's data (SafeText) and none of
+// keys, in any of the forms an error message holds a key in (quoted, as
+// storeutil.QuoteKey shortens it, after a namespace's ':' inside a store
+// key, or as it is when it is long enough to tell apart from other words),
+// each replaced by <key>, and no file name (a file error's path keeps its
+// folder). With no keys it hides the data and the file names only.
+func Redact(err error, keys ...string) string {
+	if err == nil {
+		return ""
+	}
+	text := SafeText(err)
+	// A file name may hold a key (filestore names a file by its key's
+	// base32): the paths of file errors keep their folder only.
+	walk(err, func(e error) {
+		var path string
+		switch e := e.(type) {
+		case *fs.PathError:
+			path = e.Path
+		case *os.LinkError:
+			text = strings.ReplaceAll(text, e.New, filepath.Join(filepath.Dir(e.New), "<file>"))
+			path = e.Old
+		}
+		if path != "" {
+			text = strings.ReplaceAll(text, path, filepath.Join(filepath.Dir(path), "<file>"))
+		}
+	})
+	for _, k := range keys {
+		if k == "" {
+			continue
+		}
+		text = strings.ReplaceAll(text, storeutil.QuoteKey(k), "<key>")
+		text = strings.ReplaceAll(text, strconv.Quote(k), "<key>")
+		text = strings.ReplaceAll(text, ":"+k+`"`, `:<key>"`)
+		if len(k) >= 6 {
+			text = strings.ReplaceAll(text, k, "<key>")
+		}
+	}
+	return text
 }
