@@ -3,8 +3,9 @@
 // latter found as internal/testenv says: REDIS_URL, skipped when none
 // answers, a failure under CI=true): a round trip of a struct with every
 // kind of field under each layer, unchanged saves that write nothing,
-// migration documents, a codec change in both directions, damaged values
-// and values too deep to read back. Every codec module runs it:
+// migration documents, a codec change in both directions, damaged values,
+// values too deep to read back, and session types New must refuse (stored
+// as {}, or not read back) or accept. Every codec module runs it:
 //
 //	func TestConformance(t *testing.T) { codectest.Run(t, cbor.Codec{}) }
 package codectest
@@ -15,6 +16,8 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -532,6 +535,97 @@ func (su suite) testRefusedValue(t *testing.T) {
 	})
 }
 
+// Session types for testStorableTypes.
+type (
+	// cartItems holds data in unexported fields only: every codec writes
+	// it as {}.
+	cartItems    struct{ items []string }
+	holdsCart    struct{ Cart cartItems }
+	mapOfCarts   struct{ Carts map[string]*cartItems }
+	hiddenCode   struct{ Code int }
+	embedsHidden struct {
+		*hiddenCode // unexported: no decoder can allocate it
+		N           int
+	}
+	withComplex struct {
+		C complex128
+		N int
+	}
+	withChan struct {
+		Ch chan int
+		N  int
+	}
+	withCache struct {
+		N     int
+		cache []string
+	}
+	withMutex struct {
+		sync.Mutex
+		N int
+	}
+	allSkipped struct {
+		A int `json:"-"`
+	}
+	// embeddedTwice embeds pathX through two paths at one depth: its X is
+	// ambiguous, stored by none.
+	pathX         struct{ X int }
+	viaA          struct{ pathX }
+	viaB          struct{ pathX }
+	embeddedTwice struct {
+		viaA
+		viaB
+		N int
+	}
+)
+
+func newErr[T any](c codec.Named) error {
+	st, err := memstore.New(memstore.Options{CleanupInterval: -1})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	_, err = session.New(session.Config[T]{Store: st, Codec: c})
+	return err
+}
+
+// testStorableTypes: New refuses a session type that the codec would store
+// as {} although it holds data, or would not read back (a member it cannot
+// encode or decode), naming the field; and accepts the others.
+func (su suite) testStorableTypes(t *testing.T) {
+	for _, tc := range []struct {
+		name, field string
+		err         error
+	}{
+		{"only unexported fields", "items", newErr[cartItems](su.c)},
+		{"a field of such a type", "Cart", newErr[holdsCart](su.c)},
+		{"a map of pointers to them", "Carts", newErr[mapOfCarts](su.c)},
+		{"an embedded pointer to an unexported struct", "Code", newErr[embedsHidden](su.c)},
+		{"a complex number", ".C", newErr[withComplex](su.c)},
+		{"a channel", "Ch", newErr[withChan](su.c)},
+	} {
+		if tc.err == nil || !strings.Contains(tc.err.Error(), "cannot be stored") || !strings.Contains(tc.err.Error(), tc.field) {
+			t.Errorf("%s: New = %v, want a refusal naming %s", tc.name, tc.err, tc.field)
+		}
+	}
+	for name, err := range map[string]error{
+		"no fields":                          newErr[struct{}](su.c),
+		"fields all tagged -":                newErr[allSkipped](su.c),
+		"unexported fields beside stored":    newErr[withCache](su.c),
+		"an embedded mutex beside stored":    newErr[withMutex](su.c),
+		"a member ambiguous by two paths":    newErr[embeddedTwice](su.c),
+		"Every, a field of every kind":       newErr[Every](su.c),
+		"Quiz":                               newErr[Quiz](su.c),
+		"a map of any":                       newErr[map[string]any](su.c),
+		"a pointer to a struct":              newErr[*Quiz](su.c),
+		"a recursive type (Every.Inner)":     newErr[struct{ E *Every }](su.c),
+		"a slice of structs with unexported": newErr[[]withCache](su.c),
+	} {
+		if err != nil {
+			t.Errorf("%s: New = %v, want nil", name, err)
+		}
+	}
+}
+
 // suite runs the cases on one codec.
 type suite struct{ c codec.Named }
 
@@ -545,6 +639,7 @@ func Run(t *testing.T, c codec.Named) {
 	t.Run("CodecChange", s.testCodecChange)
 	t.Run("Damaged", s.testDamaged)
 	t.Run("RefusedValue", s.testRefusedValue)
+	t.Run("StorableTypes", s.testStorableTypes)
 }
 
 // FuzzSessionRoundTrip is the root package's values property with codec

@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/typedsession/session"
 	"github.com/typedsession/session/codecs/cbor"
+	"github.com/typedsession/session/store/memstore"
 )
 
 func TestStrict(t *testing.T) {
@@ -147,5 +149,32 @@ func TestInvalidUTF8(t *testing.T) {
 	var back T
 	if err := (cbor.Codec{}).Unmarshal(b, &back); err != nil || back.S != in.S || back.M["\xfe"] != 1 {
 		t.Fatalf("got %+v, %v", back, err)
+	}
+}
+
+// TestNewRefusesFieldsTheCodecSkips: session.New round-trips a sample of
+// the type through the codec, so a field this codec's own tag leaves out
+// (which JSON would store) is refused, named; a field its tag only
+// renames is accepted.
+func TestNewRefusesFieldsTheCodecSkips(t *testing.T) {
+	st, err := memstore.New(memstore.Options{CleanupInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	type Skipped struct {
+		Name  string `json:"name"`
+		Token string `json:"token" cbor:"-"`
+	}
+	_, err = session.New(session.Config[Skipped]{Store: st, Codec: cbor.Codec{}})
+	if err == nil || !strings.Contains(err.Error(), "Token comes back different") {
+		t.Fatalf("New = %v, want a refusal naming Token", err)
+	}
+	type Renamed struct {
+		Name  string `json:"name"`
+		Token string `json:"token" cbor:"t"`
+	}
+	if _, err := session.New(session.Config[Renamed]{Store: st, Codec: cbor.Codec{}}); err != nil {
+		t.Fatalf("New with a renamed field = %v", err)
 	}
 }

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	vmsgpack "github.com/vmihailenco/msgpack/v5"
 
+	"github.com/typedsession/session"
 	"github.com/typedsession/session/codecs/msgpack"
+	"github.com/typedsession/session/store/memstore"
 )
 
 func TestStrict(t *testing.T) {
@@ -185,4 +188,31 @@ func TestConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestNewRefusesFieldsTheCodecSkips: session.New round-trips a sample of
+// the type through the codec, so a field this codec's own tag leaves out
+// (which JSON would store) is refused, named; a field its tag only
+// renames is accepted.
+func TestNewRefusesFieldsTheCodecSkips(t *testing.T) {
+	st, err := memstore.New(memstore.Options{CleanupInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	type Skipped struct {
+		Name  string `json:"name"`
+		Token string `json:"token" msgpack:"-"`
+	}
+	_, err = session.New(session.Config[Skipped]{Store: st, Codec: msgpack.Codec{}})
+	if err == nil || !strings.Contains(err.Error(), "Token comes back different") {
+		t.Fatalf("New = %v, want a refusal naming Token", err)
+	}
+	type Renamed struct {
+		Name  string `json:"name"`
+		Token string `json:"token" msgpack:"t"`
+	}
+	if _, err := session.New(session.Config[Renamed]{Store: st, Codec: msgpack.Codec{}}); err != nil {
+		t.Fatalf("New with a renamed field = %v", err)
+	}
 }

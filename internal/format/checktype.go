@@ -10,35 +10,36 @@ import (
 )
 
 // CheckType returns an error naming the first part of t that Save would
-// write but Load would not read back as it was, found once, at New, for
-// any codec:
+// write but Load would not read back as it was, found once, at New:
 //
 //   - with a codec whose payload is JSON, the rules of encoding/json read
 //     from the type (checkType): a type with MarshalJSON (or MarshalText)
 //     but not the matching unmarshal method, a non-empty interface, a map
 //     key type that decoding cannot make, a channel, function or complex
 //     number, a struct whose embedded field's MarshalJSON (or
-//     UnmarshalJSON) hides its other fields, a field promoted from an
-//     embedded pointer to an unexported struct type, which decoding cannot
-//     allocate;
-//   - with every codec, a struct that stores nothing although it holds
-//     data: it has fields, at least one of them unexported, and no member
-//     (Fields) or encoding of its own, so the codec writes it as {};
-//   - with every codec, a round trip through the codec (Format's
-//     AppendPayload, then Unmarshal into a new value) of a sample of t
-//     whose members (by Fields, in every struct reached) hold distinct
-//     non-zero values: the first member that fails to encode or decode, or
-//     comes back different, is named. Values of types with encoding
-//     methods of their own (a method named Marshal…, Unmarshal…, Encode…,
-//     Decode… or Gob…) stay zero in the sample: the probe cannot know what
-//     they accept.
+//     UnmarshalJSON) hides its other fields;
+//   - with every codec (storable): a struct that stores nothing although
+//     it holds data (it has fields, at least one of them unexported, and no
+//     member by Fields and no encoding of its own, so the codec writes it
+//     as {}), and a member promoted from an embedded pointer to an
+//     unexported struct type, which no decoder can allocate;
+//   - with every codec, a round trip through the format (AppendPayload,
+//     then Unmarshal into a new value) of a sample of t whose members (by
+//     Fields, in every struct reached) hold distinct non-zero values
+//     (probe): the first member that fails to encode or decode, or comes
+//     back different, is named.
+//
+// Values of types with encoding methods of their own (a method named
+// Marshal…, Unmarshal…, Encode…, Decode… or Gob…) stay zero in the sample:
+// the probe cannot know what they accept; a panic in such a method is
+// left for Save and Load to report.
 func (f *Format) CheckType(t reflect.Type) error {
 	if f.jsonForm {
 		if err := checkType(t, t.String(), map[reflect.Type]bool{}); err != nil {
 			return err
 		}
 	}
-	if err := f.storesNothing(t, t.String(), map[reflect.Type]bool{}); err != nil {
+	if err := f.storable(t, t.String(), map[reflect.Type]bool{}); err != nil {
 		return err
 	}
 	return f.probe(t)
@@ -101,9 +102,6 @@ func checkType(t reflect.Type, path string, seen map[reflect.Type]bool) error {
 		return checkType(t.Elem(), path+"[]", seen)
 	case reflect.Struct:
 		for _, f := range Fields(t) {
-			if f.Unsettable {
-				return fmt.Errorf("%s.%s is promoted from an embedded pointer to an unexported struct type: Save writes it, but Load cannot allocate that pointer (encoding/json: cannot set embedded pointer to unexported struct); embed the struct by value or export its type", path, f.GoName)
-			}
 			if err := checkType(f.Type, path+"."+f.GoName, seen); err != nil {
 				return err
 			}
@@ -144,34 +142,38 @@ func checkPromoted(t reflect.Type, path string) error {
 	return nil
 }
 
-// storesNothing refuses a struct type reached by the members of t (or t
-// itself) that the codec writes as {} although it holds data: no member,
-// no encoding of its own, and an unexported field (of its own or of a
-// struct it embeds).
-func (f *Format) storesNothing(t reflect.Type, path string, seen map[reflect.Type]bool) error {
+// storable refuses what no codec reads back, in t or the types its
+// members reach: a struct that the codec writes as {} although it holds
+// data (no member, no encoding of its own, and an unexported field of its
+// own or of a struct it embeds), and a member promoted from an embedded
+// pointer to an unexported struct type, which Save writes when the pointer
+// is set but which decoding cannot allocate (encoding/json, cbor and
+// msgpack all fail: reflection cannot set an unexported field).
+func (f *Format) storable(t reflect.Type, path string, seen map[reflect.Type]bool) error {
 	if seen[t] {
 		return nil
 	}
 	seen[t] = true
-	if f.encodesItself(t) {
-		return nil
+	if f.jsonForm && mayMarshalItself(t) || !f.jsonForm && ownEncoding(t) {
+		return nil // written by a method of its own
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
-		return f.storesNothing(t.Elem(), path, seen)
-	case reflect.Slice, reflect.Array:
-		return f.storesNothing(t.Elem(), path+"[]", seen)
-	case reflect.Map:
-		return f.storesNothing(t.Elem(), path+"[]", seen)
+		return f.storable(t.Elem(), path, seen)
+	case reflect.Slice, reflect.Array, reflect.Map:
+		return f.storable(t.Elem(), path+"[]", seen)
 	case reflect.Struct:
 		fields := Fields(t)
-		if len(fields) == 0 {
+		if len(fields) == 0 && !f.encodesItself(t) {
 			if name := unexportedData(t, map[reflect.Type]bool{}); name != "" {
 				return fmt.Errorf("%s (%s) would be stored as {}: its field %s is unexported, and it has no exported field and no encoding of its own; export the fields to store, or tag the field json:\"-\" if it is not to be stored", path, t, name)
 			}
 		}
 		for _, m := range fields {
-			if err := f.storesNothing(m.Type, path+"."+m.GoName, seen); err != nil {
+			if m.Unsettable {
+				return fmt.Errorf("%s.%s is promoted from an embedded pointer to an unexported struct type: Save writes it when the pointer is set, but Load cannot allocate that pointer (cannot set embedded pointer to unexported struct); embed the struct by value or export its type", path, m.GoName)
+			}
+			if err := f.storable(m.Type, path+"."+m.GoName, seen); err != nil {
 				return err
 			}
 		}
@@ -204,31 +206,24 @@ func unexportedData(t reflect.Type, seen map[reflect.Type]bool) string {
 	return ""
 }
 
-// encodesItself reports whether the codec writes values of type t (not a
-// pointer or interface) by a method of theirs rather than by their fields:
-// for a JSON payload, MarshalJSON or MarshalText (of t or *t); for another
-// codec, a method named like an encoding method (ownEncoding), or an
-// encoding of a zero t other than that of an empty struct (so the codec
-// knows t).
+// encodesItself reports whether the codec writes a value of struct type t
+// by a method of its own rather than by its fields: for a JSON payload,
+// MarshalJSON or MarshalText (of t or *t); for another codec, a method
+// named like an encoding method (ownEncoding), or an encoding of a zero t
+// other than that of an empty struct (the codec knows t by a method this
+// package cannot name).
 func (f *Format) encodesItself(t reflect.Type) (yes bool) {
-	defer func() {
-		if recover() != nil {
-			yes = true // the codec's own business: it cannot be told
-		}
-	}()
-	switch t.Kind() {
-	case reflect.Pointer, reflect.Interface:
-		return false
-	}
 	if f.jsonForm {
 		return mayMarshalItself(t)
 	}
 	if ownEncoding(t) {
 		return true
 	}
-	if t.Kind() != reflect.Struct {
-		return false
-	}
+	defer func() {
+		if recover() != nil {
+			yes = true // the codec's own business: it cannot be told
+		}
+	}()
 	zero, err1 := f.codec.Marshal(reflect.New(t).Interface())
 	empty, err2 := f.codec.Marshal(&struct{}{})
 	return err1 != nil || err2 != nil || !bytes.Equal(zero, empty)
@@ -290,15 +285,69 @@ func (f *Format) probe(t reflect.Type) error {
 	// (in a method of the user's), is not the probe's to judge: Save and
 	// Load report them.
 	for n := 0; n <= all.n; n++ {
-		if _, p, err := run(n); err != nil {
-			var pe *PanicError
-			if n == 0 || errors.As(err, &pe) {
-				return nil
-			}
+		_, p, err := run(n)
+		if err == nil {
+			continue
+		}
+		var pe *PanicError
+		if errors.As(err, &pe) {
+			return nil
+		}
+		if n > 0 {
 			return fmt.Errorf("%s %w", p.last, err)
 		}
+		// The zero value fails: name the member whose zero value does,
+		// unless the fault is in a type that encodes itself.
+		if path := f.zeroFailure(t, t.String(), map[reflect.Type]bool{}); path != "" {
+			return fmt.Errorf("%s %w", path, err)
+		}
+		return nil
 	}
 	return nil
+}
+
+// zeroFailure returns the path of the innermost member in t (t itself
+// when none of its members is to blame) whose zero value the format
+// cannot encode, or "" when the failure is in a type with an encoding of
+// its own or not in t at all.
+func (f *Format) zeroFailure(t reflect.Type, path string, seen map[reflect.Type]bool) string {
+	if ownEncoding(t) || seen[t] || !f.zeroFails(t) {
+		return ""
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Struct:
+		for _, m := range Fields(t) {
+			if m.Unsettable {
+				continue
+			}
+			if f.zeroFails(m.Type) {
+				if p := f.zeroFailure(m.Type, path+"."+m.GoName, seen); p != "" {
+					return p
+				}
+				if ownEncoding(m.Type) {
+					return ""
+				}
+				return path + "." + m.GoName
+			}
+		}
+	case reflect.Array:
+		if p := f.zeroFailure(t.Elem(), path+"[0]", seen); p != "" {
+			return p
+		}
+		if ownEncoding(t.Elem()) {
+			return ""
+		}
+	}
+	return path
+}
+
+// zeroFails reports whether the format fails to encode the zero value of
+// t (a panic counts as no failure: it is the user's code).
+func (f *Format) zeroFails(t reflect.Type) bool {
+	_, err := f.AppendPayload(nil, reflect.New(t).Interface())
+	var pe *PanicError
+	return err != nil && !errors.As(err, &pe)
 }
 
 // A prober fills a sample value: each value it sets is one step of its

@@ -43,6 +43,9 @@ func reachesTime(t reflect.Type, seen map[reflect.Type]bool) bool {
 	if t == timeType {
 		return true
 	}
+	if t.Kind() == reflect.Pointer {
+		return reachesTime(t.Elem(), seen) // written as what it points to
+	}
 	if seen[t] || t.Implements(jsonMarshaler) || t.Implements(textMarshaler) {
 		return false // met before, or written by its own method
 	}
@@ -56,7 +59,7 @@ func reachesTime(t reflect.Type, seen map[reflect.Type]bool) bool {
 		}
 	case reflect.Map:
 		return reachesTime(t.Key(), seen) || reachesTime(t.Elem(), seen)
-	case reflect.Pointer, reflect.Slice, reflect.Array:
+	case reflect.Slice, reflect.Array:
 		return reachesTime(t.Elem(), seen)
 	}
 	return false
