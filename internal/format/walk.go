@@ -56,7 +56,7 @@ func byteSlice(t reflect.Type) bool {
 // and values, what pointers and interfaces hold. It does not go inside a
 // value written by its own MarshalJSON or MarshalText (visit sees it) nor
 // inside a []byte (written as base64). The path of what visit finds is
-// built only then.
+// built only then, on the way back up.
 type valueWalk struct {
 	// skip reports that no value of type t holds what visit looks for
 	// (nil: every type may).
@@ -67,7 +67,8 @@ type valueWalk struct {
 	visit func(v reflect.Value, custom, key bool) string
 	keys  bool
 
-	stack []step
+	// found is the path of what visit found, innermost step first.
+	found []step
 }
 
 // step is one part of a path: a member (name), an element (index) or a
@@ -83,18 +84,12 @@ type step struct {
 // value" for v itself; "Items[2].Name"; `Tags["x"]`; `Tags["x"] (a map
 // key)`) and why, or "", "".
 func (w *valueWalk) run(v reflect.Value) (path, why string) {
-	var buf [16]step
-	w.stack = buf[:0]
 	if why = w.walk(v, 0); why == "" {
 		return "", ""
 	}
-	return w.path(), why
-}
-
-func (w *valueWalk) path() string {
 	p := ""
-	for _, s := range w.stack {
-		switch {
+	for i := len(w.found) - 1; i >= 0; i-- {
+		switch s := w.found[i]; {
 		case s.name != "":
 			p = joinPath(p, s.name)
 		case s.key.IsValid():
@@ -106,7 +101,7 @@ func (w *valueWalk) path() string {
 			p += "[" + strconv.Itoa(s.index) + "]"
 		}
 	}
-	return orRoot(p)
+	return orRoot(p), why
 }
 
 func (w *valueWalk) walk(v reflect.Value, depth int) string {
@@ -138,11 +133,10 @@ func (w *valueWalk) walk(v reflect.Value, depth int) string {
 			if !ok {
 				continue
 			}
-			w.stack = append(w.stack, step{name: fields[i].GoName})
 			if why := w.walk(fv, depth+1); why != "" {
+				w.found = append(w.found, step{name: fields[i].GoName})
 				return why
 			}
-			w.stack = w.stack[:len(w.stack)-1]
 		}
 	case reflect.Map:
 		iter := v.MapRange()
@@ -153,26 +147,24 @@ func (w *valueWalk) walk(v reflect.Value, depth int) string {
 				// its MarshalText (encode.go resolveKeyName).
 				custom := k.Kind() != reflect.String && k.Type().Implements(textMarshaler)
 				if why := w.visit(k, custom, true); why != "" {
-					w.stack = append(w.stack, step{key: k, isKey: true})
+					w.found = append(w.found, step{key: k, isKey: true})
 					return why
 				}
 			}
-			w.stack = append(w.stack, step{key: k})
 			if why := w.walk(iter.Value(), depth+1); why != "" {
+				w.found = append(w.found, step{key: k})
 				return why
 			}
-			w.stack = w.stack[:len(w.stack)-1]
 		}
 	case reflect.Slice, reflect.Array:
 		if byteSlice(v.Type()) {
 			return ""
 		}
 		for i := range v.Len() {
-			w.stack = append(w.stack, step{index: i})
 			if why := w.walk(v.Index(i), depth+1); why != "" {
+				w.found = append(w.found, step{index: i})
 				return why
 			}
-			w.stack = w.stack[:len(w.stack)-1]
 		}
 	}
 	return ""
