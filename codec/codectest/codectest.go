@@ -578,6 +578,28 @@ type (
 	}
 )
 
+// NewRefuses checks that session.New with codec c refuses session type T
+// as one that cannot be stored, naming field (a Go field name, or a part
+// of the path it gives): for a codec module's own cases, such as a field
+// its own tag leaves out.
+//
+//	codectest.NewRefuses[struct{ A int `cbor:"-"` }](t, cbor.Codec{}, "A")
+func NewRefuses[T any](t testing.TB, c codec.Named, field string) {
+	t.Helper()
+	err := newErr[T](c)
+	if err == nil || !strings.Contains(err.Error(), "cannot be stored") || !strings.Contains(err.Error(), field) {
+		t.Errorf("New[%s] = %v, want a refusal naming %s", reflect.TypeFor[T](), err, field)
+	}
+}
+
+// NewAccepts checks that session.New with codec c accepts session type T.
+func NewAccepts[T any](t testing.TB, c codec.Named) {
+	t.Helper()
+	if err := newErr[T](c); err != nil {
+		t.Errorf("New[%s] = %v, want nil", reflect.TypeFor[T](), err)
+	}
+}
+
 func newErr[T any](c codec.Named) error {
 	st, err := memstore.New(memstore.Options{CleanupInterval: -1})
 	if err != nil {
@@ -592,38 +614,24 @@ func newErr[T any](c codec.Named) error {
 // as {} although it holds data, or would not read back (a member it cannot
 // encode or decode), naming the field; and accepts the others.
 func (su suite) testStorableTypes(t *testing.T) {
-	for _, tc := range []struct {
-		name, field string
-		err         error
-	}{
-		{"only unexported fields", "items", newErr[cartItems](su.c)},
-		{"a field of such a type", "Cart", newErr[holdsCart](su.c)},
-		{"a map of pointers to them", "Carts", newErr[mapOfCarts](su.c)},
-		{"an embedded pointer to an unexported struct", "Code", newErr[embedsHidden](su.c)},
-		{"a complex number", ".C", newErr[withComplex](su.c)},
-		{"a channel", "Ch", newErr[withChan](su.c)},
-	} {
-		if tc.err == nil || !strings.Contains(tc.err.Error(), "cannot be stored") || !strings.Contains(tc.err.Error(), tc.field) {
-			t.Errorf("%s: New = %v, want a refusal naming %s", tc.name, tc.err, tc.field)
-		}
-	}
-	for name, err := range map[string]error{
-		"no fields":                          newErr[struct{}](su.c),
-		"fields all tagged -":                newErr[allSkipped](su.c),
-		"unexported fields beside stored":    newErr[withCache](su.c),
-		"an embedded mutex beside stored":    newErr[withMutex](su.c),
-		"a member ambiguous by two paths":    newErr[embeddedTwice](su.c),
-		"Every, a field of every kind":       newErr[Every](su.c),
-		"Quiz":                               newErr[Quiz](su.c),
-		"a map of any":                       newErr[map[string]any](su.c),
-		"a pointer to a struct":              newErr[*Quiz](su.c),
-		"a recursive type (Every.Inner)":     newErr[struct{ E *Every }](su.c),
-		"a slice of structs with unexported": newErr[[]withCache](su.c),
-	} {
-		if err != nil {
-			t.Errorf("%s: New = %v, want nil", name, err)
-		}
-	}
+	NewRefuses[cartItems](t, su.c, "items")
+	NewRefuses[holdsCart](t, su.c, "Cart")
+	NewRefuses[mapOfCarts](t, su.c, "Carts")
+	NewRefuses[embedsHidden](t, su.c, "Code") // behind an unexported embedded pointer
+	NewRefuses[withComplex](t, su.c, ".C")
+	NewRefuses[withChan](t, su.c, "Ch")
+
+	NewAccepts[struct{}](t, su.c)
+	NewAccepts[allSkipped](t, su.c)
+	NewAccepts[withCache](t, su.c)
+	NewAccepts[withMutex](t, su.c)
+	NewAccepts[embeddedTwice](t, su.c)
+	NewAccepts[Every](t, su.c)
+	NewAccepts[Quiz](t, su.c)
+	NewAccepts[map[string]any](t, su.c)
+	NewAccepts[*Quiz](t, su.c)
+	NewAccepts[struct{ E *Every }](t, su.c)
+	NewAccepts[[]withCache](t, su.c)
 }
 
 // suite runs the cases on one codec.

@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/typedsession/session"
+	"github.com/typedsession/session/codec/codectest"
 	"github.com/typedsession/session/codecs/cbor"
-	"github.com/typedsession/session/store/memstore"
 )
 
 func TestStrict(t *testing.T) {
@@ -157,24 +156,12 @@ func TestInvalidUTF8(t *testing.T) {
 // (which JSON would store) is refused, named; a field its tag only
 // renames is accepted.
 func TestNewRefusesFieldsTheCodecSkips(t *testing.T) {
-	st, err := memstore.New(memstore.Options{CleanupInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	type Skipped struct {
+	codectest.NewRefuses[struct {
 		Name  string `json:"name"`
 		Token string `json:"token" cbor:"-"`
-	}
-	_, err = session.New(session.Config[Skipped]{Store: st, Codec: cbor.Codec{}})
-	if err == nil || !strings.Contains(err.Error(), "Token comes back different") {
-		t.Fatalf("New = %v, want a refusal naming Token", err)
-	}
-	type Renamed struct {
+	}](t, cbor.Codec{}, "Token comes back different")
+	codectest.NewAccepts[struct {
 		Name  string `json:"name"`
 		Token string `json:"token" cbor:"t"`
-	}
-	if _, err := session.New(session.Config[Renamed]{Store: st, Codec: cbor.Codec{}}); err != nil {
-		t.Fatalf("New with a renamed field = %v", err)
-	}
+	}](t, cbor.Codec{})
 }

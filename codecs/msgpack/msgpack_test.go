@@ -4,16 +4,14 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	vmsgpack "github.com/vmihailenco/msgpack/v5"
 
-	"github.com/typedsession/session"
+	"github.com/typedsession/session/codec/codectest"
 	"github.com/typedsession/session/codecs/msgpack"
-	"github.com/typedsession/session/store/memstore"
 )
 
 func TestStrict(t *testing.T) {
@@ -195,24 +193,12 @@ func TestConcurrent(t *testing.T) {
 // (which JSON would store) is refused, named; a field its tag only
 // renames is accepted.
 func TestNewRefusesFieldsTheCodecSkips(t *testing.T) {
-	st, err := memstore.New(memstore.Options{CleanupInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	type Skipped struct {
+	codectest.NewRefuses[struct {
 		Name  string `json:"name"`
 		Token string `json:"token" msgpack:"-"`
-	}
-	_, err = session.New(session.Config[Skipped]{Store: st, Codec: msgpack.Codec{}})
-	if err == nil || !strings.Contains(err.Error(), "Token comes back different") {
-		t.Fatalf("New = %v, want a refusal naming Token", err)
-	}
-	type Renamed struct {
+	}](t, msgpack.Codec{}, "Token comes back different")
+	codectest.NewAccepts[struct {
 		Name  string `json:"name"`
 		Token string `json:"token" msgpack:"t"`
-	}
-	if _, err := session.New(session.Config[Renamed]{Store: st, Codec: msgpack.Codec{}}); err != nil {
-		t.Fatalf("New with a renamed field = %v", err)
-	}
+	}](t, msgpack.Codec{})
 }

@@ -16,12 +16,6 @@ import (
 // omitempty empty value, a field hidden by another of the same name) or a
 // value written by its own MarshalJSON holds nothing that could fail.
 
-var (
-	timeType   = reflect.TypeFor[time.Time]()
-	numberType = reflect.TypeFor[json.Number]()
-	rawType    = reflect.TypeFor[json.RawMessage]()
-)
-
 var holdsTime sync.Map // reflect.Type → bool
 
 // canHoldTime reports whether encoding/json may write a time.Time inside a

@@ -6,13 +6,18 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"time"
 )
 
+// The types whose values encoding/json treats apart.
 var (
 	jsonMarshaler   = reflect.TypeFor[json.Marshaler]()
 	textMarshaler   = reflect.TypeFor[encoding.TextMarshaler]()
 	jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
 	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+	timeType        = reflect.TypeFor[time.Time]()
+	numberType      = reflect.TypeFor[json.Number]()
+	rawType         = reflect.TypeFor[json.RawMessage]()
 )
 
 // marshalsItself reports whether encoding/json writes v with its own
