@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -156,7 +157,7 @@ var (
 		reflect.TypeFor[int](), reflect.TypeFor[string](), reflect.TypeFor[bool](), reflect.TypeFor[float64](),
 		reflect.TypeFor[*int](), reflect.TypeFor[[]int](), reflect.TypeFor[map[string]int](), reflect.TypeFor[*string](),
 		reflect.TypeFor[uint8](), reflect.TypeFor[[]byte](), reflect.TypeFor[Leaf](), reflect.TypeFor[[2]string](),
-		reflect.TypeFor[Inner](), reflect.TypeFor[*Inner](),
+		reflect.TypeFor[Inner](), reflect.TypeFor[*Inner](), reflect.TypeFor[time.Time](), reflect.TypeFor[*time.Time](),
 	}
 )
 
@@ -226,6 +227,16 @@ func (fl *filler) fill(v reflect.Value, depth int) {
 		return
 	}
 	fl.n++
+	if v.Type() == timeType {
+		// A time that IsZero although reflect finds it non-zero (its
+		// location is set): omitzero asks IsZero.
+		tm := time.Time{}.In(time.FixedZone("z", 3600))
+		if fl.zeros == nil || fl.zeros.IntN(2) == 0 {
+			tm = time.Unix(int64(fl.n), 0).UTC()
+		}
+		v.Set(reflect.ValueOf(tm))
+		return
+	}
 	switch v.Kind() {
 	case reflect.Int, reflect.Int64:
 		v.SetInt(int64(fl.n))
