@@ -159,7 +159,7 @@ func TestNewRefusesFieldsTheCodecSkips(t *testing.T) {
 	codectest.NewRefuses[struct {
 		Name  string `json:"name"`
 		Token string `json:"token" cbor:"-"`
-	}](t, cbor.Codec{}, "Token comes back different")
+	}](t, cbor.Codec{}, "Token does not come back")
 	codectest.NewAccepts[struct {
 		Name  string `json:"name"`
 		Token string `json:"token" cbor:"t"`

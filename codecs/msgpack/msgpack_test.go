@@ -196,7 +196,7 @@ func TestNewRefusesFieldsTheCodecSkips(t *testing.T) {
 	codectest.NewRefuses[struct {
 		Name  string `json:"name"`
 		Token string `json:"token" msgpack:"-"`
-	}](t, msgpack.Codec{}, "Token comes back different")
+	}](t, msgpack.Codec{}, "Token does not come back")
 	codectest.NewAccepts[struct {
 		Name  string `json:"name"`
 		Token string `json:"token" msgpack:"t"`

@@ -256,54 +256,69 @@ func ownEncoding(t reflect.Type) bool {
 // probe round-trips a sample of t through the format and returns an error
 // naming the first member that does not come back.
 func (f *Format) probe(t reflect.Type) error {
-	run := func(budget int) (sample reflect.Value, p *prober, err error) {
-		p = &prober{budget: budget, onPath: map[reflect.Type]bool{}}
-		sample = reflect.New(t)
-		p.fill(sample.Elem(), t.String())
-		out, err := f.AppendPayload(nil, sample.Interface())
-		if err != nil {
-			return sample, p, fmt.Errorf("does not encode: %w", err)
-		}
-		back := reflect.New(t)
-		if err := f.Unmarshal(nil, nil, out, back.Interface()); err != nil {
-			return sample, p, fmt.Errorf("does not decode: %w", err)
-		}
-		if path := same(sample.Elem(), back.Elem(), t.String()); path != "" {
-			return sample, p, fmt.Errorf("%s comes back different after a round trip through the codec: Save would store it and Load not return it; tag it for the codec to store, or json:\"-\" if it is not to be stored", path)
-		}
-		return sample, p, nil
-	}
-	_, all, err := run(-1)
-	if err == nil {
-		return nil
-	}
-	if strings.Contains(err.Error(), " comes back different ") {
+	all, different, err := f.roundTrip(t, -1)
+	if err == nil || different {
 		return err
 	}
-	// An encoding or decoding error: the first value whose filling makes
-	// it fail is the one to name. A failure of the zero value, or a panic
-	// (in a method of the user's), is not the probe's to judge: Save and
-	// Load report them.
-	for n := 0; n <= all.n; n++ {
-		_, p, err := run(n)
-		if err == nil {
-			continue
+	var pe *PanicError
+	if errors.As(err, &pe) {
+		return nil // a method of the user's: Save and Load report it
+	}
+	// An encoding or decoding error: name the value whose setting makes
+	// it fail, the first in fill order (the smallest budget that fails:
+	// once set, a failing value keeps failing).
+	lo, hi := 0, all.n // roundTrip(hi) fails
+	for lo < hi {
+		if mid := (lo + hi) / 2; f.failsWith(t, mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
 		}
-		var pe *PanicError
-		if errors.As(err, &pe) {
+	}
+	if hi > 0 {
+		p, _, err := f.roundTrip(t, hi)
+		if err == nil || errors.As(err, &pe) {
 			return nil
 		}
-		if n > 0 {
-			return fmt.Errorf("%s %w", p.last, err)
-		}
-		// The zero value fails: name the member whose zero value does,
-		// unless the fault is in a type that encodes itself.
-		if path := f.zeroFailure(t, t.String(), map[reflect.Type]bool{}); path != "" {
-			return fmt.Errorf("%s %w", path, err)
-		}
-		return nil
+		return fmt.Errorf("%s %w", p.last, err)
+	}
+	// The zero value fails: name the member whose zero value does,
+	// unless the fault is in a type that encodes itself (the value
+	// Config.Initial gives may be one it accepts).
+	if path := f.zeroFailure(t, t.String(), map[reflect.Type]bool{}); path != "" {
+		return fmt.Errorf("%s %w", path, err)
 	}
 	return nil
+}
+
+// failsWith reports whether the round trip of a sample of t with budget
+// values set fails.
+func (f *Format) failsWith(t reflect.Type, budget int) bool {
+	_, _, err := f.roundTrip(t, budget)
+	return err != nil
+}
+
+// roundTrip fills a sample of t with at most budget values (-1: all),
+// encodes it with AppendPayload and decodes it with Unmarshal into a new
+// value. It returns the prober (what it set, the path of the last value),
+// whether the value came back different, and an error saying how it
+// failed.
+func (f *Format) roundTrip(t reflect.Type, budget int) (p *prober, different bool, err error) {
+	p = &prober{budget: budget, onPath: map[reflect.Type]bool{}}
+	sample := reflect.New(t)
+	p.fill(sample.Elem(), t.String())
+	out, err := f.AppendPayload(nil, sample.Interface())
+	if err != nil {
+		return p, false, fmt.Errorf("does not encode: %w", err)
+	}
+	back := reflect.New(t)
+	if err := f.Unmarshal(nil, nil, out, back.Interface()); err != nil {
+		return p, false, fmt.Errorf("does not decode: %w", err)
+	}
+	if path := same(sample.Elem(), back.Elem(), t.String()); path != "" {
+		return p, true, fmt.Errorf("%s does not come back from a round trip through the codec: Load would not return what Save was given; make the codec store it (its tags), or tag it json:\"-\" if it is not to be stored", path)
+	}
+	return p, false, nil
 }
 
 // zeroFailure returns the path of the innermost member in t (t itself
