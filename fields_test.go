@@ -135,14 +135,24 @@ func TestAmbiguousMemberIsReportedAndKept(t *testing.T) {
 
 // A session type that JSON stores as {} although it holds data (every
 // field unexported) is refused at New, as it is with every codec (see
-// codec/codectest); one with no fields at all, or whose fields are all
-// tagged "-", is taken as meant.
+// codec/codectest), and so is one whose data Load would not read back (an
+// embedded UnmarshalJSON that takes the whole value, a field behind an
+// embedded pointer to an unexported struct); one with no fields at all, or
+// whose fields are all tagged "-", is taken as meant.
 type (
 	cart   struct{ items []string }
 	secret struct{ Code int }
+	// Decoder decodes itself; a struct that embeds it decodes as it alone.
+	Decoder     struct{ V string }
+	withDecoder struct {
+		Decoder
+		N int
+	}
 )
 
-func TestNewRefusesTypesThatStoreNothing(t *testing.T) {
+func (d *Decoder) UnmarshalJSON(b []byte) error { d.V = string(b); return nil }
+
+func TestNewRefusesTypesThatLoseData(t *testing.T) {
 	st := newMem(t)
 	for name, err := range map[string]error{
 		"only unexported fields": func() error {
@@ -155,6 +165,10 @@ func TestNewRefusesTypesThatStoreNothing(t *testing.T) {
 		}(),
 		"a map of them": func() error {
 			_, err := session.New(session.Config[struct{ Carts map[string]*cart }]{Store: st})
+			return err
+		}(),
+		"an embedded UnmarshalJSON that would decode the whole value": func() error {
+			_, err := session.New(session.Config[withDecoder]{Store: st})
 			return err
 		}(),
 		"an embedded pointer to an unexported struct": func() error {
