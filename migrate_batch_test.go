@@ -188,7 +188,7 @@ func recordEvents() (func(context.Context, session.Event), func() []eventRecord)
 	var recs []eventRecord
 	hook := func(_ context.Context, e session.Event) {
 		r := eventRecord{Op: e.Op, Key: e.Key, Outcome: e.Outcome, Bytes: e.Bytes, StoredVersion: e.StoredVersion,
-			Version: e.Version, Attempts: e.Attempts, Conflicts: e.Conflicts, Unknown: e.Unknown}
+			Version: e.Version, Attempts: e.Attempts, Conflicts: e.Conflicts, Unknown: e.Extra}
 		if e.Err != nil {
 			r.Err = errKind(e.Err)
 		}
@@ -230,7 +230,7 @@ type reportRecord struct {
 func runMigrate(t *testing.T, st store.Store) (reportRecord, []eventRecord) {
 	t.Helper()
 	hook, events := recordEvents()
-	m, err := session.New(session.Config[Tally]{Store: st, Namespace: "tally", TTL: time.Hour, Migrations: tallyPlan(t), Hook: hook})
+	m, err := session.New(session.Config[Tally]{Store: st, Namespace: "tally", TTL: time.Hour, Migrations: tallyPlan(t), Hook: hook, LogKeys: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func runMigrate(t *testing.T, st store.Store) (reportRecord, []eventRecord) {
 	if err != nil {
 		t.Fatalf("MigrateAll: %v", err)
 	}
-	rec := reportRecord{Scanned: r.Scanned, Migrated: r.Migrated, Current: r.Current, Gone: r.Gone, Unknown: r.Unknown,
+	rec := reportRecord{Scanned: r.Scanned, Migrated: r.Migrated, Current: r.Current, Gone: r.Gone, Unknown: r.Extra,
 		Failed: map[string]string{}, Progress: progress}
 	for _, f := range r.Failed {
 		rec.Failed[f.Key] = errKind(f.Err)
@@ -414,6 +414,7 @@ func runConcurrentMigration(t *testing.T, st store.Store, n, workers, perWorker 
 	}
 	var written, conflicts atomic.Int64
 	mig, err := session.New(session.Config[Tally]{Store: st, Namespace: "tally", TTL: time.Hour, Migrations: tallyPlan(t),
+		LogKeys: true,
 		Hook: func(_ context.Context, e session.Event) {
 			if e.Op == "migrate" && e.Outcome == session.OutcomeWritten {
 				written.Add(1)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	session "github.com/typedsession/session"
+	"github.com/typedsession/session/internal/binding"
 )
 
 // HTTPOptions configures the [HTTP] middleware. The zero value means the
@@ -15,7 +16,9 @@ import (
 // serialization, committed when the response starts.
 type HTTPOptions struct {
 	// Options are the options every middleware shares: Lazy,
-	// ContinueOnLoadError, NoLock, Locker and OnError.
+	// ContinueOnLoadError, NoLock, Locker, OnError and Logger. With
+	// neither OnError nor Logger set, errors are logged to
+	// slog.Default(), without session data or keys (see Options.Logger).
 	Options
 
 	// Key, when set, finds the session key in the request instead of a
@@ -94,7 +97,8 @@ type HTTPOptions struct {
 // when the handler returns having written nothing. That is, changes are
 // committed when the first byte of the body is written (or the status,
 // whichever comes first), so that a save error can still become the
-// response: it is reported to OnError and turns the response into a 500
+// response: it is reported to OnError (and logged: with neither OnError
+// nor Logger set, to slog.Default()) and turns the response into a 500
 // Internal Server Error (the handler's headers are dropped and its body is
 // discarded). A handler that writes a status of 500 or above is a failed
 // handler: its changes are discarded. After the commit the session is
@@ -105,7 +109,7 @@ type HTTPOptions struct {
 // the changes. A handler that panics before the commit saves nothing.
 //
 // A load error (a store error, session.ErrCorrupt, ...) is reported to
-// OnError and answered with a 500; the handler does not run (with Lazy,
+// OnError (and logged, see [Options].Logger) and answered with a 500; the handler does not run (with Lazy,
 // session.From returns the error to the handler instead; with
 // ContinueOnLoadError the handler runs and finds the error in From). The
 // stored value is left as it is; to start such a user over, delete the key
@@ -124,7 +128,7 @@ type HTTPOptions struct {
 // nil or an option is invalid (a negative CookieMaxAge, a cookie name,
 // path or domain that a cookie cannot carry, SameSite None with Insecure).
 func HTTP[T any](m *session.Manager[T], opts HTTPOptions) func(http.Handler) http.Handler {
-	h := &httpMiddleware[T]{core: newCore(m, opts.Options), opts: opts}
+	h := &httpMiddleware[T]{core: newCore(m, logByDefault(opts.Options)), opts: opts}
 	o := &h.opts
 	if o.CookieName == "" {
 		o.CookieName = "session"
@@ -174,7 +178,7 @@ func (h *httpMiddleware[T]) serve(next http.Handler, w http.ResponseWriter, r *h
 	if h.opts.Key != nil {
 		k, err := h.opts.Key(r)
 		if errors.Is(err, ErrNoKey) || (err == nil && k == "") {
-			ctx, _ = session.Bind[T](ctx, nil)
+			ctx, _ = binding.Bind[*session.Session[T]](ctx, nil)
 			next.ServeHTTP(w, r.WithContext(ctx))
 			return
 		}
