@@ -7,7 +7,9 @@ require (
 	github.com/go-telegram/bot v1.19.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/redis/go-redis/v9 v9.23.0
-	github.com/typedsession/session v0.0.0
+	github.com/typedsession/session v0.1.0
+	github.com/typedsession/session/middleware/pglock v0.1.0
+	github.com/typedsession/session/store/sqlstore v0.1.0
 )
 
 require (
@@ -26,5 +28,3 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 )
-
-replace github.com/typedsession/session => ../..
