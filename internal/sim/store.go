@@ -59,11 +59,15 @@ const (
 	// Restart closes the store and opens it again (Options.Reopen)
 	// before the call, while no call runs.
 	Restart
+	// Outage stops the store answering the operation: this call and the
+	// next OutageCalls of the same operation apply, and their replies are
+	// lost (so resends fail too, and the outcome stays open).
+	Outage
 
 	numFaults
 )
 
-var faultNames = [...]string{"none", "error-before", "lost-reply", "delay", "delay-after", "expire", "foreign-write", "foreign-write-after", "foreign-write-lost-reply", "damage", "ttl-low", "restart"}
+var faultNames = [...]string{"none", "error-before", "lost-reply", "delay", "delay-after", "expire", "foreign-write", "foreign-write-after", "foreign-write-lost-reply", "damage", "ttl-low", "restart", "outage"}
 
 func (f Fault) String() string {
 	if int(f) < len(faultNames) {
@@ -84,7 +88,12 @@ func ParseFault(name string) (Fault, error) {
 
 // FailsCall reports whether the caller of a call with this fault gets an
 // error (that leaves the call's outcome open).
-func (f Fault) FailsCall() bool { return f == ErrBefore || f == LostReply || f == ForeignLost }
+func (f Fault) FailsCall() bool {
+	return f == ErrBefore || f == LostReply || f == ForeignLost || f == Outage
+}
+
+// OutageCalls is how many calls after the first an Outage lasts.
+const OutageCalls = 6
 
 // Rates gives, for each fault, the probability that a call gets it.
 type Rates [numFaults]float64
@@ -136,6 +145,9 @@ type Options struct {
 	MaxDelay time.Duration
 	// Clock orders the calls; nil: a Clock of the Store's own.
 	Clock *Clock
+	// Ident returns the write identity of a value written, for
+	// Call.Fresh; nil: no call is Fresh.
+	Ident func(value []byte) string
 }
 
 // Call records one call of the inner store's method for one key (a batch
@@ -158,6 +170,12 @@ type Call struct {
 	InnerErr, Err error
 	Fault         Fault
 	Start, End    int64 // Clock ticks
+	// Fresh reports that Value's write identity (Options.Ident) was
+	// first sent by this call's operation: a new write, or its resend.
+	Fresh bool
+	// Left is the time left that a GetWithTTL or GetManyWithTTL call
+	// reported to the caller.
+	Left time.Duration
 }
 
 // Env records a change that another process, or time, made behind the
@@ -205,6 +223,7 @@ type Store struct {
 	ops   map[uint64]*opLog
 	env   []Env
 
+	first     map[string]uint64 // write identity -> the operation that sent it first
 	forged    atomic.Uint64
 	calls     atomic.Int64
 	faults    [numFaults]atomic.Int64
@@ -213,8 +232,9 @@ type Store struct {
 }
 
 type opLog struct {
-	n     int
-	calls []Call
+	n      int
+	outage int // calls of an Outage still to come
+	calls  []Call
 }
 
 // New returns a Store that forwards to inner.
@@ -225,7 +245,7 @@ func New(inner store.Store, opts Options) *Store {
 	if opts.MaxDelay <= 0 {
 		opts.MaxDelay = 2 * time.Millisecond
 	}
-	return &Store{opts: opts, clock: opts.Clock, caps: capsOf(inner), inner: inner, ops: map[uint64]*opLog{}}
+	return &Store{opts: opts, clock: opts.Clock, caps: capsOf(inner), inner: inner, ops: map[uint64]*opLog{}, first: map[string]uint64{}}
 }
 
 // View returns the store with the capabilities c that the inner store has
@@ -314,9 +334,16 @@ func (s *Store) next(id uint64, method, key string) (int, Fault) {
 	}
 	l.n++
 	n := l.n
+	inOutage := l.outage > 0
+	if inOutage {
+		l.outage--
+	}
 	s.logMu.Unlock()
 	f := None
-	if s.opts.Plan != nil {
+	if inOutage {
+		f = Outage
+	}
+	if f == None && s.opts.Plan != nil {
 		f = s.opts.Plan(CallInfo{Op: id, N: n, Method: method, Key: key})
 	}
 	if f == None {
@@ -342,11 +369,33 @@ func (s *Store) next(id uint64, method, key string) (int, Fault) {
 		if s.opts.Reopen == nil {
 			f = None
 		}
+	case Outage:
+		if !inOutage {
+			s.logMu.Lock()
+			l.outage = OutageCalls
+			s.logMu.Unlock()
+		}
 	}
 	if f != None {
 		s.faults[f].Add(1)
 	}
 	return n, f
+}
+
+// fresh reports whether value is a write identity that operation id sent
+// first, and notes it.
+func (s *Store) fresh(id uint64, value []byte) bool {
+	if s.opts.Ident == nil || value == nil {
+		return false
+	}
+	w := s.opts.Ident(value)
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	if op, ok := s.first[w]; ok {
+		return op == id && id != 0
+	}
+	s.first[w] = id
+	return id != 0
 }
 
 func (s *Store) record(c Call) {
@@ -409,6 +458,7 @@ func (s *Store) behind(ctx context.Context, inner store.Store, f Fault, id uint6
 		if e.Err == nil {
 			e.Base = cur
 			e.Value = s.opts.Forge(cur, f == Damage, s.forged.Add(1))
+			s.fresh(0, e.Value)
 			if sw, ok := inner.(store.Swapper); ok {
 				e.OK, e.Err = sw.CompareAndSwap(ctx, key, cur, e.Value, 0)
 			} else {
@@ -439,6 +489,7 @@ func (s *Store) run(ctx context.Context, c *Call, f Fault, op func(inner store.S
 	case Delay:
 		s.delay(c.Op, c.N)
 	}
+	c.Fresh = s.fresh(c.Op, c.Value)
 	c.Start = s.clock.Tick()
 	s.mu.RLock()
 	inner := s.inner
@@ -457,7 +508,7 @@ func (s *Store) run(ctx context.Context, c *Call, f Fault, op func(inner store.S
 		s.behind(ctx, inner, f, c.Op, c.Key)
 	}
 	s.mu.RUnlock()
-	if f == LostReply || f == ForeignLost {
+	if f == LostReply || f == ForeignLost || f == Outage {
 		err = errLost
 	}
 	if f == DelayAfter {
@@ -548,6 +599,7 @@ func (s *Store) getWithTTL(ctx context.Context, key string) ([]byte, time.Durati
 	if c.Fault == TTLLow && left != store.NoExpiry {
 		left = min(left, time.Millisecond)
 	}
+	s.setLeft(c.Op, c.N, c.Key, left)
 	return c.Reply, left, nil
 }
 
@@ -618,7 +670,30 @@ func (s *Store) getMany(ctx context.Context, method string, keys []string) ([][]
 			}
 		}
 	}
+	for i, k := range keys {
+		if ttls != nil {
+			s.setLeft(id, n, k, ttls[i])
+		}
+	}
 	return values, ttls, nil
+}
+
+// setLeft notes the time left reported to the caller in the recorded call
+// (op, n) of key.
+func (s *Store) setLeft(op uint64, n int, key string, left time.Duration) {
+	if op == 0 {
+		return
+	}
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	if l := s.ops[op]; l != nil {
+		for i := len(l.calls) - 1; i >= 0; i-- {
+			if c := &l.calls[i]; c.N == n && c.Key == key {
+				c.Left = left
+				return
+			}
+		}
+	}
 }
 
 func indexOf(keys []string, k string) int {
@@ -654,6 +729,7 @@ func (s *Store) casMany(ctx context.Context, swaps []store.Swap) ([]store.SwapRe
 	for i, sw := range swaps {
 		n, f := s.next(id, "CompareAndSwapMany", sw.Key)
 		calls[i] = Call{Op: id, N: n, Method: "CompareAndSwapMany", Key: sw.Key, Old: clone(sw.Old), Value: clone(sw.Value), Fault: f}
+		calls[i].Fresh = s.fresh(id, sw.Value)
 		faults[i] = f
 	}
 	s.mu.RLock()
@@ -715,7 +791,7 @@ func (s *Store) casMany(ctx context.Context, swaps []store.Swap) ([]store.SwapRe
 		if faults[i] == ForeignAfter || faults[i] == ForeignLost {
 			s.behind(ctx, inner, faults[i], id, swaps[i].Key)
 		}
-		if faults[i] == LostReply || faults[i] == ForeignLost {
+		if faults[i] == LostReply || faults[i] == ForeignLost || faults[i] == Outage {
 			res[i] = store.SwapResult{Err: errLost}
 		}
 	}
