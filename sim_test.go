@@ -6,7 +6,7 @@ package session_test
 // against the model of the contract (internal/sim). Seeded: a seed injects
 // the same faults into the same calls whatever the interleaving.
 //
-//	go test -race -run 'TestSimulation$' .                      # the CI run: seeds 1..6
+//	go test -race -run 'TestSimulation$' .                      # the CI run: seeds 1..12
 //	go test -race -run 'TestSimulation$' . -sim.seed=7           # one seed again
 //	go test -race -run 'TestSimulation$' . -sim.seeds=50         # more seeds (or SIM_SEEDS=50)
 //	go test -run 'TestSimulation$' . -sim.faults=lost-reply:0.05  # other fault rates
@@ -29,7 +29,7 @@ import (
 
 var (
 	simSeed    = flag.Uint64("sim.seed", 0, "run the simulation with this seed only")
-	simSeeds   = flag.Int("sim.seeds", 0, "run the simulation with seeds 1..n (default 6; env SIM_SEEDS)")
+	simSeeds   = flag.Int("sim.seeds", 0, "run the simulation with seeds 1..n (default 12; env SIM_SEEDS)")
 	simClients = flag.Int("sim.clients", 8, "concurrent clients of the simulation")
 	simOps     = flag.Int("sim.ops", 60, "operations per client of the simulation")
 	simDisable = flag.String("sim.disable", "", "kinds of operation the simulation's clients do not run, comma-separated: load, save, save-changed, save-unchanged, update, delete, destroy, move, migrate-all")
@@ -41,7 +41,7 @@ var (
 var simTTLs = []time.Duration{0, time.Hour, 200 * 365 * 24 * time.Hour}
 
 func TestSimulation(t *testing.T) {
-	seeds := []uint64{1, 2, 3, 4, 5, 6}
+	seeds := []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
 	if n, _ := strconv.Atoi(os.Getenv("SIM_SEEDS")); n > 0 && *simSeeds == 0 {
 		*simSeeds = n
 	}

@@ -33,6 +33,7 @@ package sim
 // whatever is there, as documented.
 
 import (
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -159,6 +160,9 @@ func builtOn(st state, k string, w Value) bool {
 // step returns the states op may leave st in (none: op cannot happen in
 // st).
 func step(st state, op *Op) []state {
+	if op.Pending {
+		return pendingStep(st, op)
+	}
 	one := []state{st}
 	k, R, W := op.Key, op.Loaded, op.W
 	cur, present := st.get(k)
@@ -347,6 +351,39 @@ func step(st state, op *Op) []state {
 	return one
 }
 
+// pendingStep is step for an operation that had not returned when the
+// history was cut (see prefix): it may or may not have taken effect, and
+// what it returned is not known yet.
+func pendingStep(st state, op *Op) []state {
+	p := *op
+	p.Pending, p.Class, p.ReadKnown, p.Quarantined, p.EnvOK = false, Unknown, false, false, false
+	if p.Err == nil {
+		p.Err = errPending
+	}
+	out := []state{st}
+	if op.QTried && op.Loaded.Present && holds(st, op.Key, op.Loaded) {
+		out = append(out, st.quarantine(op.Key, op.Loaded.V.ID))
+	}
+	switch op.Kind {
+	case KLoad, KObserve:
+		return out
+	case KEnvWrite:
+		return append(out, st.with(op.Key, op.W.V))
+	case KUpdate:
+		if !op.W.Present {
+			return out
+		}
+	}
+	for _, s := range step(st, &p) {
+		if !slices.ContainsFunc(out, s.equal) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+var errPending = errors.New("sim: pending when the history was cut")
+
 // model is the porcupine model of one slot's history.
 func model() porcupine.Model {
 	nm := porcupine.NondeterministicModel{
@@ -367,9 +404,9 @@ func model() porcupine.Model {
 	return nm.ToModel()
 }
 
-// CheckTimeout bounds the check of one slot's history; a check that runs
-// out is reported, not passed.
-var CheckTimeout = 60 * time.Second
+// CheckTimeout bounds each check of (a prefix of) one slot's history; a
+// check that runs out is reported, not passed.
+var CheckTimeout = 4 * time.Second
 
 // check checks each slot's history for linearizability.
 func (h *harness) check(r *Result) []Finding {
@@ -384,7 +421,8 @@ func (h *harness) check(r *Result) []Finding {
 	m := model()
 	for slot, ops := range parts {
 		r.Parts++
-		res, info := porcupine.CheckOperationsVerbose(m, ops, CheckTimeout)
+		sort.Slice(ops, func(i, j int) bool { return ops[i].Call < ops[j].Call })
+		n, res, info := firstIllegal(m, ops)
 		switch res {
 		case porcupine.Ok:
 			continue
@@ -392,9 +430,81 @@ func (h *harness) check(r *Result) []Finding {
 			out = append(out, Finding{Kind: "check-timeout", Slot: slot, Detail: fmt.Sprintf("the check of %d operations ran out of %v", len(ops), CheckTimeout)})
 			continue
 		}
-		out = append(out, Finding{Kind: "linearizability", Slot: slot,
-			Detail:  fmt.Sprintf("the history of slot %d (%d operations) is not linearizable", slot, len(ops)),
-			History: shorten(m, ops, info), ops: ops})
+		cut := prefix(ops, n)
+		what := fmt.Sprintf("the history of slot %d (%d operations) is not linearizable", slot, len(ops))
+		if n < len(ops) {
+			what = fmt.Sprintf("the first %d of the %d operations of slot %d are not linearizable (those that had not returned by the %d-th call taken as pending)", n, len(ops), slot, n)
+		}
+		out = append(out, Finding{Kind: "linearizability", Slot: slot, Detail: what, History: shorten(m, cut, info), ops: ops})
+	}
+	return out
+}
+
+// firstIllegal finds the shortest prefix (in call order) of ops that is
+// not linearizable, by doubling and then halving its length; an illegal
+// history is expensive to prove so, a short prefix cheap. It returns the
+// length, porcupine.Ok when the whole history is linearizable, and the
+// check's information for the prefix.
+func firstIllegal(m porcupine.Model, ops []porcupine.Operation) (int, porcupine.CheckResult, porcupine.LinearizationInfo) {
+	check := func(n int) (porcupine.CheckResult, porcupine.LinearizationInfo) {
+		return porcupine.CheckOperationsVerbose(m, prefix(ops, n), CheckTimeout)
+	}
+	// lo: the longest prefix known linearizable; hi: the shortest known
+	// not to be (illegal true) or whose check ran out of time.
+	lo, hi, illegal := 0, 0, false
+	var info porcupine.LinearizationInfo
+	for n := min(32, len(ops)); ; n = min(2*n, len(ops)) {
+		res, i := check(n)
+		if res == porcupine.Ok {
+			if n == len(ops) {
+				return n, res, i
+			}
+			lo = n
+			continue
+		}
+		hi, illegal, info = n, res == porcupine.Illegal, i
+		break
+	}
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		switch res, i := check(mid); res {
+		case porcupine.Ok:
+			lo = mid
+		case porcupine.Illegal:
+			hi, illegal, info = mid, true, i
+		default:
+			if !illegal {
+				hi = mid
+			} else {
+				lo = mid // a longer prefix is known illegal: look no shorter
+			}
+		}
+	}
+	if !illegal {
+		return hi, porcupine.Unknown, info
+	}
+	return hi, porcupine.Illegal, info
+}
+
+// prefix returns the first n operations of ops (sorted by call); those
+// that return after the n-th call become pending: they may or may not
+// have taken effect, at any time after their call.
+func prefix(ops []porcupine.Operation, n int) []porcupine.Operation {
+	if n >= len(ops) {
+		return ops
+	}
+	cut := ops[n-1].Call
+	end := cut
+	for _, o := range ops[:n] {
+		end = max(end, o.Return)
+	}
+	out := slices.Clone(ops[:n])
+	for i, o := range out {
+		if o.Return > cut {
+			p := *o.Input.(*Op)
+			p.Pending = true
+			out[i].Input, out[i].Output, out[i].Return = &p, &p, end+1
+		}
 	}
 	return out
 }
@@ -417,11 +527,12 @@ func shorten(m porcupine.Model, ops []porcupine.Operation, info porcupine.Linear
 	}
 	sorted := slices.Clone(ops)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Call < sorted[j].Call })
+	// Every operation takes effect before it returns: the unplaced one
+	// that returns first is where every linearization stops.
 	stuck := -1
 	for i, o := range sorted {
-		if !placed[o.Input.(*Op)] {
+		if !placed[o.Input.(*Op)] && (stuck < 0 || o.Return < sorted[stuck].Return) {
 			stuck = i
-			break
 		}
 	}
 	var b strings.Builder
@@ -441,7 +552,7 @@ func shorten(m porcupine.Model, ops []porcupine.Operation, info porcupine.Linear
 		}
 		b.WriteString(s.String())
 	}
-	b.WriteString("\n    operations in call order (* = none of their linearizations fits; [call,return] on one clock):\n")
+	b.WriteString("\n    operations in call order (* = the first to return of those no linearization could place; [call,return] on one clock):\n")
 	if stuck < 0 {
 		stuck = len(sorted) - 1
 	}

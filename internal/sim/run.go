@@ -179,6 +179,9 @@ type Op struct {
 	ObsQ []string
 	// EnvOK is the answer of another process's compare-and-swap.
 	EnvOK bool
+	// Pending marks an operation that had not returned when the history
+	// was cut short (a prefix, in the search for a short failing one).
+	Pending bool
 
 	Err          error
 	Class        Class
