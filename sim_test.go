@@ -116,7 +116,7 @@ func runSim(t *testing.T, seed uint64, rates sim.Rates) *sim.Result {
 			return n, err
 		},
 		Caps:    sim.Profiles[seed%uint64(len(sim.Profiles))],
-		TTL:     simTTLs[seed%uint64(len(simTTLs))],
+		TTL:     simTTLs[(seed+seed/uint64(len(sim.Profiles)))%uint64(len(simTTLs))],
 		Clients: *simClients, Ops: *simOps, Slots: 4,
 		Rates:   rates,
 		Disable: strings.FieldsFunc(*simDisable, func(r rune) bool { return r == ',' }),

@@ -435,7 +435,11 @@ func (h *harness) check(r *Result) []Finding {
 		if n < len(ops) {
 			what = fmt.Sprintf("the first %d of the %d operations of slot %d are not linearizable (those that had not returned by the %d-th call taken as pending)", n, len(ops), slot, n)
 		}
-		out = append(out, Finding{Kind: "linearizability", Slot: slot, Detail: what, History: shorten(m, cut, info), ops: ops})
+		hist, stuck := shorten(m, cut, info)
+		if stuck != nil {
+			what += "; no linearization places " + stuck.String()
+		}
+		out = append(out, Finding{Kind: "linearizability", Slot: slot, Detail: what, History: hist, ops: ops})
 	}
 	return out
 }
@@ -512,7 +516,7 @@ func prefix(ops []porcupine.Operation, n int) []porcupine.Operation {
 // shorten prints the operations around the point where the longest
 // linearization found stops: the last operations it placed, the one it
 // could not place (and those running at the same time), and the end.
-func shorten(m porcupine.Model, ops []porcupine.Operation, info porcupine.LinearizationInfo) string {
+func shorten(m porcupine.Model, ops []porcupine.Operation, info porcupine.LinearizationInfo) (string, *Op) {
 	placed := map[*Op]bool{}
 	var longest []porcupine.Operation
 	for _, part := range info.PartialLinearizationsOperations() {
@@ -545,6 +549,17 @@ func shorten(m porcupine.Model, ops []porcupine.Operation, info porcupine.Linear
 		}
 		states = next
 	}
+	if stuckOp := unplacedFirst(sorted, placed); stuckOp != nil && stuckOp.Kind == KObserve {
+		// The end state does not match: say how, against the model's
+		// nearest state.
+		best := ""
+		for _, s := range states {
+			if d := diff(s, stuckOp); best == "" || len(d) < len(best) {
+				best = d
+			}
+		}
+		fmt.Fprintf(&b, "    the store at the end differs from every state the model allows; from the nearest: %s\n", best)
+	}
 	fmt.Fprintf(&b, "    %d of %d operations linearize; the model's states then: ", len(longest), len(ops))
 	for i, s := range states {
 		if i > 0 {
@@ -573,7 +588,60 @@ func shorten(m porcupine.Model, ops []porcupine.Operation, info porcupine.Linear
 		}
 		fmt.Fprintf(&b, "      %s\n", sorted[len(sorted)-1].Input.(*Op).Describe())
 	}
-	return b.String()
+	return b.String(), sorted[stuck].Input.(*Op)
+}
+
+// unplacedFirst returns the operation no linearization placed that
+// returns first, or nil.
+func unplacedFirst(sorted []porcupine.Operation, placed map[*Op]bool) *Op {
+	var first *Op
+	for _, o := range sorted {
+		if op := o.Input.(*Op); !placed[op] && (first == nil || op.Return < first.Return) {
+			first = op
+		}
+	}
+	return first
+}
+
+// diff describes how the observation obs differs from the model's state st.
+func diff(st state, obs *Op) string {
+	var parts []string
+	for _, e := range st.keys {
+		v, ok := obs.Obs[e.key]
+		switch {
+		case !ok:
+			parts = append(parts, fmt.Sprintf("%s should hold %s but is absent", short(e.key), e.v))
+		case v.ID != e.v.ID:
+			parts = append(parts, fmt.Sprintf("%s should hold %s but holds %s", short(e.key), e.v, v))
+		}
+	}
+	for k, v := range obs.Obs {
+		if _, ok := st.get(k); !ok {
+			parts = append(parts, fmt.Sprintf("%s should be absent but holds %s", short(k), v))
+		}
+	}
+	want := map[string]int{}
+	if st.q != "" {
+		for _, id := range strings.Split(st.q, ",") {
+			want[id]++
+		}
+	}
+	got := map[string]int{}
+	for _, id := range obs.ObsQ {
+		got[id]++
+	}
+	for id, n := range want {
+		if got[id] < n {
+			parts = append(parts, fmt.Sprintf("damaged value %s should be quarantined %d time(s), is %d", id, n, got[id]))
+		}
+	}
+	for id, n := range got {
+		if want[id] < n {
+			parts = append(parts, fmt.Sprintf("damaged value %s is quarantined %d time(s), should be %d", id, n, want[id]))
+		}
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, "; ")
 }
 
 // String describes op in one line.

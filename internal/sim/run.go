@@ -55,12 +55,12 @@ var DefaultRates = func() Rates {
 	r[DelayAfter] = 0.03
 	r[Expire] = 0.005
 	r[Foreign] = 0.01
-	r[ForeignAfter] = 0.01
+	r[ForeignAfter] = 0.03
 	r[ForeignLost] = 0.01
-	r[Damage] = 0.004
+	r[Damage] = 0.01
 	r[TTLLow] = 0.05
 	r[Restart] = 0.001
-	r[Outage] = 0.004
+	r[Outage] = 0.02
 	return r
 }()
 

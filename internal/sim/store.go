@@ -45,8 +45,8 @@ const (
 	// Foreign makes another process write the key just before the call
 	// (a read and a compare-and-swap of the inner store, a new write
 	// identity on top of what it read); ForeignAfter just after it
-	// applied; ForeignLost just after it applied, and the reply is then
-	// lost.
+	// applied, and the reply is then delayed (as DelayAfter);
+	// ForeignLost just after it applied, and the reply is then lost.
 	Foreign
 	ForeignAfter
 	ForeignLost
@@ -511,7 +511,9 @@ func (s *Store) run(ctx context.Context, c *Call, f Fault, op func(inner store.S
 	if f == LostReply || f == ForeignLost || f == Outage {
 		err = errLost
 	}
-	if f == DelayAfter {
+	if f == DelayAfter || f == ForeignAfter {
+		// ForeignAfter's reply is slow too: the window in which the
+		// caller acts on a value that is no longer there.
 		s.delay(c.Op, c.N)
 	}
 	c.Err = err
