@@ -132,8 +132,8 @@ func run(ctx context.Context, args []string, out io.Writer) int {
 // summary adds up a store's seeds.
 type summary struct {
 	seeds, histories, ops, env, violations, failedSeeds int
-	calls, faults, restarts                            int64
-	took                                               time.Duration
+	calls, faults, restarts                             int64
+	took                                                time.Duration
 }
 
 func (s summary) String() string {
