@@ -1,12 +1,3 @@
-// Package sim checks whole histories of the session manager under faults:
-// a fault-injecting store wrapper ([Store]) and a simulation ([Run]) whose
-// histories are checked for linearizability, with
-// github.com/anishathalye/porcupine, against a sequential model of the
-// documented contract (see model.go).
-//
-// The root package's quick run (sim_test.go) runs it on memstore in every
-// CI run; the soak command (internal/sim/soak) runs it against Redis,
-// PostgreSQL, filestore and NATS.
 package sim
 
 import (
