@@ -8,7 +8,7 @@
 //	cd internal/sim/soak
 //	go run . -stores=memstore,filestore,redis,postgres,nats -duration=2m
 //	go run . -stores=redis -seeds=100 -clients=16 -ops=100
-//	go test -tags soak -run TestSoak . -args -stores=redis -duration=1m   # the same as a Go test
+//	go test -tags soak -run TestSoak -timeout 0 . -args -- -stores=redis -duration=1m   # the same as a Go test
 //
 // The servers are found as the tests find them: REDIS_URL
 // (redis://127.0.0.1:6379/0), DATABASE_URL

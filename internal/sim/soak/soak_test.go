@@ -3,6 +3,7 @@
 package main
 
 import (
+	"flag"
 	"os"
 	"strings"
 	"testing"
@@ -10,12 +11,14 @@ import (
 
 // TestSoak is the soak command as a Go test, behind the soak build tag:
 //
-//	cd internal/sim/soak && go test -tags soak -run TestSoak -timeout 0 . -args -stores=redis,postgres -duration=2m
+//	cd internal/sim/soak && go test -tags soak -run TestSoak -timeout 0 . -args -- -stores=redis,postgres -duration=2m
+//	cd internal/sim/soak && SOAK_ARGS="-stores=redis -seeds=20" go test -tags soak -run TestSoak -timeout 0 .
 //
-// With no arguments after -args it runs every store for a minute each;
-// SOAK_ARGS, when set, is split on spaces and used instead.
+// The command's flags come after "-args --" (the test binary takes the
+// flags before "--" as its own), or from SOAK_ARGS, split on spaces. With
+// none it runs every store for a minute each.
 func TestSoak(t *testing.T) {
-	args := flagArgs()
+	args := flag.Args()
 	if s := os.Getenv("SOAK_ARGS"); s != "" {
 		args = strings.Fields(s)
 	}
@@ -25,16 +28,4 @@ func TestSoak(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("soak exited %d", code)
 	}
-}
-
-// flagArgs returns the arguments given after -args: those the test binary
-// did not take as its own flags.
-func flagArgs() []string {
-	var out []string
-	for _, a := range os.Args[1:] {
-		if !strings.HasPrefix(a, "-test.") {
-			out = append(out, a)
-		}
-	}
-	return out
 }
