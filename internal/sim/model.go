@@ -408,6 +408,10 @@ func model() porcupine.Model {
 // check that runs out is reported, not passed.
 var CheckTimeout = 4 * time.Second
 
+// CheckBudget bounds the search for a shorter failing prefix of one slot's
+// history once a failing one is known.
+var CheckBudget = 8 * time.Second
+
 // check checks each slot's history for linearizability.
 func (h *harness) check(r *Result) []Finding {
 	parts := make([][]porcupine.Operation, h.cfg.Slots)
@@ -450,6 +454,7 @@ func (h *harness) check(r *Result) []Finding {
 // length, porcupine.Ok when the whole history is linearizable, and the
 // check's information for the prefix.
 func firstIllegal(m porcupine.Model, ops []porcupine.Operation) (int, porcupine.CheckResult, porcupine.LinearizationInfo) {
+	start := time.Now()
 	check := func(n int) (porcupine.CheckResult, porcupine.LinearizationInfo) {
 		return porcupine.CheckOperationsVerbose(m, prefix(ops, n), CheckTimeout)
 	}
@@ -469,7 +474,7 @@ func firstIllegal(m porcupine.Model, ops []porcupine.Operation) (int, porcupine.
 		hi, illegal, info = n, res == porcupine.Illegal, i
 		break
 	}
-	for hi-lo > 1 {
+	for hi-lo > 1 && (!illegal || time.Since(start) < CheckBudget) {
 		mid := (lo + hi) / 2
 		switch res, i := check(mid); res {
 		case porcupine.Ok:
