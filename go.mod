@@ -3,6 +3,7 @@ module github.com/typedsession/session
 go 1.26.0
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/go-playground/validator/v10 v10.30.6
 	github.com/go-telegram/bot v1.19.0
 	github.com/google/go-cmp v0.7.0

@@ -8,6 +8,8 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/typedsession/session v0.1.0
+	github.com/typedsession/session/middleware/pglock v0.1.0
+	github.com/typedsession/session/store/sqlstore v0.1.0
 )
 
 require (
@@ -20,21 +22,9 @@ require (
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	github.com/leodido/go-urn v1.5.0 // indirect
-	github.com/typedsession/session/middleware/pglock v0.1.0
-	github.com/typedsession/session/store/sqlstore v0.1.0
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 )
-
-// This module type-checks the snippets of README.md and docs/ against the
-// working tree (its test runs go vet with GOWORK=off): it is never released
-// nor required by another module, so these replace directives reach no
-// user. .ci/release skips it.
-replace github.com/typedsession/session v0.1.0 => ../..
-
-replace github.com/typedsession/session/store/sqlstore v0.1.0 => ../../store/sqlstore
-
-replace github.com/typedsession/session/middleware/pglock v0.1.0 => ../../middleware/pglock

@@ -204,31 +204,46 @@ func generateAndBuild(t *testing.T, blocks []block) (string, int, error) {
 	// 2 s of CPU per snippet.
 	cmd := exec.Command("go", "vet", "./...")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOWORK=off")
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
 	out, err := cmd.CombinedOutput()
 	return string(out), built, err
 }
 
-// copyModule writes this module's go.mod, with its relative replace paths
-// made absolute, and go.sum into dir.
+// copyModule writes this module's go.mod into dir, with every module of
+// the repository's go.work replaced by its folder (the snippets' module is
+// built outside the workspace), and go.sum.
 func copyModule(t *testing.T, dir string) {
 	t.Helper()
-	here, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
 	mod, err := os.ReadFile("go.mod")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rel := regexp.MustCompile(`=>\s*(\.\.?(?:/\S*)?)`)
-	mod = rel.ReplaceAllFunc(mod, func(m []byte) []byte {
-		p := rel.FindSubmatch(m)[1]
-		return []byte("=> " + filepath.Join(here, string(p)))
-	})
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	work, err := os.ReadFile(filepath.Join(root, "go.work"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	use := regexp.MustCompile(`(?m)^\s*(\.(?:/\S*)?)\s*$`)
+	modLine := regexp.MustCompile(`(?m)^module\s+(\S+)`)
+	for _, m := range use.FindAllSubmatch(work, -1) {
+		folder := filepath.Join(root, string(m[1]))
+		gm, err := os.ReadFile(filepath.Join(folder, "go.mod"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if path := modLine.FindSubmatch(gm); path != nil && string(path[1]) != "github.com/typedsession/session/docs/snippets" {
+			mod = append(mod, []byte("\nreplace "+string(path[1])+" => "+folder+"\n")...)
+		}
+	}
 	sum, err := os.ReadFile("go.sum")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if ws, err := os.ReadFile(filepath.Join(root, "go.work.sum")); err == nil {
+		sum = append(sum, ws...)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "go.mod"), mod, 0o644); err != nil {
 		t.Fatal(err)
@@ -252,7 +267,6 @@ func importTable(t *testing.T) map[string]string {
 		args = append(args, p)
 	}
 	cmd := exec.Command("go", args...)
-	cmd.Env = append(os.Environ(), "GOWORK=off")
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("go list of deps.go's imports: %v", err)
