@@ -96,7 +96,6 @@ func TestDefaultsOnDefaultPool(t *testing.T) {
 	}
 }
 
-
 // TestMaxConnsBelowPool: the locks never hold every connection of the
 // pool. On a pool of 4, the default lets 2 locks hold connections at once
 // (a third key waits for a slot); MaxConns equal to the pool's size, or a
