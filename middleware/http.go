@@ -174,7 +174,7 @@ func (h *httpMiddleware[T]) serve(next http.Handler, w http.ResponseWriter, r *h
 	if h.opts.Key != nil {
 		k, err := h.opts.Key(r)
 		if errors.Is(err, ErrNoKey) || (err == nil && k == "") {
-			ctx, _ = session.Bind[T](ctx, nil)
+			ctx = unbound[T](ctx)
 			next.ServeHTTP(w, r.WithContext(ctx))
 			return
 		}

@@ -180,7 +180,7 @@ func (mw *Middleware[U, T]) Wrap(next Handler[U]) Handler[U] {
 		}
 		key, err := mw.key(ctx, u)
 		if errors.Is(err, ErrNoKey) || (err == nil && key == "") {
-			ctx, _ = session.Bind[T](ctx, nil)
+			ctx = unbound[T](ctx)
 			return next(ctx, u)
 		}
 		if err != nil {
