@@ -54,8 +54,8 @@ func TestCodecChangeIsADeploy(t *testing.T) {
 		}
 		// A codec nobody listed is a clear error.
 		other := newManager(t, session.Config[Quiz]{Store: st, Namespace: "c", ReadCodecs: []codec.Codec{binCodec{"cbor"}}})
-		if _, err := other.Load(ctx, "old"); !errors.Is(err, session.ErrUnknownCodec) {
-			t.Fatalf("an unlisted codec: %v, want ErrUnknownCodec", err)
+		if _, err := other.Load(ctx, "old"); !errors.Is(err, session.ErrUnsupportedCodec) {
+			t.Fatalf("an unlisted codec: %v, want ErrUnsupportedCodec", err)
 		}
 		// A codec change without ReadCodecs, with quarantine on, moves
 		// nothing aside: the values are intact, the configuration is not.

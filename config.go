@@ -9,14 +9,15 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-playground/validator/v10"
 
 	"github.com/typedsession/session/codec"
+	"github.com/typedsession/session/internal/errs"
 	"github.com/typedsession/session/internal/format"
 	"github.com/typedsession/session/internal/keylock"
+	"github.com/typedsession/session/internal/protocol"
 	"github.com/typedsession/session/migrate"
 	"github.com/typedsession/session/seal"
 	"github.com/typedsession/session/store"
@@ -89,11 +90,11 @@ type Config[T any] struct {
 	// in MigrateAll) under contention. Zero means 100.
 	MaxAttempts int
 
-	// UnknownMembers says what happens to stored members that T does not
+	// ExtraMembers says what happens to stored members that T does not
 	// have (a field added by a newer binary, a field renamed without a
-	// migration step). Zero means KeepUnknown. It applies to codecs whose
+	// migration step). Zero means KeepExtra. It applies to codecs whose
 	// payload is JSON.
-	UnknownMembers UnknownMembers
+	ExtraMembers ExtraMembers
 
 	// Keyring, when set, seals every value the manager writes
 	// (AES-256-GCM, package seal) bound to its namespace and key, with the
@@ -132,11 +133,15 @@ type Config[T any] struct {
 	// Logger, when set, logs every operation at debug level, failed ones
 	// at warn level, and warns of a stored value over WarnBytes and of
 	// stored members that T does not have (once per set of members). Nil
-	// (the default) logs nothing. Session data is never logged.
+	// (the default) logs nothing. What it logs follows the package's one
+	// redaction rule, as Event does: no key without LogKeys, and no value
+	// of the session's data ever (a validation error names the field and
+	// the rule, not the value; member paths leave out map keys).
 	Logger *slog.Logger
 
-	// LogKeys puts session keys (user identifiers) into Logger's records.
-	// False (the default) leaves them out.
+	// LogKeys puts session keys (user identifiers) into Logger's records,
+	// into the texts of the errors they log, and into Event.Key and
+	// Event.Err for Hook. False (the default) leaves them out.
 	LogKeys bool
 
 	// WarnBytes, when positive, makes Logger warn of every write of a
@@ -145,12 +150,12 @@ type Config[T any] struct {
 	WarnBytes int
 }
 
-// UnknownMembers is the policy for stored members that T does not have.
+// ExtraMembers is the policy for stored members that T does not have.
 // Members that encoding/json matches case-insensitively count as known.
-type UnknownMembers int
+type ExtraMembers int
 
 const (
-	// KeepUnknown (the default) keeps such members in the stored value:
+	// KeepExtra (the default) keeps such members in the stored value:
 	// Load ignores them, and a Save of a changed session writes them back
 	// where they were, so that an old and a new binary can run side by
 	// side while a field is added, and a step added later can still
@@ -160,63 +165,13 @@ const (
 	// that have them. In a slice, they stay with their element (matched by
 	// its known data, else by its position); an element the handler
 	// removed takes them with it.
-	KeepUnknown UnknownMembers = iota
-	// RejectUnknown makes Load return ErrCorrupt naming such members.
-	RejectUnknown
-	// DropUnknown drops such members at the next Save of a changed
+	KeepExtra ExtraMembers = iota
+	// RejectExtra makes Load return ErrCorrupt naming such members.
+	RejectExtra
+	// DropExtra drops such members at the next Save of a changed
 	// session, and reports them: the explicit opt-out.
-	DropUnknown
+	DropExtra
 )
-
-// Manager loads and saves sessions of type T. It is safe for concurrent use;
-// create one per session type with New and share it.
-type Manager[T any] struct {
-	// Config, resolved once by New; nothing changes after.
-	store         store.Store
-	swapper       store.Swapper   // nil if the store has none
-	deleter       store.Deleter   // nil if the store has none
-	toucher       store.Toucher   // nil if the store has none
-	refresher     store.Refresher // nil if the store has none
-	ttlGetter     store.TTLGetter // nil if the store has none
-	format        *format.Format
-	readFormats   map[string]*format.Format // Config.ReadCodecs by name
-	namespace     string
-	ttl, slack    time.Duration
-	initialFn     func() T // nil: the zero T
-	plan          *migrate.Plan
-	latest        int
-	writeVersion  int
-	validateFn    func(*T) error
-	maxBytes      int
-	maxAttempts   int
-	unknown       UnknownMembers
-	keyring       *seal.Keyring
-	compressor    codec.Compressor
-	compressAbove int
-	quarantineOn  bool
-	hook          func(context.Context, Event)
-	logger        *slog.Logger // nil: nothing logged
-	logKeys       bool
-	warnBytes     int
-	seq           *writeSeq // write counters per key stripe, for Session.Handoff
-
-	// updates serializes the Updates of one key and hands each the
-	// session the one before saved; handoffOffTill (Unix nanoseconds)
-	// pauses the handing on after a conflict.
-	updates        *keylock.Table[*Session[T]]
-	handoffOffTill atomic.Int64
-
-	// sizeHint is the length of the last encoding, used to size the next
-	// buffer when there is no stored value to go by.
-	sizeHint atomic.Int64
-	// zeroPayload caches the encoding of the zero T, the initial value of
-	// every new session when Config.Initial is nil. It is only compared.
-	zeroPayload func() ([]byte, error)
-	// reported holds the sets of unknown members already logged, and
-	// reportedN their number.
-	reported  sync.Map
-	reportedN atomic.Int64
-}
 
 // New returns a Manager for cfg, or an error naming what is wrong with it:
 // no store, a negative TTL or MaxAttempts, a Namespace with ':', a
@@ -235,79 +190,74 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 	if strings.Contains(cfg.Namespace, ":") {
 		return nil, fmt.Errorf("session: Config.Namespace %q contains ':', so its keys could meet another namespace's; use a name without ':'", cfg.Namespace)
 	}
-	if cfg.UnknownMembers < KeepUnknown || cfg.UnknownMembers > DropUnknown {
-		return nil, fmt.Errorf("session: Config.UnknownMembers %d is not KeepUnknown, RejectUnknown or DropUnknown", cfg.UnknownMembers)
+	if cfg.ExtraMembers < KeepExtra || cfg.ExtraMembers > DropExtra {
+		return nil, fmt.Errorf("session: Config.ExtraMembers %d is not KeepExtra, RejectExtra or DropExtra", cfg.ExtraMembers)
 	}
 	m := &Manager[T]{
-		store:         cfg.Store,
-		format:        format.New(cfg.Codec, reflect.TypeFor[T]()),
-		namespace:     cfg.Namespace,
-		ttl:           cfg.TTL,
-		slack:         slackOf(cfg.TTL),
-		seq:           newWriteSeq(),
-		updates:       keylock.New[*Session[T]](),
-		initialFn:     cfg.Initial,
-		plan:          cfg.Migrations,
-		latest:        cfg.Migrations.Latest(),
-		writeVersion:  cfg.WriteVersion,
-		validateFn:    newValidateFunc[T](cfg.Validator, cfg.SkipTagValidation),
-		maxBytes:      cfg.MaxBytes,
-		maxAttempts:   cfg.MaxAttempts,
-		unknown:       cfg.UnknownMembers,
-		keyring:       cfg.Keyring,
-		compressor:    cfg.Compressor,
-		compressAbove: cfg.CompressAbove,
-		quarantineOn:  cfg.Quarantine,
-		hook:          cfg.Hook,
-		logger:        cfg.Logger,
-		logKeys:       cfg.LogKeys,
-		warnBytes:     cfg.WarnBytes,
+		store:        cfg.Store,
+		proto:        protocol.New(cfg.Store),
+		namespace:    cfg.Namespace,
+		ttl:          cfg.TTL,
+		slack:        slackOf(cfg.TTL),
+		seq:          newWriteSeq(),
+		updates:      keylock.New[*Session[T]](),
+		initialFn:    cfg.Initial,
+		latest:       cfg.Migrations.Latest(),
+		writeVersion: cfg.WriteVersion,
+		validateFn:   newValidateFunc[T](cfg.Validator, cfg.SkipTagValidation),
+		maxAttempts:  cfg.MaxAttempts,
+		unknown:      cfg.ExtraMembers,
+		quarantineOn: cfg.Quarantine,
+		hook:         cfg.Hook,
+		logger:       cfg.Logger,
+		logKeys:      cfg.LogKeys,
+		warnBytes:    cfg.WarnBytes,
 	}
 	if m.writeVersion == 0 {
 		m.writeVersion = m.latest
 	}
-	if err := m.format.CheckType(reflect.TypeFor[T]()); err != nil {
-		return nil, fmt.Errorf("session: the session type cannot be stored: %w", err)
-	}
-	for _, c := range cfg.ReadCodecs {
-		n, ok := c.(codec.Named)
-		if !ok || n.Name() == "" {
-			return nil, fmt.Errorf("session: Config.ReadCodecs: codec %T has no name (codec.Named)", c)
-		}
-		if n.Name() == m.format.Name() {
-			continue
-		}
-		if m.readFormats == nil {
-			m.readFormats = map[string]*format.Format{}
-		}
-		if _, dup := m.readFormats[n.Name()]; dup {
-			return nil, fmt.Errorf("session: Config.ReadCodecs: two codecs named %q", n.Name())
-		}
-		m.readFormats[n.Name()] = format.New(c, reflect.TypeFor[T]())
-	}
 	if err := cfg.Migrations.CanWrite(m.writeVersion); err != nil {
 		return nil, fmt.Errorf("session: Config.WriteVersion: %w", err)
-	}
-	if m.maxBytes == 0 {
-		m.maxBytes = 1 << 20
-	}
-	if m.maxAttempts == 0 {
-		m.maxAttempts = 100
-	}
-	if m.compressAbove == 0 {
-		m.compressAbove = defaultCompressAbove
 	}
 	if cfg.CompressAbove < 0 {
 		return nil, fmt.Errorf("session: Config.CompressAbove is negative (%d)", cfg.CompressAbove)
 	}
-	m.swapper, _ = cfg.Store.(store.Swapper)
-	m.deleter, _ = cfg.Store.(store.Deleter)
-	m.toucher, _ = cfg.Store.(store.Toucher)
-	m.refresher, _ = cfg.Store.(store.Refresher)
+	maxBytes := cfg.MaxBytes
+	if maxBytes == 0 {
+		maxBytes = 1 << 20
+	}
+	if m.maxAttempts == 0 {
+		m.maxAttempts = 100
+	}
+	compressAbove := cfg.CompressAbove
+	if compressAbove == 0 {
+		compressAbove = defaultCompressAbove
+	}
+	pipe, err := format.NewPipeline(format.PipelineConfig{
+		Codec:        cfg.Codec,
+		ReadCodecs:   cfg.ReadCodecs,
+		Type:         reflect.TypeFor[T](),
+		New:          func() any { return new(T) },
+		Validate:     func(v any) error { return m.validate(v.(*T)) },
+		Plan:         cfg.Migrations,
+		Latest:       m.latest,
+		WriteVersion: m.writeVersion,
+		Layers:       format.Layers{Compressor: cfg.Compressor, CompressAbove: compressAbove, Keyring: cfg.Keyring, Namespace: cfg.Namespace},
+		MaxBytes:     maxBytes,
+		Unknown:      format.ExtraPolicy(cfg.ExtraMembers),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("session: Config.ReadCodecs: %w", err)
+	}
+	m.pipe = pipe
+	if err := pipe.Format().CheckType(reflect.TypeFor[T]()); err != nil {
+		return nil, fmt.Errorf("session: the session type cannot be stored: %w", err)
+	}
 	m.ttlGetter, _ = cfg.Store.(store.TTLGetter)
+	m.refresher, _ = cfg.Store.(store.Refresher)
 	m.zeroPayload = sync.OnceValues(func() ([]byte, error) {
 		var zero T
-		return m.format.AppendPayload(nil, &zero)
+		return m.pipe.InitialPayload(&zero)
 	})
 	// Initial is user code: call it once now, so that a panic or a value
 	// that fails validation is a configuration error, not a failed Load.
@@ -319,7 +269,7 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 			err = m.validate(&v)
 		}
 		if err == nil {
-			_, err = m.format.AppendPayload(nil, &v)
+			_, err = m.pipe.InitialPayload(&v)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("session: Config.Initial: %w", err)
@@ -327,6 +277,9 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 	}
 	return m, nil
 }
+
+// defaultCompressAbove is Config.CompressAbove's default.
+const defaultCompressAbove = 1024
 
 // slackOf is the idle timeout's precision for a TTL: a tenth of it, at most
 // an hour.
@@ -357,7 +310,7 @@ func (m *Manager[T]) initialValue() (v T, err error) {
 func (m *Manager[T]) validate(data *T) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = &kindError{kind: ErrInvalid, msg: fmt.Sprintf("Validate panicked: %v", p), cause: &format.PanicError{Value: p, Stack: debug.Stack()}}
+			err = &errs.Error{Kind: ErrInvalid, Msg: fmt.Sprintf("Validate panicked: %v", p), Cause: &format.PanicError{Value: p, Stack: debug.Stack()}}
 		}
 	}()
 	return m.validateFn(data)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/typedsession/session"
+	"github.com/typedsession/session/internal/binding"
 )
 
 // TestBindingEnd: after End, From reports ErrNoSession whether or not the
@@ -21,7 +22,7 @@ func TestBindingEnd(t *testing.T) {
 		return m.Load(ctx, "u")
 	}
 
-	ctx1, b := session.Bind(ctx, load)
+	ctx1, b := binding.Bind(ctx, load)
 	if s, ok := b.End(); ok || s != nil {
 		t.Fatal("End of a binding nobody asked for returned a session")
 	}
@@ -32,7 +33,7 @@ func TestBindingEnd(t *testing.T) {
 		t.Errorf("%d loads after End, want 0", loads)
 	}
 
-	ctx2, b := session.Bind(ctx, load)
+	ctx2, b := binding.Bind(ctx, load)
 	s1, err := session.From[Quiz](ctx2)
 	if err != nil {
 		t.Fatal(err)
@@ -51,8 +52,8 @@ func TestBindingEnd(t *testing.T) {
 func TestBindNil(t *testing.T) {
 	ctx := t.Context()
 	m := newManager(t, session.Config[Quiz]{Store: newMem(t)})
-	outer, _ := session.Bind(ctx, func(ctx context.Context) (*session.Session[Quiz], error) { return m.Load(ctx, "u") })
-	inner, b := session.Bind[Quiz](outer, nil)
+	outer, _ := binding.Bind(ctx, func(ctx context.Context) (*session.Session[Quiz], error) { return m.Load(ctx, "u") })
+	inner, b := binding.Bind[*session.Session[Quiz]](outer, nil)
 	if _, err := session.From[Quiz](inner); !errors.Is(err, session.ErrNoSession) {
 		t.Errorf("From in Bind(ctx, nil) = %v, want ErrNoSession", err)
 	}
@@ -64,7 +65,7 @@ func TestBindNil(t *testing.T) {
 // TestBindingLoaderPanics: a loader that panics lets the panic through
 // once, and the binding then reports an error instead of a nil session.
 func TestBindingLoaderPanics(t *testing.T) {
-	ctx, b := session.Bind(t.Context(), func(context.Context) (*session.Session[Quiz], error) { panic("loader bug") })
+	ctx, b := binding.Bind(t.Context(), func(context.Context) (*session.Session[Quiz], error) { panic("loader bug") })
 	func() {
 		defer func() {
 			if recover() == nil {
@@ -87,7 +88,7 @@ func TestBindingEndWaitsForALoad(t *testing.T) {
 	m := newManager(t, session.Config[Quiz]{Store: newMem(t)})
 	inside, release := make(chan struct{}), make(chan struct{})
 	var acquired bool
-	ctx, b := session.Bind(t.Context(), func(ctx context.Context) (*session.Session[Quiz], error) {
+	ctx, b := binding.Bind(t.Context(), func(ctx context.Context) (*session.Session[Quiz], error) {
 		acquired = true
 		close(inside)
 		<-release

@@ -1,9 +1,9 @@
 package session
 
 import (
-	"errors"
 	"strings"
 
+	"github.com/typedsession/session/internal/errs"
 	"github.com/typedsession/session/internal/storeutil"
 )
 
@@ -16,55 +16,61 @@ var (
 	// ErrConflict: another writer saved the session between this Load and
 	// this Save. Nothing was written; load again and reapply the change, or
 	// use Manager.Update, which does that for you.
-	ErrConflict = errors.New("session: conflict: the session changed since it was loaded")
+	ErrConflict = errs.Conflict
 
 	// ErrCorrupt: the stored bytes cannot be decoded (not valid for the
-	// codec, a malformed envelope, or data that does not fit T). The
-	// stored value is left as it is.
-	ErrCorrupt = errors.New("session: stored value is corrupt")
+	// codec, a malformed envelope, a seal that does not open, data that
+	// does not fit T). The stored value is left as it is, or moved aside
+	// by Config.Quarantine when the bytes themselves are damaged (see the
+	// failure table in the package documentation).
+	ErrCorrupt = errs.Corrupt
 
 	// ErrInvalid: the session failed validation (validate tags or its
 	// Validate method). On Save nothing was written. The error also wraps
 	// the validator's own error, so errors.As finds
 	// validator.ValidationErrors.
-	ErrInvalid = errors.New("session: invalid")
+	ErrInvalid = errs.Invalid
 
 	// ErrFutureVersion: the stored schema version is newer than this
 	// binary's latest. Nothing was decoded and nothing is written: this
 	// binary must not overwrite data it does not understand.
-	ErrFutureVersion = errors.New("session: stored schema version is newer than this binary knows")
+	ErrFutureVersion = errs.FutureVersion
 
 	// ErrMigration: a migration step is missing or failed. The error
 	// wraps a *migrate.StepError naming the step; the stored value is
 	// left as it is.
-	ErrMigration = errors.New("session: migration failed")
+	ErrMigration = errs.Migration
 
-	// ErrTooLarge: the encoded session exceeds Config.MaxBytes. Nothing
-	// was written.
-	ErrTooLarge = errors.New("session: session too large")
+	// ErrTooLarge: the session's payload (the codec's encoding, before
+	// compression and sealing) exceeds Config.MaxBytes. Save writes
+	// nothing; Load applies the same rule to the same measure and leaves
+	// the stored value as it is (never quarantined); a store that caps
+	// its values reports the same.
+	ErrTooLarge = errs.TooLarge
 
 	// ErrOutcomeUnknown: a write failed in a way that does not tell
 	// whether it landed (the store did not answer, and did not answer
 	// again within the context). The session may hold the new value or
 	// the old one; load it to see. Update never retries it, since
 	// applying the change again could apply it twice.
-	ErrOutcomeUnknown = errors.New("session: outcome unknown: the write may or may not have been stored")
+	ErrOutcomeUnknown = errs.OutcomeUnknown
 
-	// ErrUnknownKey: the stored value is sealed with a key ID that
+	// ErrNoSealingKey: the stored value is sealed with a key ID that
 	// Config.Keyring does not hold (removed too early, or not added to
 	// this binary yet). The value is intact and left as it is; it is never
 	// quarantined.
-	ErrUnknownKey = errors.New("session: sealed with a key this binary does not hold")
+	ErrNoSealingKey = errs.UnknownKey
 
-	// ErrUnknownCodec: the stored value was written with a codec that
+	// ErrUnsupportedCodec: the stored value was written with a codec that
 	// neither Config.Codec nor Config.ReadCodecs is (a codec change not
-	// listed in ReadCodecs, a rollback). The value is intact and left as
-	// it is; it is never quarantined.
-	ErrUnknownCodec = errors.New("session: written with a codec this manager does not read")
+	// listed in ReadCodecs, a rollback), or with a layer (a compressor) or
+	// a compression dictionary the manager is not configured for. The
+	// value is intact and left as it is; it is never quarantined.
+	ErrUnsupportedCodec = errs.UnknownCodec
 
 	// ErrNoSession: From found no session for T in the context: no
 	// middleware bound one, or the update had no key (no user).
-	ErrNoSession = errors.New("session: no session in context")
+	ErrNoSession = errs.NoSession
 )
 
 // Error is the type of every error a Manager returns. It records the
@@ -86,34 +92,3 @@ func (e *Error) Error() string {
 
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
-
-// kindError joins a sentinel with its cause, so that errors.Is finds the
-// sentinel and errors.As finds the cause.
-type kindError struct {
-	kind  error
-	cause error
-	msg   string // optional text in place of cause.Error()
-	// damaged marks a stored value damaged by its content, which
-	// Config.Quarantine may move aside.
-	damaged bool
-}
-
-func (e *kindError) Error() string {
-	detail := e.msg
-	if detail == "" && e.cause != nil {
-		detail = e.cause.Error()
-	}
-	if detail == "" {
-		return e.kind.Error()
-	}
-	return e.kind.Error() + ": " + detail
-}
-
-func (e *kindError) Unwrap() []error {
-	if e.cause == nil {
-		return []error{e.kind}
-	}
-	return []error{e.kind, e.cause}
-}
-
-func wrapKind(kind, cause error) error { return &kindError{kind: kind, cause: cause} }

@@ -5,32 +5,32 @@ import (
 	"fmt"
 
 	"github.com/typedsession/session"
+	"github.com/typedsession/session/middleware"
 	"github.com/typedsession/session/store/memstore"
 )
+
+// An update of a bot: the middleware binds the user's session to the
+// update's context; the handler asks for its typed session with From.
+type botUpdate struct{ UserID string }
 
 func ExampleFrom() {
 	ctx := context.Background()
 	st, _ := memstore.New(memstore.Options{})
 	defer st.Close()
-	m, _ := session.New(session.Config[Quiz]{Store: st})
+	m, _ := session.New(session.Config[Quiz]{Store: st, Namespace: "quiz"})
 
-	// Middleware binds a loader; the handler asks for its typed session.
-	ctx, binding := session.Bind(ctx, func(ctx context.Context) (*session.Session[Quiz], error) {
-		return m.Load(ctx, "user-7")
-	})
-	handler := func(ctx context.Context) error {
+	key := func(_ context.Context, u botUpdate) (string, error) { return u.UserID, nil }
+	handle := middleware.Handle(m, key, func(ctx context.Context, u botUpdate) error {
 		s, err := session.From[Quiz](ctx)
 		if err != nil {
 			return err
 		}
-		s.Data.Score += 10
+		s.Data.Score += 10 // saved by the middleware when the handler returns nil
 		return nil
-	}
-	if err := handler(ctx); err != nil {
+	}, middleware.Options{})
+
+	if err := handle(ctx, botUpdate{UserID: "user-7"}); err != nil {
 		panic(err)
-	}
-	if s, ok := binding.Loaded(); ok {
-		m.Save(ctx, s)
 	}
 	q, _ := m.Load(ctx, "user-7")
 	fmt.Println(q.Data.Score)

@@ -41,7 +41,7 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Cleanup(func() { st.Close() })
 	m := regManager(f, st, 0)
-	sentinels := []error{session.ErrCorrupt, session.ErrInvalid, session.ErrFutureVersion, session.ErrMigration, session.ErrTooLarge, session.ErrUnknownCodec, session.ErrUnknownKey}
+	sentinels := []error{session.ErrCorrupt, session.ErrInvalid, session.ErrFutureVersion, session.ErrMigration, session.ErrTooLarge, session.ErrUnsupportedCodec, session.ErrNoSealingKey}
 
 	f.Fuzz(func(t *testing.T, stored []byte) {
 		ctx := t.Context()

@@ -9,60 +9,58 @@ import (
 	"time"
 )
 
-// Handoff returns a new session for the same key that starts from the
+// handoff returns a new session for the same key that starts from the
 // value s last read from or wrote to the store, without a store round
-// trip: the value is decoded anew from those bytes (and validated, as
-// Load does), so the new session's Data is its own, never s.Data.
+// trip: the value is decoded anew from those bytes (and validated, as Load
+// does), so the new session's Data is its own, never s.Data. Update uses
+// it for the next Update of the key queued behind the one that saved s.
 //
-// It is for code that serializes the updates of one key itself and would
-// otherwise load again what it has just saved: the middleware's per-key
-// lock hands each waiting update the session its predecessor saved, so
-// that queued updates of one user cost one round trip each (the save).
 // The bytes are the stored value only if nothing else has written the key
-// since; a save of the returned session is a compare-and-swap against
-// them (on a [store.Swapper]), so a stale start gives ErrConflict, never a
-// lost update. Call it only where a conflict would be no worse than after
-// a Load.
+// since: a write through any Manager of this process is seen (writeSeq),
+// a write from another process is not. The caller must therefore prove
+// the handed session current before it returns anything read from it: a
+// change is saved with a compare-and-swap against those bytes (a stale
+// start gives ErrConflict), and a session that saves nothing must be
+// compared with a read (Manager.verify).
 //
 // ctx is passed to Config.Hook, which hears of the handoff as a load with
 // Event.Handoff set.
 //
-// Handoff reports false, and the caller should Load, when s cannot be
-// handed on: the store has no compare-and-swap (store.Swapper), so that
-// nothing would catch a stale start; s was not loaded or saved
-// successfully (a failed Save, a Save still pending after Destroy or
-// MoveTo); its stored value no longer decodes or validates; or a write of
-// the same store key through any Manager of this process (another
-// session's Save, Update, Delete, MigrateAll) may have happened since s
-// last touched the store. Writes from other processes are not seen; the
-// compare-and-swap catches them. The expiry
-// is treated as Load treats it: the new session's Save extends it only
-// when less than TTL − slack remains by the time s last learned it.
-func (s *Session[T]) Handoff(ctx context.Context) (*Session[T], bool) {
+// handoff reports false, and the caller should Load, when s cannot be
+// handed on: the store has no compare-and-swap, so that nothing would
+// catch a stale start of a change; s's last store access failed, or a
+// Destroy or MoveTo is pending; its stored value no longer decodes or
+// validates; or a write of the same store key through any Manager of this
+// process (another session's Save, Update, Delete, MigrateAll) may have
+// happened since s last touched the store. The expiry is treated as Load
+// treats it: the new session's save extends it only when less than TTL −
+// slack remains by the time s last learned it.
+func (s *Session[T]) handoff(ctx context.Context) (*Session[T], bool) {
 	m := s.m
-	if m == nil || m.swapper == nil || !s.current || s.destroyed || s.moveTo != "" || s.quarantined != "" ||
+	if m == nil || !m.proto.Swaps() || !s.synced || s.pending != (pending{}) ||
 		m.seq.of(s.storeKey).Load() != s.seq {
 		return nil, false
 	}
-	n := &Session[T]{m: m, key: s.key, storeKey: s.storeKey, seq: s.seq, freshUntil: s.freshUntil, current: true}
+	n := &Session[T]{m: m, key: s.key, storeKey: s.storeKey, seq: s.seq}
 	var start time.Time
 	if m.observing() {
 		start = time.Now()
 	}
-	if s.stored == nil {
+	if s.stored.Raw == nil {
 		if m.renew(n) != nil {
 			return nil, false
 		}
-	} else if m.fill(n, s.stored) != nil {
-		return nil, false
-	}
-	n.fresh = m.ttl <= 0 || time.Now().Before(s.freshUntil)
-	if m.observing() {
-		e := Event{Op: "load", Key: n.key, Handoff: true, Duration: time.Since(start),
-			Outcome: OutcomeFound, Bytes: len(n.stored), StoredVersion: n.version, Version: m.latest}
-		if n.isNew {
-			e.Outcome = OutcomeNew
+	} else {
+		stored, v, err := m.pipe.Decode(s.stored.Raw, s.key)
+		if err != nil {
+			return nil, false
 		}
+		n.Data, n.stored, n.synced = *v.(*T), stored, true
+	}
+	n.freshUntil = s.freshUntil
+	if m.observing() {
+		e := m.loadEvent(n.key, n, nil, start)
+		e.Handoff = true
 		m.emit(ctx, e)
 	}
 	return n, true

@@ -173,7 +173,7 @@ func TestAttackHandoffWithoutCompareAndSwap(t *testing.T) {
 		t.Errorf("score: the other process's write was lost (-want +got):\n%s", diff)
 	}
 	// Session.Handoff itself declines on such a store.
-	if _, ok := s.Handoff(t.Context()); ok {
+	if _, ok := session.Handoff(t.Context(), s); ok {
 		t.Error("Handoff on a store without compare-and-swap: true, want false")
 	}
 }

@@ -30,7 +30,7 @@ func TestHandoff(t *testing.T) {
 	}
 	for i := 2; i <= 10; i++ {
 		cs.Reset()
-		n, ok := s.Handoff(ctx)
+		n, ok := session.Handoff(ctx, s)
 		if !ok {
 			t.Fatalf("step %d: Handoff declined after a successful Save", i)
 		}
@@ -80,7 +80,7 @@ func TestHandoffDeclines(t *testing.T) {
 		if _, err := m.Update(ctx, "a", func(q *Quiz) error { q.Score += 10; return nil }); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := s.Handoff(ctx); ok {
+		if _, ok := session.Handoff(ctx, s); ok {
 			t.Fatal("Handoff accepted a session whose key was written since")
 		}
 	})
@@ -89,7 +89,7 @@ func TestHandoffDeclines(t *testing.T) {
 		if err := m.Delete(ctx, "b"); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := s.Handoff(ctx); ok {
+		if _, ok := session.Handoff(ctx, s); ok {
 			t.Fatal("Handoff accepted a session whose key was deleted since")
 		}
 	})
@@ -102,7 +102,7 @@ func TestHandoffDeclines(t *testing.T) {
 		if err := m.Save(ctx, s); !errors.Is(err, session.ErrInvalid) {
 			t.Fatalf("Save = %v, want ErrInvalid", err)
 		}
-		if _, ok := s.Handoff(ctx); ok {
+		if _, ok := session.Handoff(ctx, s); ok {
 			t.Fatal("Handoff accepted a session whose Save failed")
 		}
 	})
@@ -116,37 +116,37 @@ func TestHandoffDeclines(t *testing.T) {
 		if err := m.Save(ctx, s2); !errors.Is(err, session.ErrConflict) {
 			t.Fatalf("second Save = %v, want ErrConflict", err)
 		}
-		if _, ok := s2.Handoff(ctx); ok {
+		if _, ok := session.Handoff(ctx, s2); ok {
 			t.Fatal("Handoff accepted the session whose Save conflicted")
 		}
 		// Any write attempt of the key through the manager counts, even
 		// one that did not land: the winner is not handed on either.
-		if _, ok := s1.Handoff(ctx); ok {
+		if _, ok := session.Handoff(ctx, s1); ok {
 			t.Fatal("Handoff accepted a session whose key another save tried to write since")
 		}
 	})
 	t.Run("pending destroy or move", func(t *testing.T) {
 		s := saved(t, "e")
 		s.Destroy()
-		if _, ok := s.Handoff(ctx); ok {
+		if _, ok := session.Handoff(ctx, s); ok {
 			t.Fatal("Handoff accepted a session marked for Destroy")
 		}
 		if err := m.Save(ctx, s); err != nil {
 			t.Fatal(err)
 		}
-		n, ok := s.Handoff(ctx)
+		n, ok := session.Handoff(ctx, s)
 		if !ok || !n.IsNew() {
 			t.Fatalf("Handoff after a saved Destroy = %v, %v; want a new session", n, ok)
 		}
 		s = saved(t, "f")
 		s.MoveTo("g")
-		if _, ok := s.Handoff(ctx); ok {
+		if _, ok := session.Handoff(ctx, s); ok {
 			t.Fatal("Handoff accepted a session with a pending MoveTo")
 		}
 		if err := m.Save(ctx, s); err != nil {
 			t.Fatal(err)
 		}
-		if n, ok := s.Handoff(ctx); !ok || n.Key() != "g" || n.Data.Score != 1 {
+		if n, ok := session.Handoff(ctx, s); !ok || n.Key() != "g" || n.Data.Score != 1 {
 			t.Fatalf("Handoff after a saved MoveTo = %+v, %v; want key g, score 1", n, ok)
 		}
 	})
@@ -182,7 +182,7 @@ func TestHandoffStaleConflicts(t *testing.T) {
 	if err := st.Set(ctx, "k", raw, 0); err != nil {
 		t.Fatal(err)
 	}
-	n, ok := s.Handoff(ctx)
+	n, ok := session.Handoff(ctx, s)
 	if !ok {
 		t.Fatal("Handoff declined; it cannot see another process's writes")
 	}
@@ -211,7 +211,7 @@ func TestHandoffExpiry(t *testing.T) {
 	if err := m.Save(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	n, ok := s.Handoff(ctx)
+	n, ok := session.Handoff(ctx, s)
 	if !ok {
 		t.Fatal("Handoff declined")
 	}
@@ -223,7 +223,7 @@ func TestHandoffExpiry(t *testing.T) {
 		t.Fatalf("an unchanged Save right after a write made %d store writes, want 0", w)
 	}
 	time.Sleep(2 * m.Slack())
-	n2, ok := n.Handoff(ctx)
+	n2, ok := session.Handoff(ctx, n)
 	if !ok {
 		t.Fatal("Handoff declined")
 	}
@@ -251,7 +251,7 @@ func TestHandoffHook(t *testing.T) {
 	if err := m.Save(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := s.Handoff(ctx); !ok {
+	if _, ok := session.Handoff(ctx, s); !ok {
 		t.Fatal("Handoff declined")
 	}
 	last := events[len(events)-1]

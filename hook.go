@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/typedsession/session/internal/errs"
 )
 
 // Event describes one operation of a Manager, for Config.Hook: what a
@@ -17,10 +19,14 @@ type Event struct {
 	// Op is "load", "save", "delete", "update" or "migrate" (one key of
 	// MigrateAll).
 	Op string
-	// Namespace is Config.Namespace. Key is the key as the caller gave it:
-	// a user identifier, unbounded; never use it as a metric attribute.
+	// Namespace is Config.Namespace. Key is the key as the caller gave it,
+	// only with Config.LogKeys (else ""): a user identifier, unbounded;
+	// never use it as a metric attribute.
 	Namespace, Key string
-	// Outcome says what happened; Err is the error returned, or nil.
+	// Outcome says what happened; Err is the error returned, or nil,
+	// redacted by the package's one rule (see Config.LogKeys): its text
+	// holds no key without LogKeys and no value of the session's data;
+	// errors.Is matches the same sentinels as the error returned.
 	Outcome Outcome
 	Err     error
 	// Duration is the operation's wall time, store round trips included.
@@ -36,10 +42,11 @@ type Event struct {
 	// Attempts counts the loads of an update or of a key in MigrateAll (1
 	// without a conflict); Conflicts counts the conflicts among them.
 	Attempts, Conflicts int
-	// Unknown lists the stored members that the session type does not
-	// have, met by a save ("lang", "profile.nick"), per
-	// Config.UnknownMembers.
-	Unknown []string
+	// Extra lists the stored members that the session type does not
+	// have, met by a save ("lang", "profile.nick", "items[].note": map
+	// keys and list indexes left out, as they are data), per
+	// Config.ExtraMembers.
+	Extra []string
 	// Handoff marks a load that read nothing from the store: the session
 	// was handed on from the previous update of the key (Session.Handoff,
 	// which the middleware uses for queued updates of one key).
@@ -80,12 +87,18 @@ func outcomeOf(err error) Outcome {
 // when they are not, the manager does no work for them at all.
 func (m *Manager[T]) observing() bool { return m.hook != nil || m.logger != nil }
 
-// emit delivers e to the hook and the logger.
-func (m *Manager[T]) emit(ctx context.Context, e Event) {
+// emit delivers e to the hook and the logger, redacted (see redact);
+// others are more keys the operation touched (a MoveTo's new key).
+func (m *Manager[T]) emit(ctx context.Context, e Event, others ...string) {
 	e.Namespace = m.namespace
 	if e.Err != nil && e.Outcome != OutcomeQuarantined && (e.Outcome == "" || e.Outcome == OutcomeFound || e.Outcome == OutcomeNew) {
 		e.Outcome = outcomeOf(e.Err)
 	}
+	e.Err = m.redact(e.Err, e.Key, others...)
+	if !m.logKeys {
+		e.Key = ""
+	}
+	e.Extra = memberNames(e.Extra)
 	if m.hook != nil {
 		m.hook(ctx, e)
 	}
@@ -129,13 +142,58 @@ func (m *Manager[T]) log(ctx context.Context, e Event) {
 		m.logger.LogAttrs(ctx, slog.LevelWarn, "session: stored value over Config.WarnBytes",
 			append(attrs[:0:0], slog.String("namespace", e.Namespace), slog.Int("bytes", e.Bytes), slog.Int("warn_bytes", m.warnBytes), keyAttr(m.logKeys, e.Key))...)
 	}
-	if len(e.Unknown) > 0 && m.firstReport(e.Unknown) {
+	if len(e.Extra) > 0 && m.firstReport(e.Extra) {
 		m.logger.LogAttrs(ctx, slog.LevelWarn, "session: stored members that the session type does not have",
-			slog.String("namespace", e.Namespace), slog.Any("members", e.Unknown), slog.String("policy", m.unknown.String()), keyAttr(m.logKeys, e.Key))
+			slog.String("namespace", e.Namespace), slog.Any("members", e.Extra), slog.String("policy", m.unknown.String()), keyAttr(m.logKeys, e.Key))
 	}
 }
 
+// redact returns err as Config.Hook and Config.Logger receive it, by the
+// one redaction rule of the package: no key (the key as given, its store
+// key, and the other keys the operation touched) unless Config.LogKeys,
+// and no value of the session's data ever (a validation message names the
+// field and the rule, not the value; see errs.SafeText). The result
+// matches the same sentinels as err with errors.Is, but errors.As finds
+// none of its causes: they may hold what the rule leaves out.
+func (m *Manager[T]) redact(err error, key string, others ...string) error {
+	if err == nil {
+		return nil
+	}
+	var text string
+	if m.logKeys {
+		text = errs.Redact(err)
+	} else {
+		text = errs.Redact(err, append(others, key)...)
+	}
+	return &redactedError{text: text, err: err}
+}
+
+// redactedError is an error as events and logs carry it: its text
+// redacted, errors.Is answered by the error it stands for.
+type redactedError struct {
+	text string
+	err  error
+}
+
+func (e *redactedError) Error() string { return e.text }
+
+// Is reports whether the error it stands for matches target.
+func (e *redactedError) Is(target error) bool { return errors.Is(e.err, target) }
+
 var indexes = regexp.MustCompile(`\[[^\]]*\]`)
+
+// memberNames returns member paths without their map keys and list
+// indexes ("items[].note" for items["ann"].note): map keys are data.
+func memberNames(paths []string) []string {
+	if len(paths) == 0 {
+		return paths
+	}
+	out := make([]string, 0, len(paths))
+	for _, p := range paths {
+		out = append(out, indexes.ReplaceAllString(p, "[]"))
+	}
+	return slices.Compact(out)
+}
 
 // firstReport reports whether this set of unknown members is met for the
 // first time by this manager, so that a rolling deploy logs it once, not
@@ -167,14 +225,14 @@ func keyAttr(logKeys bool, key string) slog.Attr {
 }
 
 // String returns the policy's name.
-func (u UnknownMembers) String() string {
+func (u ExtraMembers) String() string {
 	switch u {
-	case KeepUnknown:
-		return "KeepUnknown"
-	case RejectUnknown:
-		return "RejectUnknown"
-	case DropUnknown:
-		return "DropUnknown"
+	case KeepExtra:
+		return "KeepExtra"
+	case RejectExtra:
+		return "RejectExtra"
+	case DropExtra:
+		return "DropExtra"
 	}
-	return "UnknownMembers(?)"
+	return "ExtraMembers(?)"
 }

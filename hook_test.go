@@ -41,7 +41,7 @@ func TestHookSeesEveryOperation(t *testing.T) {
 	st := newMem(t)
 	var r recorder
 	plan := migrate.MustNew(migrate.Raw(1, func(map[string]any) error { return nil }))
-	m := newManager(t, session.Config[Quiz]{Store: st, Namespace: "q", Migrations: plan, Hook: r.hook})
+	m := newManager(t, session.Config[Quiz]{Store: st, Namespace: "q", Migrations: plan, Hook: r.hook, LogKeys: true})
 	ignore := cmpopts.IgnoreFields(session.Event{}, "Duration", "Err", "Bytes")
 
 	s, _ := m.Load(ctx, "u")
@@ -135,5 +135,66 @@ func TestLoggerIsQuietByDefaultAndKeepsKeysOut(t *testing.T) {
 	keyed.Load(ctx, "secret-user")
 	if !strings.Contains(buf.String(), "secret-user") {
 		t.Fatalf("LogKeys did not put the key in the log:\n%s", buf.String())
+	}
+}
+
+// Payment holds a secret a validation error would quote.
+type Payment struct {
+	Card  string          `json:"card" validate:"omitempty,credit_card"`
+	Notes map[string]Note `json:"notes"`
+}
+
+type Note struct {
+	Text string `json:"text"`
+}
+
+// TestRedaction (issue 27, example 5): with Config.Logger and a Keyring,
+// and LogKeys off, a failed Update logs neither the key nor the failing
+// field's value, and neither does the Event the hook gets; with LogKeys on
+// the key appears, the value never. Member paths leave map keys out.
+func TestRedaction(t *testing.T) {
+	const key, card = "user-secret-42", "4111111111111112"
+	for _, logKeys := range []bool{false, true} {
+		ctx := t.Context()
+		st := newMem(t)
+		var buf bytes.Buffer
+		var events []session.Event
+		m := newManager(t, session.Config[Payment]{Store: st, Namespace: "pay", Keyring: keyring(t, testKey(t, "k1")), LogKeys: logKeys,
+			Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			Hook:   func(_ context.Context, e session.Event) { events = append(events, e) }})
+		_, err := m.Update(ctx, key, func(p *Payment) error { p.Card = card; return nil })
+		if !errors.Is(err, session.ErrInvalid) || !strings.Contains(err.Error(), card[:12]) {
+			t.Fatalf("Update = %v; want ErrInvalid whose text (for the caller) names the value", err)
+		}
+		// A stored member T lacks, under a map key that is data.
+		raw := []byte(`{"typedsession":1,"data":{"notes":{"bob@example.com":{"text":"x","zzz":1}}}}`)
+		st.Set(ctx, "pay:"+key, raw, 0)
+		if _, err := m.Update(ctx, key, func(p *Payment) error { p.Notes["bob@example.com"] = Note{Text: "y"}; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		var texts []string
+		texts = append(texts, buf.String())
+		for _, e := range events {
+			if e.Err != nil {
+				texts = append(texts, e.Err.Error())
+				if !errors.Is(e.Err, session.ErrInvalid) {
+					t.Errorf("Event.Err %v does not match ErrInvalid", e.Err)
+				}
+			}
+			texts = append(texts, e.Key, strings.Join(e.Extra, " "))
+		}
+		all := strings.Join(texts, "\n")
+		if strings.Contains(all, card[:12]) {
+			t.Errorf("LogKeys %v: the card number is in the logs or events:\n%s", logKeys, all)
+		}
+		if strings.Contains(all, "bob@example.com") {
+			t.Errorf("LogKeys %v: a map key (data) is in a member path:\n%s", logKeys, all)
+		}
+		if strings.Contains(all, key) != logKeys {
+			t.Errorf("LogKeys %v: the key is in the logs or events: %v, want %v:\n%s", logKeys, !logKeys, logKeys, all)
+		}
+		if !strings.Contains(all, `credit_card`) {
+			t.Errorf("the logs do not name the failing rule:\n%s", all)
+		}
 	}
 }

@@ -24,6 +24,14 @@ type MigrateOptions struct {
 	// it MigrateAll refuses.
 	AllKeys bool
 
+	// Overwrite lets MigrateAll run on a store without compare-and-swap
+	// (no store.Swapper), where each migrated value is written with Set: a
+	// session changed between MigrateAll's read of it and its write is
+	// then overwritten by its migrated older value. Set it only while
+	// nothing else writes the namespace. Without it MigrateAll refuses
+	// such a store (Load migrates each session anyway when it reads it).
+	Overwrite bool
+
 	// Reseal also rewrites values whose layers differ from what the
 	// manager writes now: sealed with another key than the keyring's
 	// first, not sealed though Config.Keyring is set, compressed
@@ -38,10 +46,10 @@ type MigrateReport struct {
 	Migrated int // keys written back at the write version
 	Current  int // keys already at (or above) the write version that load cleanly, left alone
 	Gone     int // keys deleted or expired between the scan and the read
-	// Unknown counts the keys (among Migrated and Current) whose stored
+	// Extra counts the keys (among Migrated and Current) whose stored
 	// value has members the session type does not have.
-	Unknown int
-	Failed  []MigrateFailure
+	Extra  int
+	Failed []MigrateFailure
 }
 
 // MigrateFailure is one key MigrateAll could not migrate, with the reason
@@ -78,13 +86,17 @@ type MigrateFailure struct {
 // they are counted. Only the keys are held in memory, never more than a
 // chunk of values.
 //
-// MigrateAll returns an error for a store that is not a store.Scanner and
-// for a scan that fails; per-key failures are only reported.
+// MigrateAll returns an error for a store that is not a store.Scanner, for
+// a store without compare-and-swap unless MigrateOptions.Overwrite is set,
+// and for a scan that fails; per-key failures are only reported.
 func (m *Manager[T]) MigrateAll(ctx context.Context, opts MigrateOptions) (MigrateReport, error) {
 	var r MigrateReport
 	sc, ok := m.store.(store.Scanner)
 	if !ok {
 		return r, &Error{Op: "migrate", Key: "", Err: fmt.Errorf("store %T cannot list its keys (no Scan method)", m.store)}
+	}
+	if !m.proto.Swaps() && !opts.Overwrite {
+		return r, &Error{Op: "migrate", Key: "", Err: fmt.Errorf("store %T has no compare-and-swap, so MigrateAll could overwrite a session changed while it runs; set MigrateOptions.Overwrite to migrate while nothing else writes, or let Load migrate each session when it reads it", m.store)}
 	}
 	if m.namespace == "" && !opts.AllKeys {
 		return r, &Error{Op: "migrate", Key: "", Err: errors.New("the manager has no Namespace, so MigrateAll would visit every key in the store; set MigrateOptions.AllKeys to do that")}
@@ -146,7 +158,7 @@ func (m *Manager[T]) tally(ctx context.Context, r *MigrateReport, opts MigrateOp
 		r.Gone++
 	}
 	if unknown && err == nil && out != gone {
-		r.Unknown++
+		r.Extra++
 	}
 	if opts.Progress != nil {
 		opts.Progress(*r)
@@ -181,40 +193,67 @@ func (m *Manager[T]) migrateOne(ctx context.Context, key string, reseal bool, st
 		var s *Session[T]
 		var err error
 		if f != nil {
-			s, err = m.loadFrom(ctx, key, f.raw, f.fresh)
+			s, err = m.openRead(ctx, key, f.raw, f.freshUntil)
 		} else {
 			s, err = m.load(ctx, key)
 		}
 		if err != nil {
 			return err
 		}
-		last, storedVersion, s.outcome = s, s.version, OutcomeUnchanged
-		if m.format.JSONForm() {
-			unk = m.format.Unknown(s.payload)
-		}
-		switch {
-		case s.isNew:
-			out = gone
-			return nil
-		case reseal && m.stale(s):
-			s.rewrite = true
-		case s.version >= m.writeVersion && !s.foreign:
-			out = current
+		last, storedVersion, unk = s, s.stored.Version, m.unknownOf(s)
+		if out = m.classify(s, reseal); out != migrated {
 			return nil
 		}
-		if err := m.save(ctx, s); err != nil {
-			return err
-		}
-		out = migrated
-		return nil
+		return m.save(ctx, s)
 	})
 	if m.observing() {
 		e := Event{Op: "migrate", Key: key, Err: err, Duration: time.Since(start)}
 		if last != nil {
 			e = m.saveEvent("migrate", key, last, storedVersion, err, start)
 		}
-		e.Attempts, e.Conflicts, e.Unknown = attempts, attempts-1, unk
+		e.Attempts, e.Conflicts, e.Extra = attempts, attempts-1, unk
 		m.emit(ctx, e)
 	}
 	return out, len(unk) > 0, err
+}
+
+// classify decides what MigrateAll does with s, just loaded: gone (nothing
+// stored), current (stored at or above the write version, with the write
+// codec, and not to be resealed), or migrated (to be saved; a reseal is
+// marked pending). It also sets the outcome a save would report for a
+// session it leaves alone.
+func (m *Manager[T]) classify(s *Session[T], reseal bool) outcome {
+	s.report.outcome = OutcomeUnchanged
+	switch {
+	case s.IsNew():
+		return gone
+	case reseal && s.stored.Stale:
+		s.pending.reseal = true
+		return migrated
+	case s.stored.Version >= m.writeVersion && !s.stored.Foreign:
+		return current
+	}
+	return migrated
+}
+
+// unknownOf returns the stored members of s that T does not have.
+func (m *Manager[T]) unknownOf(s *Session[T]) []string {
+	if f := m.pipe.Format(); f.JSONForm() {
+		return f.Unknown(s.stored.Payload)
+	}
+	return nil
+}
+
+// openRead is Load for a value already read under key: raw (nil: absent)
+// with its expiry fresh until freshUntil.
+func (m *Manager[T]) openRead(ctx context.Context, key string, raw []byte, freshUntil time.Time) (*Session[T], error) {
+	s, err := m.newSession(key)
+	if err != nil {
+		return nil, err
+	}
+	s.seq = m.seq.of(s.storeKey).Load()
+	if err := m.open(ctx, s, raw, freshUntil); err != nil {
+		return nil, err
+	}
+	return s, nil
 }

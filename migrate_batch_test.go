@@ -188,7 +188,7 @@ func recordEvents() (func(context.Context, session.Event), func() []eventRecord)
 	var recs []eventRecord
 	hook := func(_ context.Context, e session.Event) {
 		r := eventRecord{Op: e.Op, Key: e.Key, Outcome: e.Outcome, Bytes: e.Bytes, StoredVersion: e.StoredVersion,
-			Version: e.Version, Attempts: e.Attempts, Conflicts: e.Conflicts, Unknown: e.Unknown}
+			Version: e.Version, Attempts: e.Attempts, Conflicts: e.Conflicts, Unknown: e.Extra}
 		if e.Err != nil {
 			r.Err = errKind(e.Err)
 		}
@@ -230,7 +230,7 @@ type reportRecord struct {
 func runMigrate(t *testing.T, st store.Store) (reportRecord, []eventRecord) {
 	t.Helper()
 	hook, events := recordEvents()
-	m, err := session.New(session.Config[Tally]{Store: st, Namespace: "tally", TTL: time.Hour, Migrations: tallyPlan(t), Hook: hook})
+	m, err := session.New(session.Config[Tally]{Store: st, Namespace: "tally", TTL: time.Hour, Migrations: tallyPlan(t), Hook: hook, LogKeys: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func runMigrate(t *testing.T, st store.Store) (reportRecord, []eventRecord) {
 	if err != nil {
 		t.Fatalf("MigrateAll: %v", err)
 	}
-	rec := reportRecord{Scanned: r.Scanned, Migrated: r.Migrated, Current: r.Current, Gone: r.Gone, Unknown: r.Unknown,
+	rec := reportRecord{Scanned: r.Scanned, Migrated: r.Migrated, Current: r.Current, Gone: r.Gone, Unknown: r.Extra,
 		Failed: map[string]string{}, Progress: progress}
 	for _, f := range r.Failed {
 		rec.Failed[f.Key] = errKind(f.Err)
@@ -353,6 +353,7 @@ func lazyCluster(parent *testing.T) func(t *testing.T) *redis.ClusterClient {
 	)
 	return func(t *testing.T) *redis.ClusterClient {
 		t.Helper()
+		testenv.Slow(t) // the cluster tests are in the slow suite
 		testenv.NeedRedisBinaries(t)
 		once.Do(func() {
 			if c, err = testenv.StartRedisCluster(parent, "session"); err == nil {
@@ -413,6 +414,7 @@ func runConcurrentMigration(t *testing.T, st store.Store, n, workers, perWorker 
 	}
 	var written, conflicts atomic.Int64
 	mig, err := session.New(session.Config[Tally]{Store: st, Namespace: "tally", TTL: time.Hour, Migrations: tallyPlan(t),
+		LogKeys: true,
 		Hook: func(_ context.Context, e session.Event) {
 			if e.Op == "migrate" && e.Outcome == session.OutcomeWritten {
 				written.Add(1)
@@ -507,6 +509,7 @@ func runConcurrentMigration(t *testing.T, st store.Store, n, workers, perWorker 
 // its key once, an Update that reported ErrOutcomeUnknown at most once, and
 // a second MigrateAll, without cuts, leaves every key at version 2.
 func TestMigrateAllBatchClientKill(t *testing.T) {
+	testenv.Slow(t)
 	testenv.NeedRedisBinaries(t)
 	port := testenv.FreePort(t, map[int]bool{})
 	srv, err := testenv.StartRedisServer(port, filepath.Join(t.TempDir(), strconv.Itoa(port)), "--appendonly", "no")
@@ -519,8 +522,10 @@ func TestMigrateAllBatchClientKill(t *testing.T) {
 	killer := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { killer.Close() })
 	st := &openCounting{Store: redisstore.New(client, redisstore.Options{Prefix: "kill:"}), reading: make(chan struct{})}
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
+	// No run-wide deadline: each Update has its own, and the client's
+	// read timeout bounds MigrateAll's calls, so the run ends by itself
+	// however slow the machine.
+	ctx := t.Context()
 
 	const n, workers, perWorker = 2000, 8, 40
 	for i := range n {
@@ -573,10 +578,12 @@ func TestMigrateAllBatchClientKill(t *testing.T) {
 			for j := range perWorker {
 				key := strconv.Itoa((w*perWorker + j*37) % n)
 				id := fmt.Sprintf("w%d.%d", w, j)
-				_, err := upd.Update(ctx, key, func(s *Tally) error {
+				callCtx, callCancel := context.WithTimeout(ctx, 5*time.Second)
+				_, err := upd.Update(callCtx, key, func(s *Tally) error {
 					s.IDs = append(s.IDs, id)
 					return nil
 				})
+				callCancel()
 				mu.Lock()
 				switch {
 				case err == nil:

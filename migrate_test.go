@@ -364,3 +364,32 @@ func TestMigrateAll(t *testing.T) {
 		t.Fatal("MigrateAll touched a key outside its namespace")
 	}
 }
+
+// scanOnly is a store with Scan but no compare-and-swap.
+type scanOnly struct {
+	store.Store
+	store.Scanner
+}
+
+// TestMigrateAllWithoutSwapNeedsOverwrite: on a store without
+// compare-and-swap, MigrateAll could overwrite a session changed while it
+// runs, so it refuses unless MigrateOptions.Overwrite says nothing else
+// writes (a promise that depends on an optional capability is never made
+// silently).
+func TestMigrateAllWithoutSwapNeedsOverwrite(t *testing.T) {
+	ctx := t.Context()
+	mem := newMem(t)
+	mem.Set(ctx, "q:a", []byte(`{"typedsession":1,"data":{"score":1}}`), 0)
+	st := scanOnly{mem, mem}
+	m := newManager(t, session.Config[Quiz]{Store: st, Namespace: "q", Migrations: migrate.MustNew(migrate.Raw(1, func(map[string]any) error { return nil }))})
+	if _, err := m.MigrateAll(ctx, session.MigrateOptions{}); err == nil || !strings.Contains(err.Error(), "Overwrite") {
+		t.Fatalf("MigrateAll on a store without compare-and-swap = %v, want a refusal naming MigrateOptions.Overwrite", err)
+	}
+	if raw, _ := mem.Get(ctx, "q:a"); !bytes.Contains(raw, []byte(`"typedsession":1,`)) {
+		t.Fatalf("the refusal wrote %s", raw)
+	}
+	r, err := m.MigrateAll(ctx, session.MigrateOptions{Overwrite: true})
+	if err != nil || r.Migrated != 1 {
+		t.Fatalf("MigrateAll with Overwrite = %+v, %v; want 1 migrated", r, err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/typedsession/session"
+	"github.com/typedsession/session/internal/binding"
 	"github.com/typedsession/session/migrate"
 	"github.com/typedsession/session/store"
 	"github.com/typedsession/session/store/memstore"
@@ -137,7 +138,10 @@ func TestUnchangedSaveWritesNothing(t *testing.T) {
 		{"TTL on a TTLGetter", func(c *storetest.Counter) store.Store { return c }, time.Hour, map[string]int{"GetWithTTL": 1}},
 		{"TTL on a Refresher", func(c *storetest.Counter) store.Store { return refresherOnly{c, c} }, time.Hour, map[string]int{"GetAndTouch": 1}},
 		{"TTL on a Toucher", func(c *storetest.Counter) store.Store { return touchOnly{c, c} }, time.Hour, map[string]int{"Get": 1, "Touch": 1}},
-		{"TTL on a basic store", func(c *storetest.Counter) store.Store { return basic{c} }, time.Hour, map[string]int{"Get": 1, "Set": 1}},
+		// Without a conditional write an unchanged session is never
+		// written back: a blind Set could revert another writer's newer
+		// value (issue 22, example 2).
+		{"TTL on a basic store", func(c *storetest.Counter) store.Store { return basic{c} }, time.Hour, map[string]int{"Get": 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCounting(newMem(t))
@@ -401,9 +405,17 @@ func TestTooLarge(t *testing.T) {
 	if _, err := st.Get(ctx, "u"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatal("an oversize session was written")
 	}
-	st.Set(ctx, "big", bytes.Repeat([]byte(" "), 200), 0)
-	if _, err := m.Load(ctx, "big"); !errors.Is(err, session.ErrTooLarge) {
+	// Load applies the rule Save applies, to the same measure: the
+	// payload. A stored value too long to hold a payload within the
+	// limit is refused before it is parsed; a shorter one whose payload
+	// is over the limit once read is refused too; neither is corrupt.
+	st.Set(ctx, "big", bytes.Repeat([]byte(" "), 2000), 0)
+	if _, err := m.Load(ctx, "big"); !errors.Is(err, session.ErrTooLarge) || errors.Is(err, session.ErrCorrupt) {
 		t.Fatalf("Load of an oversize value = %v, want ErrTooLarge", err)
+	}
+	st.Set(ctx, "big", []byte(`{"typedsession":1,"data":{"answers":["`+strings.Repeat("x", 150)+`"]}}`), 0)
+	if _, err := m.Load(ctx, "big"); !errors.Is(err, session.ErrTooLarge) || errors.Is(err, session.ErrCorrupt) {
+		t.Fatalf("Load of a value whose payload is over the limit = %v, want ErrTooLarge", err)
 	}
 }
 
@@ -523,7 +535,7 @@ func TestFrom(t *testing.T) {
 		t.Fatalf("From without a binding = %v, want ErrNoSession", err)
 	}
 	loads := 0
-	ctx2, b := session.Bind(ctx, func(ctx context.Context) (*session.Session[Quiz], error) {
+	ctx2, b := binding.Bind(ctx, func(ctx context.Context) (*session.Session[Quiz], error) {
 		loads++
 		return m.Load(ctx, "u")
 	})
@@ -548,6 +560,6 @@ func TestFrom(t *testing.T) {
 
 // bindNone binds "no session" for Quiz, hiding an outer binding.
 func bindNone(ctx context.Context) context.Context {
-	ctx, _ = session.Bind[Quiz](ctx, nil)
+	ctx, _ = binding.Bind[*session.Session[Quiz]](ctx, nil)
 	return ctx
 }

@@ -17,7 +17,7 @@ import (
 func TestConcurrentUpdatesQueue(t *testing.T) {
 	cs := newCounting(newMem(t))
 	var conflicts, handed atomic.Int64
-	m, err := session.New(session.Config[Quiz]{Store: cs, TTL: time.Hour, Hook: func(_ context.Context, e session.Event) {
+	m, err := session.New(session.Config[Quiz]{Store: cs, TTL: time.Hour, LogKeys: true, Hook: func(_ context.Context, e session.Event) {
 		switch {
 		case e.Op == "update":
 			conflicts.Add(int64(e.Conflicts))

@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/go-playground/validator/v10"
+
+	"github.com/typedsession/session/internal/errs"
 )
 
 // Validatable is implemented by session types with rules that tags cannot
@@ -62,7 +64,7 @@ func newValidateFunc[T any](v *validator.Validate, skipTags bool) func(*T) error
 			err = any(*data).(Validatable).Validate()
 		}
 		if err != nil {
-			return &kindError{kind: ErrInvalid, cause: err}
+			return errs.Wrap(ErrInvalid, err)
 		}
 		return nil
 	}
@@ -79,17 +81,19 @@ func isNilPointer(v any) bool {
 func invalid(err error) error {
 	var verrs validator.ValidationErrors
 	if !errors.As(err, &verrs) {
-		return &kindError{kind: ErrInvalid, cause: err}
+		return errs.Wrap(ErrInvalid, err)
 	}
 	parts := make([]string, 0, len(verrs))
+	safe := make([]string, 0, len(verrs))
 	for _, fe := range verrs {
 		rule := fe.Tag()
 		if fe.Param() != "" {
 			rule += "=" + fe.Param()
 		}
 		parts = append(parts, fmt.Sprintf("%s: failed %q (value %s)", fe.Namespace(), rule, shortValue(fe.Value())))
+		safe = append(safe, fmt.Sprintf("%s: failed %q", fe.Namespace(), rule))
 	}
-	return &kindError{kind: ErrInvalid, cause: err, msg: strings.Join(parts, "; ")}
+	return &errs.Error{Kind: ErrInvalid, Cause: err, Msg: strings.Join(parts, "; "), Safe: strings.Join(safe, "; ")}
 }
 
 func shortValue(v any) string {

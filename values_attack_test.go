@@ -45,7 +45,7 @@ func TestUnknownMembersSurviveMigrationAndMove(t *testing.T) {
 	check("t:a")
 	// MigrateAll.
 	st.Set(ctx, "t:b", []byte(stored), 0)
-	if r, err := m.MigrateAll(ctx, session.MigrateOptions{}); err != nil || r.Unknown == 0 {
+	if r, err := m.MigrateAll(ctx, session.MigrateOptions{}); err != nil || r.Extra == 0 {
 		t.Fatalf("MigrateAll = %+v, %v", r, err)
 	}
 	check("t:b")
@@ -80,9 +80,9 @@ func TestUnknownMembersInRecursiveTypes(t *testing.T) {
 	if raw, _ := st.Get(ctx, "t:k"); !strings.Contains(string(raw), `"extra":"kid"`) {
 		t.Fatalf("stored %s: the member of a kid was lost", raw)
 	}
-	strict := newManager(t, session.Config[Tree]{Store: st, Namespace: "t", UnknownMembers: session.RejectUnknown})
+	strict := newManager(t, session.Config[Tree]{Store: st, Namespace: "t", ExtraMembers: session.RejectExtra})
 	if _, err := strict.Load(ctx, "k"); err == nil || !strings.Contains(err.Error(), "root.kids[0].extra") {
-		t.Fatalf("RejectUnknown = %v, want it to name root.kids[0].extra", err)
+		t.Fatalf("RejectExtra = %v, want it to name root.kids[0].extra", err)
 	}
 }
 

@@ -187,7 +187,7 @@ func TestUnknownMembersAreKept(t *testing.T) {
 		}
 		// Strict mode refuses, naming the members.
 		st.Set(ctx, "p:2", []byte(`{"typedsession":1,"data":{"lang":"fr"}}`), 0)
-		strict := newManager(t, session.Config[Profile]{Store: st, Namespace: "p", UnknownMembers: session.RejectUnknown})
+		strict := newManager(t, session.Config[Profile]{Store: st, Namespace: "p", ExtraMembers: session.RejectExtra})
 		if _, err := strict.Load(ctx, "2"); !errors.Is(err, session.ErrCorrupt) || !strings.Contains(err.Error(), "lang") {
 			t.Fatalf("strict Load = %v, want ErrCorrupt naming lang", err)
 		}
@@ -223,7 +223,7 @@ func TestCaseInsensitiveMembersAreKnown(t *testing.T) {
 	ctx := t.Context()
 	st := newMem(t)
 	st.Set(ctx, "p:1", []byte(`{"typedsession":1,"data":{"Language":"fr","VISITS":1}}`), 0)
-	m := newManager(t, session.Config[Profile]{Store: st, Namespace: "p", UnknownMembers: session.RejectUnknown})
+	m := newManager(t, session.Config[Profile]{Store: st, Namespace: "p", ExtraMembers: session.RejectExtra})
 	got, err := m.Update(ctx, "1", func(p *Profile) error { p.Visits++; return nil })
 	if err != nil || got != (Profile{Language: "fr", Visits: 2}) {
 		t.Fatalf("Update = %+v, %v", got, err)

@@ -2,8 +2,6 @@ module github.com/typedsession/session/bench
 
 go 1.26.0
 
-replace github.com/typedsession/session => ../
-
 require (
 	github.com/alexedwards/scs/goredisstore v0.0.0-20250212122300-421ef1d8611c
 	github.com/alexedwards/scs/redisstore v0.0.0-20251002162104-209de6e426de
@@ -11,7 +9,7 @@ require (
 	github.com/gomodule/redigo v1.8.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/redis/go-redis/v9 v9.23.0
-	github.com/typedsession/session v0.0.0
+	github.com/typedsession/session v0.1.0
 )
 
 require (
@@ -24,6 +22,7 @@ require (
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	github.com/leodido/go-urn v1.5.0 // indirect
+	github.com/typedsession/session/store/sqlstore v0.1.0
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect

@@ -609,7 +609,7 @@ func fig(v float64, prec int) string {
 	return strconv.FormatFloat(v, 'f', prec, 64)
 }
 
-// printTargets checks the figures of issue 7 that apply to this store.
+// printTargets checks the targets of the first benchmark round (BENCHMARKS.md) that apply to this store.
 func printTargets(w io.Writer, cfg Config, res *Result) {
 	fmt.Fprintln(w, "\ntargets:")
 	check := func(what string, got, limit float64, unit string) {

@@ -23,9 +23,10 @@ type Compressor interface {
 	// Compress appends the compressed form of src to dst.
 	Compress(dst, src []byte) ([]byte, error)
 	// Decompress appends the decompressed form of src, compressed with
-	// the dictionary dictID, to dst. It returns an error for a dictionary
-	// it does not hold, for damaged input, and for output longer than
-	// maxSize bytes (maxSize <= 0: no limit), before allocating it all.
+	// the dictionary dictID, to dst. It returns an error matching
+	// ErrNoDictionary for a dictionary it does not hold, ErrOverLimit for
+	// output longer than maxSize bytes (maxSize <= 0: no limit), found
+	// before it allocates it all, and ErrDecompress for damaged input.
 	Decompress(dst, src []byte, dictID string, maxSize int) ([]byte, error)
 }
 
@@ -75,14 +76,26 @@ func (d Deflate) Compress(dst, src []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// ErrDecompress reports compressed data that cannot be decompressed: damaged,
-// too large, or made with a dictionary the Compressor does not hold.
-var ErrDecompress = errors.New("codec: cannot decompress")
+// Errors of Decompress. Every error a Compressor's Decompress returns
+// matches ErrDecompress; one that is not damage of the data matches one of
+// the others too, so that the session manager classes it by its cause.
+var (
+	// ErrDecompress reports compressed data that cannot be decompressed:
+	// damaged, too large, or made with a dictionary the Compressor does
+	// not hold.
+	ErrDecompress = errors.New("codec: cannot decompress")
+	// ErrOverLimit reports output longer than Decompress's maxSize. It
+	// matches ErrDecompress.
+	ErrOverLimit = fmt.Errorf("%w: the output is over the size limit", ErrDecompress)
+	// ErrNoDictionary reports data compressed with a dictionary the
+	// Compressor does not hold. It matches ErrDecompress.
+	ErrNoDictionary = fmt.Errorf("%w: no such dictionary", ErrDecompress)
+)
 
 // Decompress appends the inflated form of src to dst, at most maxSize bytes.
 func (Deflate) Decompress(dst, src []byte, dictID string, maxSize int) ([]byte, error) {
 	if dictID != "" {
-		return nil, fmt.Errorf("%w: deflate has no dictionary %q", ErrDecompress, dictID)
+		return nil, fmt.Errorf("%w: deflate has no dictionary %q", ErrNoDictionary, dictID)
 	}
 	r := flate.NewReader(bytes.NewReader(src))
 	defer r.Close()
@@ -96,7 +109,7 @@ func (Deflate) Decompress(dst, src []byte, dictID string, maxSize int) ([]byte, 
 		return nil, fmt.Errorf("%w: %v", ErrDecompress, err)
 	}
 	if maxSize > 0 && n > int64(maxSize) {
-		return nil, fmt.Errorf("%w: more than %d bytes", ErrDecompress, maxSize)
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrOverLimit, maxSize)
 	}
 	return buf.Bytes(), nil
 }

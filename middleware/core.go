@@ -3,20 +3,26 @@ package middleware
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	session "github.com/typedsession/session"
+	"github.com/typedsession/session/internal/binding"
+	"github.com/typedsession/session/internal/errs"
+	"github.com/typedsession/session/internal/logsafe"
 )
 
 // core is what the generic wrapper and the net/http middleware share: the
 // manager, the options, and the per-key lock.
+//
+// An update that waited for its key's lock loads its session like any
+// other (one round trip): handing it the session its predecessor saved
+// would skip that read, but a handler that only reads would then see what
+// the predecessor left although another process may have written since,
+// and nothing could tell it before the handler acted on it.
 type core[T any] struct {
 	m      *session.Manager[T]
 	opts   Options
 	locker Locker // nil when per-key locking is off
-	// handoffLocker is locker when it can tell handed-on grants, and
-	// handing on is on; relay is then the sessions handed on (else nil).
-	handoffLocker HandoffLocker
-	relay         *relay[T]
 }
 
 func newCore[T any](m *session.Manager[T], opts Options) *core[T] {
@@ -34,9 +40,6 @@ func newCore[T any](m *session.Manager[T], opts Options) *core[T] {
 		}
 		c.locker = lt
 	}
-	if hl, ok := c.locker.(HandoffLocker); ok && !opts.NoHandoff {
-		c.handoffLocker, c.relay = hl, newRelay[T]()
-	}
 	return c
 }
 
@@ -44,10 +47,47 @@ func newCore[T any](m *session.Manager[T], opts Options) *core[T] {
 // table, so that the tests can check that each is empty at the end.
 var lockTableMade func(*LockTable)
 
+// report hands an error of the session machinery to OnError and Logger.
 func (c *core[T]) report(ctx context.Context, op, key string, err error) {
 	if c.opts.OnError != nil {
 		c.opts.OnError(ctx, op, key, err)
 	}
+	if c.opts.Logger != nil {
+		logError(ctx, c.opts.Logger, c.opts.LogKeys, op, key, err)
+	}
+}
+
+// logError writes one record for an error of the session machinery to
+// logger, without session data and, unless logKeys, without the key.
+func logError(ctx context.Context, logger *slog.Logger, logKeys bool, op, key string, err error) {
+	level := slog.LevelError
+	if errors.Is(err, context.Canceled) {
+		level = slog.LevelWarn
+	}
+	if !logger.Enabled(ctx, level) {
+		return
+	}
+	// The session package's one redaction rule: no session data, no key
+	// unless logKeys.
+	text := errs.Redact(err)
+	if !logKeys {
+		text = errs.Redact(err, key)
+	}
+	attrs := []slog.Attr{slog.String("op", op), slog.String("error", text)}
+	if logKeys && key != "" {
+		attrs = append(attrs, slog.String("key", key))
+	}
+	logger.LogAttrs(ctx, level, "session middleware: "+op+" failed", attrs...)
+}
+
+// logByDefault returns opts with Logger set to slog.Default() (as it is at
+// each record) when neither OnError nor Logger is: for the middleware
+// whose errors the caller does not see (net/http answers a bare 500).
+func logByDefault(opts Options) Options {
+	if opts.OnError == nil && opts.Logger == nil {
+		opts.Logger = logsafe.Default()
+	}
+	return opts
 }
 
 // keyError wraps the error of a key function, so that errors.As finds a
@@ -82,16 +122,11 @@ type call[T any] struct {
 	c     *core[T]
 	key   string
 	fresh bool // a key nobody can know yet (a new random token): no read, no lock
-	b     *session.Binding[T]
+	b     *binding.Binding[*session.Session[T]]
 
 	// unlock is set by load, which runs under the binding's mutex; it is
 	// read only after b.End, which waits for a load in progress.
 	unlock func()
-	// handed is set by load when the session was handed on by the
-	// previous holder of the key's lock; saved by save when the session
-	// was saved, for the next holder.
-	handed bool
-	saved  *session.Session[T]
 }
 
 // begin binds the session under key into ctx, without loading it, and
@@ -100,7 +135,7 @@ type call[T any] struct {
 // cl.loadEager.
 func (c *core[T]) begin(ctx context.Context, key string, fresh bool, mark binder[T]) (context.Context, *call[T]) {
 	cl := &call[T]{c: c, key: key, fresh: fresh}
-	ctx, cl.b = session.Bind(ctx, cl.load)
+	ctx, cl.b = binding.Bind(ctx, cl.load)
 	ctx = context.WithValue(ctx, boundKey[T]{}, key)
 	return context.WithValue(ctx, activeKey[T]{}, mark), cl
 }
@@ -109,7 +144,7 @@ func (c *core[T]) begin(ctx context.Context, key string, fresh bool, mark binder
 // reports ErrNoSession and KeyFrom false, whatever an outer binding of T
 // (another manager's) said.
 func unbound[T any](ctx context.Context) context.Context {
-	ctx, _ = session.Bind[T](ctx, nil)
+	ctx, _ = binding.Bind[*session.Session[T]](ctx, nil)
 	return context.WithValue(ctx, boundKey[T]{}, nil)
 }
 
@@ -138,38 +173,13 @@ func (cl *call[T]) load(ctx context.Context) (*session.Session[T], error) {
 		return cl.c.m.NewSession(cl.key)
 	}
 	if cl.c.locker != nil {
-		r := cl.c.relay
-		var (
-			unlock func()
-			err    error
-			prev   *session.Session[T]
-		)
-		if r != nil {
-			var handed bool
-			r.wait(cl.key)
-			func() {
-				// take ends the wait on every path, a panicking Locker
-				// included: a wait never taken would keep the key's
-				// entry, and every session saved for it, forever.
-				defer func() { prev = r.take(cl.key) }()
-				unlock, handed, err = cl.c.handoffLocker.LockHandoff(ctx, cl.key)
-			}()
-			if !handed {
-				prev = nil
-			}
-		} else {
-			unlock, err = cl.c.locker.Lock(ctx, cl.key)
-		}
+		unlock, err := cl.c.locker.Lock(ctx, cl.key)
 		if err != nil {
 			err = &session.Error{Op: "lock", Key: cl.key, Err: err}
 			cl.c.report(ctx, "lock", cl.key, err)
 			return nil, err
 		}
 		cl.unlock = unlock
-		if s := r.handed(ctx, prev); s != nil {
-			cl.handed = true
-			return s, nil
-		}
 	}
 	s, err := cl.c.m.Load(ctx, cl.key)
 	if err != nil {
@@ -199,10 +209,6 @@ func (cl *call[T]) loadEager(ctx context.Context) error {
 func (cl *call[T]) finish() {
 	cl.b.End()
 	if cl.unlock != nil {
-		if cl.saved != nil {
-			cl.c.relay.give(cl.key, cl.saved)
-			cl.saved = nil
-		}
 		cl.unlock()
 		cl.unlock = nil
 	}
@@ -212,16 +218,10 @@ func (cl *call[T]) finish() {
 // that RepeatOnConflict retries is reported once, if it gives up).
 func (cl *call[T]) save(ctx context.Context, s *session.Session[T], quiet bool) error {
 	if err := cl.c.m.Save(ctx, s); err != nil {
-		if cl.handed {
-			cl.c.relay.conflicted(err)
-		}
 		if !quiet || !errors.Is(err, session.ErrConflict) {
 			cl.c.report(ctx, "save", cl.key, err)
 		}
 		return err
-	}
-	if cl.c.relay != nil && cl.unlock != nil && s.Key() == cl.key {
-		cl.saved = s
 	}
 	return nil
 }

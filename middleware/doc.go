@@ -65,7 +65,8 @@
 // included). Across processes, or across separate middleware values that
 // do not share a Locker, the store's compare-and-swap catches the race:
 // the later save fails with [session.ErrConflict], writes nothing, and is
-// reported to [Options].OnError and returned (net/http: a 500). Nothing is
+// reported to [Options].OnError (and logged, see [Options].Logger) and
+// returned (net/http: a 500). Nothing is
 // lost silently; the update that failed may be retried. Moving a session
 // to a new token ([Renew]) and deleting it ([Destroy]) are checked against
 // what was loaded in the same way (compare-and-delete on a
@@ -92,7 +93,7 @@
 //
 // An adapter for another framework (Echo, Gin, Fiber, telebot, telego)
 // needs no internal package: for a handler that takes a context, wrap it
-// with [Middleware.Wrap] (U is the framework's request or update type);
-// to build the binding by hand, use [session.Bind] and [session.Binding],
-// and a [Locker] for the per-key lock.
+// with [Middleware.Wrap] (U is the framework's request or update type); for
+// a framework built on net/http, wrap [HTTP]; share a [Locker] for the
+// per-key lock.
 package middleware

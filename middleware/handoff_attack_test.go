@@ -192,24 +192,21 @@ func TestAttackHandoffStress(t *testing.T) {
 	}
 }
 
-// panicky is a HandoffLocker whose LockHandoff panics while *boom is set.
+// panicky is a Locker whose Lock panics while *boom is set.
 type panicky struct {
 	lt   *LockTable
 	boom *atomic.Bool
 }
 
-func (p panicky) Lock(ctx context.Context, key string) (func(), error) { return p.lt.Lock(ctx, key) }
-
-func (p panicky) LockHandoff(ctx context.Context, key string) (func(), bool, error) {
+func (p panicky) Lock(ctx context.Context, key string) (func(), error) {
 	if p.boom.Load() {
 		panic("locker fails")
 	}
-	return p.lt.LockHandoff(ctx, key)
+	return p.lt.Lock(ctx, key)
 }
 
 // TestAttackPanickingLockerLeavesNoBaton: a Locker that panics must not
-// leave the relay counting a waiter that will never come, which would
-// keep every later saved session of the key alive for nobody.
+// leave the key held, nor stop the next update of the key.
 func TestAttackPanickingLockerLeavesNoBaton(t *testing.T) {
 	st := newCountingStore(t)
 	m := newManager[counter](t, st, "c")
@@ -225,11 +222,8 @@ func TestAttackPanickingLockerLeavesNoBaton(t *testing.T) {
 	if err := h(context.Background(), &update{User: "ann"}); err != nil {
 		t.Fatal(err)
 	}
-	mw.core.relay.mu.Lock()
-	n := len(mw.core.relay.batons)
-	mw.core.relay.mu.Unlock()
-	if n != 0 {
-		t.Errorf("relay holds %d keys after every update ended, want 0", n)
+	if n := mw.core.lockLen(); n != 0 {
+		t.Errorf("lock table holds %d keys after every update ended, want 0", n)
 	}
 }
 
@@ -303,19 +297,16 @@ func TestAttackHandoffMixedHandlers(t *testing.T) {
 		t.Errorf("lock table holds %d keys", lt.Len())
 	}
 	for i, mw := range mws {
-		mw.core.relay.mu.Lock()
-		if n := len(mw.core.relay.batons); n != 0 {
-			t.Errorf("relay %d holds %d keys", i, n)
+		if n := mw.core.lockLen(); n != 0 {
+			t.Errorf("middleware %d's lock table holds %d keys", i, n)
 		}
-		mw.core.relay.mu.Unlock()
 	}
 }
 
 // TestAttackHTTPHandoffAfterLogout: a request with a cookie waits for the
-// key's lock while another request of the same cookie logs out. It is
-// handed the new, empty session the logout left; its change must then be
-// stored under a new token (never the client's old one, which named a
-// destroyed session), as it would after a Load.
+// key's lock while another request of the same cookie logs out. It loads
+// the key the logout emptied; its change must then be stored under a new
+// token (never the client's old one, which named a destroyed session).
 func TestAttackHTTPHandoffAfterLogout(t *testing.T) {
 	st := newCountingStore(t)
 	m := newManager[cart](t, st, "cart")
@@ -356,8 +347,8 @@ func TestAttackHTTPHandoffAfterLogout(t *testing.T) {
 	waitRefs(t, lt, tokenKey(old.Value), 2)
 	close(release)
 	wg.Wait()
-	if n := st.Calls("Get", "GetWithTTL", "GetAndTouch") - reads; n != 1 {
-		t.Errorf("%d reads for the logout and the queued request, want 1 (the second is handed the session the logout left)", n)
+	if n := st.Calls("Get", "GetWithTTL", "GetAndTouch") - reads; n != 2 {
+		t.Errorf("%d reads for the logout and the queued request, want 2 (each loads)", n)
 	}
 	fresh := sessionCookie(second)
 	if fresh == nil || fresh.Value == old.Value {

@@ -15,7 +15,9 @@ import (
 // serialization, committed when the response starts.
 type HTTPOptions struct {
 	// Options are the options every middleware shares: Lazy,
-	// ContinueOnLoadError, NoLock, Locker and OnError.
+	// ContinueOnLoadError, NoLock, Locker, OnError and Logger. With
+	// neither OnError nor Logger set, errors are logged to
+	// slog.Default(), without session data or keys (see Options.Logger).
 	Options
 
 	// Key, when set, finds the session key in the request instead of a
@@ -94,7 +96,8 @@ type HTTPOptions struct {
 // when the handler returns having written nothing. That is, changes are
 // committed when the first byte of the body is written (or the status,
 // whichever comes first), so that a save error can still become the
-// response: it is reported to OnError and turns the response into a 500
+// response: it is reported to OnError (and logged: with neither OnError
+// nor Logger set, to slog.Default()) and turns the response into a 500
 // Internal Server Error (the handler's headers are dropped and its body is
 // discarded). A handler that writes a status of 500 or above is a failed
 // handler: its changes are discarded. After the commit the session is
@@ -126,7 +129,7 @@ type HTTPOptions struct {
 // and a stream holds the lock until its end: do not stream with Buffered.
 //
 // A load error (a store error, session.ErrCorrupt, ...) is reported to
-// OnError and answered with a 500; the handler does not run (with Lazy,
+// OnError (and logged, see [Options].Logger) and answered with a 500; the handler does not run (with Lazy,
 // session.From returns the error to the handler instead; with
 // ContinueOnLoadError the handler runs and finds the error in From). The
 // stored value is left as it is; to start such a user over, delete the key
@@ -145,7 +148,7 @@ type HTTPOptions struct {
 // nil or an option is invalid (a negative CookieMaxAge, a cookie name,
 // path or domain that a cookie cannot carry, SameSite None with Insecure).
 func HTTP[T any](m *session.Manager[T], opts HTTPOptions) func(http.Handler) http.Handler {
-	h := &httpMiddleware[T]{core: newCore(m, opts.Options), opts: opts}
+	h := &httpMiddleware[T]{core: newCore(m, logByDefault(opts.Options)), opts: opts}
 	o := &h.opts
 	if o.CookieName == "" {
 		o.CookieName = "session"

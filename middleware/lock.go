@@ -25,26 +25,6 @@ type Locker interface {
 	Lock(ctx context.Context, key string) (unlock func(), err error)
 }
 
-// A HandoffLocker is a [Locker] that also tells, with each lock it grants,
-// whether the lock came straight from the previous holder of the key in
-// this process, with no moment in which a holder elsewhere (another
-// process sharing the lock) could have taken it. The middleware then hands
-// the session the previous holder saved on to the new one instead of
-// loading it (see [Options].NoHandoff); with a Locker that is not a
-// HandoffLocker, or a grant that reports false, it loads.
-//
-// [LockTable] reports true for every grant: it serializes one process and
-// claims nothing about others, so its handoff is as current as its lock.
-// A distributed Locker reports true only for a lock it passed on without
-// releasing it in the shared store (middleware/redislock does, up to its
-// MaxHandoffs in a row).
-type HandoffLocker interface {
-	Locker
-	// LockHandoff is Lock, and reports whether the lock was handed on
-	// within this process as described above.
-	LockHandoff(ctx context.Context, key string) (unlock func(), handed bool, err error)
-}
-
 // LockTable is the in-process [Locker], the default of every middleware
 // (each middleware value makes its own unless [Options].Locker names one to
 // share). An entry lives only while someone holds or waits for its key: it
@@ -71,12 +51,6 @@ func (t *LockTable) Lock(ctx context.Context, key string) (func(), error) {
 		return nil, err
 	}
 	return h.Unlock, nil
-}
-
-// LockHandoff is Lock; handed is always true (see [HandoffLocker]).
-func (t *LockTable) LockHandoff(ctx context.Context, key string) (func(), bool, error) {
-	unlock, err := t.Lock(ctx, key)
-	return unlock, err == nil, err
 }
 
 // Len returns the number of keys held or waited for: 0 when no update is in

@@ -3,6 +3,7 @@ package middleware
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	session "github.com/typedsession/session"
 )
@@ -27,7 +28,8 @@ type KeyFunc[U any] func(ctx context.Context, u U) (string, error)
 
 // Options configures a [Middleware], and is embedded in [HTTPOptions]. The
 // zero value means the defaults: eager loading, a load error stops the
-// update, per-key serialization within the middleware value, no error hook.
+// update, per-key serialization within the middleware value, no error hook,
+// errors logged to slog.Default() by net/http and tgbot (see Logger).
 type Options struct {
 	// Lazy loads the session only when the handler first calls
 	// session.From for it. A handler that never does costs no store round
@@ -56,26 +58,6 @@ type Options struct {
 	// in the store turns a lost update into session.ErrConflict (see
 	// [Middleware.Wrap]).
 	NoLock bool
-
-	// NoHandoff makes every update load its session from the store. By
-	// default an update that waited for its key's lock behind another one
-	// starts from the session that one has just saved (decoded anew from
-	// the bytes it wrote: session.Session.Handoff), so that queued updates
-	// of one user cost one round trip each, the save, instead of two. The
-	// Locker must say the lock came straight from the previous holder
-	// ([HandoffLocker]). The save is still a compare-and-swap: a write of
-	// the key through any session.Manager of this process in between
-	// (Manager.Update called directly, an admin tool) makes the update
-	// load instead, and a write from another process without a shared
-	// Locker is a session.ErrConflict for the update (unless
-	// RepeatOnConflict), never a lost update; the first such conflict
-	// turns handing on off for a minute, since it proves that the lock
-	// does not cover every writer. A handler that only reads may see the
-	// session as the previous update left it although another process
-	// wrote since. On a store without compare-and-swap nothing is handed
-	// on. Set NoHandoff when writers outside the lock are the rule rather
-	// than the exception. Ignored with NoLock.
-	NoHandoff bool
 
 	// RepeatOnConflict, for handlers that are safe to run more than once,
 	// runs the whole update again (load, handler, save) when its save
@@ -107,8 +89,30 @@ type Options struct {
 	// key is the session key (for cookie sessions, the SHA-256 of the
 	// token). Errors of the handler itself are not reported. Use it to log;
 	// errors.Is(err, session.ErrConflict) tells a conflict apart, and every
-	// err is a *session.Error (errors.As) naming the same op.
+	// err is a *session.Error (errors.As) naming the same op. Beware that
+	// err's message names the key and may quote session data (the value a
+	// validation refused).
 	OnError func(ctx context.Context, op, key string, err error)
+
+	// Logger, when set, logs every error that OnError would see (OnError
+	// is still called): at error level ("session middleware: save
+	// failed"; a context.Canceled, a client that went away, at warn level)
+	// with the attributes op and error. The error attribute says what
+	// went wrong without session data and without the key: the kind of
+	// error (session.ErrInvalid's "session: invalid", ...), each field a
+	// validation refused with its rule but not its value, and for a store
+	// or context error its cause ("dial tcp 127.0.0.1:6379: connect:
+	// connection refused"). When both Logger and OnError are nil, [HTTP]
+	// (and the web framework adapters built on it) and tgbot log to
+	// slog.Default(), whose errors would otherwise go unseen (a bare 500);
+	// the generic [Middleware] logs nothing, since it returns every error
+	// to its caller.
+	Logger *slog.Logger
+
+	// LogKeys adds the session key (a user identifier; for cookie
+	// sessions the SHA-256 of the token) to Logger's records as the
+	// attribute key. False (the default) leaves keys out.
+	LogKeys bool
 }
 
 // Middleware loads the session of type T for each update before a handler

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	session "github.com/typedsession/session"
+	"github.com/typedsession/session/internal/binding"
 	"github.com/typedsession/session/store"
 )
 
@@ -213,7 +214,7 @@ func TestNoKeyRunsHandlerWithoutSession(t *testing.T) {
 				return nil
 			})
 			// An outer binding for the same type must not leak in.
-			outer, _ := session.Bind(context.Background(), func(context.Context) (*session.Session[counter], error) {
+			outer, _ := binding.Bind(context.Background(), func(context.Context) (*session.Session[counter], error) {
 				return &session.Session[counter]{}, nil
 			})
 			if err := h(outer, &update{}); err != nil {

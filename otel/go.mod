@@ -2,11 +2,9 @@ module github.com/typedsession/session/otel
 
 go 1.26.0
 
-replace github.com/typedsession/session => ../
-
 require (
 	github.com/google/go-cmp v0.7.0
-	github.com/typedsession/session v0.0.0
+	github.com/typedsession/session v0.1.0
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0
 	go.opentelemetry.io/otel/sdk v1.47.0

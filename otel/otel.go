@@ -21,8 +21,9 @@
 // typedsession.version and typedsession.stored_version, typedsession.attempts and
 // typedsession.conflicts (update and migrate), error.type on failure; the
 // session key (typedsession.key) only with [WithKeys]. A failed operation sets
-// the span's status to Error and records the error. Session data never
-// reaches a span.
+// the span's status to Error and records the error, whose message names
+// the key and, for session.ErrInvalid, quotes the refused value; session
+// data reaches a span in no other way.
 //
 // # Metrics
 //

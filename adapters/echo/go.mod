@@ -2,12 +2,10 @@ module github.com/typedsession/session/adapters/echo
 
 go 1.26.0
 
-replace github.com/typedsession/session => ../../
-
 require (
 	github.com/google/go-cmp v0.7.0
 	github.com/labstack/echo/v4 v4.16.0
-	github.com/typedsession/session v0.0.0
+	github.com/typedsession/session v0.1.0
 )
 
 require (

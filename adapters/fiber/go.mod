@@ -2,14 +2,12 @@ module github.com/typedsession/session/adapters/fiber
 
 go 1.26.0
 
-replace github.com/typedsession/session => ../../
-
 require (
 	github.com/gofiber/fiber/v2 v2.52.15
 	github.com/gofiber/storage/redis/v3 v3.4.3
 	github.com/google/go-cmp v0.7.0
 	github.com/redis/go-redis/v9 v9.23.0
-	github.com/typedsession/session v0.0.0
+	github.com/typedsession/session v0.1.0
 	github.com/valyala/fasthttp v1.51.0
 )
 

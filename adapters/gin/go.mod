@@ -2,12 +2,10 @@ module github.com/typedsession/session/adapters/gin
 
 go 1.26.0
 
-replace github.com/typedsession/session => ../../
-
 require (
 	github.com/gin-gonic/gin v1.12.0
 	github.com/google/go-cmp v0.7.0
-	github.com/typedsession/session v0.0.0
+	github.com/typedsession/session v0.1.0
 )
 
 require (

@@ -2,10 +2,8 @@ module github.com/typedsession/session/adapters/telebot
 
 go 1.26.0
 
-replace github.com/typedsession/session => ../../
-
 require (
-	github.com/typedsession/session v0.0.0
+	github.com/typedsession/session v0.1.0
 	gopkg.in/telebot.v4 v4.0.0-beta.10
 )
 

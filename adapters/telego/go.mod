@@ -2,11 +2,9 @@ module github.com/typedsession/session/adapters/telego
 
 go 1.26.0
 
-replace github.com/typedsession/session => ../../
-
 require (
 	github.com/mymmrac/telego v1.6.0
-	github.com/typedsession/session v0.0.0
+	github.com/typedsession/session v0.1.0
 )
 
 require (

@@ -127,7 +127,7 @@ func main() {
 		r, err = migrateAll(ctx, client, *prefix)
 		res.Sessions = r.Scanned
 		res.Report = fmt.Sprintf("scanned %d, migrated %d, current %d, gone %d, unknown %d, failed %d",
-			r.Scanned, r.Migrated, r.Current, r.Gone, r.Unknown, len(r.Failed))
+			r.Scanned, r.Migrated, r.Current, r.Gone, r.Extra, len(r.Failed))
 	case "baseline":
 		res.Sessions, err = baseline(ctx, client, *prefix, *chunk)
 	default:

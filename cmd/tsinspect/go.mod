@@ -2,15 +2,14 @@ module github.com/typedsession/session/cmd/tsinspect
 
 go 1.26.0
 
-replace github.com/typedsession/session => ../../
-
 require (
 	github.com/google/go-cmp v0.7.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/schollz/progressbar/v3 v3.19.1
 	github.com/spf13/cobra v1.10.2
-	github.com/typedsession/session v0.0.0
+	github.com/typedsession/session v0.1.0
+	github.com/typedsession/session/store/sqlstore v0.1.0
 	modernc.org/sqlite v1.62.0
 )
 

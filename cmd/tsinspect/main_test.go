@@ -269,9 +269,6 @@ func golden(t *testing.T, name, got string) {
 func TestStores(t *testing.T) {
 	for _, kind := range kinds {
 		t.Run(kind, func(t *testing.T) {
-			if kind == "redis-cluster" && testing.Short() {
-				t.Skip("-short: no cluster")
-			}
 			b := seeded(t, kind)
 			a := b.args
 			run := func(args ...string) string { return mustCLI(t, "", append(slices.Clone(a), args...)...) }

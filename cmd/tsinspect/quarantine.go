@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	session "github.com/typedsession/session"
+	"github.com/typedsession/session/internal/format"
+	"github.com/typedsession/session/internal/protocol"
 	"github.com/typedsession/session/store"
 )
 
@@ -194,13 +196,15 @@ so a session the running application writes between the check and the write
 is kept and restore fails. On a store without compare-and-swap restore
 refuses unless --force (the check and the write are then not atomic). The
 quarantine copy is removed with compare-and-delete against the value read,
-where the store has it.
+where the store has it; if it changed since it was read, the restored copy
+is removed again and nothing is restored. Lost replies are resent and
+settled as the session manager settles its own moves.
 
 The value is written without expiry, as the quarantine copy has none.
-Restore it once the application can read it again (a key back in
-Config.Keyring, a fixed migration, a field type put back): a manager with
-Config.Quarantine moves a value it still cannot read aside again at its next
-Load. --dry-run checks everything and changes nothing.`,
+Config.Quarantine moves aside only damaged bytes (they do not parse, open or
+decompress): restore a value once it is repaired, or to another key (--to) to
+look at it; a manager with Config.Quarantine moves a value it still cannot
+read aside again at its next Load. --dry-run checks everything and changes nothing.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withStore(cmd, false, func(ctx context.Context, t *target) error {
@@ -285,30 +289,26 @@ func restore(ctx context.Context, g *globals, t *target, qkey string, o restoreO
 		}
 	}
 
-	if sw != nil {
-		ok, err := sw.CompareAndSwap(ctx, dest, nil, raw, 0)
-		if err != nil {
-			return fmt.Errorf("restore: writing %s: %w", keyText(dest), err)
-		}
-		if !ok {
-			return fmt.Errorf("restore: %s was written meanwhile (the application is running); nothing restored, the new value kept", keyText(dest))
-		}
-	} else if err := t.Store.Set(ctx, dest, raw, 0); err != nil { // --force: not atomic with the check
-		return fmt.Errorf("restore: writing %s: %w", keyText(dest), err)
+	// The session manager's own two-key move (internal/protocol): the
+	// value is written under dest only if nothing is there, the quarantine
+	// copy removed only if it still holds what was read, the write undone
+	// only after a definite conflict, resends and lost replies settled as
+	// the manager settles them.
+	w, _ := format.WritesOf(raw)
+	id := ""
+	if w.Len() > 0 {
+		id = w.At(0)
 	}
-
-	removed := true
-	if d, ok := t.Store.(store.Deleter); ok {
-		removed, err = d.CompareAndDelete(ctx, qkey, raw)
-	} else {
-		err = t.Store.Delete(ctx, qkey)
-	}
-	if err != nil {
-		return fmt.Errorf("restore: restored %s to %s, but the quarantine copy is left: %w (remove it with tsinspect rm %s)", keyText(qkey), keyText(dest), err, keyText(qkey))
-	}
-	if !removed {
-		fmt.Fprintf(g.stdout, "restored %s; the quarantine copy changed since it was read and is kept\n", what)
-		return nil
+	err = protocol.New(t.Store).Move(ctx, qkey, protocol.Old{Raw: raw, Writes: w}, dest, protocol.Value{Raw: raw, ID: id})
+	switch {
+	case errors.Is(err, session.ErrOutcomeUnknown):
+		return fmt.Errorf("restore: %s to %s: %w (both keys may hold it now; look with tsinspect get)", keyText(qkey), keyText(dest), err)
+	case errors.Is(err, protocol.ErrKeyTaken):
+		return fmt.Errorf("restore: %s was written meanwhile (the application is running); nothing restored, the new value kept", keyText(dest))
+	case errors.Is(err, session.ErrConflict):
+		return fmt.Errorf("restore: the quarantine copy %s changed since it was read; nothing restored, both keys as they were: %w", keyText(qkey), err)
+	case err != nil:
+		return fmt.Errorf("restore: %s to %s: %w", keyText(qkey), keyText(dest), err)
 	}
 	fmt.Fprintf(g.stdout, "restored %s; quarantine copy removed\n", what)
 	if status != StatusOK && status != StatusV0 {

@@ -21,6 +21,7 @@ var (
 // ports (internal/testenv), starting it on first use.
 func cluster(t *testing.T) *redis.ClusterClient {
 	t.Helper()
+	testenv.Slow(t) // the cluster tests are in the slow suite
 	testenv.NeedRedisBinaries(t)
 	clusterOnce.Do(func() { theCluster, clusterErr = testenv.StartRedisCluster(t, "tsinspect") })
 	if clusterErr != nil {

@@ -26,9 +26,7 @@ func (c *lineCounter) Write(p []byte) (int, error) {
 // heap stays flat: its peak while the command runs stays within 16 MiB of
 // what it was before, though the values read add up to about 40 MiB.
 func TestStreaming(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: 200,000 keys")
-	}
+	testenv.Slow(t)
 	const n = 200_000
 	c := testenv.Redis(t)
 	prefix := testenv.Prefix(t, "tsinspect-stream")
@@ -73,9 +71,7 @@ func TestStreaming(t *testing.T) {
 // TestStreamingTransfer exports 200,000 keys from Redis to a file and
 // imports them under another prefix, with a flat heap both ways.
 func TestStreamingTransfer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: 200,000 keys")
-	}
+	testenv.Slow(t)
 	const n = 200_000
 	c := testenv.Redis(t)
 	from, to := testenv.Prefix(t, "tsinspect-export"), testenv.Prefix(t, "tsinspect-import")

@@ -3,8 +3,9 @@
 // latter found as internal/testenv says: REDIS_URL, skipped when none
 // answers, a failure under CI=true): a round trip of a struct with every
 // kind of field under each layer, unchanged saves that write nothing,
-// migration documents, a codec change in both directions, damaged values
-// and values too deep to read back. Every codec module runs it:
+// migration documents, a codec change in both directions, damaged values,
+// values too deep to read back, and session types New must refuse (stored
+// as {}, or not read back) or accept. Every codec module runs it:
 //
 //	func TestConformance(t *testing.T) { codectest.Run(t, cbor.Codec{}) }
 package codectest
@@ -15,6 +16,8 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -532,6 +535,105 @@ func (su suite) testRefusedValue(t *testing.T) {
 	})
 }
 
+// Session types for testStorableTypes.
+type (
+	// cartItems holds data in unexported fields only: every codec writes
+	// it as {}.
+	cartItems    struct{ items []string }
+	holdsCart    struct{ Cart cartItems }
+	mapOfCarts   struct{ Carts map[string]*cartItems }
+	hiddenCode   struct{ Code int }
+	embedsHidden struct {
+		*hiddenCode // unexported: no decoder can allocate it
+		N           int
+	}
+	withComplex struct {
+		C complex128
+		N int
+	}
+	withChan struct {
+		Ch chan int
+		N  int
+	}
+	withCache struct {
+		N     int
+		cache []string
+	}
+	withMutex struct {
+		sync.Mutex
+		N int
+	}
+	allSkipped struct {
+		A int `json:"-"`
+	}
+	// embeddedTwice embeds pathX through two paths at one depth: its X is
+	// ambiguous, stored by none.
+	pathX         struct{ X int }
+	viaA          struct{ pathX }
+	viaB          struct{ pathX }
+	embeddedTwice struct {
+		viaA
+		viaB
+		N int
+	}
+)
+
+// NewRefuses checks that session.New with codec c refuses session type T
+// as one that cannot be stored, naming field (a Go field name, or a part
+// of the path it gives): for a codec module's own cases, such as a field
+// its own tag leaves out.
+//
+//	codectest.NewRefuses[struct{ A int `cbor:"-"` }](t, cbor.Codec{}, "A")
+func NewRefuses[T any](t testing.TB, c codec.Named, field string) {
+	t.Helper()
+	err := newErr[T](c)
+	if err == nil || !strings.Contains(err.Error(), "cannot be stored") || !strings.Contains(err.Error(), field) {
+		t.Errorf("New[%s] = %v, want a refusal naming %s", reflect.TypeFor[T](), err, field)
+	}
+}
+
+// NewAccepts checks that session.New with codec c accepts session type T.
+func NewAccepts[T any](t testing.TB, c codec.Named) {
+	t.Helper()
+	if err := newErr[T](c); err != nil {
+		t.Errorf("New[%s] = %v, want nil", reflect.TypeFor[T](), err)
+	}
+}
+
+func newErr[T any](c codec.Named) error {
+	st, err := memstore.New(memstore.Options{CleanupInterval: -1})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	_, err = session.New(session.Config[T]{Store: st, Codec: c})
+	return err
+}
+
+// testStorableTypes: New refuses a session type that the codec would store
+// as {} although it holds data, or would not read back (a member it cannot
+// encode or decode), naming the field; and accepts the others.
+func (su suite) testStorableTypes(t *testing.T) {
+	NewRefuses[cartItems](t, su.c, "items")
+	NewRefuses[holdsCart](t, su.c, "Cart")
+	NewRefuses[mapOfCarts](t, su.c, "Carts")
+	NewRefuses[embedsHidden](t, su.c, "Code") // behind an unexported embedded pointer
+	NewRefuses[withComplex](t, su.c, ".C")
+	NewRefuses[withChan](t, su.c, "Ch")
+
+	NewAccepts[struct{}](t, su.c)
+	NewAccepts[allSkipped](t, su.c)
+	NewAccepts[withCache](t, su.c)
+	NewAccepts[withMutex](t, su.c)
+	NewAccepts[embeddedTwice](t, su.c)
+	NewAccepts[Every](t, su.c)
+	NewAccepts[Quiz](t, su.c)
+	NewAccepts[map[string]any](t, su.c)
+	NewAccepts[*Quiz](t, su.c)
+	NewAccepts[struct{ E *Every }](t, su.c)
+	NewAccepts[[]withCache](t, su.c)
+}
+
 // suite runs the cases on one codec.
 type suite struct{ c codec.Named }
 
@@ -545,6 +647,7 @@ func Run(t *testing.T, c codec.Named) {
 	t.Run("CodecChange", s.testCodecChange)
 	t.Run("Damaged", s.testDamaged)
 	t.Run("RefusedValue", s.testRefusedValue)
+	t.Run("StorableTypes", s.testStorableTypes)
 }
 
 // FuzzSessionRoundTrip is the root package's values property with codec

@@ -2,19 +2,12 @@ module github.com/typedsession/session/codecs/bench
 
 go 1.26.0
 
-replace (
-	github.com/typedsession/session => ../../
-	github.com/typedsession/session/codecs/cbor => ../cbor
-	github.com/typedsession/session/codecs/msgpack => ../msgpack
-	github.com/typedsession/session/layers/zstd => ../../layers/zstd
-)
-
 require (
 	github.com/google/go-cmp v0.7.0
-	github.com/typedsession/session v0.0.0
-	github.com/typedsession/session/codecs/cbor v0.0.0
-	github.com/typedsession/session/codecs/msgpack v0.0.0
-	github.com/typedsession/session/layers/zstd v0.0.0
+	github.com/typedsession/session v0.1.0
+	github.com/typedsession/session/codecs/cbor v0.1.0
+	github.com/typedsession/session/codecs/msgpack v0.1.0
+	github.com/typedsession/session/layers/zstd v0.1.0
 )
 
 require (

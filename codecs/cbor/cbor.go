@@ -28,7 +28,7 @@
 //
 // # Members the session type lacks
 //
-// session.Config.UnknownMembers applies to codecs whose payload is JSON:
+// session.Config.ExtraMembers applies to codecs whose payload is JSON:
 // with this codec, members of a stored value that T does not have (a field
 // added by a newer binary during a rolling deploy) are ignored on Load and
 // are not written back by the next Save. Deploy a new field to every binary

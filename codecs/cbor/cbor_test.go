@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/typedsession/session/codec/codectest"
 	"github.com/typedsession/session/codecs/cbor"
 )
 
@@ -148,4 +149,19 @@ func TestInvalidUTF8(t *testing.T) {
 	if err := (cbor.Codec{}).Unmarshal(b, &back); err != nil || back.S != in.S || back.M["\xfe"] != 1 {
 		t.Fatalf("got %+v, %v", back, err)
 	}
+}
+
+// TestNewRefusesFieldsTheCodecSkips: session.New round-trips a sample of
+// the type through the codec, so a field this codec's own tag leaves out
+// (which JSON would store) is refused, named; a field its tag only
+// renames is accepted.
+func TestNewRefusesFieldsTheCodecSkips(t *testing.T) {
+	codectest.NewRefuses[struct {
+		Name  string `json:"name"`
+		Token string `json:"token" cbor:"-"`
+	}](t, cbor.Codec{}, "Token does not come back")
+	codectest.NewAccepts[struct {
+		Name  string `json:"name"`
+		Token string `json:"token" cbor:"t"`
+	}](t, cbor.Codec{})
 }

@@ -2,12 +2,9 @@ module github.com/typedsession/session/codecs/cbor
 
 go 1.26.0
 
-replace github.com/typedsession/session => ../../
-
 require (
 	github.com/fxamacker/cbor/v2 v2.10.0
-	github.com/google/go-cmp v0.7.0
-	github.com/typedsession/session v0.0.0
+	github.com/typedsession/session v0.1.0
 )
 
 require (
@@ -16,6 +13,7 @@ require (
 	github.com/go-playground/locales v0.14.2 // indirect
 	github.com/go-playground/universal-translator v0.18.2 // indirect
 	github.com/go-playground/validator/v10 v10.30.6 // indirect
+	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/leodido/go-urn v1.5.0 // indirect
 	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	github.com/x448/float16 v0.8.4 // indirect

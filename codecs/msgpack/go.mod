@@ -2,11 +2,8 @@ module github.com/typedsession/session/codecs/msgpack
 
 go 1.26.0
 
-replace github.com/typedsession/session => ../../
-
 require (
-	github.com/google/go-cmp v0.7.0
-	github.com/typedsession/session v0.0.0
+	github.com/typedsession/session v0.1.0
 	github.com/vmihailenco/msgpack/v5 v5.4.1
 )
 
@@ -16,6 +13,7 @@ require (
 	github.com/go-playground/locales v0.14.2 // indirect
 	github.com/go-playground/universal-translator v0.18.2 // indirect
 	github.com/go-playground/validator/v10 v10.30.6 // indirect
+	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/leodido/go-urn v1.5.0 // indirect
 	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect

@@ -10,6 +10,7 @@ import (
 
 	vmsgpack "github.com/vmihailenco/msgpack/v5"
 
+	"github.com/typedsession/session/codec/codectest"
 	"github.com/typedsession/session/codecs/msgpack"
 )
 
@@ -185,4 +186,19 @@ func TestConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestNewRefusesFieldsTheCodecSkips: session.New round-trips a sample of
+// the type through the codec, so a field this codec's own tag leaves out
+// (which JSON would store) is refused, named; a field its tag only
+// renames is accepted.
+func TestNewRefusesFieldsTheCodecSkips(t *testing.T) {
+	codectest.NewRefuses[struct {
+		Name  string `json:"name"`
+		Token string `json:"token" msgpack:"-"`
+	}](t, msgpack.Codec{}, "Token does not come back")
+	codectest.NewAccepts[struct {
+		Name  string `json:"name"`
+		Token string `json:"token" msgpack:"t"`
+	}](t, msgpack.Codec{})
 }

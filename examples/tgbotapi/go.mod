@@ -2,11 +2,9 @@ module github.com/typedsession/session/examples/tgbotapi
 
 go 1.26.0
 
-replace github.com/typedsession/session => ../../
-
 require (
 	github.com/go-telegram-bot-api/telegram-bot-api/v5 v5.5.1
-	github.com/typedsession/session v0.0.0
+	github.com/typedsession/session v0.1.0
 )
 
 require (

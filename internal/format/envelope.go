@@ -17,10 +17,13 @@
 //   - "data" (required): the payload, the codec's output (a JSON value);
 //   - "writes": the write identities, newest first: writes[0] identifies
 //     this value, the rest the writes it was built on (at most [MaxWrites]);
-//   - "codec", "layers", "kid", "dict": reserved for the codecs and layers
-//     of a later release (a codec name, the layers applied to the payload
-//     in order, the sealing key ID, the compression dictionary ID). A
-//     value that uses them is refused by this release with a clear error.
+//   - "codec": the name of the codec that wrote the payload, when it is
+//     not JSON (Append never writes it: a JSON envelope is JSON's);
+//   - "layers", "kid", "dict": the layers applied to the payload, in order
+//     ("deflate" or "zstd", then "aes-256-gcm"), the sealing key's ID and
+//     the compression dictionary's ID. With layers, "data" is the layers'
+//     output as a base64 string (standard alphabet, padded); a key or
+//     dictionary ID without layers is malformed.
 //
 // Anything else in an envelope (an unknown or repeated member, a version
 // that is not a positive integer, no data) makes the value corrupt. A JSON
@@ -30,10 +33,11 @@
 //
 // With any other codec the value is a binary frame: "\x00TS\x02", the
 // schema version (uvarint), the number of write identities (uvarint) and
-// each as a length-prefixed string, the reserved codec, layers, key ID and
-// dictionary ID as length-prefixed strings (layers: a count first), then
-// the payload to the end. "\x00TS\x01" + version + payload, written by
-// earlier releases, still loads. Anything else is version 0.
+// each as a length-prefixed string, the codec's name, the layers, the key
+// ID and the dictionary ID as length-prefixed strings (layers: a count
+// first), then the payload to the end. "\x00TS\x01" + version + payload,
+// written by the first development versions, still loads. Anything else
+// is version 0.
 package format
 
 import (
@@ -73,10 +77,10 @@ var ErrMalformed = errors.New("malformed envelope")
 type Envelope struct {
 	Version int      // schema version; 0 for data without an envelope
 	Writes  Writes   // write identities, newest first
-	Codec   string   // reserved: "" means the manager's codec
-	Layers  []string // reserved: none
-	KeyID   string   // reserved
-	DictID  string   // reserved
+	Codec   string   // the codec's name; "" means the manager's codec
+	Layers  []string // the layers applied to the payload, in order; none: nil
+	KeyID   string   // the sealing key's ID, with the seal layer
+	DictID  string   // the compression dictionary's ID, if any
 	Payload []byte   // shares memory with the raw value
 
 	// Checked is false when the fast path split the value: the payload is
@@ -148,7 +152,7 @@ func HeaderLen(jsonForm bool, e *Envelope) int {
 }
 
 // HeaderLenFor returns the header length of an envelope of version with
-// writes identities and no reserved fields, so that a caller can encode the
+// writes identities and no codec or layer fields, so that a caller can encode the
 // payload after room for a header it builds later.
 func HeaderLenFor(jsonForm bool, version, writes int) int {
 	return headerLen(jsonForm, version, writes, &Envelope{})

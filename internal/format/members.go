@@ -2,23 +2,21 @@ package format
 
 import (
 	"bytes"
-	"encoding"
 	"encoding/json"
 	"reflect"
 	"strconv"
-	"strings"
 )
 
 // A shape is what encoding/json makes of a Go type, as far as unknown
-// members go: a struct has a fixed set of member names (matched
-// case-insensitively on decode); a map takes any name; a slice repeats its
-// element; anything else (scalars, interfaces, types with their own
-// UnmarshalJSON or UnmarshalText) is opaque: every member is known.
+// members go: a struct has a fixed set of members (Fields, matched as the
+// decoder matches them); a map takes any name; a slice repeats its element;
+// anything else (scalars, interfaces, types with their own UnmarshalJSON or
+// UnmarshalText) is opaque: every member is known.
 type shape struct {
 	kind   shapeKind
-	fields map[string]*shape // struct: member name → shape
-	names  []string          // struct: member names, for case-insensitive lookup
-	elem   *shape            // map, list
+	info   *structInfo // struct: its members
+	fields []*shape    // struct: the shape of each member, as info.fields
+	elem   *shape      // map, list
 }
 
 type shapeKind uint8
@@ -30,11 +28,7 @@ const (
 	list
 )
 
-var (
-	jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
-	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
-	opaqueShape     = &shape{}
-)
+var opaqueShape = &shape{}
 
 func shapeOf(t reflect.Type) *shape { return buildShape(t, map[reflect.Type]*shape{}) }
 
@@ -70,98 +64,15 @@ func buildShape(t reflect.Type, cache map[reflect.Type]*shape) *shape {
 		}
 		return s
 	case reflect.Struct:
-		s := &shape{kind: object, fields: map[string]*shape{}}
+		s := &shape{kind: object, info: infoOf(t)}
 		cache[t] = s
-		for _, f := range jsonFields(t) {
-			s.fields[f.name] = buildShape(f.typ, cache)
-			s.names = append(s.names, f.name)
+		s.fields = make([]*shape, len(s.info.fields))
+		for i, f := range s.info.fields {
+			s.fields[i] = buildShape(f.Type, cache)
 		}
 		return s
 	}
 	return opaqueShape
-}
-
-type jsonField struct {
-	name   string
-	typ    reflect.Type
-	depth  int
-	tagged bool
-}
-
-// jsonFields returns the members encoding/json gives struct type t: exported
-// fields by their tag name or Go name, "-" skipped, the fields of untagged
-// embedded structs promoted; of several fields with one name the shallowest
-// wins, then the only tagged one among the shallowest; a name still
-// ambiguous is no member at all (encoding/json ignores it).
-func jsonFields(t reflect.Type) []jsonField {
-	var all []jsonField
-	type level struct {
-		t     reflect.Type
-		depth int
-	}
-	queue := []level{{t, 0}}
-	visited := map[reflect.Type]bool{}
-	for len(queue) > 0 {
-		l := queue[0]
-		queue = queue[1:]
-		if visited[l.t] || l.depth > 16 {
-			continue
-		}
-		visited[l.t] = true
-		for i := range l.t.NumField() {
-			sf := l.t.Field(i)
-			tag := sf.Tag.Get("json")
-			if tag == "-" {
-				continue
-			}
-			name, _, _ := strings.Cut(tag, ",")
-			ft := sf.Type
-			if sf.Anonymous {
-				et := ft
-				if et.Kind() == reflect.Pointer {
-					et = et.Elem()
-				}
-				if !sf.IsExported() && et.Kind() != reflect.Struct {
-					continue
-				}
-				if name == "" && et.Kind() == reflect.Struct {
-					queue = append(queue, level{et, l.depth + 1})
-					continue
-				}
-			} else if !sf.IsExported() {
-				continue
-			}
-			tagged := name != ""
-			if name == "" {
-				name = sf.Name
-			}
-			all = append(all, jsonField{name: name, typ: ft, depth: l.depth, tagged: tagged})
-		}
-	}
-	var out []jsonField
-	for i, f := range all {
-		winner, ambiguous := f, false
-		seenEarlier := false
-		for k, g := range all {
-			if g.name != f.name {
-				continue
-			}
-			if k < i {
-				seenEarlier = true
-				break
-			}
-			switch {
-			case g.depth < winner.depth, g.depth == winner.depth && g.tagged && !winner.tagged:
-				winner, ambiguous = g, false
-			case k != i && g.depth == winner.depth && g.tagged == winner.tagged:
-				ambiguous = true
-			}
-		}
-		if !seenEarlier && !ambiguous {
-			out = append(out, winner)
-		}
-	}
-	return out
 }
 
 // field returns the member name of s that key decodes into, as
@@ -170,21 +81,11 @@ func (s *shape) field(key string) (string, *shape, bool) { return s.fieldBytes([
 
 // fieldBytes is field for a name held in bytes; it does not allocate.
 func (s *shape) fieldBytes(key []byte) (string, *shape, bool) {
-	if c, ok := s.fields[string(key)]; ok {
-		for _, n := range s.names {
-			if n == string(key) {
-				return n, c, true
-			}
-		}
+	i := s.info.lookup(key)
+	if i < 0 {
+		return "", nil, false
 	}
-	for _, n := range s.names {
-		if len(n) == len(key) || !isASCII(key) || !isASCII([]byte(n)) {
-			if bytes.EqualFold([]byte(n), key) {
-				return n, s.fields[n], true
-			}
-		}
-	}
-	return "", nil, false
+	return s.info.fields[i].Name, s.fields[i], true
 }
 
 func isASCII(b []byte) bool {

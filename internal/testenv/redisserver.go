@@ -154,13 +154,34 @@ type RedisCluster struct {
 	Client  *redis.ClusterClient
 	servers []*RedisServer
 	dir     string
+	shared  []string // the masters of a cluster named by ClusterEnv
 }
+
+// ClusterEnv names the environment variable that holds the host:port of
+// each master of a running Redis Cluster, comma-separated. When it is set,
+// StartRedisCluster starts nothing and returns a client of that cluster:
+// .ci/run starts one cluster that the packages run in parallel share. The
+// tests that use a cluster keep to key prefixes of their own
+// (testenv.Prefix) and never stop, flush or reconfigure its nodes, so
+// sharing one is correct.
+const ClusterEnv = "REDIS_CLUSTER_ADDRS"
 
 // StartRedisCluster starts three redis-server processes in cluster mode,
 // joins them with redis-cli --cluster create, and returns once every node
 // reports the cluster healthy and the client sees the three masters. name
-// names its temporary folder. Stop it with Stop.
+// names its temporary folder. Stop it with Stop. When ClusterEnv is set it
+// connects to that cluster instead, and Stop only closes the client.
 func StartRedisCluster(tb testing.TB, name string) (*RedisCluster, error) {
+	if env := os.Getenv(ClusterEnv); env != "" {
+		addrs := strings.Split(env, ",")
+		c := &RedisCluster{shared: addrs}
+		c.Client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ContextTimeoutEnabled: true})
+		if err := c.waitMasters(); err != nil {
+			c.Client.Close()
+			return nil, fmt.Errorf("the cluster of %s=%s: %v", ClusterEnv, env, err)
+		}
+		return c, nil
+	}
 	NeedRedisBinaries(tb)
 	dir, err := os.MkdirTemp("", name+"-cluster-")
 	if err != nil {
@@ -216,7 +237,13 @@ func (c *RedisCluster) start(tb testing.TB) error {
 		}
 	}
 	c.Client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ContextTimeoutEnabled: true})
-	// The client must see all three masters before the tests start.
+	return c.waitMasters()
+}
+
+// waitMasters waits (at most 100 tries, 100 ms apart) until the client
+// sees all three masters: the tests must not start before.
+func (c *RedisCluster) waitMasters() error {
+	var err error
 	for range 100 {
 		n := 0
 		var mu sync.Mutex
@@ -237,6 +264,9 @@ func (c *RedisCluster) start(tb testing.TB) error {
 
 // Addrs returns the host:port of each of the cluster's servers.
 func (c *RedisCluster) Addrs() []string {
+	if c.shared != nil {
+		return c.shared
+	}
 	addrs := make([]string, len(c.servers))
 	for i, s := range c.servers {
 		addrs[i] = s.Addr()
@@ -252,5 +282,7 @@ func (c *RedisCluster) Stop() {
 	for _, s := range c.servers {
 		s.Kill()
 	}
-	os.RemoveAll(c.dir)
+	if c.dir != "" {
+		os.RemoveAll(c.dir)
+	}
 }

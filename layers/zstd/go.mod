@@ -2,12 +2,10 @@ module github.com/typedsession/session/layers/zstd
 
 go 1.26.0
 
-replace github.com/typedsession/session => ../../
-
 require (
 	github.com/google/go-cmp v0.7.0
 	github.com/klauspost/compress v1.20.4
-	github.com/typedsession/session v0.0.0
+	github.com/typedsession/session v0.1.0
 )
 
 require (

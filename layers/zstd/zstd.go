@@ -162,14 +162,15 @@ func (c *Compressor) Compress(dst, src []byte) ([]byte, error) {
 // Decompress appends the decompressed src to dst. src must have been
 // compressed with the dictionary dictID ("" for none), which c must hold
 // (Options.Dict or Options.ReadDicts). Output longer than maxSize bytes
-// (maxSize <= 0: no limit) is refused before it is allocated. Every error
-// matches codec.ErrDecompress.
+// (maxSize <= 0: no limit) is refused before it is allocated, with an
+// error matching codec.ErrOverLimit; a dictionary c does not hold gives
+// codec.ErrNoDictionary. Every error matches codec.ErrDecompress.
 func (c *Compressor) Decompress(dst, src []byte, dictID string, maxSize int) ([]byte, error) {
 	var zid uint32
 	if dictID != "" {
 		id, ok := c.dicts[dictID]
 		if !ok {
-			return nil, fmt.Errorf("%w: zstd: no dictionary %q (Options.Dict, Options.ReadDicts)", codec.ErrDecompress, dictID)
+			return nil, fmt.Errorf("%w: zstd: no dictionary %q (Options.Dict, Options.ReadDicts)", codec.ErrNoDictionary, dictID)
 		}
 		zid = id
 	}
@@ -192,7 +193,7 @@ func (c *Compressor) Decompress(dst, src []byte, dictID string, maxSize int) ([]
 	room := maxSize
 	if h.HasFCS {
 		if h.FrameContentSize > uint64(maxSize) {
-			return nil, fmt.Errorf("%w: zstd: %d bytes, more than %d", codec.ErrDecompress, h.FrameContentSize, maxSize)
+			return nil, fmt.Errorf("%w: zstd: %d bytes, more than %d", codec.ErrOverLimit, h.FrameContentSize, maxSize)
 		}
 		room = int(h.FrameContentSize)
 	}
@@ -203,6 +204,10 @@ func (c *Compressor) Decompress(dst, src []byte, dictID string, maxSize int) ([]
 	// a second frame after it, fails rather than grows dst.
 	out, err := c.limited.DecodeAll(src, dst[:len(dst):len(dst)+room])
 	if err != nil {
+		if !h.HasFCS && errors.Is(err, kzstd.ErrDecoderSizeExceeded) {
+			// No declared size: the output ran past maxSize.
+			return nil, fmt.Errorf("%w: zstd: more than %d bytes", codec.ErrOverLimit, maxSize)
+		}
 		return nil, fmt.Errorf("%w: zstd: %v", codec.ErrDecompress, err)
 	}
 	return out, nil

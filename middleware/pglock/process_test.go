@@ -71,4 +71,7 @@ func TestTwoReplicas(t *testing.T) { runReplicas(t, 2, -1) }
 // its handler holds a user's lock; its connection ends, the lock with it,
 // and the other two finish with no error and no conflict;
 // acknowledged <= stored <= acknowledged + in flight at the kill.
-func TestReplicaKilledHoldingLock(t *testing.T) { runReplicas(t, 3, 0) }
+func TestReplicaKilledHoldingLock(t *testing.T) {
+	testenv.Slow(t)
+	runReplicas(t, 3, 0)
+}

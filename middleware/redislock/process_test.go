@@ -90,6 +90,7 @@ func TestTwoReplicas(t *testing.T) {
 // s) ends, with no error and no conflict, and acknowledged <= stored <=
 // acknowledged + in flight at the kill.
 func TestReplicaKilledHoldingLock(t *testing.T) {
+	testenv.Slow(t)
 	c, env := singleNodeEnv(t, time.Second)
 	runReplicas(t, c, env, 3, 0)
 }

@@ -86,30 +86,32 @@
 // from failure by itself. Wrap a handler that returns an error with
 // [Handler]: when it returns an error, its session changes are not saved.
 // A plain bot.HandlerFunc always counts as a success. Errors of the session
-// machinery (key, lock, load, save) go to [middleware.Options].OnError, or,
-// when that is nil, to the standard logger, like go-telegram/bot's own
-// errors; when the session cannot be loaded the handler does not run
+// machinery (key, lock, load, save) go to [middleware.Options].OnError
+// and Logger; when both are nil, they are logged to slog.Default() (which
+// writes to the standard logger unless the program set another, like
+// go-telegram/bot's own errors), without session data and without the
+// key (see [middleware.Options].Logger and LogKeys); when the session cannot be loaded the handler does not run
 // (unless [middleware.Options].Lazy or ContinueOnLoadError, where
 // session.From returns the error to the handler, and nothing is saved).
 package tgbot
 
 import (
 	"context"
-	"log"
 	"sync"
 
 	"github.com/go-telegram/bot"
 	"github.com/go-telegram/bot/models"
 
 	session "github.com/typedsession/session"
+	"github.com/typedsession/session/internal/logsafe"
 	"github.com/typedsession/session/middleware"
 )
 
 // New returns a bot.Middleware that binds the session of type T, kept by m
 // under the key that key returns, to the context of each update, and saves
 // it after the handler unless the handler (wrapped with [Handler]) returned
-// an error. The options are those of [middleware.New]; a nil OnError logs
-// with the standard logger. Pass the result to bot.WithMiddlewares; updates
+// an error. The options are those of [middleware.New]; with neither
+// OnError nor Logger set, errors are logged to slog.Default(). Pass the result to bot.WithMiddlewares; updates
 // through one returned Middleware share its per-key lock table.
 //
 // New panics if m or key is nil.
@@ -117,8 +119,8 @@ func New[T any](m *session.Manager[T], key middleware.KeyFunc[*models.Update], o
 	if key == nil {
 		panic("session/middleware/tgbot: nil key function; pass tgbot.UserKey, tgbot.ChatKey, tgbot.UserInChatKey or tgbot.TopicKey")
 	}
-	if opts.OnError == nil {
-		opts.OnError = logError
+	if opts.OnError == nil && opts.Logger == nil {
+		opts.Logger = logsafe.Default()
 	}
 	mw := middleware.New(m, func(ctx context.Context, c *call) (string, error) {
 		return key(ctx, c.u)
@@ -137,10 +139,6 @@ func New[T any](m *session.Manager[T], key middleware.KeyFunc[*models.Update], o
 			}
 		}
 	}
-}
-
-func logError(_ context.Context, op, key string, err error) {
-	log.Printf("[TGBOT] [SESSION] %s %q: %v", op, key, err)
 }
 
 // callKey is the context key of the update's *call.

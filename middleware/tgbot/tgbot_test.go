@@ -1,9 +1,11 @@
 package tgbot
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -401,5 +403,36 @@ func TestNewPanicsOnNil(t *testing.T) {
 			}()
 			f()
 		}()
+	}
+}
+
+// TestErrorsLoggedByDefault: with neither OnError nor Logger, a failed
+// save is logged to slog.Default(), like go-telegram/bot's own errors,
+// without the refused value and without the key (a user identifier). Not
+// parallel: it replaces slog.Default.
+func TestErrorsLoggedByDefault(t *testing.T) {
+	var buf bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+
+	m := newManager[profile](t, newStore(t), "p")
+	b := newBot(t, Handler(func(ctx context.Context, _ *bot.Bot, u *models.Update) error {
+		s, err := session.From[profile](ctx)
+		if err != nil {
+			return err
+		}
+		s.Data.Name = u.Message.Text // max=5: too long to save
+		return nil
+	}), bot.WithNotAsyncHandlers(), bot.WithMiddlewares(New(m, UserKey, middleware.Options{})))
+	b.ProcessUpdate(context.Background(), message(1, 5, 987654321, "Bartholomew"))
+	out := buf.String()
+	if !strings.Contains(out, "level=ERROR") || !strings.Contains(out, "op=save") || !strings.Contains(out, `profile.Name: failed \"max=5\"`) {
+		t.Errorf("log %q; want an error record of the save naming the field and its rule", out)
+	}
+	for _, secret := range []string{"Bartholomew", "987654321"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the log holds %q: %s", secret, out)
+		}
 	}
 }

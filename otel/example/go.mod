@@ -2,15 +2,10 @@ module github.com/typedsession/session/otel/example
 
 go 1.26.0
 
-replace (
-	github.com/typedsession/session => ../../
-	github.com/typedsession/session/otel => ../
-)
-
 require (
 	github.com/prometheus/client_golang v1.25.0
-	github.com/typedsession/session v0.0.0
-	github.com/typedsession/session/otel v0.0.0
+	github.com/typedsession/session v0.1.0
+	github.com/typedsession/session/otel v0.1.0
 	go.opentelemetry.io/otel/exporters/prometheus v0.69.0
 	go.opentelemetry.io/otel/sdk/metric v1.47.0
 )

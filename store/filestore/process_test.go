@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store"
 )
 
@@ -236,9 +237,7 @@ func TestCrossProcessCAS(t *testing.T) {
 // process holds a stripe's flock must not wedge the others: the kernel
 // drops the lock with the process.
 func TestCrossProcessCASKilledWriter(t *testing.T) {
-	if testing.Short() {
-		t.Skip("kills child processes; skipped with -short")
-	}
+	testenv.Slow(t)
 	runCASProcesses(t, 3, 150, 5)
 }
 
@@ -344,9 +343,7 @@ func crashChild(dir, seedStr string) error {
 }
 
 func TestCrashDuringWrites(t *testing.T) {
-	if testing.Short() {
-		t.Skip("kills 20 child processes; skipped with -short")
-	}
+	testenv.Slow(t)
 	const rounds = 20
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store"
 	"github.com/typedsession/session/store/storetest"
 )
@@ -76,10 +77,11 @@ func TestPersistent(t *testing.T) {
 // Issue 11 item 2: 8 goroutines Set in a loop while another calls Close;
 // New restores the snapshot. Every Set that returned nil must be there with
 // its value, and a Set after the one that returned ErrClosed never ran.
+// 20 rounds, 200 in the slow suite.
 func TestCloseRacingSetLosesNothing(t *testing.T) {
-	rounds := 200
-	if testing.Short() {
-		rounds = 20
+	rounds := 20
+	if testenv.SlowBuild() {
+		rounds = 200
 	}
 	path := filepath.Join(t.TempDir(), "sessions.snap")
 	ctx := context.Background()

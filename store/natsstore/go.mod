@@ -2,11 +2,9 @@ module github.com/typedsession/session/store/natsstore
 
 go 1.26.0
 
-replace github.com/typedsession/session => ../../
-
 require (
 	github.com/nats-io/nats.go v1.55.0
-	github.com/typedsession/session v0.0.0
+	github.com/typedsession/session v0.1.0
 )
 
 require (

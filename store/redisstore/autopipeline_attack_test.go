@@ -19,6 +19,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store/redisstore"
 )
 
@@ -98,6 +99,7 @@ func swapChains(t *testing.T, c redis.UniversalClient, s *redisstore.Store, pref
 // 32 goroutines swap through the auto-pipeliner (always, and adaptive):
 // every swap of a key nobody else writes is true, none is false.
 func TestAttackAutoPipelineScriptFlush(t *testing.T) {
+	testenv.Slow(t)
 	c := privateRedis(t)
 	for _, always := range []bool{true, false} {
 		t.Run(map[bool]string{true: "always", false: "adaptive"}[always], func(t *testing.T) {

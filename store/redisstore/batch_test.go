@@ -199,6 +199,7 @@ func TestBatchNoScript(t *testing.T) {
 // once, a false never landed (the batch never resends, so a false is a
 // promise), and an error (the outcome is open) landed at most once.
 func TestBatchFaultClientKill(t *testing.T) {
+	testenv.Slow(t)
 	needBinaries(t)
 	port := freePort(t, map[int]bool{})
 	srv, err := startServer(port, filepath.Join(t.TempDir(), strconv.Itoa(port)))
@@ -210,8 +211,9 @@ func TestBatchFaultClientKill(t *testing.T) {
 	s := redisstore.New(client, redisstore.Options{Prefix: "batchfault:"})
 	killer := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { killer.Close() })
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
+	// No run-wide deadline: each call has its own (callCtx), so the run
+	// ends by itself however slow the machine.
+	ctx := t.Context()
 
 	const workers, rounds, nkeys = 16, 40, 32
 	var (
@@ -228,7 +230,9 @@ func TestBatchFaultClientKill(t *testing.T) {
 				for i := range keys {
 					keys[i] = "k" + strconv.Itoa((w*8+r+i*5)%nkeys)
 				}
-				cur, err := s.GetMany(ctx, keys)
+				callCtx, callCancel := context.WithTimeout(ctx, 2*time.Second)
+				cur, err := s.GetMany(callCtx, keys)
+				callCancel()
 				if err != nil {
 					readErrors.Add(1)
 					continue
@@ -248,7 +252,9 @@ func TestBatchFaultClientKill(t *testing.T) {
 					}
 					seen[swaps[i].Key] = true
 				}
-				res, err := s.CompareAndSwapMany(ctx, swaps)
+				callCtx, callCancel = context.WithTimeout(ctx, 2*time.Second)
+				res, err := s.CompareAndSwapMany(callCtx, swaps)
+				callCancel()
 				if err != nil {
 					batchErrors.Add(1)
 					continue
@@ -288,7 +294,7 @@ loop:
 	tick.Stop()
 	<-done
 	if ctx.Err() != nil {
-		t.Fatalf("the run did not finish in time: %v", ctx.Err())
+		t.Fatalf("the run was stopped: %v", ctx.Err())
 	}
 	if cut.Load() == 0 {
 		t.Fatal("CLIENT KILL never closed a connection: the test tested nothing")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store/redisstore"
 )
 
@@ -73,6 +74,7 @@ func stall(t *testing.T, addr string, d time.Duration) (wait func()) {
 // the server when it wakes; resending it afterwards must report success
 // and leave the value written once.
 func TestDeadlineStalledServer(t *testing.T) {
+	testenv.Slow(t)
 	needBinaries(t)
 	port := freePort(t, map[int]bool{})
 	srv, err := startServer(port, filepath.Join(t.TempDir(), strconv.Itoa(port)), "--enable-debug-command", "local")

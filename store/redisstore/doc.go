@@ -133,6 +133,13 @@
 //     of how the store resends them (see "Lost replies"). Fewer retries
 //     only turn more lost replies into errors.
 //
+// Give every call a ctx with a deadline as well: go-redis and the store
+// resend until their retries run out, which against a stopped server took
+// a session Load 0.4 to 10.9 s (the server shut down, connections
+// refused) and 156 to 161 s (the server paused: connections open, no
+// reply) without one, and the deadline with one (README.md, "The
+// recommended client configuration").
+//
 // # Automatic pipelining
 //
 // A plain go-redis client writes and reads each command on its own: one

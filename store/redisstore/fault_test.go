@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store"
 	"github.com/typedsession/session/store/redisstore"
 )
@@ -77,7 +78,10 @@ type faultParams struct {
 // returns the counts.
 func runIncrements(t *testing.T, s *redisstore.Store, p faultParams, during func(done <-chan struct{}, progress func() int64, abort func())) *faultRun {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	// No run-wide deadline: each call has its own, so the run ends by
+	// itself however slow the machine; abort (or go test -timeout, for a
+	// call that ignored its deadline) stops it early.
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	r := &faultRun{ackedIDs: map[string]bool{}, unknownIDs: map[string]bool{}}
 	var finished atomic.Int64
@@ -110,7 +114,7 @@ func runIncrements(t *testing.T, s *redisstore.Store, p faultParams, during func
 		t.FailNow()
 	}
 	if ctx.Err() != nil {
-		t.Fatalf("the run did not finish in time: %v", ctx.Err())
+		t.Fatalf("the run was stopped: %v", ctx.Err())
 	}
 	r.check(t, s, p)
 	return r
@@ -259,6 +263,7 @@ func (r *faultRun) check(t *testing.T, s *redisstore.Store, p faultParams) {
 // 64 goroutines run compare-and-swap increments on 4 keys, on a Redis of
 // the test's own. go-redis resends the commands whose replies were lost.
 func TestFaultClientKill(t *testing.T) {
+	testenv.Slow(t)
 	needBinaries(t)
 	port := freePort(t, map[int]bool{})
 	srv, err := startServer(port, filepath.Join(t.TempDir(), strconv.Itoa(port)))
@@ -303,6 +308,7 @@ func TestFaultClientKill(t *testing.T) {
 // returned true was fsynced before the reply, so the restarted server has
 // it.
 func TestFaultRestart(t *testing.T) {
+	testenv.Slow(t)
 	needBinaries(t)
 	srv, _ := startDurableServer(t, 0)
 	client := recommendedClient(t, srv.Addr())

@@ -95,6 +95,7 @@ func TestConformance(t *testing.T) {
 }
 
 func TestConformanceSmallScanCount(t *testing.T) {
+	testenv.Slow(t)
 	client := testenv.Redis(t)
 	storetest.Run(t, func(t *testing.T) store.Store {
 		prefix := "tstest:" + randomHex(t) + ":"
@@ -105,10 +106,15 @@ func TestConformanceSmallScanCount(t *testing.T) {
 
 // TestConformanceAutoPipeline runs the suite with every call through the
 // client's auto-pipeliner, and again with the store choosing the route.
+// The adaptive pass, whose calls one at a time go straight as without
+// AutoPipeline, is in the slow suite.
 func TestConformanceAutoPipeline(t *testing.T) {
 	client := testenv.Redis(t)
 	for _, always := range []bool{true, false} {
 		t.Run(map[bool]string{true: "always", false: "adaptive"}[always], func(t *testing.T) {
+			if !always {
+				testenv.Slow(t)
+			}
 			storetest.Run(t, func(t *testing.T) store.Store {
 				prefix := "tstest:[*?\\]:" + randomHex(t) + ":"
 				t.Cleanup(func() { deletePrefix(t, client, prefix) })

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store"
 	"github.com/typedsession/session/store/redisstore"
 )
@@ -23,6 +24,7 @@ import (
 // outage from the caller, and with retries off, so that calls fail while
 // the server is down and the error paths run too.
 func TestStopAndRestart(t *testing.T) {
+	testenv.Slow(t)
 	needBinaries(t)
 	for _, tc := range []struct {
 		name       string

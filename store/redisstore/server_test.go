@@ -40,6 +40,7 @@ var (
 // ports, starting it on first use.
 func cluster(t *testing.T) *redis.ClusterClient {
 	t.Helper()
+	testenv.Slow(t) // the cluster tests are in the slow suite
 	needBinaries(t)
 	clusterOnce.Do(func() { theCluster, clusterErr = testenv.StartRedisCluster(t, "redisstore") })
 	if clusterErr != nil {

@@ -242,6 +242,7 @@ func TestManagerCommandsPerOp(t *testing.T) {
 // its swaps itself and reports a resend that finds another value as an
 // error, never as a conflict that would make Update apply fn again.
 func TestManagerStopAndRestart(t *testing.T) {
+	testenv.Slow(t)
 	needBinaries(t)
 	for _, tc := range []struct {
 		name       string

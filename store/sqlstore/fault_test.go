@@ -105,9 +105,7 @@ func (p *cutProxy) cut() int {
 // counter; every acknowledged write is in the log; no write that reported
 // false landed; no write landed twice (each count appears once in the log).
 func TestPostgresConnectionCuts(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipping in -short mode: a fault test of several seconds")
-	}
+	testenv.Slow(t)
 	direct := postgresDB(t)
 	u, err := url.Parse(testenv.DatabaseURL())
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store"
 )
 
@@ -79,9 +80,7 @@ func TestSQLiteKillHelperProcess(t *testing.T) {
 // returned an error, plus one per kill), every acknowledged write in the
 // log, each count logged once, and the file passes PRAGMA integrity_check.
 func TestSQLiteWriterKilled(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipping in -short mode: starts and kills many processes")
-	}
+	testenv.Slow(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

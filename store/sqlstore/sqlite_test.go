@@ -1,6 +1,8 @@
 package sqlstore
 
 import (
+	"github.com/typedsession/session/internal/testenv"
+
 	"bytes"
 	"database/sql"
 	"errors"
@@ -51,9 +53,7 @@ func TestSQLiteHelperProcess(t *testing.T) {
 // New waits for the other process's locks, including the WAL switch that
 // busy_timeout does not cover.
 func TestSQLiteTwoProcessesNew(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipping in -short mode: starts many processes")
-	}
+	testenv.Slow(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

@@ -218,9 +218,6 @@ func readPage(t *testing.T, ctx context.Context) pageState {
 // restart the app on the same state folder, sign out; and a form posted
 // from another site is refused.
 func TestCookieFlow(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipping in -short mode: builds the app and starts Chromium")
-	}
 	ctx := newBrowser(t)
 	bin := buildApp(t)
 	state := t.TempDir()

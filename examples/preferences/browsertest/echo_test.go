@@ -92,9 +92,6 @@ func newEchoApp(t *testing.T) *httptest.Server {
 // (a new token), count twice, reload, sign out (no cookie, a fresh
 // session).
 func TestEchoCookieFlow(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipping in -short mode: starts Chromium")
-	}
 	ctx := newBrowser(t)
 	srv := newEchoApp(t)
 	url := srv.URL + "/"

@@ -27,11 +27,6 @@ require (
 
 require (
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
-	github.com/typedsession/session v0.0.0
-	github.com/typedsession/session/adapters/echo v0.0.0
-)
-
-replace (
-	github.com/typedsession/session => ../../../
-	github.com/typedsession/session/adapters/echo => ../../../adapters/echo
+	github.com/typedsession/session v0.1.0
+	github.com/typedsession/session/adapters/echo v0.1.0
 )

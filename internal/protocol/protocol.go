@@ -1,0 +1,392 @@
+// Package protocol is the one write protocol of typedsession: every
+// mutation of a store that the session manager (and the inspector) makes
+// goes through it — a write (Save, Update, MigrateAll and its batches), a
+// delete (Delete, Destroy), a two-key move (MoveTo, quarantine and its
+// restore) and an expiry refresh. It owns sending, resending after a lost
+// reply, settling what a resend's answer means, undoing a half-done move,
+// and the choice between success, ErrConflict and ErrOutcomeUnknown.
+//
+// # Rules
+//
+// A reply is "open" when it is an error that does not say for sure that
+// nothing was written: anything but store.ErrInvalidKey, store.ErrTooLarge
+// and store.ErrClosed (the definite errors, returned as they are). An open
+// reply is followed by resends of the same conditional operation, at once
+// and then after 2, 8, 32 and 128 ms, while ctx lasts; a resend is safe
+// because every value the manager writes carries a unique write identity
+// (store.Swapper's and store.Deleter's resend rules).
+//
+//	operation  store needs   first reply        resend reply   outcome
+//	---------  ------------  -----------------  -------------  ---------------------------------------------
+//	Write      Swapper       true               -              done
+//	                         false              -              ErrConflict (a first attempt's false is a promise)
+//	                         open               true           done (landed now or before)
+//	                                            false          settled: the value stored now holds the write's
+//	                                                           identity → done; it was built on the old value by
+//	                                                           another writer (the old identity followed by
+//	                                                           another) → ErrConflict; else ErrOutcomeUnknown
+//	                                            open, to end   ErrOutcomeUnknown
+//	Write      (no Swapper)  Set: nil → done; open → ErrOutcomeUnknown. The last writer wins.
+//	Delete     Deleter       true               -              done (absent now)
+//	                         false              -              ErrConflict
+//	                         open               true           done
+//	                                            false          settled: the value stored now was built on the
+//	                                                           old one → ErrConflict; its whole chain of
+//	                                                           identities is in view and the old identity is not
+//	                                                           in it (created after the old value was gone) →
+//	                                                           done; else ErrOutcomeUnknown
+//	Delete     (no Deleter)  as DeleteAny. The last writer wins.
+//	DeleteAny  -             Delete, resent while open (deleting twice is deleting once); still open at
+//	                         the end → ErrOutcomeUnknown.
+//	Refresh    Toucher       Touch: nil → done; ErrNotFound → ErrConflict (deleted or expired since the
+//	                         read: writing the value back could undo that); other errors as they are.
+//	Refresh    Swapper       a compare-and-swap of the old value by itself: true → done; false, first or
+//	                         resent → ErrConflict (the value changed since it was read).
+//	Refresh    (neither)     nothing is sent: without a conditional write an unchanged value is never
+//	                         written back, since that could revert another writer's newer value. The
+//	                         expiry is then extended only by writes and by reads that extend it.
+//	Move       Swapper       Write to the new key "only if absent", then Delete the old key. The Write's
+//	                         ErrConflict → ErrConflict (the new key is taken), nothing else done; its
+//	                         ErrOutcomeUnknown → ErrOutcomeUnknown, the old key untouched. The Delete's
+//	                         ErrConflict (another writer changed the old key) → undo: Delete the new key
+//	                         against what was written there; done → ErrConflict; otherwise both keys may
+//	                         hold a session, reported with the undo's error. The Delete's
+//	                         ErrOutcomeUnknown → ErrOutcomeUnknown and no undo: an undo after an open
+//	                         outcome could leave the session under neither key.
+//	Move       (no Swapper)  Set the new key, then Delete the old one (last writer wins).
+//
+// A move never leaves the value under neither key.
+package protocol
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/typedsession/session/internal/errs"
+	"github.com/typedsession/session/internal/format"
+	"github.com/typedsession/session/store"
+)
+
+// Store is a store with its optional capabilities resolved once. It is
+// safe for concurrent use.
+type Store struct {
+	st    store.Store
+	sw    store.Swapper
+	del   store.Deleter
+	touch store.Toucher
+	batch store.BatchSwapper
+}
+
+// New returns the protocol over st.
+func New(st store.Store) *Store {
+	p := &Store{st: st}
+	p.sw, _ = st.(store.Swapper)
+	p.del, _ = st.(store.Deleter)
+	p.touch, _ = st.(store.Toucher)
+	if p.sw != nil {
+		p.batch, _ = st.(store.BatchSwapper)
+	}
+	return p
+}
+
+// Swaps reports whether writes are compare-and-swaps.
+func (p *Store) Swaps() bool { return p.sw != nil }
+
+// Old is what the caller last read of a key: Raw nil for an absent key.
+type Old struct {
+	Raw    []byte
+	Writes format.Writes // Raw's write identities, newest first
+}
+
+// Value is a value to write: its bytes, its newest write identity ("" for
+// bytes that carry none, such as a damaged value moved aside) and its ttl
+// (0: no expiry).
+type Value struct {
+	Raw []byte
+	ID  string
+	TTL time.Duration
+}
+
+// Write stores v under key in place of old (see the package's rules).
+func (p *Store) Write(ctx context.Context, key string, old Old, v Value) error {
+	if p.sw == nil {
+		return openError(p.st.Set(ctx, key, v.Raw, v.TTL))
+	}
+	ok, err := p.sw.CompareAndSwap(ctx, key, old.Raw, v.Raw, v.TTL)
+	return p.finishWrite(ctx, key, old, v, ok, err)
+}
+
+// finishWrite decides a write from its first attempt's reply (ok, err):
+// the one place where a write is resent and settled, for single writes
+// and for the swaps of a batch.
+func (p *Store) finishWrite(ctx context.Context, key string, old Old, v Value, ok bool, err error) error {
+	switch {
+	case err == nil && ok:
+		return nil
+	case err == nil:
+		return errs.Conflict // a first attempt's false is a promise
+	case definite(err):
+		return storeError(err)
+	}
+	ok, err = resend(ctx, func() (bool, error) { return p.sw.CompareAndSwap(ctx, key, old.Raw, v.Raw, v.TTL) })
+	switch {
+	case err != nil:
+		return openError(err)
+	case ok:
+		return nil
+	}
+	return p.settleWrite(ctx, key, old, v)
+}
+
+// settleWrite decides a resent write that reported false: its first
+// attempt may have landed and been built on since.
+func (p *Store) settleWrite(ctx context.Context, key string, old Old, v Value) error {
+	now, err := p.current(ctx, key)
+	if err != nil {
+		return err
+	}
+	switch {
+	case v.ID != "" && now.Index(v.ID) >= 0:
+		return nil
+	case old.Writes.Len() > 0 && now.Index(old.Writes.At(0)) >= 1:
+		// Another writer's value was built on the old one: only one swap
+		// can replace the old value, so this one did not.
+		return errs.Conflict
+	}
+	return unknown(fmt.Sprintf("the stored write identities (the last %d) cannot tell whether the write landed", format.MaxWrites), nil)
+}
+
+// Delete removes key if it still holds old (see the package's rules). A
+// nil old.Raw deletes nothing.
+func (p *Store) Delete(ctx context.Context, key string, old Old) error {
+	if old.Raw == nil {
+		return nil
+	}
+	if p.del == nil {
+		return p.DeleteAny(ctx, key)
+	}
+	ok, err := p.del.CompareAndDelete(ctx, key, old.Raw)
+	switch {
+	case err == nil && ok:
+		return nil
+	case err == nil:
+		return errs.Conflict
+	case definite(err):
+		return storeError(err)
+	}
+	ok, err = resend(ctx, func() (bool, error) { return p.del.CompareAndDelete(ctx, key, old.Raw) })
+	switch {
+	case err != nil:
+		return openError(err)
+	case ok:
+		return nil
+	}
+	return p.settleDelete(ctx, key, old)
+}
+
+// DeleteAny removes key whatever it holds (the caller's Manager.Delete):
+// a delete that is safe to resend, resent while its reply is open.
+func (p *Store) DeleteAny(ctx context.Context, key string) error {
+	_, err := resend(ctx, func() (bool, error) { return true, p.st.Delete(ctx, key) })
+	return openError(err)
+}
+
+// settleDelete decides a resent compare-and-delete that reported false:
+// the key holds another value now, and the first attempt may have landed
+// before it was created.
+func (p *Store) settleDelete(ctx context.Context, key string, old Old) error {
+	now, err := p.current(ctx, key)
+	if errors.Is(err, errs.OutcomeUnknown) && errors.Is(err, store.ErrNotFound) {
+		return nil // gone again: the delete holds, whoever made it
+	}
+	if err != nil {
+		return err
+	}
+	if old.Writes.Len() > 0 {
+		switch {
+		case now.Index(old.Writes.At(0)) >= 1:
+			return errs.Conflict // built on the old value: it was there when this delete was not
+		case now.Len() > 0 && now.Len() < format.MaxWrites:
+			// The value's whole history is in view and does not hold
+			// the old value: it was created after the old one was gone,
+			// so the delete is done (by this call or an earlier one).
+			return nil
+		}
+	}
+	return unknown("the stored write identities cannot tell whether the delete landed before the key was written again", nil)
+}
+
+// current returns the write identities of the value stored under key now,
+// for settling; every failure to learn them is ErrOutcomeUnknown (an
+// absent key also matches store.ErrNotFound).
+func (p *Store) current(ctx context.Context, key string) (format.Writes, error) {
+	raw, err := p.st.Get(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", unknown("the key is gone: deleted since, perhaps after the write landed", err)
+	}
+	if err != nil {
+		return "", unknown("reading it back failed", err)
+	}
+	w, _ := format.WritesOf(raw)
+	return w, nil
+}
+
+// Refresh extends the expiry of key, which still holds old, to ttl (see
+// the package's rules). It reports whether it sent anything.
+func (p *Store) Refresh(ctx context.Context, key string, old Old, ttl time.Duration) (bool, error) {
+	switch {
+	case old.Raw == nil:
+		return false, nil
+	case p.touch != nil:
+		if err := p.touch.Touch(ctx, key, ttl); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return true, errs.Conflict
+			}
+			return true, storeError(err)
+		}
+		return true, nil
+	case p.sw != nil:
+		ok, err := resend(ctx, func() (bool, error) { return p.sw.CompareAndSwap(ctx, key, old.Raw, old.Raw, ttl) })
+		switch {
+		case err != nil:
+			return true, storeError(err)
+		case !ok:
+			return true, errs.Conflict
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// Refreshes reports whether Refresh can extend an expiry at all.
+func (p *Store) Refreshes() bool { return p.touch != nil || p.sw != nil }
+
+// Move stores v under to (only if nothing is there) and removes from,
+// which holds old (see the package's rules). A nil old.Raw (nothing stored
+// under from) only writes to.
+func (p *Store) Move(ctx context.Context, from string, old Old, to string, v Value) error {
+	if err := p.Write(ctx, to, Old{}, v); err != nil {
+		if errors.Is(err, errs.Conflict) {
+			return &errs.Error{Kind: errs.Conflict, Cause: ErrKeyTaken}
+		}
+		return err
+	}
+	err := p.Delete(ctx, from, old)
+	if err == nil || !errors.Is(err, errs.Conflict) {
+		// Done, or open: never undo after an open outcome, which could
+		// leave the value under neither key.
+		return err
+	}
+	// The old key changed since it was read: undo the new write, so that
+	// the other writer's value stays the only one.
+	w, _ := format.WritesOf(v.Raw)
+	if uerr := p.Delete(ctx, to, Old{Raw: v.Raw, Writes: w}); uerr != nil {
+		return errors.Join(err, fmt.Errorf("undo the write under the new key (both keys may hold a value now): %w", uerr))
+	}
+	return err
+}
+
+// ErrKeyTaken is the cause of a Move's ErrConflict when the new key
+// holds a value: nothing was changed.
+var ErrKeyTaken = errors.New("the new key is taken")
+
+// Item is one write of a WriteMany.
+type Item struct {
+	Key string
+	Old Old
+	New Value
+}
+
+// WriteMany makes the writes of items, each as Write makes it, the first
+// attempts of all in one round trip on a store.BatchSwapper. It returns
+// one error per item, in order. batchErr is not nil when the batch sent
+// nothing (then errs is nil and every write is still to make).
+func (p *Store) WriteMany(ctx context.Context, items []Item) (results []error, batchErr error) {
+	results = make([]error, len(items))
+	if p.batch == nil {
+		for i, it := range items {
+			results[i] = p.Write(ctx, it.Key, it.Old, it.New)
+		}
+		return results, nil
+	}
+	swaps := make([]store.Swap, len(items))
+	for i, it := range items {
+		swaps[i] = store.Swap{Key: it.Key, Old: it.Old.Raw, Value: it.New.Raw, TTL: it.New.TTL}
+	}
+	res, err := p.batch.CompareAndSwapMany(ctx, swaps)
+	if err != nil {
+		return nil, err
+	}
+	for i, it := range items {
+		results[i] = p.finishWrite(ctx, it.Key, it.Old, it.New, res[i].Swapped, res[i].Err)
+	}
+	return results, nil
+}
+
+// resend calls op again while it fails with an open reply: at once, then
+// after 2, 8, 32 and 128 ms, while ctx lasts.
+func resend(ctx context.Context, op func() (bool, error)) (ok bool, err error) {
+	ok, err = op()
+	for wait := time.Duration(0); err != nil && !definite(err) && wait <= 128*time.Millisecond; wait = max(2*time.Millisecond, wait*4) {
+		if sleep(ctx, wait) != nil {
+			break
+		}
+		ok, err = op()
+	}
+	return ok, err
+}
+
+// definite reports whether a store error says for sure that nothing was
+// written.
+func definite(err error) bool {
+	return errors.Is(err, store.ErrInvalidKey) || errors.Is(err, store.ErrTooLarge) || errors.Is(err, store.ErrClosed)
+}
+
+// openError classes the error of a write that was sent once and not
+// resent: definite errors as they are, others ErrOutcomeUnknown.
+func openError(err error) error {
+	if err == nil || definite(err) {
+		return storeError(err)
+	}
+	return errs.Wrap(errs.OutcomeUnknown, err)
+}
+
+func unknown(why string, cause error) error {
+	if cause != nil {
+		why += ": " + cause.Error()
+	}
+	return &errs.Error{Kind: errs.OutcomeUnknown, Msg: "the write's reply was lost and " + why, Cause: cause}
+}
+
+// StoreError maps the store's shared errors to the session's: a value the
+// store cannot read back whole is ErrCorrupt, one over the store's cap
+// ErrTooLarge; others are returned as they are.
+func StoreError(err error) error { return storeError(err) }
+
+func storeError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrCorrupt):
+		return errs.Wrap(errs.Corrupt, err)
+	case errors.Is(err, store.ErrTooLarge):
+		return errs.Wrap(errs.TooLarge, err)
+	}
+	return err
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,55 @@
+// Package sim checks whole histories of the session manager under faults
+// (issue 22, "Trust by construction"): a fault-injecting store wrapper
+// ([Store]) and a simulation ([Run]) whose histories are checked for
+// linearizability, with github.com/anishathalye/porcupine, against a
+// sequential model of the documented contract (the table in model.go),
+// plus invariants that need no linearization.
+//
+// # Runs
+//
+// The quick run is the root package's TestSimulation (sim_test.go): seeds
+// 1 to 12 on memstore with a snapshot file, in every CI run. The soak
+// command (internal/sim/soak, a module of its own) runs the same against
+// memstore, filestore, Redis, PostgreSQL and NATS. A seed decides the
+// operations each client draws and the fault of every call, by the
+// operation's ID and the call's number within it (the number of calls an
+// operation makes can still differ from run to run: a resend happens
+// only after a failure).
+//
+// # What a fault kind becomes in a report
+//
+// Each finding names its kind, the slot (a session and the keys moves
+// take it to), and, for "linearizability", the shortest prefix of the
+// slot's history that no order of the operations explains, around the
+// operation none could place, with the faults of each operation's calls.
+// The kinds of issue 22, re-introduced one at a time, show as:
+//
+//	fault in the library                                  finding
+//	a resent conditional delete's false trusted            linearizability: a Destroy or a move that returned
+//	(example 1)                                            ErrConflict (or a move that succeeded) while
+//	                                                       another process's create-if-absent proves the
+//	                                                       delete landed; at the end a session under neither
+//	                                                       key, or under two
+//	an unchanged Save (or Update) that writes blindly     unchanged-save-wrote; linearizability: a Load
+//	(example 2, store profile Get/Set/Delete only)        sees a value an earlier write had replaced
+//	an undo after an open outcome (example 3)              linearizability at the end: "damaged value ...
+//	                                                       should be quarantined 1 time(s), is 0"
+//	a handed-on session staler than a Load (example 4)    linearizability: "no linearization places update
+//	                                                       ... fn changes nothing" returning the value
+//	                                                       another process had overwritten before the call
+//	a clamp on one side of the freshness test (ex. 5)     load-touched-fresh (TTL 200 years seeds)
+//	ErrOutcomeUnknown where nothing failed                 unknown-without-fault
+//	an open outcome reported as a plain error              open-outcome-not-reported
+//	an update applied twice                                applied-twice (a token twice in a log), or
+//	                                                       linearizability
+//	an acknowledged write lost                             linearizability (a later read or the end state)
+//
+// Examples 3 and 4 need their faults to meet (an outage during a
+// quarantine; another process's write while the Update before still
+// holds the key); the default rates meet them in some seeds only. To
+// look for one kind, raise its faults and leave out the operations that
+// find others first, for instance:
+//
+//	go test -run 'TestSimulation$' . -sim.seeds=48 -sim.disable=move,destroy,delete,save-unchanged -sim.faults=damage:0.05,outage:0.06
+//	go test -run 'TestSimulation$' . -sim.seeds=48 -sim.disable=move,destroy,delete,migrate-all,save -sim.faults=foreign-write-after:0.08,outage:0,lost-reply:0,error-before:0,foreign-write-lost-reply:0,damage:0,ttl-low:0
+package sim
