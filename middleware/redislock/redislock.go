@@ -79,17 +79,16 @@ type Options struct {
 	// handed straight to the next update of this process waiting for the
 	// same key, without being released and taken again in Redis. Each
 	// handoff saves the release and the acquire (two round trips, and the
-	// wait for the wake-up) and keeps other processes from writing the
-	// session in between, so that the middleware's session handoff
-	// (middleware.Options.NoHandoff) starts from the stored value. After
-	// MaxHandoffs in a row the lock is released in Redis, and if another
-	// process waits for it there, reserved for the one that has waited
-	// longest (see the package documentation, # Fairness): so a process
-	// that waits for a key is overtaken by at most MaxHandoffs more
-	// updates of the process that holds it. Default [DefaultMaxHandoffs];
-	// a negative value releases it after every update. A lock is never passed without renewal (Renew below zero:
-	// the next update would get only what is left of the lease) nor once
-	// its lease may have run out (a renewal failed or was late).
+	// wait for the wake-up). After MaxHandoffs in a row the lock is
+	// released in Redis, and if another process waits for it there,
+	// reserved for the one that has waited longest (see the package
+	// documentation, # Fairness): so a process that waits for a key is
+	// overtaken by at most MaxHandoffs more updates of the process that
+	// holds it. Default [DefaultMaxHandoffs]; a negative value releases it
+	// after every update. A lock is never passed without renewal (Renew
+	// below zero: the next update would get only what is left of the
+	// lease) nor once its lease may have run out (a renewal failed or was
+	// late).
 	MaxHandoffs int
 
 	// OnError, when set, hears of the errors that no caller receives: a
@@ -197,8 +196,7 @@ func (l *Locker) Lock(ctx context.Context, key string) (func(), error) {
 
 // LockHandoff is Lock, and reports whether the lock was handed on from the
 // previous holder of this process without being released in Redis, so
-// that no other process can have held it in between (see
-// [middleware.HandoffLocker]).
+// that no other process can have held it in between.
 func (l *Locker) LockHandoff(ctx context.Context, key string) (func(), bool, error) {
 	l.mu.Lock()
 	l.queued[key]++
