@@ -50,6 +50,10 @@
 // not by the placeholder user in its from field (what c.Sender() returns), so distinct senders never
 // share a session; see [UserKey].
 //
+// telebot v4.0.0-beta.10 does not decode direct_messages_topic: in a
+// channel's direct messages chat, TopicKey and UserInTopicKey cannot tell
+// the users' topics apart, where the other adapters can (see [TopicKey]).
+//
 // Several bots may share one store and namespace: [ForBot] puts
 // "bot<ID>:" in front of every key. A handler learns its session's key
 // without loading it with [middleware.KeyFrom].

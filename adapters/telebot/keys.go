@@ -89,7 +89,11 @@ func UserInChatKey(_ context.Context, c tele.Context) (string, error) {
 // where the thread ID is the message_thread_id of a topic message
 // (Message.ThreadID when Message.TopicMessage) and 0 outside topics (the
 // General topic, and chats that are not forums, where a reply thread does
-// not count as a topic); in a business chat,
+// not count as a topic). telebot v4.0.0-beta.10 does not decode the
+// direct_messages_topic of a channel's direct messages chat, so there
+// every user's topic gets "<chat ID>:0", one session, where the other
+// adapters give one per user; key such a chat with UserInChatKey. In a
+// business chat,
 // "business:<business_connection_id>:" comes first, and in a guest chat
 // "guest:".
 //
@@ -135,7 +139,7 @@ func neutral(c tele.Context) *tgkey.Update {
 		n.Chat = m.Chat.ID
 		n.HasTopic = true
 		if m.TopicMessage {
-			n.Thread = m.ThreadID
+			n.Thread = int64(m.ThreadID)
 		}
 		n.BusinessConnectionID = m.BusinessConnectionID
 	} else {

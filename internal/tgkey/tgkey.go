@@ -28,6 +28,11 @@
 //
 // The sender-only key ([User]) is the exception by definition: one session
 // per person, in every chat, business and guest chats included.
+//
+// A channel's direct messages chat holds one topic per user who writes to
+// the channel (direct_messages_topic): the topic keys ([Topic],
+// [UserInTopic]) tell them apart by its topic_id; the chat key ([Chat]),
+// like a group's, is one session for the whole chat.
 package tgkey
 
 import (
@@ -56,11 +61,13 @@ type Update struct {
 	// placeholder user the Bot API sends next to such a chat.
 	Sender int64
 	// HasTopic says that the update's message is known, so that its
-	// forum topic is: Thread is the message_thread_id of a topic message
-	// (is_topic_message), and 0 outside topics (the General topic, chats
-	// that are not forums, reply threads).
+	// topic is: Thread is the message_thread_id of a forum topic message
+	// (is_topic_message), the topic_id of its direct_messages_topic in a
+	// channel's direct messages chat (one topic per user writing to the
+	// channel), and 0 outside topics (the General topic, chats that are
+	// not forums, reply threads).
 	HasTopic bool
-	Thread   int
+	Thread   int64
 	// BusinessConnectionID is the business_connection_id of an update in
 	// a chat of a business account, "" otherwise.
 	BusinessConnectionID string
@@ -96,7 +103,7 @@ type Key struct {
 	// ChatID, UserID and ThreadID are the parts the scope uses.
 	ChatID   int64
 	UserID   int64
-	ThreadID int
+	ThreadID int64
 }
 
 // String returns the key as the session is stored under it (without the
@@ -145,11 +152,11 @@ func (k Key) String() string {
 	case Topic:
 		id(k.ChatID)
 		b.WriteByte(':')
-		id(int64(k.ThreadID))
+		id(k.ThreadID)
 	case UserInTopic:
 		id(k.ChatID)
 		b.WriteByte(':')
-		id(int64(k.ThreadID))
+		id(k.ThreadID)
 		b.WriteByte(':')
 		id(k.UserID)
 	}

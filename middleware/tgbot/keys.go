@@ -76,9 +76,11 @@ func UserInChatKey(_ context.Context, u *models.Update) (string, error) {
 
 // TopicKey keys the session by forum topic: everyone in one topic of a
 // forum supergroup shares a session. The key is "<chat ID>:<thread ID>",
-// where the thread ID is the message_thread_id of a topic message and 0
-// outside topics (the General topic, and chats that are not forums, where
-// a reply thread does not count as a topic); in a business chat,
+// where the thread ID is the message_thread_id of a topic message, the
+// topic_id of its direct_messages_topic in a channel's direct messages
+// chat (one topic, so one session, per user writing to the channel), and
+// 0 outside topics (the General topic, and chats that are not forums,
+// where a reply thread does not count as a topic); in a business chat,
 // "business:<business_connection_id>:" comes first.
 //
 // It finds the topic of a message, an edited message, a channel post, a
@@ -121,8 +123,11 @@ func neutral(u *models.Update) *tgkey.Update {
 	if m := messageOf(u); m != nil {
 		n.Chat = m.Chat.ID
 		n.HasTopic = true
-		if m.IsTopicMessage {
-			n.Thread = m.MessageThreadID
+		switch {
+		case m.DirectMessagesTopic != nil:
+			n.Thread = int64(m.DirectMessagesTopic.TopicID)
+		case m.IsTopicMessage:
+			n.Thread = int64(m.MessageThreadID)
 		}
 		n.BusinessConnectionID = m.BusinessConnectionID
 	} else {

@@ -7,6 +7,7 @@ package tgkeytest
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/typedsession/session/internal/tgkey"
@@ -22,8 +23,11 @@ type Case struct {
 	Why  string
 	// Kind is the Bot API field of the update, so that an adapter whose
 	// library does not decode it (see Run) expects no key.
-	Kind   string
-	Update string
+	Kind string
+	// Feature, when set, is a field inside the update that some libraries
+	// do not decode (see Run): the case is skipped for them.
+	Feature string
+	Update  string
 	// The keys of ChatKey, UserKey, UserInChatKey, TopicKey and
 	// UserInTopicKey; None for an error wrapping middleware.ErrNoKey.
 	Chat, User, UserInChat, Topic, UserInTopic string
@@ -47,11 +51,14 @@ var scopes = []struct {
 }
 
 // Run runs every case of [Cases] through funcs, which must have all five
-// scopes. A case whose Kind is in unsupported (a field the library does
-// not decode: it sees an update with no field at all) must give no key in
-// any scope. Then it checks the property the table exists for: the
-// customer's chats with two business accounts and with the bot itself
-// never share a key in a scope with a chat.
+// scopes. A case whose Kind is in unsupported (an update field the library
+// does not decode: it sees an update with no field at all) must give no
+// key in any scope; a case whose Feature is in unsupported (a field inside
+// the update the library does not decode) is skipped, and logged. Then it
+// checks the property the table exists for: conversations that share IDs
+// never share a key (the customer's chats with two business accounts and
+// with the bot itself; the topics of two users in a channel's direct
+// messages chat).
 func Run(t *testing.T, funcs Funcs, unsupported ...string) {
 	t.Helper()
 	if len(funcs) != len(scopes) {
@@ -65,6 +72,10 @@ func Run(t *testing.T, funcs Funcs, unsupported ...string) {
 	for i := range Cases {
 		c := &Cases[i]
 		got[c.Name] = map[tgkey.Scope]string{}
+		if skip[c.Feature] {
+			t.Logf("%s: skipped: the library does not decode %s", c.Name, c.Feature)
+			continue
+		}
 		for _, sc := range scopes {
 			key, err := funcs[sc.scope](t, c.Update)
 			want := sc.want(c)
@@ -85,21 +96,31 @@ func Run(t *testing.T, funcs Funcs, unsupported ...string) {
 	}
 	// Issue 23: one customer's chat with business A, with business B and
 	// with the bot itself got one key in every scope with a chat.
-	apart := []string{"business message to business A", "business message to business B", "private message"}
-	for _, sc := range scopes {
-		if sc.scope == tgkey.User {
-			continue // one session per person, by definition
-		}
-		seen := map[string]string{}
-		for _, name := range apart {
-			k := got[name][sc.scope]
-			if k == "" {
+	apart := []struct {
+		names  []string
+		scopes []tgkey.Scope
+	}{
+		{[]string{"business message to business A", "business message to business B", "private message"},
+			[]tgkey.Scope{tgkey.Chat, tgkey.UserInChat, tgkey.Topic, tgkey.UserInTopic}},
+		{[]string{"direct message to a channel", "direct message from another user"},
+			[]tgkey.Scope{tgkey.Topic}},
+	}
+	for _, a := range apart {
+		for _, sc := range scopes {
+			if !slices.Contains(a.scopes, sc.scope) {
 				continue
 			}
-			if other, ok := seen[k]; ok {
-				t.Errorf("%s: %q and %q share the key %q: two conversations, one session", sc.name, other, name, k)
+			seen := map[string]string{}
+			for _, name := range a.names {
+				k := got[name][sc.scope]
+				if k == "" {
+					continue
+				}
+				if other, ok := seen[k]; ok {
+					t.Errorf("%s: %q and %q share the key %q: two conversations, one session", sc.name, other, name, k)
+				}
+				seen[k] = name
 			}
-			seen[k] = name
 		}
 	}
 }
@@ -337,6 +358,26 @@ var Cases = []Case{
 		Why:    "the owner connected the bot: the bot's own private chat with the owner (user_chat_id), and the owner",
 		Update: `{"update_id":56,"business_connection":{"id":"connA","user":{"id":500,"is_bot":false,"first_name":"Owner A"},"user_chat_id":500,"date":1,"is_enabled":true}}`,
 		Chat:   "500", User: "500", UserInChat: "500:500", Topic: None, UserInTopic: None,
+	},
+
+	// A channel's direct messages chat (-1020): one topic per user who
+	// writes to the channel, the channel answering in that user's topic.
+	{
+		Name: "direct message to a channel", Kind: "message", Feature: "direct_messages_topic",
+		Why:    "each user's conversation with the channel is a topic of its own: direct_messages_topic.topic_id",
+		Update: `{"update_id":70,"message":{"message_id":1,"date":1,"chat":{"id":-1020,"type":"supergroup","is_direct_messages":true},"from":{"id":30,"is_bot":false,"first_name":"Q"},"direct_messages_topic":{"topic_id":7001,"user":{"id":30,"is_bot":false,"first_name":"Q"}},"text":"hello channel"}}`,
+		Chat:   "-1020", User: "30", UserInChat: "-1020:30", Topic: "-1020:7001", UserInTopic: "-1020:7001:30",
+	},
+	{
+		Name: "direct message from another user", Kind: "message", Feature: "direct_messages_topic",
+		Update: `{"update_id":71,"message":{"message_id":2,"date":1,"chat":{"id":-1020,"type":"supergroup","is_direct_messages":true},"from":{"id":31,"is_bot":false,"first_name":"R"},"direct_messages_topic":{"topic_id":7002,"user":{"id":31,"is_bot":false,"first_name":"R"}},"text":"hi"}}`,
+		Chat:   "-1020", User: "31", UserInChat: "-1020:31", Topic: "-1020:7002", UserInTopic: "-1020:7002:31",
+	},
+	{
+		Name: "the channel's answer in a user's topic", Kind: "message", Feature: "direct_messages_topic",
+		Why:    "the channel writes as itself (sender_chat); the topic is the user's",
+		Update: `{"update_id":72,"message":{"message_id":3,"date":1,"chat":{"id":-1020,"type":"supergroup","is_direct_messages":true},"from":{"id":136817688,"is_bot":true,"first_name":"Channel","username":"Channel_Bot"},"sender_chat":{"id":-1019,"type":"channel","title":"News"},"direct_messages_topic":{"topic_id":7001},"text":"thanks"}}`,
+		Chat:   "-1020", User: "-1019", UserInChat: "-1020:-1019", Topic: "-1020:7001", UserInTopic: "-1020:7001:-1019",
 	},
 
 	// Guest mode: only telebot decodes guest_message today.
