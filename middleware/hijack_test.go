@@ -258,3 +258,20 @@ func TestHijackerInterface(t *testing.T) {
 		t.Error("the middleware's writer is not an http.Hijacker")
 	}
 }
+
+// TestHijackNotSupported: where the connection cannot be taken over
+// (HTTP/2, a recorder), Hijack fails before committing anything, so that
+// the handler's answer still decides what is saved.
+func TestHijackNotSupported(t *testing.T) {
+	app := newHijackApp(t)
+	rec := httptest.NewRecorder()
+	app.handler().ServeHTTP(rec, httptest.NewRequest("GET", "/ws", nil))
+	if err := <-app.after; !errors.Is(err, http.ErrNotSupported) {
+		t.Errorf("Hijack on a recorder = %v, want http.ErrNotSupported", err)
+	}
+	// The handler returned without answering: committed then, as any
+	// response, its change saved under a new cookie.
+	if rec.Code != http.StatusOK || sessionCookie(rec.Result()) == nil {
+		t.Errorf("status %d, want 200 with the session's cookie", rec.Code)
+	}
+}

@@ -106,6 +106,10 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, http.ErrHijacked
 	case w.failed:
 		return nil, nil, errCommitFailed
+	case !canHijack(w.ResponseWriter):
+		// HTTP/2, or a writer that cannot hand its connection over:
+		// nothing is committed, and the handler answers as it likes.
+		return nil, nil, fmt.Errorf("session/middleware: hijack: %w", http.ErrNotSupported)
 	case w.buffered:
 		code := http.StatusSwitchingProtocols
 		if w.wroteHeader {
@@ -135,6 +139,21 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		w.hijacked = true
 	}
 	return conn, rw, err
+}
+
+// canHijack reports whether w, or a writer it unwraps to, is an
+// http.Hijacker: whether http.ResponseController.Hijack can succeed.
+func canHijack(w http.ResponseWriter) bool {
+	for {
+		if _, ok := w.(http.Hijacker); ok {
+			return true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
+	}
 }
 
 // errCommitFailed is what Hijack returns when the session could not be
