@@ -136,7 +136,34 @@ type call[T any] struct {
 func (c *core[T]) begin(ctx context.Context, key string, fresh bool, mark binder[T]) (context.Context, *call[T]) {
 	cl := &call[T]{c: c, key: key, fresh: fresh}
 	ctx, cl.b = binding.Bind(ctx, cl.load)
+	ctx = context.WithValue(ctx, boundKey[T]{}, key)
 	return context.WithValue(ctx, activeKey[T]{}, mark), cl
+}
+
+// unbound returns ctx for an update without a session of T: session.From
+// reports ErrNoSession and KeyFrom false, whatever an outer binding of T
+// (another manager's) said.
+func unbound[T any](ctx context.Context) context.Context {
+	ctx, _ = binding.Bind[*session.Session[T]](ctx, nil)
+	return context.WithValue(ctx, boundKey[T]{}, nil)
+}
+
+// boundKey is the context key of the session key a binding of T was made
+// for (see KeyFrom).
+type boundKey[T any] struct{}
+
+// KeyFrom returns the session key under which a middleware bound the
+// session of type T to ctx's update or request: what the [KeyFunc]
+// returned (a Telegram adapter's ChatKey, say), or for a cookie session
+// the SHA-256 of its token in hex, the key the session is loaded from. It
+// does not load the session. It reports false when no middleware for T
+// bound ctx, or the update had no key ([ErrNoKey]). A handler uses it to
+// log, or to tell which conversation it serves without a store round trip
+// (with [Options].Lazy); s.Key() of the loaded session says the same, and
+// after [Renew] the key the session moves to.
+func KeyFrom[T any](ctx context.Context) (string, bool) {
+	k, ok := ctx.Value(boundKey[T]{}).(string)
+	return k, ok
 }
 
 // load is the binding's loader: it runs at most once, on the first From

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	session "github.com/typedsession/session"
-	"github.com/typedsession/session/internal/binding"
 )
 
 // HTTPOptions configures the [HTTP] middleware. The zero value means the
@@ -108,6 +107,27 @@ type HTTPOptions struct {
 // response until the handler returns, so that a failure anywhere discards
 // the changes. A handler that panics before the commit saves nothing.
 //
+// A handler that takes the connection over (http.NewResponseController(w).
+// Hijack(), or a WebSocket library's upgrade, which does the same) starts
+// its response there: the session is committed at the hijack, with status
+// 101 unless the handler wrote another, and the key's lock is released,
+// so that a WebSocket that lives for an hour does not hold the user's
+// other requests for an hour. From then on the connection has no session:
+// session.From reports session.ErrNoSession, and changes to a session the
+// handler holds are not saved; to change the session while the connection
+// lives, call Manager.Update with the key [KeyFrom] gives (the lock is
+// not held). A commit that fails makes Hijack return an error, after a
+// 500 sent in its place. A cookie the commit sets (a new session, [Renew],
+// [Destroy]) is in w.Header() at the hijack, and reaches the client only
+// if the handshake writes w.Header(): coder/websocket's Accept does; pass
+// w.Header() as the response header of gorilla/websocket's Upgrade.
+//
+// A streamed response (Flush, server-sent events) is committed at its
+// first byte, like any other: the key's lock is held until then, not for
+// the whole stream; so write or flush at once, before waiting for the
+// first event. With Buffered nothing goes out until the handler returns,
+// and a stream holds the lock until its end: do not stream with Buffered.
+//
 // A load error (a store error, session.ErrCorrupt, ...) is reported to
 // OnError (and logged, see [Options].Logger) and answered with a 500; the handler does not run (with Lazy,
 // session.From returns the error to the handler instead; with
@@ -178,7 +198,7 @@ func (h *httpMiddleware[T]) serve(next http.Handler, w http.ResponseWriter, r *h
 	if h.opts.Key != nil {
 		k, err := h.opts.Key(r)
 		if errors.Is(err, ErrNoKey) || (err == nil && k == "") {
-			ctx, _ = binding.Bind[*session.Session[T]](ctx, nil)
+			ctx = unbound[T](ctx)
 			next.ServeHTTP(w, r.WithContext(ctx))
 			return
 		}

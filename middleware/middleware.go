@@ -6,7 +6,6 @@ import (
 	"log/slog"
 
 	session "github.com/typedsession/session"
-	"github.com/typedsession/session/internal/binding"
 )
 
 // ErrNoKey is returned by a [KeyFunc] for an update that has no session: no
@@ -152,6 +151,9 @@ func New[U, T any](m *session.Manager[T], key KeyFunc[U], opts Options) *Middlew
 //     changes it through session.From[T].
 //  4. ends the binding: from here on session.From[T] on next's context
 //     (from a goroutine next started, say) reports session.ErrNoSession.
+//     A goroutine that runs From while next is returning (woken by one of
+//     next's defers) may still get the session: next must wait for the
+//     goroutines that use it (see the package documentation, # Loading).
 //  5. if next returned an error (or panicked), discards the changes: nothing
 //     is saved, and next's error is returned as it is.
 //  6. otherwise saves the session, if it was loaded (Save writes nothing
@@ -185,7 +187,7 @@ func (mw *Middleware[U, T]) Wrap(next Handler[U]) Handler[U] {
 		}
 		key, err := mw.key(ctx, u)
 		if errors.Is(err, ErrNoKey) || (err == nil && key == "") {
-			ctx, _ = binding.Bind[*session.Session[T]](ctx, nil)
+			ctx = unbound[T](ctx)
 			return next(ctx, u)
 		}
 		if err != nil {

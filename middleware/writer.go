@@ -1,7 +1,11 @@
 package middleware
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
+	"fmt"
+	"net"
 	"net/http"
 )
 
@@ -20,6 +24,7 @@ type responseWriter struct {
 	code        int  // buffered mode: that status
 	body        bytes.Buffer
 	failed      bool // the commit failed: a 500 went out instead
+	hijacked    bool // the handler took the connection over: nothing more to write
 }
 
 func (w *responseWriter) WriteHeader(code int) {
@@ -57,7 +62,7 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 	switch {
 	case w.failed:
 		return len(b), nil
-	case w.buffered:
+	case w.buffered && !w.hijacked:
 		return w.body.Write(b)
 	}
 	return w.ResponseWriter.Write(b)
@@ -67,7 +72,7 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 // flushes; http.ResponseController.Flush calls it. In buffered mode it does
 // nothing: the response goes out when the handler returns.
 func (w *responseWriter) FlushError() error {
-	if w.buffered {
+	if w.buffered && !w.hijacked {
 		return nil
 	}
 	if !w.wroteHeader {
@@ -85,9 +90,82 @@ func (w *responseWriter) Flush() { _ = w.FlushError() }
 // Unwrap returns the underlying writer, for http.ResponseController.
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// Hijack commits the session and then hands the connection to the handler
+// (a WebSocket upgrade): a hijack is the start of the response, and the
+// connection may live for hours, during which the key's lock must not be
+// held. It implements http.Hijacker, which http.ResponseController.Hijack
+// finds before it unwraps, so no path around it remains. The commit is
+// that of a response with the status written so far (101 Switching
+// Protocols if none): saved unless that status is 500 or above. In
+// buffered mode the status and body held so far go out first, as
+// net/http sends a written status at a hijack. If the commit fails, a 500
+// goes out instead and Hijack returns the error, the connection not taken.
+func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	switch {
+	case w.hijacked:
+		return nil, nil, http.ErrHijacked
+	case w.failed:
+		return nil, nil, errCommitFailed
+	case !canHijack(w.ResponseWriter):
+		// HTTP/2, or a writer that cannot hand its connection over:
+		// nothing is committed, and the handler answers as it likes.
+		return nil, nil, fmt.Errorf("session/middleware: hijack: %w", http.ErrNotSupported)
+	case w.buffered:
+		code := http.StatusSwitchingProtocols
+		if w.wroteHeader {
+			code = w.code
+		}
+		if err := w.commit(w.Header(), code); err != nil {
+			w.fail()
+			return nil, nil, fmt.Errorf("%w: %w", errCommitFailed, err)
+		}
+		if w.wroteHeader {
+			w.ResponseWriter.WriteHeader(code)
+		}
+		if w.body.Len() > 0 {
+			w.ResponseWriter.Write(w.body.Bytes())
+			w.body.Reset()
+		}
+		w.wroteHeader = true
+	case !w.wroteHeader:
+		w.wroteHeader = true
+		if err := w.commit(w.Header(), http.StatusSwitchingProtocols); err != nil {
+			w.fail()
+			return nil, nil, fmt.Errorf("%w: %w", errCommitFailed, err)
+		}
+	}
+	conn, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.hijacked = true
+	}
+	return conn, rw, err
+}
+
+// canHijack reports whether w, or a writer it unwraps to, is an
+// http.Hijacker: whether http.ResponseController.Hijack can succeed.
+func canHijack(w http.ResponseWriter) bool {
+	for {
+		if _, ok := w.(http.Hijacker); ok {
+			return true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
+	}
+}
+
+// errCommitFailed is what Hijack returns when the session could not be
+// committed (the error is reported to OnError too).
+var errCommitFailed = errors.New("session/middleware: the session could not be committed before the hijack; a 500 was sent instead")
+
 // finish runs when the handler has returned (not when it panicked): it
 // commits if nothing did yet, and in buffered mode sends the response.
 func (w *responseWriter) finish() {
+	if w.hijacked {
+		return // committed at the hijack; the connection is not HTTP any more
+	}
 	if !w.buffered {
 		if !w.wroteHeader {
 			// The handler wrote nothing: the server will send 200

@@ -32,8 +32,11 @@
 //   - reports an infrastructure failure (connection refused, timeout, disk
 //     error) as an error, never as [ErrNotFound];
 //   - reports a stored value it cannot read back whole (a damaged file or
-//     snapshot entry) with an error matching [ErrCorrupt], and leaves it in
-//     place;
+//     snapshot entry, an expiry it did not write, a value of a kind it does
+//     not hold, such as a Redis hash) with an error matching [ErrCorrupt],
+//     and leaves it in place; every read agrees on it (Get, GetWithTTL,
+//     GetAndTouch and the batch reads report the same key as corrupt, never
+//     one of them as absent), and Scan reports its key;
 //   - treats a ttl of zero or less, in every method that takes one, as "no
 //     expiry": the key's previous expiry, if any, is removed. A ttl too
 //     long for the backend to represent (up to the largest time.Duration)
@@ -231,11 +234,22 @@ type Scanner interface {
 	// as '*', '?', '[', '%' and '_' have no special meaning. An empty
 	// prefix matches every key. A key written or deleted while the scan
 	// runs may or may not be reported, but a key that exists for the
-	// whole scan is reported at least once. Scan never reads values, so a
-	// damaged value never stops it; a key the backend cannot recover (a
-	// damaged file named by a digest) is skipped. If fn returns an error,
-	// Scan stops and returns that error. Scan returns ctx.Err() when ctx
-	// ends.
+	// whole scan is reported at least once.
+	//
+	// A listing never hides what a read reports: Scan reports every key
+	// for which Get would return a value or an error other than
+	// ErrNotFound, so that bulk work (MigrateAll, the inspector,
+	// quarantine) meets every damaged value. That is every live key, and
+	// every key whose value or expiry is damaged (Get: ErrCorrupt; Scan
+	// never reads values, so damage never stops it). What no method can
+	// reach is not reported: a key that [CheckKey] refuses (written by
+	// other means, or by an older version), and an entry whose key cannot
+	// be recovered (a damaged file named by a digest, a record that names
+	// no key). A backend with an error hook (Options.OnError) reports such
+	// an entry there, matching ErrInvalidKey or ErrCorrupt, and goes on.
+	//
+	// If fn returns an error, Scan stops and returns that error. Scan
+	// returns ctx.Err() when ctx ends.
 	Scan(ctx context.Context, prefix string, fn func(key string) error) error
 }
 

@@ -30,6 +30,12 @@ import (
 // wrote nothing succeeded with a 200, so its changes are saved, and a new
 // session's cookie is set on the error response.)
 //
+// A handler that takes the connection over (c.Response().Hijack(), a
+// WebSocket upgrade) starts its response there: the session is committed
+// at the hijack and the key's lock released, as with middleware.HTTP, so
+// that a WebSocket does not hold the user's other requests for its
+// lifetime.
+//
 // A handler that panics before its response started saves nothing either
 // (the key's lock is released); put Echo's Recover middleware outside this
 // one. When the session cannot be loaded (see [middleware.HTTP]) the

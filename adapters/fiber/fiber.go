@@ -38,8 +38,10 @@ import (
 //     buffered modes of middleware.HTTP are one here, and
 //     opts.Buffered changes nothing.
 //
-// A streamed body (c.SendStream, c.Context().SetBodyStreamWriter) is
-// produced after the handler returned, so after the commit: the stream's
+// A streamed body (c.SendStream, c.Context().SetBodyStreamWriter), and a
+// connection taken over (c.Context().Hijack, the WebSocket middleware of
+// gofiber/contrib), run after the handler returned, so after the commit,
+// holding no lock: the user's other requests go on meanwhile. The stream's
 // code cannot change the session (changes it makes to a session it holds
 // are not saved, and From reports session.ErrNoSession there), and an
 // error it meets cannot undo the commit. Make the session's changes before

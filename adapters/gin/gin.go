@@ -28,7 +28,11 @@ import (
 // return without having written the body: nothing is saved, no session
 // cookie is set, and the status they chose goes out. A handler that
 // panics before the body was written saves nothing (the key's lock is
-// released); put gin.Recovery outside this middleware.
+// released); put gin.Recovery outside this middleware. A handler that
+// takes the connection over (c.Writer.Hijack(), a WebSocket upgrade)
+// starts its response there: the session is committed at the hijack and
+// the key's lock released, so that a WebSocket does not hold the user's
+// other requests for its lifetime.
 //
 // When the session cannot be loaded (see [middleware.HTTP]) the response
 // is a 500 and the chain is aborted: the handlers after the middleware do
@@ -200,8 +204,10 @@ func (w *writer) Flush() {
 }
 
 // Hijack takes over the connection, as Gin's writer does: refused once body
-// bytes were written. The session is committed when the handlers return,
-// with no cookie (the connection is no longer HTTP).
+// bytes were written. middleware.HTTP's writer commits the session at the
+// hijack (see middleware.HTTP) and releases the key's lock, so that a
+// WebSocket does not hold the user's other requests for its lifetime; a
+// cookie the commit sets is in c.Writer.Header() for the handshake.
 func (w *writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.size > 0 {
 		return nil, nil, errHijackAfterWrite

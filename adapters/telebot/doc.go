@@ -24,21 +24,39 @@
 //
 // A key function names the session of an update: [ChatKey] (one session per
 // chat: a group shares it), [UserKey] (one per user, in every chat),
-// [UserInChatKey] (one per user in each chat) and [TopicKey] (one per forum
-// topic). They are the key functions of
-// github.com/typedsession/session/middleware/tgbot, rule for rule, on
-// telebot's types, and give the same keys for the same updates. Each
-// returns an error wrapping [middleware.ErrNoKey] for an update that lacks
-// what it needs, such as an inline query for ChatKey or a channel post for
-// UserKey; the handler then runs without a session and From reports
-// session.ErrNoSession. Any function with the signature of a
-// [middleware.KeyFunc] of tele.Context will do.
+// [UserInChatKey] (one per user in each chat), [TopicKey] (one per forum
+// topic) and [UserInTopicKey] (one per user in each forum topic). They are
+// the key functions of github.com/typedsession/session/middleware/tgbot,
+// rule for rule (the rules live in one place, and one table of updates is
+// run against the three Telegram adapters), on telebot's types, and give the
+// same keys for the same updates. Each returns an error wrapping
+// [middleware.ErrNoKey] for an update that lacks what it needs, such as an
+// inline query for ChatKey or a channel post for UserKey; the handler then
+// runs without a session and From reports session.ErrNoSession. Any
+// function with the signature of a [middleware.KeyFunc] of tele.Context will do.
+//
+// Two conversations never share a session. A chat of a business account
+// that the bot serves through a business connection carries the
+// customer's ID, the same number as the bot's own private chat with that
+// customer, and the same through every other business connection; its keys
+// begin with "business:<business_connection_id>:". UserKey alone stays one
+// session per person, business chats included.
+// In a guest chat (guest_message: the bot called in a chat it is not a
+// member of) the keys begin with "guest:" for the same reason.
 //
 // A message sent on behalf of a chat (an anonymous group admin, an
 // automatic forward from a linked channel, a message as a channel) is
-// keyed by its sender_chat in UserKey and UserInChatKey, not by the
-// placeholder user in its from field (what c.Sender() returns), so
-// distinct senders never share a session; see [UserKey].
+// keyed by its sender_chat in UserKey, UserInChatKey and UserInTopicKey,
+// not by the placeholder user in its from field (what c.Sender() returns), so distinct senders never
+// share a session; see [UserKey].
+//
+// telebot v4.0.0-beta.10 does not decode direct_messages_topic: in a
+// channel's direct messages chat, TopicKey and UserInTopicKey cannot tell
+// the users' topics apart, where the other adapters can (see [TopicKey]).
+//
+// Several bots may share one store and namespace: [ForBot] puts
+// "bot<ID>:" in front of every key. A handler learns its session's key
+// without loading it with [middleware.KeyFrom].
 //
 // # Saving
 //

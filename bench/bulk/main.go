@@ -91,6 +91,10 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
+	if err := checkPrefix(*prefix); err != nil {
+		fmt.Fprintln(os.Stderr, "bulk:", err)
+		os.Exit(2)
+	}
 	ctx := context.Background()
 	var rt roundTrips
 	client := redis.NewClient(&redis.Options{Addr: *addr, ContextTimeoutEnabled: true, PoolSize: 16})
@@ -215,6 +219,19 @@ func seed(ctx context.Context, c *redis.Client, prefix string, n, version int) (
 		}
 	}
 	return n, nil
+}
+
+// checkPrefix refuses a -prefix under which seed's deletion would reach
+// keys that are not the run's: an empty one (the whole Redis) or one with
+// a glob metacharacter, which SCAN MATCH would take as a pattern.
+func checkPrefix(prefix string) error {
+	if prefix == "" {
+		return errors.New("-prefix is empty: seed deletes every key under it, which would be the whole Redis; give a prefix of the run's own, such as bulk:")
+	}
+	if i := strings.IndexAny(prefix, `*?[]\`); i >= 0 {
+		return fmt.Errorf("-prefix %q holds %q, a glob metacharacter: seed's SCAN MATCH would take it as a pattern and delete keys outside the prefix; use letters, digits and ':'", prefix, prefix[i])
+	}
+	return nil
 }
 
 func deleteAll(ctx context.Context, c *redis.Client, prefix string) error {

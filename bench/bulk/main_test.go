@@ -40,3 +40,19 @@ func TestCases(t *testing.T) {
 		t.Fatalf("baseline = %d, %v; want %d", got, err, n)
 	}
 }
+
+// TestCheckPrefix: seed deletes what is under -prefix, so an empty prefix
+// (the whole Redis) or one with a glob metacharacter (SCAN MATCH would
+// read it as a pattern) is refused before anything is touched.
+func TestCheckPrefix(t *testing.T) {
+	for _, p := range []string{"", "*", "bulk*", "a?b", "[ab]:", `back\slash`} {
+		if err := checkPrefix(p); err == nil {
+			t.Errorf("checkPrefix(%q) = nil, want a refusal", p)
+		}
+	}
+	for _, p := range []string{"bulk:", "tsbench:run1:"} {
+		if err := checkPrefix(p); err != nil {
+			t.Errorf("checkPrefix(%q) = %v, want nil", p, err)
+		}
+	}
+}

@@ -4,7 +4,7 @@
 // peak memory the kernel reports is that phase's:
 //
 //	go build -o /tmp/memsnapshot ./memsnapshot
-//	/usr/bin/time -v /tmp/memsnapshot -phase close -n 1000000 -size 200 -file /tmp/sessions.snap
+//	/usr/bin/time -v /tmp/memsnapshot -phase close -n 1000000 -size 200 -file /tmp/sessions.snap -replace
 //	/usr/bin/time -v /tmp/memsnapshot -phase restore -file /tmp/sessions.snap
 //
 // The close phase fills a store with n keys of size random bytes each
@@ -33,12 +33,21 @@ func main() {
 	n := flag.Int("n", 1_000_000, "keys to write in the close phase")
 	size := flag.Int("size", 200, "bytes per value in the close phase")
 	file := flag.String("file", "sessions.snap", "snapshot file")
+	replace := flag.Bool("replace", false, "close phase: replace -file if it exists (it is deleted first)")
 	flag.Parse()
 	opts := memstore.Options{BackupPath: *file, BackupInterval: -1, CleanupInterval: -1}
 	ctx := context.Background()
 	switch *phase {
 	case "close":
-		os.Remove(*file)
+		if _, err := os.Stat(*file); err == nil {
+			if !*replace {
+				// The default name is what a bot's own snapshot may be
+				// called: never delete a file the run did not ask for.
+				fmt.Fprintf(os.Stderr, "memsnapshot: %s exists; the close phase deletes and rewrites it: pass -replace, or a -file of the run's own\n", *file)
+				os.Exit(2)
+			}
+			check(os.Remove(*file))
+		}
 		s, err := memstore.New(opts)
 		check(err)
 		r := rand.New(rand.NewPCG(1, 2))

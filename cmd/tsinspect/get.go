@@ -105,7 +105,7 @@ func get(ctx context.Context, g *globals, t *target, key string, raw bool, limit
 	case StatusCorrupt:
 		return fmt.Errorf("get %q: the value is corrupt: %w", key, errOr(e.Err))
 	case StatusNotEnvelope:
-		return fmt.Errorf("get %q: the value is not a typedsession envelope: %w", key, errOr(e.Err))
+		return fmt.Errorf("get %q: %w", key, errOr(e.Err))
 	}
 	return nil
 }

@@ -22,7 +22,7 @@ const (
 	StatusOK          Status = "ok"          // an envelope (JSON or binary)
 	StatusV0          Status = "v0"          // JSON without an envelope: version 0
 	StatusCorrupt     Status = "corrupt"     // an envelope that breaks the rules, or a value the store cannot read back
-	StatusNotEnvelope Status = "binary"      // neither JSON nor a binary envelope: another framework's data, or a codec's version 0
+	StatusNotEnvelope Status = "foreign"     // not a typedsession value: neither JSON nor a binary envelope (another program's data, or a binary codec's version 0)
 	StatusQuarantined Status = "quarantined" // moved aside by Config.Quarantine
 )
 
@@ -49,7 +49,7 @@ func describe(key string, raw []byte) info {
 	}
 	switch {
 	case err != nil && !in.Binary && !jsonLike(raw):
-		in.Status, in.Err = StatusNotEnvelope, errors.New("not JSON and not a binary envelope: not a typedsession value (or version 0 data of a binary codec)")
+		in.Status, in.Err = StatusNotEnvelope, errors.New("not a typedsession value: neither JSON nor a binary envelope (another program's data, or version 0 data of a binary codec, which a migration step from 0 can adopt)")
 	case err != nil:
 		in.Status, in.Err = StatusCorrupt, err
 	case e.Version == 0:

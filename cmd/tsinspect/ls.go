@@ -20,7 +20,7 @@ func lsCmd(g *globals) *cobra.Command {
 store reports them (in no particular order): the value's size in bytes, its
 schema version (0: data without an envelope, -: not decodable), the time it
 has left (none: no expiry; unknown: the store cannot tell), and its status:
-ok, v0 (no envelope), corrupt, binary (not a typedsession value) or
+ok, v0 (no envelope), corrupt, foreign (not a typedsession value) or
 quarantined (moved aside by Config.Quarantine). It streams: memory stays
 flat on any number of keys.`,
 		Args: cobra.MaximumNArgs(1),

@@ -30,6 +30,17 @@ type openOptions struct {
 	Table  string        // sqlstore Options.Table
 	Create bool          // create a missing table, folder or SQLite file (import)
 	Wait   time.Duration // how long to wait for a server to answer
+	// Warn hears what a store reports through its error hook: an entry
+	// that a listing cannot name (a damaged file of a long key, a row under
+	// a key no method can reach). Nil drops them.
+	Warn func(error)
+}
+
+// warn passes err to Warn, if set.
+func (o openOptions) warn(err error) {
+	if o.Warn != nil {
+		o.Warn(err)
+	}
 }
 
 // target is an opened store.
@@ -67,8 +78,9 @@ var (
 // redis-cluster://h1:p1,h2:p2, rediss-cluster://…, postgres://,
 // postgresql://, sqlite://path, file://dir, memstore://path) or a path (a
 // directory is a filestore, a file is told by its first bytes: SQLite or a
-// memstore snapshot; a missing path ending in .db, .sqlite or .sqlite3 is a
-// SQLite file to create with Create).
+// memstore snapshot; with Create, a missing path ending in .db, .sqlite or
+// .sqlite3 is a SQLite file to create, and any other missing path a
+// filestore folder).
 func openStore(ctx context.Context, loc string, o openOptions) (*target, error) {
 	if o.Wait <= 0 {
 		o.Wait = 5 * time.Second
@@ -113,7 +125,13 @@ func openPath(ctx context.Context, path string, o openOptions) (*target, error) 
 		case ".db", ".sqlite", ".sqlite3":
 			return openSQLite(ctx, path, o)
 		}
-		return nil, fmt.Errorf("store %q: no such file or directory (a filestore folder, a SQLite file or a memstore snapshot)", path)
+		if o.Create {
+			if o.Table != "" {
+				return nil, fmt.Errorf("--table applies to postgres:// and sqlite:// stores only; %q is missing and not named .db, .sqlite or .sqlite3, so --create makes it a filestore folder (use sqlite://%s for a SQLite file)", path, path)
+			}
+			return openFilestore(path, o)
+		}
+		return nil, fmt.Errorf("store %q: no such file or directory (a filestore folder, a SQLite file or a memstore snapshot; import --create creates a missing folder, or a SQLite file named .db, .sqlite or .sqlite3)", path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store %q: %w", path, err)
@@ -242,7 +260,7 @@ func openSQL(ctx context.Context, driver, dsn, kind, where string, o openOptions
 		db.Close()
 		return nil, fmt.Errorf("cannot connect to %s at %s: %w", kind, where, err)
 	}
-	st, err := sqlstore.NewContext(pctx, db, sqlstore.Options{Table: o.Table, SkipCreate: !o.Create, CleanupInterval: -1})
+	st, err := sqlstore.NewContext(pctx, db, sqlstore.Options{Table: o.Table, SkipCreate: !o.Create, CleanupInterval: -1, OnError: o.warn})
 	if err != nil {
 		db.Close()
 		if !o.Create {
@@ -265,7 +283,7 @@ func openFilestore(dir string, o openOptions) (*target, error) {
 	case !fi.IsDir():
 		return nil, fmt.Errorf("filestore %q: not a directory", dir)
 	}
-	st, err := filestore.New(dir, filestore.Options{CleanupInterval: -1})
+	st, err := filestore.New(dir, filestore.Options{CleanupInterval: -1, OnError: o.warn})
 	if err != nil {
 		return nil, fmt.Errorf("filestore %q: %w", dir, err)
 	}

@@ -245,6 +245,9 @@ func restore(ctx context.Context, g *globals, t *target, qkey string, o restoreO
 	if strings.HasPrefix(dest, session.QuarantinePrefix) {
 		return fmt.Errorf("%w: --to %s is itself a quarantine key", errUsage, keyText(dest))
 	}
+	if !g.inNamespace(dest) {
+		return fmt.Errorf("%w: %s names the original key %s, outside namespace %q; restore it without --namespace, or into the namespace with --to", errUsage, keyText(qkey), keyText(dest), g.Namespace)
+	}
 	if err := store.CheckKey(dest); err != nil {
 		return fmt.Errorf("restore to %s: %w", keyText(dest), err)
 	}

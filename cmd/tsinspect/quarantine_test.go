@@ -98,7 +98,7 @@ func TestQuarantineRestore(t *testing.T) {
 			}
 			// Now the original key is taken: a second restore of the
 			// same value (put back by hand) is refused, --to works.
-			run("", "import", writeExport(t, seededQKey, raw))
+			run("", "import", "--quarantine", writeExport(t, seededQKey, raw))
 			fail("quiz:9 holds a value now (a new session since the move?); nothing restored: restore with --to ANOTHER-KEY, or remove it with tsinspect rm quiz:9 first", "restore", "--yes", seededQKey)
 			if out := run("", "-n", "quiz", "restore", "--yes", "--to", "9-old", seededQKey); !strings.Contains(out, "to quiz:9-old; quarantine copy removed") {
 				t.Errorf("restore --to: %q", out)
@@ -372,5 +372,28 @@ func TestRestoreRaces(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRestoreStaysInNamespace (issue 23): with --namespace, restore writes
+// only inside it: a quarantine copy whose original key lies elsewhere is
+// refused unless --to names a key of the namespace.
+func TestRestoreStaysInNamespace(t *testing.T) {
+	st, args := fsStore(t)
+	ctx := t.Context()
+	q := session.QuarantinePrefix + "1700000000000000000:admin:root"
+	if err := st.Set(ctx, q, []byte(`{"typedsession":1,"data":{}}`), 0); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := cli(t, "", append(slices.Clone(args), "-n", "app", "restore", "--yes", q)...)
+	if err == nil || !strings.Contains(err.Error(), `outside namespace "app"`) {
+		t.Errorf("restore -n app of a copy of admin:root: %v, want a refusal naming the namespace", err)
+	}
+	if _, err := st.Get(ctx, "admin:root"); err == nil {
+		t.Error("admin:root was written")
+	}
+	mustCLI(t, "", append(slices.Clone(args), "-n", "app", "restore", "--yes", "--to", "root-copy", q)...)
+	if _, err := st.Get(ctx, "app:root-copy"); err != nil {
+		t.Errorf("restore --to root-copy: app:root-copy: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -27,6 +28,7 @@ type globals struct {
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	warnMu         sync.Mutex // one warning at a time on stderr
 }
 
 // open opens the store; create allows a missing table, folder or file.
@@ -34,7 +36,16 @@ func (g *globals) open(ctx context.Context, create bool) (*target, error) {
 	if strings.Contains(g.Namespace, ":") {
 		return nil, fmt.Errorf("%w: --namespace %q: a namespace has no ':'", errUsage, g.Namespace)
 	}
-	return openStore(ctx, g.Store, openOptions{Prefix: g.Prefix, Table: g.Table, Create: create, Wait: g.Wait})
+	return openStore(ctx, g.Store, openOptions{Prefix: g.Prefix, Table: g.Table, Create: create, Wait: g.Wait, Warn: g.warn})
+}
+
+// warn prints what a store reports through its error hook (an entry a
+// listing cannot name) on stderr: the listing goes on, but the user learns
+// of it.
+func (g *globals) warn(err error) {
+	g.warnMu.Lock()
+	defer g.warnMu.Unlock()
+	fmt.Fprintf(g.stderr, "tsinspect: warning: %v\n", err)
 }
 
 // storeKey returns the store key of a session key: Namespace + ":" + key,
@@ -110,6 +121,12 @@ the session keys of that namespace and listings stay inside it.`,
 	f.BoolVar(&g.NoProgress, "no-progress", false, "never draw a progress bar")
 	root.AddCommand(lsCmd(g), getCmd(g), statsCmd(g), exportCmd(g), importCmd(g), rmCmd(g), purgeCmd(g), quarantineCmd(g), restoreCmd(g))
 	return root
+}
+
+// inNamespace reports whether the store key k lies in --namespace (any key
+// does without one).
+func (g *globals) inNamespace(k string) bool {
+	return g.Namespace == "" || strings.HasPrefix(k, g.Namespace+":")
 }
 
 // scanPrefix is the store-key prefix of a listing: the namespace and the

@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	session "github.com/typedsession/session"
 	"github.com/typedsession/session/store"
 )
 
@@ -115,7 +118,7 @@ func export(ctx context.Context, g *globals, t *target, prefix, out string) (err
 }
 
 func importCmd(g *globals) *cobra.Command {
-	var overwrite, dryRun, create bool
+	var overwrite, dryRun, create, quarantine bool
 	c := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Write the values of a JSON Lines export into the store",
@@ -126,7 +129,15 @@ with "absent"), so it never replaces a session; with --overwrite it replaces
 a present value by compare-and-swap against the value it read, so a session
 written meanwhile by the running app is reported as a conflict, not lost.
 --dry-run reads and reports without writing. --create creates a missing
-table, folder or SQLite file.`,
+table, folder, or SQLite file (a path ending in .db, .sqlite or .sqlite3;
+any other missing path becomes a filestore folder).
+
+An export is input like any other: with --namespace only the keys of that
+namespace are imported (NAMESPACE:...), and the quarantine copies that
+Config.Quarantine keeps (:quarantine:...) only with --quarantine. Every
+other line, and a line that is not an export line or holds an invalid key,
+is refused with a message naming it, and the import goes on with the next
+one; the summary counts them, and the exit status is 1 when any was refused.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withStore(cmd, create && !dryRun, func(ctx context.Context, t *target) error {
@@ -144,29 +155,81 @@ table, folder or SQLite file.`,
 					defer f.Close()
 					r = f
 				}
-				return importFrom(ctx, g, t, r, overwrite, dryRun)
+				return importFrom(ctx, g, t, r, importOptions{Overwrite: overwrite, DryRun: dryRun, Quarantine: quarantine})
 			})
 		},
 	}
 	c.Flags().BoolVar(&overwrite, "overwrite", false, "replace present values (compare-and-swap against the value read)")
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "report what would be written; write nothing")
 	c.Flags().BoolVar(&create, "create", false, "create a missing table, folder or SQLite file")
+	c.Flags().BoolVar(&quarantine, "quarantine", false, "also import quarantine copies (:quarantine:... keys); refused otherwise")
 	return c
+}
+
+// importOptions are the flags of import.
+type importOptions struct {
+	Overwrite  bool // replace present values
+	DryRun     bool // write nothing
+	Quarantine bool // import quarantine copies too
+}
+
+// refusal is a line of an export that import does not write: outside the
+// namespace, a quarantine copy not asked for, not an export line. It is
+// reported for its line, and the import goes on.
+type refusal struct{ err error }
+
+func (r refusal) Error() string { return r.err.Error() }
+func (r refusal) Unwrap() error { return r.err }
+
+func refuse(format string, args ...any) error { return refusal{fmt.Errorf(format, args...)} }
+
+// admit checks that rec may be imported under g's scope: a valid key, in
+// --namespace when one is given, not a quarantine copy unless asked for,
+// with a value. It returns a refusal otherwise.
+func (g *globals) admit(rec record, o importOptions) error {
+	if err := store.CheckKey(rec.Key); err != nil {
+		return refuse("%w", err)
+	}
+	if strings.HasPrefix(rec.Key, session.QuarantinePrefix) {
+		if !o.Quarantine {
+			return refuse("a quarantine copy (%s...); import it only with --quarantine", session.QuarantinePrefix)
+		}
+		if g.Namespace != "" {
+			if _, orig, ok := parseQuarantineKey(rec.Key); !ok || !g.inNamespace(orig) {
+				return refuse("a quarantine copy whose original key is outside namespace %q", g.Namespace)
+			}
+		}
+	} else if g.Namespace != "" && !g.inNamespace(rec.Key) {
+		return refuse("outside namespace %q (keys %s:...)", g.Namespace, g.Namespace)
+	}
+	if rec.Value == nil {
+		return refuse(`no "value"`)
+	}
+	return nil
 }
 
 // importCounts is what an import did, or would do.
 type importCounts struct {
-	Written, Replaced, Unchanged, Present, Expired, Conflicts int
+	Written, Replaced, Unchanged, Present, Expired, Conflicts, Refused int
 }
 
-func importFrom(ctx context.Context, g *globals, t *target, r io.Reader, overwrite, dryRun bool) error {
-	dec := json.NewDecoder(bufio.NewReaderSize(r, 256<<10))
+func importFrom(ctx context.Context, g *globals, t *target, r io.Reader, o importOptions) error {
+	br := bufio.NewReaderSize(r, 256<<10)
 	sw, _ := t.Store.(store.Swapper)
 	var (
 		c        importCounts
-		mu       sync.Mutex // guards c and firstErr
+		mu       sync.Mutex // guards c, firstErr and the refusal messages
 		firstErr error
 	)
+	refused := func(line int, key string, err error) {
+		mu.Lock()
+		if key == "" {
+			fmt.Fprintf(g.stderr, "tsinspect: import: line %d: refused: %v\n", line, err)
+		} else {
+			fmt.Fprintf(g.stderr, "tsinspect: import: line %d, key %s: refused: %v\n", line, keyText(key), err)
+		}
+		mu.Unlock()
+	}
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -191,8 +254,16 @@ func importFrom(ctx context.Context, g *globals, t *target, r io.Reader, overwri
 			defer wg.Done()
 			for j := range jobs {
 				var one importCounts
-				if err := importRecord(ctx, t, sw, j.rec, overwrite, dryRun, &one); err != nil {
-					fail(fmt.Errorf("entry %d, key %q: %w", j.line, j.rec.Key, err))
+				err := g.admit(j.rec, o)
+				if err == nil {
+					err = importRecord(ctx, t, sw, j.rec, o, &one)
+				}
+				var ref refusal
+				if errors.As(err, &ref) {
+					refused(j.line, j.rec.Key, err)
+					one = importCounts{Refused: 1}
+				} else if err != nil {
+					fail(fmt.Errorf("line %d, key %s: %w", j.line, keyText(j.rec.Key), err))
 					return
 				}
 				mu.Lock()
@@ -203,16 +274,27 @@ func importFrom(ctx context.Context, g *globals, t *target, r io.Reader, overwri
 		}()
 	}
 	for line := 1; ctx.Err() == nil; line++ {
-		var rec record
-		if err := dec.Decode(&rec); err == io.EOF {
-			break
-		} else if err != nil {
-			fail(fmt.Errorf("entry %d: not an export line: %w", line, err))
+		text, err := br.ReadBytes('\n')
+		if len(bytes.TrimSpace(text)) > 0 {
+			rec, derr := decodeRecord(text)
+			if derr != nil {
+				refused(line, rec.Key, derr)
+				mu.Lock()
+				c.Refused++
+				mu.Unlock()
+			} else {
+				select {
+				case jobs <- job{line, rec}:
+				case <-ctx.Done():
+				}
+			}
+		}
+		if err == io.EOF {
 			break
 		}
-		select {
-		case jobs <- job{line, rec}:
-		case <-ctx.Done():
+		if err != nil {
+			fail(fmt.Errorf("line %d: %w", line, err))
+			break
 		}
 	}
 	close(jobs)
@@ -223,18 +305,22 @@ func importFrom(ctx context.Context, g *globals, t *target, r io.Reader, overwri
 		err = parent.Err() // interrupted
 	}
 	verb := "imported"
-	if dryRun {
+	if o.DryRun {
 		verb = "dry run, nothing written; would have imported"
 	}
-	fmt.Fprintf(g.stdout, "%s: %d written, %d replaced, %d unchanged, %d present and kept, %d expired and skipped, %d conflicts\n",
-		verb, c.Written, c.Replaced, c.Unchanged, c.Present, c.Expired, c.Conflicts)
+	fmt.Fprintf(g.stdout, "%s: %d written, %d replaced, %d unchanged, %d present and kept, %d expired and skipped, %d conflicts, %d refused\n",
+		verb, c.Written, c.Replaced, c.Unchanged, c.Present, c.Expired, c.Conflicts, c.Refused)
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	if c.Conflicts > 0 {
-		return fmt.Errorf("import: %d keys were written by someone else while the import ran and were left as they are; run it again to retry them", c.Conflicts)
+	var errs []error
+	if c.Refused > 0 {
+		errs = append(errs, fmt.Errorf("import: %d entries were refused and not written (see above)", c.Refused))
 	}
-	return nil
+	if c.Conflicts > 0 {
+		errs = append(errs, fmt.Errorf("import: %d keys were written by someone else while the import ran and were left as they are; run it again to retry them", c.Conflicts))
+	}
+	return errors.Join(errs...)
 }
 
 func (c *importCounts) add(o importCounts) {
@@ -244,17 +330,28 @@ func (c *importCounts) add(o importCounts) {
 	c.Present += o.Present
 	c.Expired += o.Expired
 	c.Conflicts += o.Conflicts
+	c.Refused += o.Refused
 }
 
-// importRecord checks rec and imports it with the time left to its
-// expiry, or counts it as expired.
-func importRecord(ctx context.Context, t *target, sw store.Swapper, rec record, overwrite, dryRun bool, c *importCounts) error {
-	if err := store.CheckKey(rec.Key); err != nil {
-		return err
+// decodeRecord decodes one line of an export. A line that is not one
+// (not JSON, a member export does not write, a misspelt expires_at that
+// would import a session without its expiry) is a refusal.
+func decodeRecord(line []byte) (record, error) {
+	var rec record
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rec); err != nil {
+		return rec, refuse("not an export line: %w", err)
 	}
-	if rec.Value == nil {
-		return errors.New(`no "value"`)
+	if dec.More() {
+		return rec, refuse("not an export line: more than one JSON value on the line")
 	}
+	return rec, nil
+}
+
+// importRecord imports rec (admitted) with the time left to its expiry,
+// or counts it as expired.
+func importRecord(ctx context.Context, t *target, sw store.Swapper, rec record, o importOptions, c *importCounts) error {
 	var ttl time.Duration
 	if rec.ExpiresAt != nil {
 		ttl = time.Until(*rec.ExpiresAt)
@@ -263,7 +360,7 @@ func importRecord(ctx context.Context, t *target, sw store.Swapper, rec record, 
 			return nil
 		}
 	}
-	return importOne(ctx, t, sw, rec, ttl, overwrite, dryRun, c)
+	return importOne(ctx, t, sw, rec, ttl, o.Overwrite, o.DryRun, c)
 }
 
 func importOne(ctx context.Context, t *target, sw store.Swapper, rec record, ttl time.Duration, overwrite, dryRun bool, c *importCounts) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,13 +64,13 @@ func TestImportModes(t *testing.T) {
 		out   string
 		state map[string]string
 	}{
-		{"dry run", []string{"--dry-run"}, "dry run, nothing written; would have imported: 1 written, 0 replaced, 1 unchanged, 1 present and kept, 1 expired and skipped, 0 conflicts\n",
+		{"dry run", []string{"--dry-run"}, "dry run, nothing written; would have imported: 1 written, 0 replaced, 1 unchanged, 1 present and kept, 1 expired and skipped, 0 conflicts, 0 refused\n",
 			map[string]string{"new": "", "same": "b", "other": "OTHER", "old": ""}},
-		{"dry run overwrite", []string{"--dry-run", "--overwrite"}, "dry run, nothing written; would have imported: 1 written, 1 replaced, 1 unchanged, 0 present and kept, 1 expired and skipped, 0 conflicts\n",
+		{"dry run overwrite", []string{"--dry-run", "--overwrite"}, "dry run, nothing written; would have imported: 1 written, 1 replaced, 1 unchanged, 0 present and kept, 1 expired and skipped, 0 conflicts, 0 refused\n",
 			map[string]string{"new": "", "same": "b", "other": "OTHER", "old": ""}},
-		{"absent only", nil, "imported: 1 written, 0 replaced, 1 unchanged, 1 present and kept, 1 expired and skipped, 0 conflicts\n",
+		{"absent only", nil, "imported: 1 written, 0 replaced, 1 unchanged, 1 present and kept, 1 expired and skipped, 0 conflicts, 0 refused\n",
 			map[string]string{"new": "a", "same": "b", "other": "OTHER", "old": ""}},
-		{"overwrite", []string{"--overwrite"}, "imported: 0 written, 1 replaced, 2 unchanged, 0 present and kept, 1 expired and skipped, 0 conflicts\n",
+		{"overwrite", []string{"--overwrite"}, "imported: 0 written, 1 replaced, 2 unchanged, 0 present and kept, 1 expired and skipped, 0 conflicts, 0 refused\n",
 			map[string]string{"new": "a", "same": "b", "other": "c", "old": ""}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -192,3 +193,107 @@ func TestInterrupt(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestImportScope (issue 23): an export file is input like any other.
+// `tsinspect -n app import file.jsonl` used to write every key of the file,
+// admin:root and a forged quarantine copy included. Now only the keys of
+// the namespace are written, a quarantine copy only with --quarantine, and
+// every other line is refused with a message naming its line and key,
+// counted in the summary and in the exit status; the import goes on.
+func TestImportScope(t *testing.T) {
+	ctx := context.Background()
+	v := "eyJ0eXBlZHNlc3Npb24iOjEsImRhdGEiOnt9fQ==" // {"typedsession":1,"data":{}}
+	lines := `{"key":"app:1","value":"` + v + `"}
+{"key":"admin:root","value":"` + v + `"}
+{"key":":quarantine:1700000000000000000:app:2","value":"` + v + `"}
+not an export line
+{"key":"app:3","valeu":"` + v + `"}
+{"key":"app:4","value":"` + v + `","expires_att":"2000-01-01T00:00:00Z"}
+
+{"key":"app:5","value":"` + v + `"}
+{"key":":quarantine:1700000000000000000:admin:root","value":"` + v + `"}
+`
+	exp := filepath.Join(t.TempDir(), "in.jsonl")
+	if err := os.WriteFile(exp, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys := func(st *filestore.Store) string {
+		t.Helper()
+		var got []string
+		if err := st.Scan(ctx, "", func(k string) error { got = append(got, k); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(got)
+		return strings.Join(got, " ")
+	}
+	for _, tc := range []struct {
+		name    string
+		flags   []string
+		summary string
+		refused []string // "line N, key K" of each refusal, in stderr
+		stored  string
+	}{
+		{"namespace", []string{"-n", "app", "import"},
+			"imported: 2 written, 0 replaced, 0 unchanged, 0 present and kept, 0 expired and skipped, 0 conflicts, 6 refused\n",
+			[]string{"line 2, key admin:root: refused: outside namespace \"app\"", "line 3, key :quarantine:1700000000000000000:app:2: refused: a quarantine copy",
+				"line 4: refused: not an export line", "line 5, key app:3: refused: not an export line: json: unknown field \"valeu\"",
+				"line 6, key app:4: refused: not an export line: json: unknown field \"expires_att\"", "line 9, key :quarantine:1700000000000000000:admin:root: refused: a quarantine copy"},
+			"app:1 app:5"},
+		{"namespace and quarantine", []string{"-n", "app", "import", "--quarantine"},
+			"imported: 3 written, 0 replaced, 0 unchanged, 0 present and kept, 0 expired and skipped, 0 conflicts, 5 refused\n",
+			[]string{"line 2, key admin:root: refused: outside namespace", "line 9, key :quarantine:1700000000000000000:admin:root: refused: a quarantine copy whose original key is outside namespace \"app\""},
+			":quarantine:1700000000000000000:app:2 app:1 app:5"},
+		{"whole store", []string{"import"},
+			"imported: 3 written, 0 replaced, 0 unchanged, 0 present and kept, 0 expired and skipped, 0 conflicts, 5 refused\n",
+			[]string{"line 3, key :quarantine:1700000000000000000:app:2: refused: a quarantine copy (:quarantine:...); import it only with --quarantine"},
+			"admin:root app:1 app:5"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, args := fsStore(t)
+			out, errOut, err := cli(t, "", append(append(args, tc.flags...), exp)...)
+			if out != tc.summary {
+				t.Errorf("summary %q, want %q", out, tc.summary)
+			}
+			if err == nil || !strings.Contains(err.Error(), "refused") {
+				t.Errorf("error %v, want one saying entries were refused (exit status 1)", err)
+			}
+			for _, r := range tc.refused {
+				if !strings.Contains(errOut, "tsinspect: import: "+r) {
+					t.Errorf("stderr lacks %q:\n%s", r, errOut)
+				}
+			}
+			if got := keys(st); got != tc.stored {
+				t.Errorf("stored keys %q, want %q", got, tc.stored)
+			}
+		})
+	}
+}
+
+// TestImportCreatePath (issue 26): `import --create` with a plain path that
+// does not exist creates a filestore folder (a SQLite file when the name
+// ends in .db, .sqlite or .sqlite3); before, a plain path was refused as
+// "no such file or directory" and only file:// worked. Without --create a
+// missing path is still refused, with a hint.
+func TestImportCreatePath(t *testing.T) {
+	exp := filepath.Join(t.TempDir(), "in.jsonl")
+	if err := os.WriteFile(exp, []byte(`{"key":"k","value":"YQ=="}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	folder := filepath.Join(dir, "sessions")
+	if _, _, err := cli(t, "", "--store", folder, "ls"); err == nil || !strings.Contains(err.Error(), "--create") {
+		t.Errorf("ls of a missing folder: %v, want an error that mentions import --create", err)
+	}
+	mustCLI(t, "", "--store", folder, "import", "--create", exp)
+	if fi, err := os.Stat(folder); err != nil || !fi.IsDir() {
+		t.Fatalf("import --create %s made no folder: %v", folder, err)
+	}
+	if out := mustCLI(t, "", "--store", folder, "get", "--raw", "k"); out != "a" {
+		t.Errorf("k in the new folder = %q, want \"a\"", out)
+	}
+	db := filepath.Join(dir, "copy.sqlite")
+	mustCLI(t, "", "--store", db, "import", "--create", exp)
+	if out := mustCLI(t, "", "--store", "sqlite://"+db, "get", "--raw", "k"); out != "a" {
+		t.Errorf("k in the new SQLite file = %q, want \"a\"", out)
+	}
+}

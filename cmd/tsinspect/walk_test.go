@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
-
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -13,8 +15,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store"
+	"github.com/typedsession/session/store/filestore"
 	"github.com/typedsession/session/store/memstore"
+	"github.com/typedsession/session/store/redisstore"
 )
 
 // walkStore is a memstore whose Scan also reports keys that do not exist
@@ -199,4 +204,69 @@ func (s sizeSpy) GetManyWithTTL(ctx context.Context, keys []string) ([][]byte, [
 		}
 	}
 	return s.Store.GetManyWithTTL(ctx, keys)
+}
+
+// TestListingShowsWhatReadsReport (issue 23): what a read reports, a
+// listing shows. A Redis hash under the store's prefix was listed by
+// nobody (the batch read took it for absent, and export counted it as
+// "expired or deleted during the export"), while get said WRONGTYPE: it
+// is now corrupt in ls. A key another program wrote that no method can
+// reach (not UTF-8) stopped ls at its first read: it is no longer listed.
+// A damaged file whose key cannot be recovered is skipped with a warning
+// on stderr instead of in silence.
+func TestListingShowsWhatReadsReport(t *testing.T) {
+	t.Run("redis", func(t *testing.T) {
+		c := testenv.Redis(t)
+		prefix := testenv.Prefix(t, "tsinspect")
+		testenv.CleanupPrefix(t, c, prefix)
+		ctx := t.Context()
+		st := redisstore.New(c, redisstore.Options{Prefix: prefix})
+		if err := st.Set(ctx, "ok", []byte(`{"typedsession":1,"data":{}}`), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.HSet(ctx, prefix+"hash", "f", "v").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Set(ctx, prefix+"bad\xff", "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"--store", testenv.RedisURL(), "--prefix", prefix}
+		out := mustCLI(t, "", append(args, "ls")...)
+		if !regexp.MustCompile(`(?m)\s+corrupt\s+hash$`).MatchString(out) || !strings.Contains(out, " ok ") {
+			t.Errorf("ls, want the hash listed as corrupt next to ok:\n%s", out)
+		}
+		if strings.Contains(out, "bad") {
+			t.Errorf("ls listed a key no method can reach:\n%s", out)
+		}
+	})
+	t.Run("filestore", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "fs")
+		st, err := filestore.New(dir, filestore.Options{CleanupInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		long := strings.Repeat("k", 200) // a file named by a digest
+		if err := st.Set(t.Context(), long, []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if !e.IsDir() {
+				if err := os.Truncate(filepath.Join(dir, e.Name()), 10); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		_, errOut, err := cli(t, "", "--store", dir, "ls")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(errOut, "tsinspect: warning:") || !strings.Contains(errOut, "cannot be recovered") {
+			t.Errorf("stderr %q, want a warning about the file whose key cannot be recovered", errOut)
+		}
+	})
 }

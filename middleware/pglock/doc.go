@@ -29,9 +29,12 @@
 //
 // An advisory lock belongs to the connection that took it, so a lock taken
 // keeps its connection until unlock; [Options].MaxConns caps how many
-// connections the locks use at once (8 by default: keep it below the
-// pool's MaxConns). Unlock runs pg_advisory_unlock and pg_notify in one
-// statement and gives the connection back.
+// connections the locks use at once: half the pool's MaxConns by default
+// (2 on pgxpool's default pool of 4), at most 8, and always below the
+// pool's MaxConns (New panics otherwise), so that handlers holding locks
+// still find connections for their own queries. Unlock runs
+// pg_advisory_unlock and pg_notify in one statement and gives the
+// connection back.
 //
 // A replica that finds the lock taken does not block a connection on it
 // (pg_advisory_lock would hold one connection per waiter): it gives the

@@ -50,7 +50,8 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer pool.Close()
-	lock := pglock.New(pool, pglock.Options{MaxConns: 3})
+	lock := pglock.New(pool, pglock.Options{}) // locks hold at most half the pool's connections
+
 	defer lock.Close()
 
 	mw := middleware.New(quizzes, func(_ context.Context, u *Update) (string, error) {

@@ -28,7 +28,9 @@ const (
 	// [Options].Channel is empty.
 	DefaultChannel = "typedsession_lock"
 	// DefaultMaxConns caps the pool connections the locks use at once when
-	// [Options].MaxConns is 0.
+	// [Options].MaxConns is 0 and the pool has 16 connections or more;
+	// on a smaller pool the default is half the pool's MaxConns (see
+	// [Options].MaxConns).
 	DefaultMaxConns = 8
 	// DefaultPoll is the longest a waiter sleeps between two tries when no
 	// notification wakes it, when [Options].Poll is 0.
@@ -55,10 +57,15 @@ type Options struct {
 
 	// MaxConns caps the connections of the pool that locks hold (and
 	// that try to take one) at once: a held lock keeps its connection
-	// until unlock. Lock waits for a free slot (or ctx). Default
-	// [DefaultMaxConns]. Keep it below the pool's MaxConns so that the
-	// rest of the application still finds connections; the listener's
-	// connection is separate, not from the pool.
+	// until unlock. Lock waits for a free slot (or ctx). It must be below
+	// the pool's MaxConns, so that the handlers holding the locks still
+	// find connections for their own queries (with every connection held
+	// by a lock, a handler that queries the pool waits forever, and so
+	// does every update); New panics otherwise. 0 means half the pool's
+	// MaxConns (pgxpool's default pool of 4 gives 2), at most
+	// [DefaultMaxConns]; a pool of one connection has no room for both
+	// and makes New panic. The listener's connection is separate, not
+	// from the pool.
 	MaxConns int
 
 	// Poll is the longest a waiter sleeps between two tries when no
@@ -106,11 +113,13 @@ type waiter struct {
 
 // New returns a Locker on pool. The listener's connection (a separate
 // connection of the same configuration) is opened by the first Lock that
-// has to wait; [Locker.Close] closes it.
+// has to wait; [Locker.Close] closes it. New panics if pool is nil or
+// [Options].MaxConns is not below the pool's MaxConns.
 func New(pool *pgxpool.Pool, opts Options) *Locker {
 	if pool == nil {
 		panic("session/middleware/pglock: nil pool; create one with pgxpool.New")
 	}
+	n := maxConns(opts.MaxConns, int(pool.Config().MaxConns))
 	l := &Locker{
 		pool:    pool,
 		class:   opts.Class,
@@ -127,10 +136,6 @@ func New(pool *pgxpool.Pool, opts Options) *Locker {
 	if l.channel == "" {
 		l.channel = DefaultChannel
 	}
-	n := opts.MaxConns
-	if n <= 0 {
-		n = DefaultMaxConns
-	}
 	l.sem = make(chan struct{}, n)
 	if l.poll <= 0 {
 		l.poll = DefaultPoll
@@ -139,6 +144,22 @@ func New(pool *pgxpool.Pool, opts Options) *Locker {
 		l.timeout = DefaultTimeout
 	}
 	return l
+}
+
+// maxConns resolves [Options].MaxConns (set) against the pool's MaxConns
+// (pool), panicking when the locks could hold every connection of the
+// pool.
+func maxConns(set, pool int) int {
+	if set <= 0 {
+		if pool < 2 {
+			panic(fmt.Sprintf("session/middleware/pglock: the pool has MaxConns %d; a held lock keeps a connection of the pool, so the handlers would find none: give the pool at least 2 connections (pgxpool.Config.MaxConns, or pool_max_conns in the URL)", pool))
+		}
+		return min(pool/2, DefaultMaxConns)
+	}
+	if set >= pool {
+		panic(fmt.Sprintf("session/middleware/pglock: Options.MaxConns is %d and the pool's MaxConns %d; a held lock keeps a connection of the pool, so with every connection held by a lock a handler that queries the pool waits forever: set MaxConns below %d, or leave it 0 (half the pool)", set, pool, pool))
+	}
+	return set
 }
 
 // Hash returns the second integer of key's advisory lock: the 32-bit

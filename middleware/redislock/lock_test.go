@@ -3,6 +3,7 @@ package redislock_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -350,4 +351,17 @@ func TestClusterWakeByRelease(t *testing.T) {
 			t.Fatalf("key %s: waiter: %v, want the lock", key, err)
 		}
 	}
+}
+
+// TestRenewNotBelowLease: a Renew of Lease or more would let the lock
+// expire between two renewals; New says so instead of starting.
+func TestRenewNotBelowLease(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
+	defer c.Close()
+	defer func() {
+		if r, _ := recover().(string); !strings.Contains(r, "Renew") {
+			t.Errorf("New with Renew = Lease: recovered %q, want a panic naming Renew", r)
+		}
+	}()
+	redislock.New(c, redislock.Options{Lease: time.Second, Renew: time.Second})
 }

@@ -21,6 +21,9 @@ func TestMain(m *testing.M) {
 	if replicatest.IsReplica() {
 		replicatest.RunReplica(buildReplica) // exits
 	}
+	if os.Getenv(fairnessChildEnv) != "" {
+		runFairnessChild() // exits
+	}
 	code := m.Run()
 	stopCluster()
 	os.Exit(code)

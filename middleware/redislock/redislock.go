@@ -51,14 +51,18 @@ type Options struct {
 	Prefix string
 
 	// Lease is how long a lock outlives its holder's last renewal: the
-	// longest a crashed replica keeps a key locked. Default
+	// longest a crashed replica keeps a key locked. It also bounds a
+	// release's reservation for the first waiting process (see the package
+	// documentation, # Fairness): a replica that crashes while waiting
+	// keeps the key from the others at most that long. Default
 	// [DefaultLease]; Redis counts it in milliseconds (at least 1 ms).
 	Lease time.Duration
 
 	// Renew is the interval between renewals of a held lock, each of which
 	// sets the lease to Lease again. 0 means Lease/3; a negative value
 	// turns renewal off, so that Lease is a hard limit on how long one
-	// update may hold the lock.
+	// update may hold the lock. A Renew of Lease or more makes New panic:
+	// the lock would expire between two renewals.
 	Renew time.Duration
 
 	// Poll is the longest a waiter sleeps between two tries when no
@@ -75,15 +79,16 @@ type Options struct {
 	// handed straight to the next update of this process waiting for the
 	// same key, without being released and taken again in Redis. Each
 	// handoff saves the release and the acquire (two round trips, and the
-	// wait for the wake-up) and keeps other processes from writing the
-	// session in between, so that the middleware's session handoff
-	// (middleware.Options.NoHandoff) starts from the stored value. After
-	// MaxHandoffs in a row the lock is released in Redis, so that the
-	// updates of other processes get their turn. Default
-	// [DefaultMaxHandoffs]; a negative value releases it after every
-	// update. A lock is never passed without renewal (Renew below zero:
-	// the next update would get only what is left of the lease) nor once
-	// its lease may have run out (a renewal failed or was late).
+	// wait for the wake-up). After MaxHandoffs in a row the lock is
+	// released in Redis, and if another process waits for it there,
+	// reserved for the one that has waited longest (see the package
+	// documentation, # Fairness): so a process that waits for a key is
+	// overtaken by at most MaxHandoffs more updates of the process that
+	// holds it. Default [DefaultMaxHandoffs]; a negative value releases it
+	// after every update. A lock is never passed without renewal (Renew
+	// below zero: the next update would get only what is left of the
+	// lease) nor once its lease may have run out (a renewal failed or was
+	// late).
 	MaxHandoffs int
 
 	// OnError, when set, hears of the errors that no caller receives: a
@@ -106,7 +111,11 @@ type Locker struct {
 	timeout time.Duration
 	onError func(string, error)
 	local   *middleware.LockTable
-	passes  int // MaxHandoffs, resolved
+	passes  int    // MaxHandoffs, resolved
+	pid     string // this Locker's place in the queues of Redis (see scripts.go)
+	// enqueued, when set (by the tests, before any Lock), hears of every
+	// try that found the key taken and left this Locker in its queue.
+	enqueued func(key string)
 
 	mu      sync.Mutex
 	ps      *redis.PubSub      // started by the first waiter; nil before
@@ -125,7 +134,8 @@ type waiter struct {
 // New returns a Locker on client: a *redis.Client (a single node, or
 // Sentinel failover) or a *redis.ClusterClient. Its subscription for
 // wake-ups is opened by the first Lock that has to wait; [Locker.Close]
-// closes it.
+// closes it. New panics if client is nil or Options.Renew is not below
+// Options.Lease.
 func New(client redis.UniversalClient, opts Options) *Locker {
 	if client == nil {
 		panic("session/middleware/redislock: nil client; pass a *redis.Client or *redis.ClusterClient")
@@ -142,6 +152,7 @@ func New(client redis.UniversalClient, opts Options) *Locker {
 		queued:  make(map[string]int),
 		passed:  make(map[string]*held),
 		passes:  opts.MaxHandoffs,
+		pid:     randomHex(8),
 	}
 	if l.passes == 0 {
 		l.passes = DefaultMaxHandoffs
@@ -156,6 +167,9 @@ func New(client redis.UniversalClient, opts Options) *Locker {
 	l.leaseMS = max(int64(lease/time.Millisecond), 1)
 	if l.renew == 0 {
 		l.renew = lease / 3
+	}
+	if l.renew >= lease {
+		panic(fmt.Sprintf("session/middleware/redislock: Options.Renew (%v) is not below Options.Lease (%v): the lock would expire between two renewals; leave Renew 0 (Lease/3)", l.renew, lease))
 	}
 	if l.poll <= 0 {
 		l.poll = DefaultPoll
@@ -182,8 +196,7 @@ func (l *Locker) Lock(ctx context.Context, key string) (func(), error) {
 
 // LockHandoff is Lock, and reports whether the lock was handed on from the
 // previous holder of this process without being released in Redis, so
-// that no other process can have held it in between (see
-// [middleware.HandoffLocker]).
+// that no other process can have held it in between.
 func (l *Locker) LockHandoff(ctx context.Context, key string) (func(), bool, error) {
 	l.mu.Lock()
 	l.queued[key]++
@@ -218,7 +231,7 @@ func (l *Locker) LockHandoff(ctx context.Context, key string) (func(), bool, err
 		h.mu.Unlock()
 		return h.unlock, true, nil
 	}
-	h = &held{l: l, key: key, rkey: l.prefix + key, token: newToken(), unlockLocal: unlockLocal, runs: 1}
+	h = &held{l: l, key: key, rkey: l.prefix + key, token: l.pid + "." + randomHex(16), unlockLocal: unlockLocal, runs: 1}
 	if err := l.acquire(ctx, h); err != nil {
 		unlockLocal()
 		return nil, false, err
@@ -232,12 +245,22 @@ func (l *Locker) LockHandoff(ctx context.Context, key string) (func(), bool, err
 }
 
 // acquire takes h's key in Redis, waiting for a release message, the end
-// of the holder's lease, or Poll, whichever comes first.
-func (l *Locker) acquire(ctx context.Context, h *held) error {
+// of the holder's lease, or Poll, whichever comes first. A try that finds
+// the lock taken puts this process in the key's queue (see scripts.go);
+// one that gives up takes it out again.
+func (l *Locker) acquire(ctx context.Context, h *held) (err error) {
 	pttl, err := l.try(ctx, h)
 	if err != nil || pttl == 0 {
+		if err != nil {
+			l.leave(h)
+		}
 		return err
 	}
+	defer func() {
+		if err != nil {
+			l.leave(h)
+		}
+	}()
 	w, err := l.subscribe(ctx, h.rkey)
 	if err != nil {
 		return err
@@ -268,13 +291,13 @@ func (l *Locker) acquire(ctx context.Context, h *held) error {
 
 // try runs the acquire script once: 0 means taken; otherwise the lock's
 // remaining lease in milliseconds (-1: a key without expiry, which this
-// package never writes).
+// package never writes), and this process is in the key's queue.
 func (l *Locker) try(ctx context.Context, h *held) (int64, error) {
 	start := time.Now()
-	n, err := acquireScript.Run(ctx, l.c, []string{h.rkey}, h.token, l.leaseMS).Int64()
+	n, err := acquireScript.Run(ctx, l.c, []string{h.rkey}, h.token, l.leaseMS, l.pid).Int64()
 	if err != nil {
-		if ctx.Err() != nil {
-			return 0, ctx.Err()
+		if cerr := ctxErr(ctx); cerr != nil {
+			return 0, cerr
 		}
 		return 0, fmt.Errorf("redislock: lock %q: %w", h.key, err)
 	}
@@ -284,10 +307,41 @@ func (l *Locker) try(ctx context.Context, h *held) (int64, error) {
 		h.mu.Unlock()
 		return 0, nil
 	}
+	if l.enqueued != nil {
+		l.enqueued(h.key)
+	}
 	if n < 0 {
 		return -1, nil
 	}
 	return n, nil
+}
+
+// ctxErr is ctx.Err(), or context.DeadlineExceeded once ctx's deadline
+// has passed by the clock: with ContextTimeoutEnabled, go-redis puts that
+// deadline on the socket, whose i/o timeout can come back a moment before
+// ctx's own timer has marked ctx done (TestExpiredUnlockSparesNewHolder
+// met it once in 300 runs under -race).
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// leave takes this process out of h's key's queue, after a wait that gave
+// up (ctx ended, or Redis failed), so that a release does not reserve the
+// key for a process that no longer waits; a reservation made for it
+// already passes on. If Redis cannot be told, the reservation ends with its
+// Lease, as a crashed waiter's does.
+func (l *Locker) leave(h *held) {
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	defer cancel()
+	if err := leaveScript.Run(ctx, l.c, []string{h.rkey}, l.pid, l.leaseMS).Err(); err != nil {
+		l.report(h.key, fmt.Errorf("redislock: leaving the queue (a reservation for this process ends with its lease): %w", err))
+	}
 }
 
 // subscribe registers the waiter of rkey and subscribes to its channel,
@@ -490,7 +544,7 @@ func (h *held) release() {
 	h.mu.Unlock()
 	l := h.l
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
-	n, err := releaseScript.Run(ctx, l.c, []string{h.rkey}, h.token).Int()
+	n, err := releaseScript.Run(ctx, l.c, []string{h.rkey}, h.token, l.leaseMS).Int()
 	cancel()
 	switch {
 	case err != nil:
@@ -500,10 +554,11 @@ func (h *held) release() {
 	}
 }
 
-// newToken returns 128 random bits in hex: the holder's identity, which
+// randomHex returns n random bytes in hex: a Locker's process ID (8
+// bytes), and the random part of a holder's token (16 bytes), which
 // renewals and the release check.
-func newToken() string {
-	var b [16]byte
-	rand.Read(b[:]) // never fails (crypto/rand)
-	return hex.EncodeToString(b[:])
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
 }

@@ -2,41 +2,45 @@ package tgbot
 
 import (
 	"context"
-	"fmt"
-	"strconv"
 
 	"github.com/go-telegram/bot/models"
 
+	"github.com/typedsession/session/internal/tgkey"
 	"github.com/typedsession/session/middleware"
 )
 
+// The rules of the key functions live in internal/tgkey, shared with the
+// telebot and telego adapters: this file turns a *models.Update into the
+// neutral tgkey.Update. See the package documentation, # Keys.
+
 // ChatKey keys the session by chat: everyone in a group shares one session,
 // and a private chat has its own. The key is the chat ID in decimal, such as
-// "-1001234567890", as other Telegram frameworks (grammY, telebot) use it.
+// "-1001234567890", as other Telegram frameworks (grammY, telebot) use it;
+// in a chat of a business account, "business:<business_connection_id>:"
+// comes first (see the package documentation, # Keys).
 //
 // It finds the chat of a message, an edited message, a channel post and an
-// edited one, a business message and an edited one, a callback query whose
-// message is known (not for a message sent via inline mode), a chat member
-// update, a join request, a reaction, a reaction count and a chat boost. For
-// other updates, such as inline queries, it returns an error wrapping
-// middleware.ErrNoKey.
+// edited one, a business message and an edited one, deleted business
+// messages, a business connection (the bot's private chat with the
+// account's owner), a callback query whose message is known (not for a
+// message sent via inline mode), a chat member update, a join request, a
+// reaction, a reaction count and a chat boost. For other updates, such as
+// inline queries, it returns an error wrapping middleware.ErrNoKey.
 func ChatKey(_ context.Context, u *models.Update) (string, error) {
-	chat, ok := chatOf(u)
-	if !ok {
-		return "", noKey(u, "chat")
-	}
-	return strconv.FormatInt(chat, 10), nil
+	return tgkey.String(neutral(u), tgkey.Chat)
 }
 
-// UserKey keys the session by sender, the same in every chat: the key is
-// the user ID in decimal, such as "123456789".
+// UserKey keys the session by sender, the same in every chat (business
+// chats included: one session per person): the key is the user ID in
+// decimal, such as "123456789".
 //
 // It finds the sender of a message, an edited message, a business message
-// and an edited one, a callback query, an inline query, a chosen inline
-// result, a shipping or pre-checkout query, a paid media purchase, a poll
-// answer, a chat member update, a join request and a reaction. For updates
-// without a sender, such as channel posts, it returns an error wrapping
-// middleware.ErrNoKey.
+// and an edited one, a business connection (the account's owner), a
+// callback query, an inline query, a chosen inline result, a shipping or
+// pre-checkout query, a paid media purchase, a poll answer, a chat member
+// update, a join request, a reaction and a chat boost by a Premium user.
+// For updates without a sender, such as channel posts, it returns an error
+// wrapping middleware.ErrNoKey.
 //
 // # Senders that are chats
 //
@@ -53,69 +57,89 @@ func ChatKey(_ context.Context, u *models.Update) (string, error) {
 // one group all post as the group itself, so they share its session: the
 // Bot API does not say which admin wrote.
 func UserKey(_ context.Context, u *models.Update) (string, error) {
-	user, ok := userOf(u)
-	if !ok {
-		return "", noKey(u, "user")
-	}
-	return strconv.FormatInt(user, 10), nil
+	return tgkey.String(neutral(u), tgkey.User)
 }
 
 // UserInChatKey keys the session by sender within a chat: the same user has
 // one session in each group and one in the private chat with the bot. The
 // key is "<chat ID>:<sender ID>", such as "-1001234567890:123456789"; a
 // sender that is a chat (see [UserKey]) gives "<chat ID>:<sender chat ID>",
-// such as "-1001234567890:-1009876543210".
+// such as "-1001234567890:-1009876543210"; in a business chat,
+// "business:<business_connection_id>:" comes first.
 //
 // It needs both a chat and a sender (see [ChatKey] and [UserKey]); for
 // other updates, such as inline queries and channel posts, it returns an
 // error wrapping middleware.ErrNoKey.
 func UserInChatKey(_ context.Context, u *models.Update) (string, error) {
-	chat, ok := chatOf(u)
-	if !ok {
-		return "", noKey(u, "chat")
-	}
-	user, ok := userOf(u)
-	if !ok {
-		return "", noKey(u, "user")
-	}
-	return strconv.FormatInt(chat, 10) + ":" + strconv.FormatInt(user, 10), nil
+	return tgkey.String(neutral(u), tgkey.UserInChat)
 }
 
 // TopicKey keys the session by forum topic: everyone in one topic of a
 // forum supergroup shares a session. The key is "<chat ID>:<thread ID>",
-// where the thread ID is the message_thread_id of a topic message and 0
-// outside topics (the General topic, and chats that are not forums, where
-// a reply thread does not count as a topic).
+// where the thread ID is the message_thread_id of a topic message, the
+// topic_id of its direct_messages_topic in a channel's direct messages
+// chat (one topic, so one session, per user writing to the channel), and
+// 0 outside topics (the General topic, and chats that are not forums,
+// where a reply thread does not count as a topic); in a business chat,
+// "business:<business_connection_id>:" comes first.
 //
 // It finds the topic of a message, an edited message, a channel post, a
 // business message and a callback query whose message is known. For other
 // updates, including callback queries on a message too old to be known, it
 // returns an error wrapping middleware.ErrNoKey.
 func TopicKey(_ context.Context, u *models.Update) (string, error) {
-	msg := messageOf(u)
-	if msg == nil {
-		return "", noKey(u, "topic")
-	}
-	thread := 0
-	if msg.IsTopicMessage {
-		thread = msg.MessageThreadID
-	}
-	return strconv.FormatInt(msg.Chat.ID, 10) + ":" + strconv.Itoa(thread), nil
+	return tgkey.String(neutral(u), tgkey.Topic)
 }
 
-func noKey(u *models.Update, what string) error {
+// UserInTopicKey keys the session by sender within a forum topic: the same
+// user has one session in each topic (aiogram's USER_IN_TOPIC). The key is
+// "<chat ID>:<thread ID>:<sender ID>", such as
+// "-1001234567890:99:123456789", with the thread ID of [TopicKey] and the
+// sender of [UserKey]; in a business chat,
+// "business:<business_connection_id>:" comes first. It needs a known topic
+// and a sender; for other updates it returns an error wrapping
+// middleware.ErrNoKey.
+func UserInTopicKey(_ context.Context, u *models.Update) (string, error) {
+	return tgkey.String(neutral(u), tgkey.UserInTopic)
+}
+
+// ForBot returns key with "bot<botID>:" in front of every key it makes, so
+// that several bots keep their sessions apart in one store and namespace;
+// b.ID() is the bot's ID (the number before the colon of its token):
+//
+//	tgbot.New(m, tgbot.ForBot(b.ID(), tgbot.ChatKey), middleware.Options{})
+//
+// It panics if botID is 0 or key is nil.
+func ForBot(botID int64, key middleware.KeyFunc[*models.Update]) middleware.KeyFunc[*models.Update] {
+	return tgkey.ForBot(botID, key)
+}
+
+// neutral describes u for the rules of internal/tgkey; nil for nil.
+func neutral(u *models.Update) *tgkey.Update {
 	if u == nil {
-		return fmt.Errorf("%w: nil update", middleware.ErrNoKey)
+		return nil
 	}
-	return fmt.Errorf("%w: update %d (%s) has no %s", middleware.ErrNoKey, u.ID, kind(u), what)
+	n := &tgkey.Update{ID: u.ID, Kind: kind(u)}
+	if m := messageOf(u); m != nil {
+		n.Chat = m.Chat.ID
+		n.HasTopic = true
+		switch {
+		case m.DirectMessagesTopic != nil:
+			n.Thread = int64(m.DirectMessagesTopic.TopicID)
+		case m.IsTopicMessage:
+			n.Thread = int64(m.MessageThreadID)
+		}
+		n.BusinessConnectionID = m.BusinessConnectionID
+	} else {
+		n.Chat, n.BusinessConnectionID = chatOf(u)
+	}
+	n.Sender = senderOf(u)
+	return n
 }
 
 // messageOf returns the message an update is about, if the update is a
 // message of some kind or a callback query on an accessible message.
 func messageOf(u *models.Update) *models.Message {
-	if u == nil {
-		return nil
-	}
 	for _, m := range []*models.Message{u.Message, u.EditedMessage, u.ChannelPost, u.EditedChannelPost, u.BusinessMessage, u.EditedBusinessMessage} {
 		if m != nil {
 			return m
@@ -127,52 +151,50 @@ func messageOf(u *models.Update) *models.Message {
 	return nil
 }
 
-func chatOf(u *models.Update) (int64, bool) {
-	if m := messageOf(u); m != nil {
-		return m.Chat.ID, true
-	}
-	if u == nil {
-		return 0, false
-	}
+// chatOf returns the chat of an update that is not about a known message,
+// and its business connection.
+func chatOf(u *models.Update) (int64, string) {
 	switch {
 	case u.CallbackQuery != nil:
 		if im := u.CallbackQuery.Message.InaccessibleMessage; im != nil {
-			return im.Chat.ID, true
+			return im.Chat.ID, ""
 		}
+	case u.DeletedBusinessMessages != nil:
+		return u.DeletedBusinessMessages.Chat.ID, u.DeletedBusinessMessages.BusinessConnectionID
+	case u.BusinessConnection != nil:
+		return u.BusinessConnection.UserChatID, "" // the bot's own chat with the owner
 	case u.MyChatMember != nil:
-		return u.MyChatMember.Chat.ID, true
+		return u.MyChatMember.Chat.ID, ""
 	case u.ChatMember != nil:
-		return u.ChatMember.Chat.ID, true
+		return u.ChatMember.Chat.ID, ""
 	case u.ChatJoinRequest != nil:
-		return u.ChatJoinRequest.Chat.ID, true
+		return u.ChatJoinRequest.Chat.ID, ""
 	case u.MessageReaction != nil:
-		return u.MessageReaction.Chat.ID, true
+		return u.MessageReaction.Chat.ID, ""
 	case u.MessageReactionCount != nil:
-		return u.MessageReactionCount.Chat.ID, true
+		return u.MessageReactionCount.Chat.ID, ""
 	case u.ChatBoost != nil:
-		return u.ChatBoost.Chat.ID, true
+		return u.ChatBoost.Chat.ID, ""
 	case u.RemovedChatBoost != nil:
-		return u.RemovedChatBoost.Chat.ID, true
+		return u.RemovedChatBoost.Chat.ID, ""
 	}
-	return 0, false
+	return 0, ""
 }
 
-// userOf returns the sender of an update: a user's ID, or the ID of the
+// senderOf returns the sender of an update: a user's ID, or the ID of the
 // chat on whose behalf the update was sent (sender_chat, actor_chat,
-// voter_chat), which the Bot API sends next to a placeholder user.
-func userOf(u *models.Update) (int64, bool) {
-	if u == nil {
-		return 0, false
-	}
-	user := func(p *models.User) (int64, bool) {
-		if p == nil || p.ID == 0 {
-			return 0, false
+// voter_chat), which the Bot API sends next to a placeholder user; 0 for
+// none.
+func senderOf(u *models.Update) int64 {
+	user := func(p *models.User) int64 {
+		if p == nil {
+			return 0
 		}
-		return p.ID, true
+		return p.ID
 	}
-	byChat := func(c *models.Chat, p *models.User) (int64, bool) {
+	byChat := func(c *models.Chat, p *models.User) int64 {
 		if c != nil && c.ID != 0 {
-			return c.ID, true
+			return c.ID
 		}
 		return user(p)
 	}
@@ -183,7 +205,7 @@ func userOf(u *models.Update) (int64, bool) {
 	}
 	switch {
 	case u.ChannelPost != nil, u.EditedChannelPost != nil:
-		return 0, false // posted by the channel, not by a user
+		return 0 // posted by the channel, not by a user
 	case u.CallbackQuery != nil:
 		return user(&u.CallbackQuery.From)
 	case u.InlineQuery != nil:
@@ -198,6 +220,8 @@ func userOf(u *models.Update) (int64, bool) {
 		return user(&u.PurchasedPaidMedia.From)
 	case u.PollAnswer != nil:
 		return byChat(u.PollAnswer.VoterChat, u.PollAnswer.User)
+	case u.BusinessConnection != nil:
+		return user(&u.BusinessConnection.User)
 	case u.MyChatMember != nil:
 		return user(&u.MyChatMember.From)
 	case u.ChatMember != nil:
@@ -206,8 +230,14 @@ func userOf(u *models.Update) (int64, bool) {
 		return user(&u.ChatJoinRequest.From)
 	case u.MessageReaction != nil:
 		return byChat(u.MessageReaction.ActorChat, u.MessageReaction.User)
+	case u.ChatBoost != nil:
+		// Only a Premium boost's user is the booster (a gift code's or
+		// a giveaway's user is who received the boost), as in aiogram.
+		if p := u.ChatBoost.Boost.Source.ChatBoostSourcePremium; p != nil {
+			return p.User.ID
+		}
 	}
-	return 0, false
+	return 0
 }
 
 // kind names the kind of an update, for error messages.
@@ -255,6 +285,10 @@ func kind(u *models.Update) string {
 		return "chat_boost"
 	case u.RemovedChatBoost != nil:
 		return "removed_chat_boost"
+	case u.BusinessConnection != nil:
+		return "business_connection"
+	case u.DeletedBusinessMessages != nil:
+		return "deleted_business_messages"
 	}
-	return "unknown kind"
+	return ""
 }

@@ -21,34 +21,64 @@
 //
 // A key function names the session of an update: [ChatKey] (one session per
 // chat: a group shares it), [UserKey] (one per user, in every chat),
-// [UserInChatKey] (one per user in each chat) and [TopicKey] (one per forum
-// topic). Each understands every kind of update that carries what it needs
-// (messages, edited messages, channel and business posts, callback queries,
-// inline queries, chat member updates, join requests, reactions, and more;
-// see each function), and returns an error wrapping [middleware.ErrNoKey]
-// for one that does not, such as an inline query for ChatKey or a channel
-// post for UserKey. The handler then runs without a session and
-// session.From reports session.ErrNoSession. Any function with the
-// signature of a [middleware.KeyFunc] of *models.Update will do.
+// [UserInChatKey] (one per user in each chat), [TopicKey] (one per forum
+// topic) and [UserInTopicKey] (one per user in each forum topic). Each
+// understands every kind of update that carries what it needs (messages,
+// edited messages, channel and business posts, business connections,
+// callback queries, inline queries, chat member updates, join requests,
+// reactions, boosts, and more; see each function), and returns an error
+// wrapping [middleware.ErrNoKey] for one that does not, such as an inline
+// query for ChatKey or a channel post for UserKey. The handler then runs
+// without a session and session.From reports session.ErrNoSession. Any
+// function with the signature of a [middleware.KeyFunc] of *models.Update
+// will do. The rules are those of the telebot and telego adapters, key for
+// key (one table of updates is run against all three).
+//
+// Two conversations never share a session. A chat of a business account
+// that the bot serves through a business connection (business_message,
+// the edits and deletions in it, and callback queries on its messages)
+// carries the customer's ID, the same number as the bot's own private
+// chat with that customer, and the same through every other business
+// connection; its keys begin with "business:<business_connection_id>:"
+// (ChatKey "business:AbC123:42" where the bot's own chat is "42"). UserKey
+// alone stays one session per person, business chats included.
 //
 // A message sent on behalf of a chat (an anonymous group admin, an
 // automatic forward from a linked channel, a message as a channel) is
-// keyed by its sender_chat in UserKey and UserInChatKey, not by the
-// placeholder user in its from field, so distinct senders never share a
-// session; see [UserKey].
+// keyed by its sender_chat in UserKey, UserInChatKey and UserInTopicKey,
+// not by the placeholder user in its from field, so distinct senders never
+// share a session; see [UserKey].
 //
-// # Concurrency
+// Several bots may share one store and namespace: [ForBot] puts
+// "bot<ID>:" in front of every key. A handler learns its session's key
+// without loading it with [middleware.KeyFrom].
 //
-// go-telegram/bot runs each update's handler in its own goroutine, so two
-// messages of one user that arrive together are handled at the same time.
-// Within one middleware returned by [New], updates of the same key are
-// serialized (unless [middleware.Options].NoLock), so each sees the session
-// as the other saved it and both count; different keys run in parallel.
-// Across bot processes sharing a store (or two middleware values), they are
-// not serialized unless [middleware.Options].Locker spans them: the store's
-// compare-and-swap turns a race into session.ErrConflict on the later save,
-// which is reported to OnError and saves nothing, so that update's change
-// does not count, and nothing is lost silently.
+// # Concurrency and order
+//
+// go-telegram/bot (v1.19, read from its source) polls getUpdates in one
+// goroutine and queues the updates in update_id order; its workers
+// (bot.WithWorkers, default 1) take them off the queue, and for each one
+// start the handler chain, this middleware included, in a goroutine of its
+// own, unless bot.WithNotAsyncHandlers. So by default two messages of one
+// user that arrive together are handled at the same time, in an order the
+// Go scheduler picks: within one middleware returned by [New], updates of
+// the same key are serialized (unless [middleware.Options].NoLock), so each
+// sees the session as the other saved it and both count, but not in
+// update_id order (in 5 runs of 300 updates of one chat, 10 to 22 were
+// handled right after a newer one, and the newest was often handled first;
+// TestUpdateOrderOfOneChat). Different keys run in parallel. When the
+// order matters (a conversation whose steps must follow the messages),
+// create the bot with bot.WithNotAsyncHandlers() and one worker: updates
+// then run one at a time, in update_id order, for every chat at once. With
+// a webhook, Telegram may also send updates over several connections at
+// once (setWebhook's max_connections, 40 by default), so their order is
+// kept only with max_connections 1 as well.
+//
+// Across bot processes sharing a store (or two middleware values), updates
+// are not serialized unless [middleware.Options].Locker spans them: the
+// store's compare-and-swap turns a race into session.ErrConflict on the
+// later save, which is reported to OnError and saves nothing, so that
+// update's change does not count, and nothing is lost silently.
 //
 // # Errors
 //

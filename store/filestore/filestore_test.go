@@ -817,3 +817,37 @@ func TestLockFilesBounded(t *testing.T) {
 		t.Fatalf("%d lock files for 500 keys, want at most %d", len(entries), numStripes)
 	}
 }
+
+// TestDamage runs storetest.RunDamage on files damaged as a disk, a crash
+// or a broken tool would leave them: every read reports store.ErrCorrupt,
+// Scan lists the key (a short key's file name says it), Delete removes it.
+// (A damaged file of a long key, whose name is a digest, cannot be listed:
+// TestScanSurvivesDamagedFiles.)
+func TestDamage(t *testing.T) {
+	newStore := func(t *testing.T) store.Store {
+		s, err := New(t.TempDir(), Options{CleanupInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	rewrite := func(change func(good []byte) []byte) storetest.Damage {
+		return func(t *testing.T, st store.Store, key string) {
+			path := filepath.Join(st.(*Store).dir, fileName(key))
+			good, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, change(good), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	storetest.RunDamage(t, newStore, map[string]storetest.Damage{
+		"Truncated":   rewrite(func(b []byte) []byte { return b[:len(b)-1] }),
+		"ShortHeader": rewrite(func(b []byte) []byte { return b[:10] }),
+		"BitFlip":     rewrite(func(b []byte) []byte { b[len(b)-1] ^= 1; return b }),
+		"Garbage":     rewrite(func([]byte) []byte { return []byte("not a value file") }),
+	})
+}

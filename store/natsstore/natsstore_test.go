@@ -360,3 +360,29 @@ func TestCorruptExpiry(t *testing.T) {
 		t.Errorf("Get = %v; want ErrCorrupt", err)
 	}
 }
+
+// TestDamage (issue 23): a key whose expiry header the store cannot read
+// is store.ErrCorrupt to every read and listed by Scan, so that MigrateAll,
+// the inspector and quarantine meet it; before, Scan skipped it (MigrateAll
+// reported scanned=1 failed=0 for one live and one damaged key).
+func TestDamage(t *testing.T) {
+	newStore := func(t *testing.T) store.Store {
+		s, _ := newTestStore(t, Options{SweepInterval: -1})
+		return s
+	}
+	header := func(v string) storetest.Damage {
+		return func(t *testing.T, st store.Store, key string) {
+			s := st.(*Store)
+			m := nats.NewMsg(s.pre + encodeKey(key))
+			m.Header.Set(ExpiresHeader, v)
+			m.Data = []byte(`{"typedsession":1,"data":{}}`)
+			if _, err := s.js.PublishMsg(t.Context(), m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	storetest.RunDamage(t, newStore, map[string]storetest.Damage{
+		"ExpiryNotANumber": header("soon"),
+		"ExpiryNegative":   header("-5"),
+	})
+}

@@ -89,11 +89,14 @@ func next(ctx context.Context, it jetstream.MessagesContext) (jetstream.Msg, err
 	return m, nil
 }
 
-// Scan calls fn with every live key that begins with prefix. NATS
-// subjects match whole tokens, not a prefix of one, so Scan reads the
-// last message of every key in the bucket (headers only, never values),
-// decodes its key and skips those outside prefix, deleted or expired, and
-// keys it cannot decode (written into the bucket by other means). Its cost
+// Scan calls fn with every live key that begins with prefix, and with
+// every key whose expiry header it cannot read (Get reports those as
+// store.ErrCorrupt). NATS subjects match whole tokens, not a prefix of
+// one, so Scan reads the last message of every key in the bucket (headers
+// only, never values), decodes its key and skips those outside prefix,
+// deleted or expired, and subjects that decode to no key store.CheckKey
+// accepts (written into the bucket by other means: no method can reach
+// them). Its cost
 // grows with the bucket, not with the prefix: give each application its
 // own bucket. fn may call the store's other methods.
 func (s *Store) Scan(ctx context.Context, prefix string, fn func(key string) error) error {
@@ -111,14 +114,16 @@ func (s *Store) Scan(ctx context.Context, prefix string, fn func(key string) err
 		if !strings.HasPrefix(subj, encPrefix) || deleted(m.Headers()) {
 			return nil
 		}
-		exp, err := parseExpiry(m.Headers().Get(ExpiresHeader))
-		if err != nil || (!exp.IsZero() && !time.Now().Before(exp)) {
-			return nil // expired, or an expiry the store did not write
-		}
 		key, ok := decodeKey(strings.TrimPrefix(subj, s.pre))
 		if !ok || store.CheckKey(key) != nil {
-			return nil
+			return nil // no method can name it
 		}
+		exp, err := parseExpiry(m.Headers().Get(ExpiresHeader))
+		if err == nil && !exp.IsZero() && !time.Now().Before(exp) {
+			return nil // expired
+		}
+		// Live, or an expiry the store did not write: Get reports that
+		// key as store.ErrCorrupt, so the listing reports it too.
 		if err := fn(key); err != nil {
 			stop = err
 			return err

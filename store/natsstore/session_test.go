@@ -2,11 +2,15 @@ package natsstore
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	session "github.com/typedsession/session"
+	"github.com/typedsession/session/store"
 	"github.com/typedsession/session/store/storetest"
 )
 
@@ -58,5 +62,35 @@ func TestManagerUpdates(t *testing.T) {
 	}
 	if w := counter.Writes(); w != 0 {
 		t.Errorf("10 unchanged Load+Save wrote %d times; want 0 (reads only, far from expiry)", w)
+	}
+}
+
+// TestMigrateAllMeetsDamagedExpiry (issue 23): one live session and one
+// whose expiry header is not a number. MigrateAll used to report
+// scanned=1 failed=0, since Scan skipped the damaged key that Get reports
+// as store.ErrCorrupt; it must look at both and report the damaged one.
+func TestMigrateAllMeetsDamagedExpiry(t *testing.T) {
+	t.Parallel()
+	s, js := newTestStore(t, Options{SweepInterval: -1})
+	m, err := session.New(session.Config[visits]{Store: s, Namespace: "v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, err := m.Update(ctx, "good", func(v *visits) error { v.N = 1; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	msg := nats.NewMsg(s.pre + encodeKey("v:bad"))
+	msg.Header.Set(ExpiresHeader, "soon")
+	msg.Data = []byte(`{"typedsession":1,"data":{"n":2}}`)
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	r, err := m.MigrateAll(ctx, session.MigrateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Scanned != 2 || len(r.Failed) != 1 || r.Failed[0].Key != "bad" || !errors.Is(r.Failed[0].Err, store.ErrCorrupt) {
+		t.Errorf("MigrateAll = scanned %d, failed %v; want scanned 2 and the key \"bad\" failed with store.ErrCorrupt", r.Scanned, r.Failed)
 	}
 }

@@ -92,10 +92,17 @@ func (s *Store) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
 		if len(vals) != len(keys) {
 			return nil, wrap(ctx, opGetMany, batchName(len(keys), key), fmt.Errorf("MGET of %d keys answered %d values", len(keys), len(vals)))
 		}
+		var nils []int
 		for i, v := range vals {
 			if out[i], err = mgetValue(v); err != nil {
 				return nil, wrap(ctx, opGetMany, keys[i], err)
 			}
+			if out[i] == nil {
+				nils = append(nils, i)
+			}
+		}
+		if err := s.checkNils(ctx, opGetMany, keys, nils); err != nil {
+			return nil, err
 		}
 		return out, nil
 	}
@@ -118,6 +125,34 @@ func (s *Store) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+// checkNils tells, for the keys at nils to which MGET answered nil,
+// whether each is absent or holds another kind of Redis value (a hash, a
+// list): MGET answers nil for those too, where GET fails with WRONGTYPE,
+// and a batch read must not report as absent what Get reports as damaged
+// (see [store.Store]). It costs one more round trip, for a batch with
+// such keys only, and returns an error matching store.ErrCorrupt that
+// names the first key of another kind. A key that is a string by now was
+// written after the MGET: absent when it was read.
+func (s *Store) checkNils(ctx context.Context, op string, keys []string, nils []int) error {
+	if len(nils) == 0 {
+		return nil
+	}
+	pipe := s.client.Pipeline()
+	types := make([]*redis.StatusCmd, len(nils))
+	for j, i := range nils {
+		types[j] = pipe.Type(ctx, s.prefix+keys[i])
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return wrap(ctx, op, batchName(len(nils), func(j int) string { return keys[nils[j]] }), err)
+	}
+	for j, c := range types {
+		if typ := c.Val(); typ != "none" && typ != "string" {
+			return storeutil.Wrap(backend, op, keys[nils[j]], wrongTypeError{fmt.Errorf("WRONGTYPE the key holds a Redis %s, not a string", typ)})
+		}
+	}
+	return nil
 }
 
 // mgetValue maps one element of an MGET reply onto a value: nil for an
@@ -196,14 +231,21 @@ func (s *Store) GetManyWithTTL(ctx context.Context, keys []string) ([][]byte, []
 			}
 		}
 	}
+	var nils []int // MGET's nils of keys that PTTL found: absent, or of another kind
 	for i, c := range ttlCmds {
 		d, err := c.Result()
 		if err != nil {
 			return nil, nil, wrap(ctx, opGetManyWithTTL, keys[i], err)
 		}
-		if values[i] != nil {
+		switch {
+		case values[i] != nil:
 			ttls[i] = batchTTL(d)
+		case mget != nil && d != -2:
+			nils = append(nils, i)
 		}
+	}
+	if err := s.checkNils(ctx, opGetManyWithTTL, keys, nils); err != nil {
+		return nil, nil, err
 	}
 	return values, ttls, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store"
 	"github.com/typedsession/session/store/redisstore"
+	"github.com/typedsession/session/store/storetest"
 )
 
 // These tests check the points of the store contract that the conformance
@@ -357,5 +359,65 @@ func TestCommandsPerStoreOp(t *testing.T) {
 				t.Errorf("%s took %d round trips, want 1", name, got)
 			}
 		})
+	}
+}
+
+// damageRuns runs storetest.RunDamage on stores of client, each key damaged
+// by writing another kind of Redis value over it (another program's hash
+// or list under the store's prefix): every read reports it as
+// store.ErrCorrupt. Before, Get said WRONGTYPE while MGET (GetMany, and so
+// the inspector's ls and export) reported the key absent: a listing that
+// hid what a read reported.
+func damageRuns(t *testing.T, client redis.UniversalClient) {
+	var prefixes sync.Map // *redisstore.Store -> its prefix
+	newStore := func(t *testing.T) store.Store {
+		s, prefix := newStorePrefix(t, client)
+		prefixes.Store(s, prefix)
+		return s
+	}
+	overwrite := func(write func(ctx context.Context, rkey string) error) storetest.Damage {
+		return func(t *testing.T, s store.Store, key string) {
+			prefix, _ := prefixes.Load(s)
+			rkey := prefix.(string) + key
+			if err := client.Del(t.Context(), rkey).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := write(t.Context(), rkey); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	storetest.RunDamage(t, newStore, map[string]storetest.Damage{
+		"Hash": overwrite(func(ctx context.Context, k string) error { return client.HSet(ctx, k, "f", "v").Err() }),
+		"List": overwrite(func(ctx context.Context, k string) error { return client.RPush(ctx, k, "v").Err() }),
+	})
+}
+
+func TestDamage(t *testing.T) { damageRuns(t, testenv.Redis(t)) }
+
+func TestClusterDamage(t *testing.T) { damageRuns(t, cluster(t)) }
+
+// TestScanSkipsRefusedKeys: a key another program wrote under the store's
+// prefix that store.CheckKey refuses (not UTF-8, a NUL byte) is not listed:
+// no method can reach it, and before, the inspector's ls stopped at its
+// first Get ("invalid key"). The store's own keys are listed.
+func TestScanSkipsRefusedKeys(t *testing.T) {
+	client := testenv.Redis(t)
+	s, prefix := newStorePrefix(t, client)
+	ctx := t.Context()
+	if err := s.Set(ctx, "good", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"bad\xff", "nul\x00"} {
+		if err := client.Set(ctx, prefix+k, "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var keys []string
+	if err := s.Scan(ctx, "", func(k string) error { keys = append(keys, k); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys[0] != "good" {
+		t.Errorf("Scan listed %q, want only \"good\"", keys)
 	}
 }

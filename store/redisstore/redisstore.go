@@ -207,8 +207,27 @@ func wrap(ctx context.Context, op, key string, err error) error {
 	if cerr := ctxErr(ctx); cerr != nil && !errors.Is(err, cerr) {
 		err = fmt.Errorf("%w (%w)", cerr, err)
 	}
+	if isWrongType(err) {
+		err = wrongTypeError{err}
+	}
 	return storeutil.Wrap(backend, op, key, err)
 }
+
+// isWrongType reports whether err is Redis's WRONGTYPE error: the key
+// holds a hash, a list or another kind of value that is not a string.
+func isWrongType(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "WRONGTYPE")
+}
+
+// wrongTypeError is a WRONGTYPE error that also matches store.ErrCorrupt:
+// a key that holds another kind of Redis value (another program's hash
+// under the store's prefix) is a value the store cannot read back, which
+// every read reports alike (see [store.Store]). Its text is Redis's.
+type wrongTypeError struct{ err error }
+
+func (e wrongTypeError) Error() string   { return e.err.Error() }
+func (e wrongTypeError) Unwrap() []error { return []error{store.ErrCorrupt, e.err} }
 
 // ctxErr is ctx.Err(), or context.DeadlineExceeded once ctx's deadline has
 // passed by the clock: with ContextTimeoutEnabled, go-redis puts that
@@ -482,7 +501,11 @@ func pttl(d time.Duration) time.Duration {
 // *redis.Ring every shard, one after the other, so fn is never called
 // concurrently. A key may be reported more than once (SCAN's guarantee);
 // keys that move between cluster nodes during the scan may be missed.
-// An error from fn stops the scan and is returned as it is.
+// A key that store.CheckKey refuses (written by another program: not UTF-8,
+// a NUL byte, too long) is not reported, since no method can reach it; a
+// key that holds another kind of Redis value is, since every read reports
+// it as store.ErrCorrupt. An error from fn stops the scan and is returned
+// as it is.
 func (s *Store) Scan(ctx context.Context, prefix string, fn func(key string) error) error {
 	if err := ctx.Err(); err != nil {
 		return wrap(ctx, opScan, prefix, err)
@@ -525,6 +548,9 @@ func (s *Store) scanNode(ctx context.Context, node redis.Cmdable, pattern string
 			// server that ignores it.
 			if !strings.HasPrefix(k, s.prefix) {
 				continue
+			}
+			if store.CheckKey(k[len(s.prefix):]) != nil {
+				continue // written by other means: no method can reach it
 			}
 			if err := fn(k[len(s.prefix):]); err != nil {
 				return fnError{err}

@@ -338,3 +338,30 @@ func testManagerStopAndRestart(t *testing.T, maxRetries int) {
 		}
 	}
 }
+
+// TestMigrateAllMeetsWrongType (issue 23): another program's Redis hash
+// under the namespace was absent to the batch read (MGET answers nil for
+// it) while Get failed with WRONGTYPE, so MigrateAll counted it as gone.
+// It is now failed, matching store.ErrCorrupt, next to the sessions it
+// migrates.
+func TestMigrateAllMeetsWrongType(t *testing.T) {
+	client := testenv.Redis(t)
+	st, prefix := newStorePrefix(t, client)
+	m := newCounterManager(t, st, 0)
+	ctx := t.Context()
+	for i := range 3 {
+		if _, err := m.Update(ctx, strconv.Itoa(i), increment); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := client.HSet(ctx, prefix+"counter:hash", "f", "v").Err(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := m.MigrateAll(ctx, session.MigrateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Scanned != 4 || r.Gone != 0 || len(r.Failed) != 1 || r.Failed[0].Key != "hash" || !errors.Is(r.Failed[0].Err, store.ErrCorrupt) {
+		t.Errorf("MigrateAll = scanned %d, gone %d, failed %v; want 4 scanned, the hash failed with store.ErrCorrupt", r.Scanned, r.Gone, r.Failed)
+	}
+}

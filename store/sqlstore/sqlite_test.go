@@ -5,6 +5,7 @@ import (
 
 	"bytes"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/typedsession/session/store"
 )
 
 // TestSQLiteHelperProcess is not a test: it is the child process of
@@ -235,5 +238,44 @@ func TestSQLiteNewWaitsForLock(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("New while another connection held the write lock: %v", err)
+	}
+}
+
+// TestScanSkipsRefusedKeyRows: a row written by other means under a key
+// that store.CheckKey refuses (no method can reach it) is not listed, and
+// is reported to OnError; before, Scan listed it, and the inspector's ls
+// stopped at its first Get ("invalid key"). The store's own rows are
+// listed.
+func TestScanSkipsRefusedKeyRows(t *testing.T) {
+	db := sqliteDB(t)
+	var reported []error
+	s, err := New(db, Options{CleanupInterval: -1, OnError: func(err error) { reported = append(reported, err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := t.Context()
+	if err := s.Set(ctx, "good", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"bad\xff", strings.Repeat("k", store.MaxKeyLen+1)} {
+		if _, err := db.ExecContext(ctx, `INSERT INTO sessions (key, value) VALUES (?, ?)`, k, []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var keys []string
+	if err := s.Scan(ctx, "", func(k string) error { keys = append(keys, k); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(keys) != "[good]" {
+		t.Errorf("Scan listed %q, want only the store's own key \"good\"", keys)
+	}
+	if len(reported) != 2 {
+		t.Fatalf("OnError got %d errors, want one per skipped row: %v", len(reported), reported)
+	}
+	for _, err := range reported {
+		if !errors.Is(err, store.ErrInvalidKey) {
+			t.Errorf("OnError got %v, want an error matching store.ErrInvalidKey", err)
+		}
 	}
 }

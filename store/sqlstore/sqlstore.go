@@ -80,7 +80,9 @@ type Options struct {
 
 	// OnError receives the errors that no caller is waiting for: a
 	// background sweep that failed (it is tried again at the next tick),
-	// and, from New, a CREATE that failed on a table that exists and
+	// a row that Scan skipped because store.CheckKey refuses its key
+	// (written by other means: no method can reach it), and, from New, a
+	// CREATE that failed on a table that exists and
 	// passes the check (a role without DDL rights, say; check that the
 	// expires_at index exists). It is called from the sweep's goroutine or
 	// New's, and must not block for long. Nil: such errors are logged with
@@ -569,7 +571,9 @@ func (s *Store) GetWithTTL(ctx context.Context, key string) ([]byte, time.Durati
 }
 
 // Scan calls fn for every live key that begins with prefix, matched
-// byte for byte (no character is special). Keys are read in key order, in
+// byte for byte (no character is special). A row whose key store.CheckKey
+// refuses (written by other means) is skipped and reported to
+// Options.OnError: no method can reach it. Keys are read in key order, in
 // batches of 1000 per query: no connection is held while fn runs, so fn may
 // use the store, even on a *sql.DB limited to one connection. A key that
 // exists for the whole scan is reported exactly once. A prefix with a NUL
@@ -616,6 +620,12 @@ func (s *Store) Scan(ctx context.Context, prefix string, fn func(key string) err
 		for _, k := range keys {
 			if err := ctx.Err(); err != nil {
 				return fail(ctx, "Scan", prefix, err)
+			}
+			if err := store.CheckKey(k); err != nil {
+				// A row written by other means under a key no method
+				// can reach (too long, not UTF-8, a NUL byte).
+				s.onError(storeutil.Wrap("sqlstore", "Scan", k, fmt.Errorf("skipped a row: %w", err)))
+				continue
 			}
 			if err := fn(k); err != nil {
 				return err

@@ -180,6 +180,7 @@ func cases() []testCase {
 		{"ScanSkipsExpired", "Scan does not report expired keys", testScanSkipsExpired},
 		{"ScanStops", "an error from fn stops Scan and is returned", testScanStops},
 		{"ScanMany", "Scan reports every key of a larger set", testScanMany},
+		{"ScanAgreesWithGet", "Scan reports exactly the keys for which Get answers anything but ErrNotFound: a listing never hides what a read reports", testScanAgreesWithGet},
 
 		// Close (stores with a Close() error method).
 		{"Close", "after Close every method, and a second Close, returns ErrClosed", testClose},
@@ -903,4 +904,29 @@ func testScanMany(t *testing.T, s store.Store) {
 	}
 	mustSet(t, s, "other", []byte("v"), longTTL)
 	wantKeys(t, sc, "many:", want...)
+}
+
+func testScanAgreesWithGet(t *testing.T, s store.Store) {
+	sc := scanner(t, s)
+	mustSet(t, s, "g:forever", []byte("v"), 0)
+	mustSet(t, s, "g:long", []byte("v"), longTTL)
+	mustSet(t, s, "g:empty", []byte{}, longTTL)
+	mustSet(t, s, "g:short", []byte("v"), shortTTL)
+	mustSet(t, s, "g:deleted", []byte("v"), longTTL)
+	if err := s.Delete(ctx(t), "g:deleted"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(pastShortTTL)
+	var read []string
+	for _, k := range []string{"g:forever", "g:long", "g:empty", "g:short", "g:deleted", "g:never"} {
+		_, err := s.Get(ctx(t), k)
+		if !errors.Is(err, store.ErrNotFound) {
+			read = append(read, k)
+		}
+	}
+	listed := scanKeys(t, sc, "g:")
+	slices.Sort(read)
+	if !slices.Equal(listed, read) {
+		t.Fatalf("Scan reported %q; Get answers for %q: the two must agree", listed, read)
+	}
 }

@@ -1,0 +1,6 @@
+package redislock
+
+// SetEnqueued sets a function that hears of every try of l that found the
+// key taken and left l in the key's queue in Redis. Call it before l's
+// first Lock.
+func SetEnqueued(l *Locker, f func(key string)) { l.enqueued = f }
