@@ -190,14 +190,14 @@ func New(client redis.UniversalClient, opts Options) *Locker {
 // [Options].MaxHandoffs times in a row, the lock stays held in Redis and
 // passes to that one. Call unlock exactly once.
 func (l *Locker) Lock(ctx context.Context, key string) (func(), error) {
-	unlock, _, err := l.LockHandoff(ctx, key)
+	unlock, _, err := l.lockHandoff(ctx, key)
 	return unlock, err
 }
 
-// LockHandoff is Lock, and reports whether the lock was handed on from the
+// lockHandoff is Lock, and reports whether the lock was handed on from the
 // previous holder of this process without being released in Redis, so
 // that no other process can have held it in between.
-func (l *Locker) LockHandoff(ctx context.Context, key string) (func(), bool, error) {
+func (l *Locker) lockHandoff(ctx context.Context, key string) (func(), bool, error) {
 	l.mu.Lock()
 	l.queued[key]++
 	l.mu.Unlock()
