@@ -191,6 +191,14 @@ type HTTPOptions struct {
 // stored value is left as it is; to start such a user over, delete the key
 // in OnError.
 //
+// # Web sessions
+//
+// For a session type with a [Web] field, HTTPOptions adds the absolute
+// timeout, token rotation, remember-me ([Login]), the index of each user's
+// devices and the cookie options that the package documentation lists
+// under "Web sessions"; their checks run when the session loads and at
+// the commit, as above.
+//
 // # Locking
 //
 // Requests for one session key through one HTTP middleware value run one
