@@ -236,7 +236,13 @@ func (d *Devices) End(ctx context.Context, user, id string) error {
 	if err := d.checkUser(user); err != nil {
 		return err
 	}
-	return d.mutate(ctx, user, nil, func(ix *deviceIndex, _ time.Time) error {
+	return d.remove(ctx, user, id, "")
+}
+
+// remove removes the entry id from the user's index, deleting its keys
+// first except deleted, a key the caller has just deleted ("": none).
+func (d *Devices) remove(ctx context.Context, user, id, deleted string) error {
+	return d.mutate(ctx, user, nil, deleted, func(ix *deviceIndex, _ time.Time) error {
 		ix.Sessions = slices.DeleteFunc(ix.Sessions, func(e deviceEntry) bool { return e.ID == id })
 		return nil
 	})
@@ -249,7 +255,7 @@ func (d *Devices) EndOthers(ctx context.Context, user, keep string) error {
 	if err := d.checkUser(user); err != nil {
 		return err
 	}
-	return d.mutate(ctx, user, nil, func(ix *deviceIndex, _ time.Time) error {
+	return d.mutate(ctx, user, nil, "", func(ix *deviceIndex, _ time.Time) error {
 		ix.Gen++
 		ix.Sessions = slices.DeleteFunc(ix.Sessions, func(e deviceEntry) bool { return e.ID != keep })
 		return nil
@@ -264,7 +270,7 @@ func (d *Devices) EndAll(ctx context.Context, user string) error {
 	if err := d.checkUser(user); err != nil {
 		return err
 	}
-	return d.mutate(ctx, user, nil, func(ix *deviceIndex, _ time.Time) error {
+	return d.mutate(ctx, user, nil, "", func(ix *deviceIndex, _ time.Time) error {
 		ix.Gen++
 		ix.Sessions = nil
 		return nil
@@ -302,7 +308,7 @@ func (d *Devices) begin(ctx context.Context, user string) (*session.Session[devi
 // the generation since.
 func (d *Devices) add(ctx context.Context, user string, first *session.Session[deviceIndex], e deviceEntry, replace string) error {
 	gen := first.Data.Gen
-	return d.mutate(ctx, user, first, func(ix *deviceIndex, now time.Time) error {
+	return d.mutate(ctx, user, first, "", func(ix *deviceIndex, now time.Time) error {
 		if ix.Gen != gen {
 			return errOvertaken
 		}
@@ -312,6 +318,10 @@ func (d *Devices) add(ctx context.Context, user string, first *session.Session[d
 			// The limit: end the least recently seen.
 			slices.SortStableFunc(ix.Sessions, func(a, b deviceEntry) int { return a.Seen.Compare(b.Seen) })
 			ix.Sessions = slices.Delete(ix.Sessions, 0, extra)
+		}
+		e.Created, e.Seen = e.Created.UTC().Truncate(time.Second), e.Seen.UTC().Truncate(time.Second)
+		if !e.Until.IsZero() { // rounded up: never before the session's end
+			e.Until = e.Until.UTC().Add(time.Second - time.Nanosecond).Truncate(time.Second)
 		}
 		ix.Sessions = append(ix.Sessions, e)
 		return nil
@@ -323,13 +333,13 @@ func (d *Devices) add(ctx context.Context, user string, first *session.Session[d
 // its new keys with it. It fails with errEnded when the index does not
 // list the session.
 func (d *Devices) touch(ctx context.Context, user, id string, keys []string, agent string, now time.Time) error {
-	return d.mutate(ctx, user, nil, func(ix *deviceIndex, _ time.Time) error {
+	return d.mutate(ctx, user, nil, "", func(ix *deviceIndex, _ time.Time) error {
 		i := slices.IndexFunc(ix.Sessions, func(e deviceEntry) bool { return e.ID == id })
 		if i < 0 {
 			return errEnded
 		}
 		e := &ix.Sessions[i]
-		e.Keys, e.Seen = keys, now
+		e.Keys, e.Seen = keys, now.UTC().Truncate(time.Second)
 		if d.agent && agent != "" {
 			e.Agent = agent
 		}
@@ -353,11 +363,12 @@ func (d *Devices) gone(e deviceEntry, now time.Time) bool {
 
 // mutate is the one way the index changes: it loads the user's index (or
 // takes first, read before), applies fn, drops the entries that are gone,
-// deletes every session key that the change removes from the index, and
-// only then writes the index with compare-and-swap; on a conflict it does
-// it all again (the retry policy of session.Manager.Retry). fn's error
-// aborts without a write.
-func (d *Devices) mutate(ctx context.Context, user string, first *session.Session[deviceIndex], fn func(ix *deviceIndex, now time.Time) error) error {
+// deletes every session key that the change removes from the index (but
+// deleted, which the caller has just deleted), and only then writes the
+// index with compare-and-swap; on a conflict it does it all again (the
+// retry policy of session.Manager.Retry). fn's error aborts without a
+// write.
+func (d *Devices) mutate(ctx context.Context, user string, first *session.Session[deviceIndex], deleted string, fn func(ix *deviceIndex, now time.Time) error) error {
 	return d.ix.Retry(ctx, func() error {
 		s := first
 		first = nil
@@ -368,7 +379,7 @@ func (d *Devices) mutate(ctx context.Context, user string, first *session.Sessio
 			}
 		}
 		had := keysOf(s.Data.Sessions)
-		now := time.Now()
+		now := time.Now().UTC().Truncate(time.Second) // the index's precision: short in JSON
 		if err := fn(&s.Data, now); err != nil {
 			return err
 		}
@@ -376,6 +387,7 @@ func (d *Devices) mutate(ctx context.Context, user string, first *session.Sessio
 		for k := range keysOf(s.Data.Sessions) {
 			delete(had, k)
 		}
+		delete(had, deleted)
 		if err := d.deleteKeys(ctx, had); err != nil {
 			return err
 		}

@@ -285,7 +285,7 @@ func (st *httpState[T]) afterSave(s *session.Session[T], was Web, rekey bool, p 
 	case !stored && !p.ended && was.User != "" && was.ID != "":
 		// Destroyed: its key is gone, now its entry (and, through it,
 		// its forwarding entry).
-		if err := d.End(ctx, was.User, was.ID); err != nil {
+		if err := d.remove(ctx, was.User, was.ID, st.cl.key); err != nil {
 			st.devicesError(err)
 		}
 	}

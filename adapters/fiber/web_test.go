@@ -28,7 +28,7 @@ func TestWeb(t *testing.T) {
 		EndOthers: EndOtherDevices[webtest.Visit],
 		EndAll:    EndAllDevices[webtest.Visit],
 	}
-	app := func(t *testing.T, m *session.Manager[webtest.Visit], opts middleware.HTTPOptions) webtest.Doer {
+	app := func(t testing.TB, m *session.Manager[webtest.Visit], opts middleware.HTTPOptions) webtest.Doer {
 		app := fiber.New()
 		app.Use(Middleware(m, opts))
 		for _, route := range webtest.Routes {
@@ -50,7 +50,7 @@ func TestWeb(t *testing.T) {
 			return res
 		}
 	}
-	webtest.Run(t, webtest.Env{NewApp: app, NewStore: func(t *testing.T) store.Store {
+	webtest.Run(t, webtest.Env{NewApp: app, NewStore: func(t testing.TB) store.Store {
 		st, err := memstore.New(memstore.Options{})
 		if err != nil {
 			t.Fatal(err)

@@ -27,7 +27,7 @@ func TestWeb(t *testing.T) {
 		EndOthers: EndOtherDevices[webtest.Visit],
 		EndAll:    EndAllDevices[webtest.Visit],
 	}
-	app := func(t *testing.T, m *session.Manager[webtest.Visit], opts middleware.HTTPOptions) webtest.Doer {
+	app := func(t testing.TB, m *session.Manager[webtest.Visit], opts middleware.HTTPOptions) webtest.Doer {
 		gin.SetMode(gin.TestMode)
 		r := gin.New()
 		r.Use(Middleware(m, opts))
@@ -44,7 +44,7 @@ func TestWeb(t *testing.T) {
 		}
 		return webtest.Serving(r)
 	}
-	webtest.Run(t, webtest.Env{NewApp: app, NewStore: func(t *testing.T) store.Store {
+	webtest.Run(t, webtest.Env{NewApp: app, NewStore: func(t testing.TB) store.Store {
 		st, err := memstore.New(memstore.Options{})
 		if err != nil {
 			t.Fatal(err)

@@ -17,7 +17,7 @@ import (
 // router: middleware.HTTP in r.Use, the routes on r, the middleware's
 // net/http functions (Login, ListDevices, ...) in the handlers.
 func TestWeb(t *testing.T) {
-	app := func(t *testing.T, m *session.Manager[webtest.Visit], opts middleware.HTTPOptions) webtest.Doer {
+	app := func(t testing.TB, m *session.Manager[webtest.Visit], opts middleware.HTTPOptions) webtest.Doer {
 		r := chi.NewRouter()
 		r.Use(middleware.HTTP(m, opts))
 		for _, route := range webtest.Routes {
@@ -26,7 +26,7 @@ func TestWeb(t *testing.T) {
 		}
 		return webtest.Serving(r)
 	}
-	webtest.Run(t, webtest.Env{NewApp: app, NewStore: func(t *testing.T) store.Store {
+	webtest.Run(t, webtest.Env{NewApp: app, NewStore: func(t testing.TB) store.Store {
 		st, err := memstore.New(memstore.Options{})
 		if err != nil {
 			t.Fatal(err)

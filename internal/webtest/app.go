@@ -218,15 +218,15 @@ func Serving(h http.Handler) Doer {
 type Env struct {
 	// NewStore returns an empty store of its own for one test; the store
 	// must have compare-and-swap.
-	NewStore func(t *testing.T) store.Store
+	NewStore func(t testing.TB) store.Store
 	// NewApp returns one instance of the app over m with opts: a
 	// middleware value of its own, as one process of several would have.
-	NewApp func(t *testing.T, m *session.Manager[Visit], opts middleware.HTTPOptions) Doer
+	NewApp func(t testing.TB, m *session.Manager[Visit], opts middleware.HTTPOptions) Doer
 }
 
 // device is one browser: a cookie jar and a User-Agent.
 type device struct {
-	t     *testing.T
+	t     testing.TB
 	name  string
 	app   Doer
 	mu    sync.Mutex
@@ -234,7 +234,7 @@ type device struct {
 	agent string
 }
 
-func newDevice(t *testing.T, name string, app Doer) *device {
+func newDevice(t testing.TB, name string, app Doer) *device {
 	return &device{t: t, name: name, app: app, jar: map[string]string{}, agent: "Browser/" + name}
 }
 

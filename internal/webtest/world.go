@@ -19,7 +19,7 @@ const TTL = 24 * time.Hour
 // world is one test's store, manager, index and two app instances (two
 // processes: each its own middleware value and lock table).
 type world struct {
-	t    *testing.T
+	t    testing.TB
 	env  Env
 	tap  *Tap
 	m    *session.Manager[Visit]
@@ -31,7 +31,7 @@ type world struct {
 
 // newWorld builds a world; dopts, when not nil, makes an index of
 // devices (its Store and Namespace are filled in).
-func newWorld(t *testing.T, env Env, opts middleware.HTTPOptions, dopts *middleware.DevicesOptions) *world {
+func newWorld(t testing.TB, env Env, opts middleware.HTTPOptions, dopts *middleware.DevicesOptions) *world {
 	t.Helper()
 	tap := NewTap(env.NewStore(t))
 	m, err := session.New(session.Config[Visit]{Store: tap, Namespace: SessionNS, TTL: TTL})
@@ -47,7 +47,9 @@ func newWorld(t *testing.T, env Env, opts middleware.HTTPOptions, dopts *middlew
 		}
 		opts.Devices = w.d
 	}
-	if w.ix, err = session.New(session.Config[indexDoc]{Store: tap, Namespace: DevicesNS}); err != nil {
+	// The index's own TTL with SeenEvery 5 minutes (see Devices), so that
+	// the tests' changes leave its expiry as the middleware's would.
+	if w.ix, err = session.New(session.Config[indexDoc]{Store: tap, Namespace: DevicesNS, TTL: TTL + 2*5*time.Minute + time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	if opts.OnError == nil {

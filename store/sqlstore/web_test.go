@@ -15,18 +15,18 @@ import (
 // PostgreSQL and SQLite (the core runs them on memstore and Redis), each
 // test on a table of its own.
 func TestWeb(t *testing.T) {
-	app := func(t *testing.T, m *session.Manager[webtest.Visit], opts middleware.HTTPOptions) webtest.Doer {
+	app := func(t testing.TB, m *session.Manager[webtest.Visit], opts middleware.HTTPOptions) webtest.Doer {
 		return webtest.Serving(webtest.NetHTTPApp(m, opts))
 	}
 	t.Run("postgres", func(t *testing.T) {
 		db := postgresDB(t)
-		webtest.Run(t, webtest.Env{NewApp: app, NewStore: func(t *testing.T) store.Store {
+		webtest.Run(t, webtest.Env{NewApp: app, NewStore: func(t testing.TB) store.Store {
 			return newTestStore(t, db, Options{})
 		}})
 	})
 	t.Run("sqlite", func(t *testing.T) {
 		db := sqliteDB(t)
-		webtest.Run(t, webtest.Env{NewApp: app, NewStore: func(t *testing.T) store.Store {
+		webtest.Run(t, webtest.Env{NewApp: app, NewStore: func(t testing.TB) store.Store {
 			return newTestStore(t, db, Options{})
 		}})
 	})
