@@ -104,7 +104,7 @@ func (st *httpState[T]) end(ctx context.Context, s *session.Session[T], w Web) {
 		}
 	}
 	if d := st.mw.opts.Devices; d != nil && w.User != "" && w.ID != "" {
-		if err := d.End(ctx, w.User, w.ID); err != nil {
+		if err := d.remove(ctx, w.User, w.ID, s.Key()); err != nil {
 			c.report(ctx, "devices", s.Key(), &session.Error{Op: "devices", Key: s.Key(), Err: err})
 		}
 	}
