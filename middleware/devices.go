@@ -59,7 +59,9 @@ import (
 // first, like any removal, so a session judged gone by a wrong clock is
 // ended, never left unlisted. The index value expires (the store's TTL)
 // the sessions' TTL plus twice SeenEvery after its last change, and every
-// live session changes it at least once per SeenEvery of use.
+// live session changes it at least once per SeenEvery of use; with
+// sessions that never expire (TTL 0) it never expires either, and only
+// the absolute timeout ends entries.
 //
 // # What it costs
 //
@@ -208,7 +210,8 @@ func (d *Devices) checkUser(user string) error {
 }
 
 // List returns the user's live sessions, the most recently seen first. It
-// only reads.
+// reads the user's index once (a read that, like every Load, extends the
+// value's expiry when it is near), and writes nothing else.
 func (d *Devices) List(ctx context.Context, user string) ([]Device, error) {
 	if err := d.checkUser(user); err != nil {
 		return nil, err
