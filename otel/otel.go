@@ -20,7 +20,7 @@
 // typedsession.namespace, typedsession.outcome, typedsession.size (bytes stored or read),
 // typedsession.version and typedsession.stored_version, typedsession.attempts and
 // typedsession.conflicts (update and migrate), error.type on failure; the
-// session key (typedsession.key) only with [WithKeys]. A failed operation sets
+// session key (typedsession.key) only with [WithKeys] and Config.LogKeys. A failed operation sets
 // the span's status to Error and records the error, whose message names
 // the key and, for session.ErrInvalid, quotes the refused value; session
 // data reaches a span in no other way.
@@ -89,7 +89,9 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 }
 
 // WithKeys puts the session key on spans as typedsession.key. Off by default:
-// keys are user identifiers. They never become metric attributes.
+// keys are user identifiers. They never become metric attributes. The
+// manager hands its hook the key only with session.Config.LogKeys, so
+// WithKeys needs that too; without it spans carry no typedsession.key.
 func WithKeys() Option {
 	return func(c *config) { c.keys = true }
 }
@@ -214,7 +216,7 @@ func (h *hook) record(ctx context.Context, e session.Event) {
 		if e.Attempts > 0 {
 			attrs = append(attrs, AttrAttempts.Int(e.Attempts), AttrConflicts.Int(e.Conflicts))
 		}
-		if h.keys {
+		if h.keys && e.Key != "" { // empty unless Config.LogKeys
 			attrs = append(attrs, AttrKey.String(e.Key))
 		}
 		if errType != "" {

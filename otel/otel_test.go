@@ -283,10 +283,19 @@ func TestScenarios(t *testing.T) {
 
 	t.Run("keys only on spans, only with WithKeys", func(t *testing.T) {
 		r := newRig(t, sessionotel.WithKeys())
+		// Without Config.LogKeys the manager hands the hook no key.
 		manager[Quiz](t, r, nil).Load(ctx, "user-42")
+		if spans := r.takeSpans(); len(spans) != 1 || strings.Contains(spans[0].Attrs, "typedsession.key") {
+			t.Errorf("spans with WithKeys, without Config.LogKeys: %+v", spans)
+		}
+		m, err := session.New(session.Config[Quiz]{Store: r.st, Namespace: "quiz", Hook: r.hook, LogKeys: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Load(ctx, "user-42")
 		spans := r.takeSpans()
 		if len(spans) != 1 || !strings.Contains(spans[0].Attrs, "typedsession.key=user-42") {
-			t.Errorf("spans with WithKeys: %+v", spans)
+			t.Errorf("spans with WithKeys and Config.LogKeys: %+v", spans)
 		}
 		for k := range r.points(t) {
 			if strings.Contains(k, "user-42") {

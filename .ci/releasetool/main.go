@@ -6,8 +6,13 @@
 //
 // Usage:
 //
-//	releasetool proxy -repo . -version v0.1.0 -out DIR
-//	releasetool modules -repo .
+//	releasetool proxy -repo . -version v0.1.0 -out DIR [-skip DIR,...]
+//	releasetool modules -repo . [-skip DIR,...]
+//
+// -skip names the folders of modules that are never released (a module
+// that only tests the repository, such as docs/snippets): like the modules
+// in folders whose name starts with a dot, they keep their files out of
+// the module that holds their folder, and are not served.
 //
 // A module's files are the files git tracks or would track (untracked files
 // that .gitignore does not exclude) under its folder, minus the folders of
@@ -77,12 +82,13 @@ type mod struct {
 func modulesCmd(args []string) error {
 	fs := flag.NewFlagSet("modules", flag.ExitOnError)
 	repo := fs.String("repo", ".", "repository root")
+	skip := fs.String("skip", "", "comma-separated folders of modules that are not released")
 	fs.Parse(args)
 	files, err := repoFiles(*repo)
 	if err != nil {
 		return err
 	}
-	mods, err := modules(*repo, files, "v0.0.0")
+	mods, err := modules(*repo, files, "v0.0.0", *skip)
 	if err != nil {
 		return err
 	}
@@ -99,6 +105,7 @@ func proxyCmd(args []string) error {
 	repo := fs.String("repo", ".", "repository root")
 	version := fs.String("version", "v0.1.0", "the version every module is served at")
 	out := fs.String("out", "", "folder to write the proxy to (GOPROXY=file://DIR)")
+	skip := fs.String("skip", "", "comma-separated folders of modules that are not released")
 	fs.Parse(args)
 	if *out == "" {
 		return errors.New("proxy: -out is required")
@@ -110,7 +117,7 @@ func proxyCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	mods, err := modules(*repo, files, *version)
+	mods, err := modules(*repo, files, *version, *skip)
 	if err != nil {
 		return err
 	}
@@ -169,16 +176,22 @@ func repoFiles(repo string) ([]string, error) {
 
 // modules returns the modules whose go.mod is among files. Those in
 // folders whose name starts with a dot (tools of the repository itself,
-// such as this one) are marked Hidden: they own their files but are not
-// released.
-func modules(repo string, files []string, version string) ([]mod, error) {
+// such as this one) or named in skip (comma-separated) are marked Hidden:
+// they own their files but are not released.
+func modules(repo string, files []string, version, skip string) ([]mod, error) {
+	skipped := map[string]bool{}
+	for _, d := range strings.Split(skip, ",") {
+		if d != "" {
+			skipped[path.Clean(d)] = true
+		}
+	}
 	var mods []mod
 	for _, f := range files {
 		if path.Base(f) != "go.mod" {
 			continue
 		}
 		dir := path.Dir(f)
-		if hidden(dir) {
+		if hidden(dir) || skipped[dir] {
 			mods = append(mods, mod{Dir: dir, Hidden: true})
 			continue
 		}

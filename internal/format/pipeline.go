@@ -198,9 +198,12 @@ func (p *Pipeline) Decode(raw []byte, key string) (Stored, any, error) {
 	}
 	v := p.cfg.New()
 	if err := f.Unmarshal(raw, &env, payload, v); err != nil {
-		if errors.Is(err, ErrMalformed) {
+		if errors.Is(err, ErrMalformed) || !f.wellFormed(payload) {
+			// Bytes that are not a value of the codec at all: damage.
 			return Stored{}, nil, errs.Damage(err)
 		}
+		// A value of the codec that does not fit T: this binary's
+		// reason (a field's type changed without a step), not damage.
 		return Stored{}, nil, errs.Wrap(errs.Corrupt, err)
 	}
 	if p.cfg.Unknown == RejectExtra {
@@ -504,4 +507,21 @@ func WritesOf(raw []byte) (Writes, bool) {
 		return "", false
 	}
 	return e.Writes, true
+}
+
+// wellFormed reports whether payload is one value of f's codec, whatever
+// its shape: JSON that json.Valid accepts, or for another codec bytes it
+// decodes into an interface. A payload that is not is damaged; one that is
+// but does not decode into T is not.
+func (f *Format) wellFormed(payload []byte) (ok bool) {
+	if f.jsonForm {
+		return json.Valid(payload)
+	}
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	var v any
+	return f.codec.Unmarshal(payload, &v) == nil
 }

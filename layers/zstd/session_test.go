@@ -139,7 +139,7 @@ func TestSessionRoundTrip(t *testing.T) {
 
 // TestDictionaryChange: a new dictionary reads values of the old one listed
 // in ReadDicts; MigrateAll with Reseal rewrites them with the new one;
-// a manager without the old dictionary reports ErrCorrupt and writes
+// a manager without the old dictionary reports ErrUnsupportedCodec and writes
 // nothing.
 func TestDictionaryChange(t *testing.T) {
 	oldDict := []byte(strings.Repeat(`{"answers":["yes","no","maybe"]}`, 4))
@@ -157,11 +157,11 @@ func TestDictionaryChange(t *testing.T) {
 		}
 		lacking := newManager(t, session.Config[Every]{Store: c, Namespace: "zd", Compressor: zLacking})
 		c.Reset()
-		if _, err := lacking.Load(ctx, "a"); !errors.Is(err, session.ErrCorrupt) {
-			t.Fatalf("Load without the dictionary: %v, want ErrCorrupt", err)
+		if _, err := lacking.Load(ctx, "a"); !errors.Is(err, session.ErrUnsupportedCodec) {
+			t.Fatalf("Load without the dictionary: %v, want ErrUnsupportedCodec", err)
 		}
-		if _, err := lacking.Update(ctx, "a", func(*Every) error { return nil }); !errors.Is(err, session.ErrCorrupt) {
-			t.Fatalf("Update without the dictionary: %v, want ErrCorrupt", err)
+		if _, err := lacking.Update(ctx, "a", func(*Every) error { return nil }); !errors.Is(err, session.ErrUnsupportedCodec) {
+			t.Fatalf("Update without the dictionary: %v, want ErrUnsupportedCodec", err)
 		}
 		if w := c.Writes(); w != 0 {
 			t.Fatalf("%d writes without the dictionary", w)

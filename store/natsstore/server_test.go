@@ -130,7 +130,10 @@ func connect(tb testing.TB) jetstream.JetStream {
 		tb.Skipf("skipping: no NATS server at %s: %v", natsURL, err)
 	}
 	tb.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
+	// JetStream's default API timeout, 5 s, is a guess at the machine's
+	// speed: creating a bucket took longer on a busy 2-core machine. The
+	// tests' calls that need a bound have a context of their own.
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -107,8 +107,11 @@
 //
 // # Close
 //
-// [Store.Close] stops the background sweep, waits for the calls already
-// running, and never closes the *sql.DB, which belongs to the caller. Every
+// [Store.Close] stops the background sweep (a sweep statement already sent
+// runs to its end, at most 30 s, and Close waits for it: a DELETE abandoned
+// by the client could still run on the server and remove a row that
+// expired after Close), waits for the calls already running, and never
+// closes the *sql.DB, which belongs to the caller. Every
 // later call, and a second Close, returns an error matching
 // [store.ErrClosed]. A write that returned nil was committed by the
 // database; how durable a commit is depends on the database's settings

@@ -231,7 +231,16 @@ func NewContext(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
 		interval = DefaultCleanupInterval
 	}
 	s.sweep = storeutil.StartLoop(interval, func(ctx context.Context) error {
-		_, err := s.deleteExpired(ctx)
+		// A statement abandoned by the loop's cancellation could still run
+		// on the server after Close returned (the driver returns at once;
+		// PostgreSQL ends the statement when it sees the cancel request,
+		// if before its end) and delete a row expired after Close. So each
+		// statement runs to its end, at most sweepStatementTimeout, and
+		// Close (the loop's Stop) waits for it; ctx ends the sweep between
+		// statements.
+		run, cancel := context.WithTimeout(context.WithoutCancel(ctx), sweepStatementTimeout)
+		defer cancel()
+		_, err := s.deleteExpired(run, ctx.Done())
 		return err
 	}, s.onError)
 	return s, nil

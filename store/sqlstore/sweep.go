@@ -1,6 +1,9 @@
 package sqlstore
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // sweepBatch is how many rows one statement of DeleteExpired deletes.
 const sweepBatch = 1000
@@ -18,12 +21,23 @@ func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	defer s.end()
-	return s.deleteExpired(ctx)
+	return s.deleteExpired(ctx, nil)
 }
 
-func (s *Store) deleteExpired(ctx context.Context) (int64, error) {
+// sweepStatementTimeout bounds each DELETE of the background sweep, which
+// Close waits for rather than abandon.
+const sweepStatementTimeout = 30 * time.Second
+
+// deleteExpired deletes expired rows in statements of sweepBatch rows
+// until one deletes fewer, or stop is closed between two statements.
+func (s *Store) deleteExpired(ctx context.Context, stop <-chan struct{}) (int64, error) {
 	var total int64
 	for {
+		select {
+		case <-stop:
+			return total, nil
+		default:
+		}
 		res, err := s.exec(ctx, s.q.sweep, sweepBatch)
 		if err != nil {
 			return total, fail(ctx, "DeleteExpired", "", err)

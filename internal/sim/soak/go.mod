@@ -2,17 +2,12 @@ module github.com/typedsession/session/internal/sim/soak
 
 go 1.26.0
 
-replace (
-	github.com/typedsession/session => ../../../
-	github.com/typedsession/session/store/natsstore => ../../../store/natsstore
-)
-
 require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/redis/go-redis/v9 v9.23.0
-	github.com/typedsession/session v0.0.0
-	github.com/typedsession/session/store/natsstore v0.0.0
+	github.com/typedsession/session v0.1.0
+	github.com/typedsession/session/store/natsstore v0.1.0
 )
 
 require (
@@ -29,6 +24,7 @@ require (
 	github.com/leodido/go-urn v1.5.0 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
+	github.com/typedsession/session/store/sqlstore v0.1.0
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
