@@ -291,6 +291,11 @@ func slackOf(ttl time.Duration) time.Duration { return min(ttl/10, time.Hour) }
 // at most one hour, and 0 without a TTL.
 func (m *Manager[T]) Slack() time.Duration { return m.slack }
 
+// TTL returns Config.TTL, the idle timeout (0: sessions never expire).
+// Code that keeps records about sessions elsewhere in the store (the web
+// middleware's per-user index of sessions) sizes their lifetime by it.
+func (m *Manager[T]) TTL() time.Duration { return m.ttl }
+
 // initialValue returns the value of a new session; a panic in
 // Config.Initial becomes an error.
 func (m *Manager[T]) initialValue() (v T, err error) {

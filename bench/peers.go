@@ -53,7 +53,7 @@ func (b *browser) get(path string) error {
 	}
 	if b.cookie == nil {
 		for _, c := range rec.Result().Cookies() {
-			if c.Name == "session" {
+			if c.Name == "__Host-session" || c.Name == "session" { // ours, scs's
 				b.cookie = c
 			}
 		}

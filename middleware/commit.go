@@ -21,10 +21,18 @@ type httpState[T any] struct {
 	token      string // cookie mode: the token the key derives from
 	fromClient bool   // the token came in the request's cookie
 
+	// Set while the session loads (under the binding's mutex), read by
+	// the commit after the binding ended.
+	resolved bool   // the token was a rotation's old one: the session is under the new token's key
+	ended    bool   // the load ended the session the token named (its lifetime was over)
+	initial  T      // a new session's data as it was loaded (a shallow copy)
+	agent    string // the User-Agent to record in the index of devices, when it records one
+
 	mu        sync.Mutex
-	committed bool // the commit ran (or is running)
-	renew     bool // Renew: move the session to a new token
-	destroy   bool // Destroy: delete the session, expire the cookie
+	committed bool      // the commit ran (or is running)
+	renew     bool      // Renew: move the session to a new token
+	destroy   bool      // Destroy: delete the session, expire the cookie
+	login     *loginReq // Login: log the session in (with renew)
 }
 
 // commit runs once, when the response is about to go out with status
@@ -49,33 +57,63 @@ func (st *httpState[T]) commit(header http.Header, code int) error {
 	}
 
 	wasNew, tok := s.IsNew(), st.token
+	w := st.mw.web.of(s) // nil when T has no Web field
+	var was Web
+	if w != nil {
+		was = *w
+	}
 	if st.destroy {
 		s.Destroy() // again: a Reset after Destroy must not undo it
 	}
-	if st.cookie && (st.renew || (wasNew && st.fromClient)) {
-		// A new token: after Renew, or for a session whose cookie
-		// named nothing stored (never adopt a token the client
-		// chose). Save checks the move against what was loaded.
+	// A new token: after Renew or Login, or for a session whose cookie
+	// named nothing stored (never adopt a token the client chose).
+	rekey := st.cookie && (st.renew || (wasNew && st.fromClient))
+	now := time.Now()
+	var p webPlan
+	if w != nil && !st.destroy {
+		var err error
+		if p, err = st.plan(s, w, wasNew, rekey, now); err != nil {
+			return err
+		}
+	}
+	if rekey && !p.ended {
+		// Save checks the move against what was loaded.
 		tok = newToken()
 		s.MoveTo(tokenKey(tok))
 	}
 	if err := st.cl.save(st.ctx, s, false); err != nil {
 		return err
 	}
+	if p.rotate && !s.IsNew() { // not if the handler destroyed it
+		var err error
+		if s, tok, err = st.rotate(s, now); err != nil {
+			return err
+		}
+	}
+	if w != nil {
+		if err := st.afterSave(s, was, rekey, p, now); err != nil {
+			return err
+		}
+	}
 	if !st.cookie {
 		return nil
 	}
 
-	o := st.mw.opts
+	o := &st.mw.opts
 	switch stored := !s.IsNew(); {
-	case !stored && (st.destroy || !wasNew):
-		// Destroyed (by Destroy, or by the handler's s.Destroy()).
+	case !stored && (st.destroy || !wasNew || st.ended):
+		// Destroyed (by Destroy, or by the handler's s.Destroy()), or
+		// ended by the load.
 		if st.fromClient {
 			st.setCookie(header, "", -1)
 		}
-	case stored && (tok != st.token || !st.fromClient || o.CookieMaxAge > 0):
-		// A new or moved token, or a persistent cookie to renew.
-		st.setCookie(header, tok, o.CookieMaxAge)
+		if len(o.ClearSiteData) > 0 {
+			header.Set("Clear-Site-Data", clearSiteDataHeader(o.ClearSiteData))
+		}
+	case stored && (tok != st.token || !st.fromClient || (o.CookieMaxAge > 0 && !st.resolved)):
+		// A new or moved token, or a persistent cookie to renew (not
+		// with a rotation's old token: that would undo the rotation).
+		st.setCookie(header, tok, o.cookieMaxAge(st.mw.web.of(s), now))
 	}
 	return nil
 }

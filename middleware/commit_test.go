@@ -49,7 +49,7 @@ func storedKeys(t *testing.T, st store.Store, prefix string) []string {
 func request(path, cookie string) *http.Request {
 	req := httptest.NewRequest("GET", "https://example.com"+path, nil)
 	if cookie != "" {
-		req.AddCookie(&http.Cookie{Name: "session", Value: cookie})
+		req.AddCookie(&http.Cookie{Name: "__Host-session", Value: cookie})
 	}
 	return req
 }

@@ -82,9 +82,9 @@ func TestHTTPDuplicateCookieNames(t *testing.T) {
 	c := sessionCookie(e.do("/add?item=mine", ""))
 	other := sessionCookie(e.do("/add?item=other", ""))
 	for _, header := range []string{
-		"session=bad; session=" + c.Value,
-		"session=" + c.Value + "; session=" + other.Value, // the first well-formed one counts
-		"other=1; session=; session=" + c.Value,
+		"__Host-session=bad; __Host-session=" + c.Value,
+		"__Host-session=" + c.Value + "; __Host-session=" + other.Value, // the first well-formed one counts
+		"other=1; __Host-session=; __Host-session=" + c.Value,
 	} {
 		req := httptest.NewRequest("GET", "https://example.com/show", nil)
 		req.Header.Set("Cookie", header)

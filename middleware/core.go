@@ -127,6 +127,12 @@ type call[T any] struct {
 	// unlock is set by load, which runs under the binding's mutex; it is
 	// read only after b.End, which waits for a load in progress.
 	unlock func()
+
+	// check, when set (by the HTTP middleware), sees every session load
+	// loads and returns the session to bind instead: it may end it, or
+	// follow it to another key (relock). It runs under the binding's
+	// mutex, like load.
+	check func(ctx context.Context, cl *call[T], s *session.Session[T]) (*session.Session[T], error)
 }
 
 // begin binds the session under key into ctx, without loading it, and
@@ -170,7 +176,11 @@ func KeyFrom[T any](ctx context.Context) (string, bool) {
 // (lazy) or when the middleware loads eagerly, and never after finish.
 func (cl *call[T]) load(ctx context.Context) (*session.Session[T], error) {
 	if cl.fresh {
-		return cl.c.m.NewSession(cl.key)
+		s, err := cl.c.m.NewSession(cl.key)
+		if err != nil || cl.check == nil {
+			return s, err
+		}
+		return cl.check(ctx, cl, s)
 	}
 	if cl.c.locker != nil {
 		unlock, err := cl.c.locker.Lock(ctx, cl.key)
@@ -186,7 +196,32 @@ func (cl *call[T]) load(ctx context.Context) (*session.Session[T], error) {
 		cl.c.report(ctx, "load", cl.key, err)
 		return nil, err
 	}
+	if cl.check != nil {
+		return cl.check(ctx, cl, s)
+	}
 	return s, nil
+}
+
+// relock moves the call to key: it releases the lock of the current key
+// and takes key's, so that the session under key is loaded and saved
+// under its own lock. A failure is reported (op "lock") and returned.
+func (cl *call[T]) relock(ctx context.Context, key string) error {
+	if cl.unlock != nil {
+		cl.unlock()
+		cl.unlock = nil
+	}
+	cl.key = key
+	if cl.c.locker == nil {
+		return nil
+	}
+	unlock, err := cl.c.locker.Lock(ctx, key)
+	if err != nil {
+		err = &session.Error{Op: "lock", Key: key, Err: err}
+		cl.c.report(ctx, "lock", key, err)
+		return err
+	}
+	cl.unlock = unlock
+	return nil
 }
 
 // loadEager loads the session when the middleware is not lazy. It returns

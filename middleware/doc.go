@@ -89,6 +89,20 @@
 // know is never adopted. [Renew] issues a new token on login; [Destroy]
 // ends the session and expires the cookie.
 //
+// # Web sessions
+//
+// A session type with a [Web] field gets what the OWASP Session Management
+// Cheat Sheet asks of a web session, through [HTTPOptions]: an absolute
+// timeout next to the idle one (AbsoluteTimeout; Renew keeps the session's
+// beginning), a token that rotates every RenewalTimeout with a short grace
+// for the old one, [Login] with remember-me (a persistent cookie for this
+// login only), and with [Devices] each user's list of sessions: "your
+// devices", [EndOtherDevices] and "log out everywhere" ([EndAllDevices]),
+// kept by compare-and-swap in one value per user, so that no session
+// escapes it. [Flash] carries typed messages to the next page. The cookie
+// is named with the __Host- prefix when it qualifies; Partitioned and
+// Clear-Site-Data are options. docs/web.md has the checklist.
+//
 // # Adapters
 //
 // An adapter for another framework (Echo, Gin, Fiber, telebot, telego)

@@ -328,7 +328,7 @@ func TestAttackHTTPHandoffAfterLogout(t *testing.T) {
 	do := func(path, cookie string) *http.Response {
 		req := httptest.NewRequest("GET", "https://example.com"+path, nil)
 		if cookie != "" {
-			req.AddCookie(&http.Cookie{Name: "session", Value: cookie})
+			req.AddCookie(&http.Cookie{Name: "__Host-session", Value: cookie})
 		}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)

@@ -30,6 +30,8 @@ type HTTPOptions struct {
 
 	// CookieName is the name of the session cookie. Empty means
 	// "session". Give each session type served on one site its own name.
+	// A cookie that is Secure, has Path / and no Domain (the default) gets
+	// the prefix "__Host-" in front of it (see NoHostPrefix).
 	CookieName string
 
 	// CookiePath is the cookie's Path. Empty means "/".
@@ -51,10 +53,12 @@ type HTTPOptions struct {
 	SameSite http.SameSite
 
 	// CookieMaxAge makes the cookie persistent for that long (Max-Age and
-	// Expires), renewed on every response for a stored session. Zero
-	// means a browser-session cookie (no Max-Age). It is rounded up to
-	// whole seconds, the cookie's unit; a negative value makes HTTP
-	// panic. Pair it with the manager's TTL.
+	// Expires), renewed on every response for a stored session, and never
+	// past the session's absolute timeout. Zero means a browser-session
+	// cookie (no Max-Age), which is what a login gets unless it asks to be
+	// remembered (see LoginOptions.Remember and RememberFor). It is
+	// rounded up to whole seconds, the cookie's unit; a negative value
+	// makes HTTP panic. Pair it with the manager's TTL.
 	CookieMaxAge time.Duration
 
 	// Buffered holds the whole response (status, headers, body) until the
@@ -66,6 +70,78 @@ type HTTPOptions struct {
 	// nothing until the handler returns). The default commits when the
 	// response starts; see [HTTP].
 	Buffered bool
+
+	// AbsoluteTimeout ends a session that long after it began, however
+	// active it is: the absolute timeout of the OWASP Session Management
+	// Cheat Sheet (mandatory there; 4 to 8 hours for an office
+	// application), enforced on the server next to the idle timeout (the
+	// manager's Config.TTL). A session begins when it is first stored and
+	// again at each [Login]; [Renew] and the rotation of RenewalTimeout
+	// keep its beginning, so renewing never extends it. The first request
+	// after the timeout finds the session deleted (and gone from the
+	// user's [Devices]) and gets a new, empty one under a new token. A
+	// session logged in with LoginOptions.Remember lasts RememberFor
+	// instead. A persistent cookie (CookieMaxAge) never outlives it. Zero
+	// means no absolute timeout. It needs a [Web] field in T: HTTP panics
+	// without one.
+	AbsoluteTimeout time.Duration
+
+	// RenewalTimeout gives a stored cookie session a new token when its
+	// token is that old (OWASP's renewal timeout): the response to the
+	// first request after it moves the session to a new token and sets
+	// the new cookie. The old token stays valid for RenewalGrace (for the
+	// requests the browser sent with it before the new cookie arrived):
+	// a request that brings it is served from the session under the new
+	// token, without a cookie, and a request after the grace gets a new,
+	// empty session. The beginning of the session (AbsoluteTimeout) is
+	// kept. Zero (the default) never rotates. It needs a [Web] field in T
+	// and cookie sessions, and must be longer than RenewalGrace.
+	RenewalTimeout time.Duration
+
+	// RenewalGrace is how long the token a rotation replaced stays valid.
+	// Zero means one minute. Keep it short: whoever holds the old token
+	// reaches the session for that long. Login and Renew leave no grace:
+	// the token before them is worthless at once (session fixation).
+	RenewalGrace time.Duration
+
+	// RememberFor is how long a session that [Login] was asked to
+	// remember (LoginOptions.Remember) lasts from its login: its cookie is
+	// persistent for that long (Max-Age), and the server ends the session
+	// then, in place of AbsoluteTimeout. Zero means 30 days.
+	RememberFor time.Duration
+
+	// NoHostPrefix keeps the cookie's name as CookieName says. By default
+	// a cookie that is Secure, has Path / and no Domain is named with the
+	// prefix "__Host-" (CookieName "session" gives "__Host-session"),
+	// which browsers accept only from a secure origin, for that host
+	// alone and for the whole site: a sibling subdomain or a page served
+	// over plain HTTP cannot plant or overwrite it (OWASP, RFC 6265bis).
+	NoHostPrefix bool
+
+	// Partitioned sets the cookie's Partitioned attribute (CHIPS): a
+	// browser that partitions third-party cookies keeps it apart for each
+	// top-level site the app is embedded in. For an app served in an
+	// iframe on other sites (with SameSite None). It needs Secure: HTTP
+	// panics if Insecure is set with it.
+	Partitioned bool
+
+	// ClearSiteData, when set, adds a Clear-Site-Data header with these
+	// directives ("cache", "cookies", "storage", "executionContexts",
+	// "clientHints", "prefetchCache", "prerenderCache", or "*") to the
+	// response that destroys a session ([Destroy], [EndAllDevices]), so
+	// that the browser forgets what the logged-in pages left behind.
+	// "cookies" clears every cookie of the registrable domain, other
+	// subdomains' too. An unknown directive makes HTTP panic. Nil (the
+	// default) sends none.
+	ClearSiteData []string
+
+	// Devices, when set, keeps each user's logged-in sessions in that
+	// index, for "your devices" and "log out everywhere": [Login] adds a
+	// session to it, [Destroy] and the absolute timeout remove it, and
+	// [ListDevices], [EndDevice], [EndOtherDevices] and [EndAllDevices]
+	// use it. Make it with [NewDevices] for the same manager. It needs a
+	// [Web] field in T. Nil (the default) keeps no index.
+	Devices *Devices
 }
 
 // HTTP returns net/http middleware that binds the session of type T from m
@@ -135,6 +211,14 @@ type HTTPOptions struct {
 // stored value is left as it is; to start such a user over, delete the key
 // in OnError.
 //
+// # Web sessions
+//
+// For a session type with a [Web] field, HTTPOptions adds the absolute
+// timeout, token rotation, remember-me ([Login]), the index of each user's
+// devices and the cookie options that the package documentation lists
+// under "Web sessions"; their checks run when the session loads and at
+// the commit, as above.
+//
 // # Locking
 //
 // Requests for one session key through one HTTP middleware value run one
@@ -168,6 +252,8 @@ func HTTP[T any](m *session.Manager[T], opts HTTPOptions) func(http.Handler) htt
 	if o.SameSite == http.SameSiteNoneMode && o.Insecure {
 		panic("session/middleware: HTTPOptions.SameSite is None with Insecure; browsers drop SameSite=None cookies without Secure, so use Lax or Strict for plain-HTTP development")
 	}
+	h.web = newWebAccess[T]()
+	webOptions(o, m, h.web)
 	if o.Key == nil {
 		if err := h.cookie(newToken()).Valid(); err != nil {
 			panic(fmt.Sprintf("session/middleware: HTTPOptions cookie settings are invalid (%v); check CookieName, CookiePath and CookieDomain", err))
@@ -183,7 +269,8 @@ func HTTP[T any](m *session.Manager[T], opts HTTPOptions) func(http.Handler) htt
 
 type httpMiddleware[T any] struct {
 	core *core[T]
-	opts HTTPOptions // with the defaults filled in
+	opts HTTPOptions   // with the defaults filled in
+	web  *webAccess[T] // T's Web field; nil when it has none
 }
 
 func (h *httpMiddleware[T]) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
@@ -222,6 +309,7 @@ func (h *httpMiddleware[T]) serve(next http.Handler, w http.ResponseWriter, r *h
 	hctx, cl := h.core.begin(ctx, key, fresh, st)
 	defer cl.finish()
 	st.cl = cl
+	h.begin(st, cl, r)
 	if err := cl.loadEager(hctx); err != nil {
 		internalError(w)
 		return
@@ -235,13 +323,14 @@ func (h *httpMiddleware[T]) serve(next http.Handler, w http.ResponseWriter, r *h
 func (h *httpMiddleware[T]) cookie(tok string) *http.Cookie {
 	o := &h.opts
 	return &http.Cookie{
-		Name:     o.CookieName,
-		Value:    tok,
-		Path:     o.CookiePath,
-		Domain:   o.CookieDomain,
-		HttpOnly: true,
-		Secure:   !o.Insecure,
-		SameSite: o.SameSite,
+		Name:        o.CookieName,
+		Value:       tok,
+		Path:        o.CookiePath,
+		Domain:      o.CookieDomain,
+		HttpOnly:    true,
+		Secure:      !o.Insecure,
+		SameSite:    o.SameSite,
+		Partitioned: o.Partitioned,
 	}
 }
 
@@ -320,7 +409,7 @@ func Destroy[T any](r *http.Request) error {
 	if st.committed {
 		return ErrCommitted
 	}
-	st.destroy, st.renew = true, false
+	st.destroy, st.renew, st.login = true, false, nil
 	return nil
 }
 

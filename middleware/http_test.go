@@ -103,11 +103,24 @@ func cartApp() http.Handler {
 }
 
 type httpEnv struct {
-	t     *testing.T
-	st    *storetest.Counter
-	m     *session.Manager[cart]
-	h     http.Handler
-	hooks *hookLog
+	t      *testing.T
+	st     *storetest.Counter
+	m      *session.Manager[cart]
+	h      http.Handler
+	hooks  *hookLog
+	cookie string // the cookie's name
+}
+
+// cookieNameOf is the name of the cookie that HTTP with opts sets.
+func cookieNameOf(opts HTTPOptions) string {
+	name := opts.CookieName
+	if name == "" {
+		name = "session"
+	}
+	if !opts.Insecure && opts.CookieDomain == "" && (opts.CookiePath == "" || opts.CookiePath == "/") && !opts.NoHostPrefix && !strings.HasPrefix(name, "__") {
+		name = "__Host-" + name
+	}
+	return name
 }
 
 func newHTTPEnv(t *testing.T, opts HTTPOptions) *httpEnv {
@@ -117,7 +130,7 @@ func newHTTPEnv(t *testing.T, opts HTTPOptions) *httpEnv {
 	if opts.OnError == nil {
 		opts.OnError = hooks.hook
 	}
-	return &httpEnv{t: t, st: st, m: m, h: HTTP(m, opts)(cartApp()), hooks: hooks}
+	return &httpEnv{t: t, st: st, m: m, h: HTTP(m, opts)(cartApp()), hooks: hooks, cookie: cookieNameOf(opts)}
 }
 
 // do sends one request with the given cookie value ("" for none) and
@@ -126,7 +139,7 @@ func (e *httpEnv) do(path, cookie string) *http.Response {
 	e.t.Helper()
 	req := httptest.NewRequest("GET", "https://example.com"+path, nil)
 	if cookie != "" {
-		req.AddCookie(&http.Cookie{Name: "session", Value: cookie})
+		req.AddCookie(&http.Cookie{Name: e.cookie, Value: cookie})
 	}
 	rec := httptest.NewRecorder()
 	e.h.ServeHTTP(rec, req)
@@ -145,7 +158,7 @@ func body(t *testing.T, resp *http.Response) string {
 // sessionCookie returns the session cookie the response set, or nil.
 func sessionCookie(resp *http.Response) *http.Cookie {
 	for _, c := range resp.Cookies() {
-		if c.Name == "session" {
+		if c.Name == "__Host-session" || c.Name == "session" {
 			return c
 		}
 	}
@@ -565,7 +578,7 @@ func TestHTTPConcurrentOneKey(t *testing.T) {
 			wg.Go(func() {
 				for {
 					req := httptest.NewRequest("GET", "/", nil)
-					req.AddCookie(&http.Cookie{Name: "session", Value: tok})
+					req.AddCookie(&http.Cookie{Name: "__Host-session", Value: tok})
 					rec := httptest.NewRecorder()
 					hs[i%len(hs)].ServeHTTP(rec, req)
 					mu.Lock()

@@ -84,7 +84,12 @@ type Options struct {
 	//   - "lock": ctx ended while waiting for the key's lock;
 	//   - "load": the session could not be loaded;
 	//   - "save": the session could not be saved, deleted or moved
-	//     (session.ErrConflict when another writer changed it first).
+	//     (session.ErrConflict when another writer changed it first);
+	//   - "devices": the index of a user's sessions (HTTPOptions.Devices)
+	//     could not be read or written, or refused a login or a new token
+	//     (session.ErrConflict: the session was ended, or the user logged
+	//     out everywhere, meanwhile). A failed login or new token fails
+	//     the request; a failed record of a session as seen does not.
 	//
 	// key is the session key (for cookie sessions, the SHA-256 of the
 	// token). Errors of the handler itself are not reported. Use it to log;

@@ -3,7 +3,10 @@
 // [github.com/typedsession/session/middleware]: the same random tokens,
 // the same store keys (a token's SHA-256), the same cookie attributes and
 // headers, Renew on login and Destroy on logout, and one request at a time
-// per session.
+// per session. For a session type with a middleware.Web field, the web
+// features of HTTPOptions work the same (absolute and renewal timeouts,
+// remember-me, your devices), with [Login], [ListDevices], [EndDevice],
+// [EndOtherDevices] and [EndAllDevices] taking the echo.Context.
 //
 //	e := echo.New()
 //	e.Use(echosession.Middleware(carts, middleware.HTTPOptions{}))

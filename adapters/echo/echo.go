@@ -133,3 +133,38 @@ func Renew[T any](c echo.Context) error {
 func Destroy[T any](c echo.Context) error {
 	return middleware.Destroy[T](c.Request())
 }
+
+// Login logs the session of type T in as user when the response is committed: a new
+// token, the login recorded in T's middleware.Web field, and with
+// HTTPOptions.Devices the session listed among the user's devices. Call
+// it once the user proved who they are. See [middleware.Login] for what
+// it does and returns.
+func Login[T any](c echo.Context, user string, opts middleware.LoginOptions) error {
+	return middleware.Login[T](c.Request(), user, opts)
+}
+
+// ListDevices returns the sessions of the user the session of type T is
+// logged in as ("your devices"). See [middleware.ListDevices].
+func ListDevices[T any](c echo.Context) ([]middleware.Device, error) {
+	return middleware.ListDevices[T](c.Request())
+}
+
+// EndDevice ends one session of the user the session of type T is logged
+// in as, at once. See [middleware.EndDevice].
+func EndDevice[T any](c echo.Context, id string) error {
+	return middleware.EndDevice[T](c.Request(), id)
+}
+
+// EndOtherDevices ends every other session of the user the session of
+// type T is logged in as ("log out other devices"), at once. See
+// [middleware.EndOtherDevices].
+func EndOtherDevices[T any](c echo.Context) error {
+	return middleware.EndOtherDevices[T](c.Request())
+}
+
+// EndAllDevices ends every session of the user the session of type T is
+// logged in as ("log out everywhere"), this one when the response is committed.
+// See [middleware.EndAllDevices].
+func EndAllDevices[T any](c echo.Context) error {
+	return middleware.EndAllDevices[T](c.Request())
+}

@@ -4,6 +4,10 @@
 // the same store keys (a token's SHA-256), the same cookie attributes and
 // headers, Renew on login and Destroy on logout, and one request at a time
 // per session. Handlers use c-based helpers: [From], [Renew], [Destroy].
+// For a session type with a middleware.Web field, the web features of
+// HTTPOptions work the same (absolute and renewal timeouts, remember-me,
+// your devices), with [Login], [ListDevices], [EndDevice],
+// [EndOtherDevices] and [EndAllDevices] taking the *fiber.Ctx.
 //
 //	app := fiber.New()
 //	app.Use(fibersession.Middleware(carts, middleware.HTTPOptions{}))

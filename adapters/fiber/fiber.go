@@ -109,6 +109,9 @@ func Middleware[T any](m *session.Manager[T], opts middleware.HTTPOptions) fiber
 		if cc := rec.header.Get("Cache-Control"); cc != "" && len(h.Peek(fiber.HeaderCacheControl)) == 0 {
 			h.Set(fiber.HeaderCacheControl, cc)
 		}
+		if csd := rec.header.Get("Clear-Site-Data"); csd != "" {
+			h.Set("Clear-Site-Data", csd)
+		}
 		return herr
 	}
 }
@@ -139,8 +142,9 @@ func newRequest(c *fiber.Ctx) *http.Request {
 }
 
 // recorder is the http.ResponseWriter middleware.HTTP writes to: it keeps
-// the headers the middleware sets (Set-Cookie, Vary, Cache-Control), the
-// status that went through it, and the body of its own 500.
+// the headers the middleware sets (Set-Cookie, Vary, Cache-Control,
+// Clear-Site-Data), the status that went through it, and the body of its
+// own 500.
 type recorder struct {
 	header http.Header
 	code   int
@@ -174,20 +178,58 @@ func From[T any](c *fiber.Ctx) (*session.Session[T], error) {
 // and moves its data there: call it when the user logs in. See
 // [middleware.Renew] for what it does and returns.
 func Renew[T any](c *fiber.Ctx) error {
-	r, ok := c.Locals(requestKey{}).(*http.Request)
-	if !ok {
-		return middleware.Renew[T](&http.Request{}) // reports session.ErrNoSession
-	}
-	return middleware.Renew[T](r.WithContext(c.UserContext()))
+	return middleware.Renew[T](request(c))
 }
 
 // Destroy deletes the session of type T and expires its cookie when the
 // handlers return: call it when the user logs out. See [middleware.Destroy]
 // for what it does and returns.
 func Destroy[T any](c *fiber.Ctx) error {
+	return middleware.Destroy[T](request(c))
+}
+
+// Login logs the session of type T in as user when the handlers return:
+// a new token, the login recorded in T's middleware.Web field, and with
+// HTTPOptions.Devices the session listed among the user's devices. Call
+// it once the user proved who they are. See [middleware.Login] for what
+// it does and returns.
+func Login[T any](c *fiber.Ctx, user string, opts middleware.LoginOptions) error {
+	return middleware.Login[T](request(c), user, opts)
+}
+
+// ListDevices returns the sessions of the user the session of type T is
+// logged in as ("your devices"). See [middleware.ListDevices].
+func ListDevices[T any](c *fiber.Ctx) ([]middleware.Device, error) {
+	return middleware.ListDevices[T](request(c))
+}
+
+// EndDevice ends one session of the user the session of type T is logged
+// in as, at once. See [middleware.EndDevice].
+func EndDevice[T any](c *fiber.Ctx, id string) error {
+	return middleware.EndDevice[T](request(c), id)
+}
+
+// EndOtherDevices ends every other session of the user the session of
+// type T is logged in as ("log out other devices"), at once. See
+// [middleware.EndOtherDevices].
+func EndOtherDevices[T any](c *fiber.Ctx) error {
+	return middleware.EndOtherDevices[T](request(c))
+}
+
+// EndAllDevices ends every session of the user the session of type T is
+// logged in as ("log out everywhere"), this one when the handlers return.
+// See [middleware.EndAllDevices].
+func EndAllDevices[T any](c *fiber.Ctx) error {
+	return middleware.EndAllDevices[T](request(c))
+}
+
+// request returns the *http.Request that middleware.HTTP handed on, with
+// the handler's context, or an empty one (for which the middleware's
+// functions report session.ErrNoSession) outside the middleware.
+func request(c *fiber.Ctx) *http.Request {
 	r, ok := c.Locals(requestKey{}).(*http.Request)
 	if !ok {
-		return middleware.Destroy[T](&http.Request{})
+		return &http.Request{}
 	}
-	return middleware.Destroy[T](r.WithContext(c.UserContext()))
+	return r.WithContext(c.UserContext())
 }

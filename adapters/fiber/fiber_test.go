@@ -170,7 +170,7 @@ func body(t testing.TB, res *http.Response) string {
 // sessionCookie returns the response's session cookie, or nil.
 func sessionCookie(res *http.Response) *http.Cookie {
 	for _, c := range res.Cookies() {
-		if c.Name == "session" {
+		if c.Name == "__Host-session" {
 			return c
 		}
 	}
@@ -214,7 +214,7 @@ func TestNewSession(t *testing.T) {
 	if c == nil {
 		t.Fatal("no session cookie for a stored new session")
 	}
-	want := http.Cookie{Name: "session", Value: c.Value, Path: "/", HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode}
+	want := http.Cookie{Name: "__Host-session", Value: c.Value, Path: "/", HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode}
 	got := http.Cookie{Name: c.Name, Value: c.Value, Path: c.Path, HttpOnly: c.HttpOnly, Secure: c.Secure, SameSite: c.SameSite}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("cookie mismatch (-want +got):\n%s", diff)
@@ -428,7 +428,7 @@ func TestLoadError(t *testing.T) {
 	if err := st.Set(context.Background(), key, []byte("not json"), 0); err != nil {
 		t.Fatal(err)
 	}
-	res := do(t, app, "/", &http.Cookie{Name: "session", Value: tok})
+	res := do(t, app, "/", &http.Cookie{Name: "__Host-session", Value: tok})
 	expect(t, res, http.StatusInternalServerError, "Internal Server Error\n")
 	if ran.Load() {
 		t.Error("the handler ran after a load error")

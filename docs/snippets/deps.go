@@ -7,6 +7,7 @@ package snippets
 import (
 	_ "context"
 	_ "crypto/rand"
+	_ "crypto/subtle"
 	_ "database/sql"
 	_ "encoding/json"
 	_ "errors"

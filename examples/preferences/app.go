@@ -22,9 +22,21 @@ import (
 // checked by the session manager on every load and save, and by the
 // handlers before they accept a change.
 type Visitor struct {
-	// User is the name the visitor signed in with; empty when signed out.
-	User  string `json:"user,omitempty" validate:"max=40"`
-	Prefs Prefs  `json:"prefs"`
+	// Web is what the middleware keeps about the session: the name the
+	// visitor signed in with (Web.User, empty when signed out), when the
+	// session began, whether to remember it.
+	Web middleware.Web `json:"web"`
+	// Flash holds the notices a form leaves for the page its redirect
+	// leads to ("Saved."), shown once.
+	Flash middleware.Flash[Notice] `json:"flash,omitempty" validate:"max=16"`
+	Prefs Prefs                    `json:"prefs"`
+}
+
+// Notice is a flash message: its text and the id of its element on the
+// page.
+type Notice struct {
+	ID   string `json:"id"`
+	Text string `json:"text"`
 }
 
 // Prefs is a visitor's preferences.
@@ -148,13 +160,20 @@ func quote(s string) string {
 // cross-site requests, which refuses a POST or PUT that a browser made on
 // behalf of another site before it reaches the session.
 //
-//	GET  /           the page: sign-in and the preferences form
-//	POST /login      sign in with a name (a new session token)
-//	POST /logout     sign out (the session is deleted)
-//	POST /prefs      the form's target; 303 to / on success, 400 with the
-//	                 page and a message at each refused field
-//	GET  /api/prefs  the preferences as JSON
-//	PUT  /api/prefs  change them with JSON (fields left out keep their value)
+//	GET  /                     the page: sign-in and the preferences form
+//	POST /login                sign in with a name, "remember me" or not
+//	                           (a new session token)
+//	POST /logout               sign out (the session is deleted)
+//	POST /prefs                the form's target; 303 to / with the notice
+//	                           "Saved." on success, 400 with the page and a
+//	                           message at each refused field
+//	GET  /devices              your devices: the sessions you are signed in with
+//	POST /devices/end          sign out one of them (form field id)
+//	POST /devices/end-others   sign out every other device
+//	POST /devices/end-all      sign out everywhere, this device too
+//	GET  /api/prefs            the preferences as JSON
+//	PUT  /api/prefs            change them with JSON (fields left out keep
+//	                           their value)
 func newApp(m *session.Manager[Visitor], opts middleware.HTTPOptions) http.Handler {
 	if opts.OnError == nil {
 		opts.OnError = func(_ context.Context, op, key string, err error) {
@@ -167,7 +186,8 @@ func newApp(m *session.Manager[Visitor], opts middleware.HTTPOptions) http.Handl
 		if !ok {
 			return
 		}
-		render(w, http.StatusOK, pageData{Visitor: s.Data, Form: formOf(s.Data.Prefs), Saved: r.URL.Query().Has("saved")})
+		// Take the notices the last form left: shown once.
+		render(w, http.StatusOK, pageData{Visitor: s.Data, Form: formOf(s.Data.Prefs), Notices: s.Data.Flash.Take()})
 	})
 	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
 		s, ok := visitor(w, r)
@@ -179,14 +199,17 @@ func newApp(m *session.Manager[Visitor], opts middleware.HTTPOptions) http.Handl
 			render(w, http.StatusBadRequest, pageData{Visitor: s.Data, Form: formOf(s.Data.Prefs), Name: name, NameError: msg})
 			return
 		}
-		// A new token at sign-in, so that a token planted before it
-		// (session fixation) is worth nothing after it.
-		if err := middleware.Renew[Visitor](r); err != nil {
-			log.Printf("preferences: renew: %v", err)
+		// A real app checks a password here. Login gives the session a
+		// new token, so that a token planted before it (session fixation)
+		// is worth nothing after it, records the name in s.Data.Web, and
+		// lists the session among the user's devices. "Remember me"
+		// makes the cookie outlive the browser (HTTPOptions.RememberFor).
+		remember := r.PostFormValue("remember") == "on"
+		if err := middleware.Login[Visitor](r, name, middleware.LoginOptions{Remember: remember}); err != nil {
+			log.Printf("preferences: login: %v", err)
 			http.Error(w, "signing in failed", http.StatusInternalServerError)
 			return
 		}
-		s.Data.User = name
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 	})
 	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
@@ -212,8 +235,61 @@ func newApp(m *session.Manager[Visitor], opts middleware.HTTPOptions) http.Handl
 			return
 		}
 		s.Data.Prefs = p
-		http.Redirect(w, r, "/?saved", http.StatusSeeOther)
+		s.Data.Flash.Add(Notice{ID: "saved", Text: "Saved."})
+		http.Redirect(w, r, "/", http.StatusSeeOther)
 	})
+	mux.HandleFunc("GET /devices", func(w http.ResponseWriter, r *http.Request) {
+		s, ok := visitor(w, r)
+		if !ok {
+			return
+		}
+		list, err := middleware.ListDevices[Visitor](r)
+		switch {
+		case errors.Is(err, middleware.ErrNotLoggedIn):
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return
+		case err != nil:
+			log.Printf("preferences: devices: %v", err)
+			http.Error(w, "your devices are unavailable", http.StatusInternalServerError)
+			return
+		}
+		renderDevices(w, devicesData{Visitor: s.Data, Devices: list, Notices: s.Data.Flash.Take()})
+	})
+	// Signing devices out: each answers 303 to the devices page with a
+	// notice, or to / once this device is signed out too.
+	endDevices := func(end func(r *http.Request, s *session.Session[Visitor]) (note Notice, self bool, err error)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			s, ok := visitor(w, r)
+			if !ok {
+				return
+			}
+			note, self, err := end(r, s)
+			switch {
+			case errors.Is(err, middleware.ErrNotLoggedIn):
+				self = true
+			case err != nil:
+				log.Printf("preferences: %s: %v", r.URL.Path, err)
+				http.Error(w, "signing out failed", http.StatusInternalServerError)
+				return
+			}
+			if self {
+				http.Redirect(w, r, "/", http.StatusSeeOther)
+				return
+			}
+			s.Data.Flash.Add(note)
+			http.Redirect(w, r, "/devices", http.StatusSeeOther)
+		}
+	}
+	mux.HandleFunc("POST /devices/end", endDevices(func(r *http.Request, s *session.Session[Visitor]) (Notice, bool, error) {
+		id := r.PostFormValue("id")
+		return Notice{ID: "ended", Text: "That device is signed out."}, id == s.Data.Web.ID, middleware.EndDevice[Visitor](r, id)
+	}))
+	mux.HandleFunc("POST /devices/end-others", endDevices(func(r *http.Request, _ *session.Session[Visitor]) (Notice, bool, error) {
+		return Notice{ID: "ended-others", Text: "Your other devices are signed out."}, false, middleware.EndOtherDevices[Visitor](r)
+	}))
+	mux.HandleFunc("POST /devices/end-all", endDevices(func(r *http.Request, _ *session.Session[Visitor]) (Notice, bool, error) {
+		return Notice{}, true, middleware.EndAllDevices[Visitor](r)
+	}))
 	mux.HandleFunc("GET /api/prefs", func(w http.ResponseWriter, r *http.Request) {
 		s, ok := visitor(w, r)
 		if !ok {

@@ -16,6 +16,9 @@
 // host (or curl, which keeps Secure cookies for https only), pass
 // -insecure-cookie.
 //
+// Signing in ("remember me" or not), the notice after saving, the page
+// of your devices with "sign out other devices", and the session's
+// lifetimes are the web features of the session middleware; see options.
 // The forms are protected against cross-site requests by the standard
 // library's http.CrossOriginProtection (see newApp).
 package main
@@ -38,7 +41,7 @@ import (
 	"github.com/typedsession/session/store/filestore"
 )
 
-// idle is how long a session lives without a visit.
+// idle is how long a session lives without a visit (the idle timeout).
 const idle = 30 * 24 * time.Hour
 
 func main() {
@@ -47,16 +50,14 @@ func main() {
 	insecure := flag.Bool("insecure-cookie", false, "send the session cookie over plain HTTP (development only)")
 	flag.Parse()
 
-	st, m, err := openSessions(*stateDir)
+	st, m, devices, err := openSessions(*stateDir)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer st.Close()
-	app := newApp(m, middleware.HTTPOptions{
-		CookieName:   "prefs",
-		CookieMaxAge: idle,
-		Insecure:     *insecure,
-	})
+	opts := options(devices)
+	opts.Insecure = *insecure
+	app := newApp(m, opts)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
@@ -76,22 +77,42 @@ func main() {
 	}
 }
 
-// openSessions opens the file store in dir (creating it) and the session
-// manager on it.
-func openSessions(dir string) (*filestore.Store, *session.Manager[Visitor], error) {
+// options are the session middleware's options: the cookie "prefs"
+// (sent as __Host-prefs over HTTPS), a browser-session cookie unless the
+// visitor asks to be remembered (30 days), sessions that end 12 hours
+// after they began (OWASP's absolute timeout) and get a new token every
+// 15 minutes, the index of each user's devices, and Clear-Site-Data when
+// a session is signed out.
+func options(devices *middleware.Devices) middleware.HTTPOptions {
+	return middleware.HTTPOptions{
+		CookieName:      "prefs",
+		AbsoluteTimeout: 12 * time.Hour,
+		RememberFor:     30 * 24 * time.Hour,
+		RenewalTimeout:  15 * time.Minute,
+		Devices:         devices,
+		ClearSiteData:   []string{"cache", "storage"},
+	}
+}
+
+// openSessions opens the file store in dir (creating it), the session
+// manager on it, and the index of each user's sessions.
+func openSessions(dir string) (*filestore.Store, *session.Manager[Visitor], *middleware.Devices, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	st, err := filestore.New(dir, filestore.Options{})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	m, err := session.New(session.Config[Visitor]{Store: st, Namespace: "prefs", TTL: idle, Initial: defaults})
-	if err != nil {
-		st.Close()
-		return nil, nil, err
+	if err == nil {
+		var d *middleware.Devices
+		if d, err = middleware.NewDevices(m, middleware.DevicesOptions{Store: st, Namespace: "prefs-devices", UserAgent: true}); err == nil {
+			return st, m, d, nil
+		}
 	}
-	return st, m, nil
+	st.Close()
+	return nil, nil, nil, err
 }
 
 // defaultStateDir is typedsession-preferences in $XDG_STATE_HOME, or in

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/typedsession/session/middleware"
 	"github.com/typedsession/session/store"
 	"github.com/typedsession/session/store/filestore"
 )
@@ -38,7 +37,7 @@ func newServer(t *testing.T) *httptest.Server {
 // opens them; the server and the store close at cleanup.
 func newServerIn(t *testing.T, dir string) (*httptest.Server, *filestore.Store) {
 	t.Helper()
-	st, m, err := openSessions(dir)
+	st, m, devices, err := openSessions(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,12 +46,11 @@ func newServerIn(t *testing.T, dir string) (*httptest.Server, *filestore.Store) 
 			t.Errorf("store Close: %v", err)
 		}
 	})
-	srv := httptest.NewTLSServer(newApp(m, middleware.HTTPOptions{
-		CookieName: "prefs",
-		Options: middleware.Options{OnError: func(_ context.Context, op, key string, err error) {
-			t.Errorf("session %s %s: %v", op, key, err)
-		}},
-	}))
+	opts := options(devices)
+	opts.OnError = func(_ context.Context, op, key string, err error) {
+		t.Errorf("session %s %s: %v", op, key, err)
+	}
+	srv := httptest.NewTLSServer(newApp(m, opts))
 	t.Cleanup(srv.Close)
 	return srv, st
 }
@@ -62,9 +60,9 @@ func newBrowser(t *testing.T, srv *httptest.Server) *browser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := srv.Client()
+	c := *srv.Client() // a copy: srv.Client returns one client for all callers
 	c.Jar = jar
-	return &browser{t: t, c: c, url: srv.URL}
+	return &browser{t: t, c: &c, url: srv.URL}
 }
 
 func (b *browser) do(req *http.Request) (int, string) {
@@ -136,14 +134,18 @@ func TestPreferencesForm(t *testing.T) {
 		t.Errorf("cookies %v after only reading defaults, want none", b.cookies())
 	}
 
-	// A valid form: 303 to /?saved, which the client follows.
+	// A valid form: 303 to /, which the client follows, with the notice
+	// "Saved." (a flash: shown once).
 	code, body = b.postForm("dark", "de", "50")
 	if code != 200 || !strings.Contains(body, `<option value="dark" selected>`) || !strings.Contains(body, `<html lang="de" class="theme-dark">`) ||
 		!strings.Contains(body, `value="50"`) || !strings.Contains(body, `id="saved"`) {
 		t.Fatalf("after POST: %d\n%s", code, body)
 	}
-	if len(b.cookies()) != 1 || b.cookies()[0].Name != "prefs" {
-		t.Errorf("cookies = %v, want one named prefs", b.cookies())
+	if len(b.cookies()) != 1 || b.cookies()[0].Name != "__Host-prefs" {
+		t.Errorf("cookies = %v, want one named __Host-prefs", b.cookies())
+	}
+	if _, body := b.get("/"); strings.Contains(body, `id="saved"`) {
+		t.Error("the notice Saved. was shown twice")
 	}
 	want := Prefs{Theme: "dark", Language: "de", PerPage: 50}
 	if got := b.prefs(); got != want {
@@ -417,5 +419,84 @@ func TestDefaultStateDir(t *testing.T) {
 	t.Setenv("HOME", "/home/ann")
 	if got, want := defaultStateDir(), "/home/ann/.local/state/typedsession-preferences"; got != want {
 		t.Errorf("defaultStateDir() = %q, want %q", got, want)
+	}
+}
+
+// postNoFollow posts a form as post does, without following a redirect,
+// and returns the response (its Set-Cookie headers).
+func (b *browser) postNoFollow(path string, form url.Values) *http.Response {
+	b.t.Helper()
+	c := *b.c
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	req, _ := http.NewRequest("POST", b.url+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.Header.Set("Origin", b.url)
+	resp, err := c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+// TestRememberMe: a sign-in asked to be remembered gets a cookie that
+// outlives the browser (30 days); one that is not, a browser-session
+// cookie.
+func TestRememberMe(t *testing.T) {
+	srv := newServer(t)
+	for _, tc := range []struct {
+		remember string
+		maxAge   int
+	}{{"", 0}, {"on", 30 * 24 * 3600}} {
+		b := newBrowser(t, srv)
+		resp := b.postNoFollow("/login", url.Values{"name": {"Ann"}, "remember": {tc.remember}})
+		var c *http.Cookie
+		for _, rc := range resp.Cookies() {
+			if rc.Name == "__Host-prefs" {
+				c = rc
+			}
+		}
+		if resp.StatusCode != http.StatusSeeOther || c == nil || c.MaxAge < tc.maxAge-60 || c.MaxAge > tc.maxAge {
+			t.Errorf("sign in (remember %q): %d, cookie %v; want a 303 and Max-Age %d", tc.remember, resp.StatusCode, c, tc.maxAge)
+		}
+	}
+}
+
+// TestDevicesPage: two browsers signed in as Ann see each other on the
+// devices page; "sign out other devices" from one signs the other out;
+// "sign out everywhere" signs out all.
+func TestDevicesPage(t *testing.T) {
+	srv := newServer(t)
+	one, two := newBrowser(t, srv), newBrowser(t, srv)
+	one.post("/login", url.Values{"name": {"Ann"}})
+	two.post("/login", url.Values{"name": {"Ann"}, "remember": {"on"}})
+	code, body := one.get("/devices")
+	if code != 200 || strings.Count(body, `<li class="device"`) != 2 || !strings.Contains(body, `id="this-device"`) || !strings.Contains(body, "remembered") {
+		t.Fatalf("devices page: %d\n%s", code, body)
+	}
+	if code, body := newBrowser(t, srv).get("/devices"); code != 200 || !strings.Contains(body, `id="login"`) {
+		t.Errorf("the devices page of a visitor who did not sign in: %d, want the sign-in page", code)
+	}
+
+	code, body = one.post("/devices/end-others", nil)
+	if code != 200 || strings.Count(body, `<li class="device"`) != 1 || !strings.Contains(body, `id="ended-others"`) {
+		t.Errorf("after signing out the other devices: %d\n%s", code, body)
+	}
+	if _, body := two.get("/"); !strings.Contains(body, `id="login"`) {
+		t.Errorf("the other browser is still signed in:\n%s", body)
+	}
+
+	two.post("/login", url.Values{"name": {"Ann"}})
+	code, body = one.post("/devices/end-all", nil)
+	if code != 200 || !strings.Contains(body, `id="login"`) {
+		t.Errorf("after signing out everywhere: %d\n%s", code, body)
+	}
+	if _, body := two.get("/"); !strings.Contains(body, `id="login"`) {
+		t.Errorf("the other browser is still signed in after signing out everywhere:\n%s", body)
+	}
+	if len(one.cookies()) != 0 {
+		t.Errorf("cookies after signing out everywhere: %v, want none", one.cookies())
 	}
 }

@@ -4,13 +4,16 @@ import (
 	"html/template"
 	"log"
 	"net/http"
+	"time"
+
+	"github.com/typedsession/session/middleware"
 )
 
 // pageData is what the page shows.
 type pageData struct {
-	Visitor Visitor // the session as stored
-	Form    form    // the preference fields: stored, or a refused submission
-	Saved   bool    // the preferences were just saved
+	Visitor Visitor  // the session as stored
+	Form    form     // the preference fields: stored, or a refused submission
+	Notices []Notice // the notices the last form left (flash)
 
 	Name      string // a refused sign-in name, echoed
 	NameError string // why it was refused
@@ -42,17 +45,36 @@ func (d pageData) Greeting() string {
 }
 
 func render(w http.ResponseWriter, code int, d pageData) {
+	execute(w, code, "page", d)
+}
+
+// devicesData is what the devices page shows.
+type devicesData struct {
+	Visitor Visitor
+	Devices []middleware.Device
+	Notices []Notice
+}
+
+// When formats a time for the devices page.
+func (devicesData) When(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") }
+
+func renderDevices(w http.ResponseWriter, d devicesData) {
+	execute(w, http.StatusOK, "devices", d)
+}
+
+func execute(w http.ResponseWriter, code int, name string, d any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(code)
-	if err := page.Execute(w, d); err != nil {
+	if err := pages.ExecuteTemplate(w, name, d); err != nil {
 		log.Printf("preferences: render: %v", err)
 	}
 }
 
-// page is the whole site: one page. The theme is a class on <html> that
-// switches a few CSS variables; color-scheme makes the browser's own
-// controls (select, input, scrollbars) follow it.
-var page = template.Must(template.New("page").Parse(`<!doctype html>
+// pages are the whole site: the preferences page and the devices page.
+// The theme is a class on <html> that switches a few CSS variables;
+// color-scheme makes the browser's own controls (select, input,
+// scrollbars) follow it.
+var pages = template.Must(template.New("pages").Parse(`{{define "head"}}<!doctype html>
 <html lang="{{.Visitor.Prefs.Language}}" class="theme-{{.Visitor.Prefs.Theme}}">
 <head>
 <meta charset="utf-8">
@@ -86,20 +108,33 @@ button { font: inherit; font-weight: 600; border: 0; border-radius: .4rem; paddi
 button.plain { background: transparent; color: var(--accent); border: 1px solid var(--line); }
 .row { display: flex; gap: .75rem; align-items: center; justify-content: space-between; }
 .row form { margin: 0; }
+.check { display: flex; gap: .5rem; align-items: center; font-weight: normal; }
+.check input { width: auto; }
+ul.devices { list-style: none; padding: 0; margin: 0 0 1rem; }
+ul.devices li { border-top: 1px solid var(--line); padding: .75rem 0; }
+ul.devices li:first-child { border-top: 0; }
+.agent { color: var(--muted); font-size: .92rem; overflow-wrap: anywhere; }
+a { color: var(--accent); }
 </style>
 </head>
+{{end}}
+{{define "notices"}}{{range .Notices}}<p class="notice ok" role="status" id="{{.ID}}">{{.Text}}</p>
+{{end}}{{end}}
+
+{{define "page"}}{{template "head" .}}
 <body>
 <main>
-<h1 id="greeting">{{.Greeting}}{{with .Visitor.User}}, {{.}}{{end}}</h1>
+<h1 id="greeting">{{.Greeting}}{{with .Visitor.Web.User}}, {{.}}{{end}}</h1>
 <p class="lead">Your preferences are kept in a session on the server; the cookie holds only its random token.</p>
 
 <section aria-labelledby="account">
 <h2 id="account">Account</h2>
-{{if .Visitor.User}}
+{{if .Visitor.Web.User}}
 <div class="row">
-<p id="signed-in">Signed in as <strong>{{.Visitor.User}}</strong>.</p>
+<p id="signed-in">Signed in as <strong>{{.Visitor.Web.User}}</strong>.</p>
 <form method="post" action="/logout"><button id="logout" class="plain">Sign out</button></form>
 </div>
+<p><a id="devices" href="/devices">Your devices</a></p>
 {{else}}
 <form method="post" action="/login">
 <div class="field{{if .NameError}} invalid{{end}}">
@@ -107,6 +142,7 @@ button.plain { background: transparent; color: var(--accent); border: 1px solid 
 <input id="name" name="name" value="{{.Name}}" autocomplete="username" maxlength="200"{{if .NameError}} aria-invalid="true" aria-describedby="name-msg"{{end}}>
 {{with .NameError}}<p class="msg" id="name-msg">{{.}}</p>{{end}}
 </div>
+<div class="field"><label class="check" for="remember"><input type="checkbox" id="remember" name="remember"> Remember me on this device for 30 days</label></div>
 <button id="login">Sign in</button>
 </form>
 {{end}}
@@ -115,7 +151,7 @@ button.plain { background: transparent; color: var(--accent); border: 1px solid 
 <section aria-labelledby="prefs">
 <h2 id="prefs">Preferences</h2>
 {{if .Form.Errors}}<p class="notice bad" role="alert" id="refused">Nothing was saved: please correct the field{{if gt (len .Form.Errors) 1}}s{{end}} marked below.</p>{{end}}
-{{if .Saved}}<p class="notice ok" role="status" id="saved">Saved.</p>{{end}}
+{{template "notices" .}}
 <form method="post" action="/prefs" novalidate>
 <div class="field{{with index .Form.Errors "theme"}} invalid{{end}}">
 <label for="theme">Theme</label>
@@ -142,4 +178,34 @@ button.plain { background: transparent; color: var(--accent); border: 1px solid 
 </main>
 </body>
 </html>
-`))
+{{end}}
+
+{{define "devices"}}{{template "head" .}}
+<body>
+<main>
+<h1>Your devices</h1>
+<p class="lead">The browsers signed in as <strong>{{.Visitor.Web.User}}</strong>. Sign out any you do not know. <a href="/">Back to your preferences</a></p>
+<section aria-labelledby="list">
+<h2 id="list">Signed in</h2>
+{{template "notices" .}}
+<ul class="devices" id="device-list">
+{{range .Devices}}<li class="device"{{if .Current}} id="this-device"{{end}}>
+<div class="row">
+<div>
+<strong>{{if .Current}}This device{{else}}Another device{{end}}</strong>{{if .Remember}} · remembered{{end}}<br>
+signed in {{$.When .Created}}, last seen {{$.When .Seen}}
+{{with .UserAgent}}<div class="agent">{{.}}</div>{{end}}
+</div>
+{{if not .Current}}<form method="post" action="/devices/end"><input type="hidden" name="id" value="{{.ID}}"><button class="plain end">Sign out</button></form>{{end}}
+</div>
+</li>
+{{end}}</ul>
+<div class="row">
+<form method="post" action="/devices/end-others"><button id="end-others">Sign out other devices</button></form>
+<form method="post" action="/devices/end-all"><button id="end-all" class="plain">Sign out everywhere</button></form>
+</div>
+</section>
+</main>
+</body>
+</html>
+{{end}}`))

@@ -239,8 +239,8 @@ func TestCookieFlow(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#signed-in")),
 	)
 	cs := cookies(t, ctx, a.url)
-	if len(cs) != 1 || cs[0].Name != "prefs" || !cs[0].HTTPOnly || !cs[0].Secure || cs[0].SameSite != network.CookieSameSiteLax {
-		t.Fatalf("cookies after sign-in: %+v, want one HttpOnly, Secure, SameSite=Lax cookie named prefs", cs)
+	if len(cs) != 1 || cs[0].Name != "__Host-prefs" || !cs[0].HTTPOnly || !cs[0].Secure || cs[0].SameSite != network.CookieSameSiteLax || cs[0].Path != "/" || !cs[0].Session {
+		t.Fatalf("cookies after sign-in: %+v, want one HttpOnly, Secure, SameSite=Lax browser-session cookie named __Host-prefs with Path /", cs)
 	}
 	token := cs[0].Value
 
@@ -255,11 +255,15 @@ func TestCookieFlow(t *testing.T) {
 		t.Fatalf("after choosing dark: %+v, want the dark page (background rgb(20, 23, 28))", p)
 	}
 
-	// Reload: the browser sends the cookie, the server finds the session.
+	// Reload: the browser sends the cookie, the server finds the session;
+	// the notice "Saved." was a flash, shown once.
 	run(t, ctx, "reloading", chromedp.Reload())
 	p = readPage(t, ctx)
 	if p.ThemeClass != "theme-dark" || !strings.Contains(p.SignedIn, "Ann") {
 		t.Fatalf("after reload: %+v, want dark and signed in as Ann", p)
+	}
+	if get(t, ctx, "looking for the notice", chromedp.Evaluate[bool](`document.getElementById("saved") !== null`)) {
+		t.Error("the notice Saved. is shown again after a reload")
 	}
 
 	// A refused value: its message next to the field, the value kept in it.
@@ -314,7 +318,7 @@ func TestCookieFlow(t *testing.T) {
 		t.Fatalf("after sign-out: %+v, want light and signed out", p)
 	}
 	for _, c := range cookies(t, ctx, a.url) {
-		if c.Name == "prefs" {
+		if c.Name == "__Host-prefs" {
 			t.Errorf("cookie prefs still set after sign-out (value changed: %v)", c.Value != token)
 		}
 	}
@@ -338,4 +342,122 @@ func evilSite(t *testing.T, appURL string) string {
 	t.Cleanup(func() { srv.Close() })
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	return "http://localhost:" + port + "/"
+}
+
+// newDevice opens a tab in a browser context of its own (its own cookies:
+// another device) in the browser of ctx.
+func newDevice(t *testing.T, ctx context.Context) context.Context {
+	t.Helper()
+	dctx, cancel := chromedp.NewContext(ctx, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	if err := chromedp.Do(dctx); err != nil {
+		t.Fatalf("opening a browser context: %v", err)
+	}
+	return dctx
+}
+
+// signIn signs the device in as name, ticking "remember me" or not.
+func signIn(t *testing.T, ctx context.Context, url, name string, remember bool) {
+	t.Helper()
+	steps := []chromedp.Action[chromedp.Void]{
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(chromedp.CSS("#login")),
+		chromedp.SendKeys(chromedp.CSS("#name"), name),
+	}
+	if remember {
+		steps = append(steps, chromedp.Click(chromedp.CSS("#remember")))
+	}
+	steps = append(steps, chromedp.Click(chromedp.CSS("#login")), chromedp.WaitVisible(chromedp.CSS("#signed-in")))
+	run(t, ctx, "signing in as "+name, steps...)
+}
+
+// deviceCount returns the number of devices the devices page lists.
+func deviceCount(t *testing.T, ctx context.Context) int {
+	t.Helper()
+	return get(t, ctx, "counting devices", chromedp.Evaluate[int](`document.querySelectorAll("li.device").length`))
+}
+
+// signedOut waits until the device's page at url shows the sign-in form.
+func signedOut(t *testing.T, ctx context.Context, url, why string) {
+	t.Helper()
+	run(t, ctx, why, chromedp.Navigate(url), chromedp.WaitReady(chromedp.CSS("#save")))
+	if p := readPage(t, ctx); p.SignedIn != "" {
+		t.Errorf("%s: still %q", why, p.SignedIn)
+	}
+}
+
+// TestTwoDevices walks "your devices" with two browser contexts, two
+// devices of one user: sign in on both (one remembered: a persistent
+// cookie; one not: a browser-session cookie), a notice after saving shown
+// once, the devices page listing both, "sign out other devices" from the
+// first ending the second, and "sign out everywhere" ending both.
+func TestTwoDevices(t *testing.T) {
+	browser := newBrowser(t)
+	bin := buildApp(t)
+	a := startApp(t, bin, t.TempDir())
+	one, two := newDevice(t, browser), newDevice(t, browser)
+
+	signIn(t, one, a.url, "Ann", true)
+	signIn(t, two, a.url, "Ann", false)
+	for _, d := range []struct {
+		ctx      context.Context
+		name     string
+		remember bool
+	}{{one, "one", true}, {two, "two", false}} {
+		cs := cookies(t, d.ctx, a.url)
+		if len(cs) != 1 || cs[0].Name != "__Host-prefs" {
+			t.Fatalf("device %s: cookies %+v, want __Host-prefs", d.name, cs)
+		}
+		days := (cs[0].Expires - float64(time.Now().Unix())) / 86400
+		if d.remember && (cs[0].Session || days < 29.9 || days > 30.1) {
+			t.Errorf("device %s, remembered: cookie %+v expires in %.2f days, want a persistent cookie for 30 days", d.name, cs[0], days)
+		}
+		if !d.remember && !cs[0].Session {
+			t.Errorf("device %s, not remembered: cookie %+v, want a browser-session cookie", d.name, cs[0])
+		}
+	}
+
+	// A notice after saving, once.
+	run(t, one, "saving the dark theme",
+		chromedp.SetValue(chromedp.CSS("#theme"), "dark"),
+		chromedp.Click(chromedp.CSS("#save")),
+		chromedp.WaitVisible(chromedp.CSS("#saved")),
+		chromedp.Reload(),
+		chromedp.WaitReady(chromedp.CSS("#save")),
+	)
+	if get(t, one, "looking for the notice", chromedp.Evaluate[bool](`document.getElementById("saved") !== null`)) {
+		t.Error("the notice Saved. is shown again after a reload")
+	}
+
+	// Your devices: both, this one marked, the browser's User-Agent.
+	run(t, one, "opening your devices", chromedp.Click(chromedp.CSS("#devices")), chromedp.WaitVisible(chromedp.CSS("#device-list")))
+	if n := deviceCount(t, one); n != 2 {
+		t.Fatalf("your devices lists %d, want 2", n)
+	}
+	this := get(t, one, "reading this device", chromedp.Text(chromedp.CSS("#this-device")))
+	if !strings.Contains(this, "This device") || !strings.Contains(this, "remembered") || !strings.Contains(this, "Chrome") {
+		t.Errorf("this device's entry: %q, want it marked, remembered, with the browser's User-Agent", this)
+	}
+
+	// Sign out the other devices: the second is signed out.
+	run(t, one, "signing out the other devices", chromedp.Click(chromedp.CSS("#end-others")), chromedp.WaitVisible(chromedp.CSS("#ended-others")))
+	if n := deviceCount(t, one); n != 1 {
+		t.Errorf("after signing out the others, your devices lists %d, want 1", n)
+	}
+	signedOut(t, two, a.url, "the second device after sign out other devices")
+	run(t, one, "the first device's page", chromedp.Navigate(a.url), chromedp.WaitVisible(chromedp.CSS("#signed-in")))
+
+	// Sign out everywhere: both.
+	signIn(t, two, a.url, "Ann", false)
+	run(t, one, "signing out everywhere",
+		chromedp.Click(chromedp.CSS("#devices")),
+		chromedp.WaitVisible(chromedp.CSS("#end-all")),
+		chromedp.Click(chromedp.CSS("#end-all")),
+		chromedp.WaitVisible(chromedp.CSS("#login")),
+	)
+	signedOut(t, two, a.url, "the second device after sign out everywhere")
+	signedOut(t, one, a.url, "the first device after sign out everywhere")
+	if cs := cookies(t, one, a.url); len(cs) != 0 {
+		t.Errorf("the first device keeps cookies after signing out everywhere: %+v", cs)
+	}
 }
