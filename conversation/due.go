@@ -1,0 +1,309 @@
+package conversation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"time"
+
+	session "github.com/typedsession/session"
+	"github.com/typedsession/session/store"
+)
+
+// The due-index lists, for every conversation with a deadline, its key
+// and its deadline, so that a sweeper finds the conversations whose
+// timeout has run out without reading the others. It is made of ordinary
+// session values in the flow's store, under Config.IndexNamespace, each
+// kept with compare-and-swap through a session.Manager (Update): so it
+// works on every store with compare-and-swap, and every guarantee of a
+// session write (exactly once through lost replies, ErrOutcomeUnknown)
+// holds for it.
+//
+// Time is cut in slots of Config.Granularity. The deadline d of key k is
+// listed in the value "<slot of d>.<shard of k>" (Config.Shards values per
+// slot, so that writers of one slot rarely meet), in its map from key to
+// deadlines. One more value, "cursor", holds the first slot that may
+// still hold entries: every slot below it was found empty at least
+// Config.Lag after it ended.
+//
+// A deadline is listed before the session that holds it is saved, so a
+// saved deadline is always listed; an entry whose save then failed, or
+// whose conversation moved on since, is stale, and the sweeper drops it
+// when it comes due. An entry leaves the index only after its timeout was
+// run (or found stale) and saved.
+
+// indexDoc is one value of the index.
+type indexDoc struct {
+	// Due maps a session key to its deadlines listed here (Unix
+	// milliseconds), in a slot value.
+	Due map[string][]int64 `json:"due,omitempty"`
+	// Next is the cursor's first slot that may hold entries.
+	Next int64 `json:"next,omitempty"`
+}
+
+const cursorKey = "cursor"
+
+// maxSlotsPerSweep bounds the slots one sweep reads, so that a sweeper
+// that starts far behind catches up over several sweeps.
+const maxSlotsPerSweep = 1440
+
+type index struct {
+	m             *session.Manager[indexDoc]
+	gran          int64 // milliseconds
+	shards        int
+	lag, lookback time.Duration
+}
+
+func newIndex[T any](cfg Config[T]) (*index, error) {
+	if _, ok := cfg.Store.(store.Swapper); !ok {
+		return nil, fmt.Errorf("conversation: Config.Store (%T) has no compare-and-swap (store.Swapper); the due-index needs it so that a timeout fires once", cfg.Store)
+	}
+	m, err := session.New(session.Config[indexDoc]{
+		Store:     cfg.Store,
+		Namespace: cfg.IndexNamespace,
+		MaxBytes:  16 << 20,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("conversation: the due-index: %w", err)
+	}
+	return &index{m: m, gran: cfg.Granularity.Milliseconds(), shards: cfg.Shards, lag: cfg.Lag, lookback: cfg.Lookback}, nil
+}
+
+func (ix *index) slot(unixMilli int64) int64 {
+	s := unixMilli / ix.gran
+	if unixMilli < 0 && unixMilli%ix.gran != 0 {
+		s--
+	}
+	return s
+}
+
+func (ix *index) shard(key string) int {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return int(h.Sum32() % uint32(ix.shards))
+}
+
+func slotKey(slot int64, shard int) string {
+	return strconv.FormatInt(slot, 10) + "." + strconv.Itoa(shard)
+}
+
+// add lists deadline d of key.
+func (ix *index) add(ctx context.Context, key string, d time.Time) error {
+	ms := d.UnixMilli()
+	_, err := ix.m.Update(ctx, slotKey(ix.slot(ms), ix.shard(key)), func(doc *indexDoc) error {
+		if slices.Contains(doc.Due[key], ms) {
+			return nil
+		}
+		if doc.Due == nil {
+			doc.Due = map[string][]int64{}
+		}
+		doc.Due[key] = append(doc.Due[key], ms)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("conversation: listing the deadline in the due-index: %w", err)
+	}
+	return nil
+}
+
+// remove takes the entries in done off the slot value under sk, deleting
+// the value when it is left empty, and returns how many entries are left.
+func (ix *index) remove(ctx context.Context, sk string, done map[string][]int64) (int, error) {
+	left := 0
+	err := ix.m.Retry(ctx, func() error {
+		s, err := ix.m.Load(ctx, sk)
+		if err != nil {
+			return err
+		}
+		for k, ds := range done {
+			kept := slices.DeleteFunc(s.Data.Due[k], func(d int64) bool { return slices.Contains(ds, d) })
+			if len(kept) == 0 {
+				delete(s.Data.Due, k)
+			} else {
+				s.Data.Due[k] = kept
+			}
+		}
+		left = 0
+		for _, ds := range s.Data.Due {
+			left += len(ds)
+		}
+		if left == 0 {
+			if s.IsNew() {
+				return nil
+			}
+			s.Destroy()
+		}
+		return ix.m.Save(ctx, s)
+	})
+	return left, err
+}
+
+// SweepReport is what one Sweep did.
+type SweepReport struct {
+	// Reads is the number of index values read (the cursor and each slot
+	// value; a missing value counts, as it costs a read too).
+	Reads int
+	// Fired is the number of timeouts this sweep ran and saved.
+	Fired int
+	// Stale is the number of due entries whose conversation had moved on
+	// (another sweeper or an update fired it first, the step changed, the
+	// session is gone): dropped without running anything.
+	Stale int
+	// Failed lists the due entries whose timeout failed, with the error
+	// (an unknown step, a store error): they stay listed and the next
+	// sweep tries again.
+	Failed []error
+	// Cursor is the start of the first slot the next sweep reads.
+	Cursor time.Time
+}
+
+// Sweep runs, once, the timeouts of every conversation of the flow whose
+// deadline has run out by now, reading only the index's slots from its
+// cursor to now (at most 1440 slots a sweep). Each timeout runs as a
+// Handle does, in one Manager.Update whose compare-and-swap is the claim:
+// any number of processes may sweep at once, and each timeout is run and
+// saved once, by one of them; a sweeper killed at any point leaves its
+// entries for the next sweep, which runs them if it had not saved them
+// and drops them if it had. Do functions of a timeout handler run in the
+// process that saved it, after the save (at most once).
+//
+// It returns the report and an error when a read or write of the index
+// failed (the sweep stops there; the next one goes on). Failing
+// timeouts do not stop it: they are in SweepReport.Failed. The flow
+// needs Config.Store and Config.Manager.
+func (f *Flow[T, U, R]) Sweep(ctx context.Context) (SweepReport, error) {
+	var rep SweepReport
+	ix := f.ix
+	if ix == nil {
+		return rep, ErrNoIndex
+	}
+	if f.cfg.Manager == nil {
+		return rep, errNoManager
+	}
+	now := f.now()
+	nowMs := now.UnixMilli()
+	cur, err := ix.m.Load(ctx, cursorKey)
+	rep.Reads++
+	if err != nil {
+		return rep, fmt.Errorf("conversation: reading the due-index's cursor: %w", err)
+	}
+	first := cur.Data.Next
+	if cur.IsNew() || first == 0 {
+		first = ix.slot(now.Add(-ix.lookback).UnixMilli())
+	}
+	last := min(ix.slot(nowMs), first+maxSlotsPerSweep-1)
+	clean, advancing := first, true
+	// Sweepers start at a random shard, so that two of them at once
+	// mostly read different values first.
+	off := rand.N(ix.shards)
+	for s := first; s <= last; s++ {
+		empty := true
+		for i := range ix.shards {
+			sk := slotKey(s, (i+off)%ix.shards)
+			left, err := f.sweepSlot(ctx, sk, nowMs, &rep)
+			if err != nil {
+				rep.Cursor = time.UnixMilli(clean * ix.gran).UTC()
+				return rep, err
+			}
+			if left > 0 {
+				empty = false
+			}
+		}
+		ended := time.UnixMilli((s + 1) * ix.gran)
+		if advancing && empty && !now.Before(ended.Add(ix.lag)) {
+			clean = s + 1
+		} else {
+			advancing = false
+		}
+	}
+	if clean > first || cur.IsNew() {
+		_, err := ix.m.Update(ctx, cursorKey, func(d *indexDoc) error {
+			d.Next = max(d.Next, clean)
+			return nil
+		})
+		if err != nil {
+			rep.Cursor = time.UnixMilli(first * ix.gran).UTC()
+			return rep, fmt.Errorf("conversation: moving the due-index's cursor: %w", err)
+		}
+	}
+	rep.Cursor = time.UnixMilli(clean * ix.gran).UTC()
+	return rep, nil
+}
+
+// sweepSlot runs the due entries of the slot value under sk and returns
+// how many entries it still holds.
+func (f *Flow[T, U, R]) sweepSlot(ctx context.Context, sk string, nowMs int64, rep *SweepReport) (int, error) {
+	ix := f.ix
+	s, err := ix.m.Load(ctx, sk)
+	rep.Reads++
+	if err != nil {
+		return 0, fmt.Errorf("conversation: reading the due-index: %w", err)
+	}
+	if s.IsNew() {
+		return 0, nil
+	}
+	done := map[string][]int64{}
+	total := 0
+	for key, ds := range s.Data.Due {
+		for _, d := range ds {
+			total++
+			if d > nowMs {
+				continue
+			}
+			out, err := f.fire(ctx, key, d)
+			switch {
+			case err != nil && !out.TimedOut:
+				rep.Failed = append(rep.Failed, fmt.Errorf("conversation: the timeout of a key due at %s: %w", time.UnixMilli(d).UTC().Format(time.RFC3339Nano), err))
+				continue
+			case out.TimedOut:
+				rep.Fired++ // saved; err, if any, is a Do function's
+				if err != nil {
+					rep.Failed = append(rep.Failed, err)
+				}
+			default:
+				rep.Stale++
+			}
+			done[key] = append(done[key], d)
+		}
+	}
+	if len(done) == 0 {
+		return total, nil
+	}
+	left, err := ix.remove(ctx, sk, done)
+	if err != nil {
+		return 0, fmt.Errorf("conversation: removing entries from the due-index: %w", err)
+	}
+	return left, nil
+}
+
+// RunSweeper sweeps every interval (zero: one second) until ctx ends,
+// and returns ctx's error then. onError, when not nil, gets each sweep's
+// error and each failed timeout's. Run it in every replica, or in some:
+// each timeout runs once whichever replicas sweep.
+func (f *Flow[T, U, R]) RunSweeper(ctx context.Context, interval time.Duration, onError func(error)) error {
+	if interval <= 0 {
+		interval = time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		rep, err := f.Sweep(ctx)
+		if onError != nil {
+			if err != nil && !errors.Is(err, ctx.Err()) {
+				onError(err)
+			}
+			for _, e := range rep.Failed {
+				onError(e)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
