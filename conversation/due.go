@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	session "github.com/typedsession/session"
@@ -27,8 +28,22 @@ import (
 // listed in the value "<slot of d>.<shard of k>" (Config.Shards values per
 // slot, so that writers of one slot rarely meet), in its map from key to
 // deadlines. One more value, "cursor", holds the first slot that may
-// still hold entries: every slot below it was found empty at least
-// Config.Lag after it ended.
+// still hold entries. The rules that keep every entry at or above the
+// cursor:
+//
+//   - A sweeper moves the cursor from the value c it read to c' only if
+//     it still holds c (compare-and-swap), and only past slots it found
+//     empty and that had ended Config.Lag before the sweep began.
+//   - A writer lists its entry first, then, if the cursor may have passed
+//     the entry's slot, moves the cursor back to that slot (never
+//     forward). That is the case when the writer has not yet seen the
+//     cursor in this process (the first entry creates it), or when the
+//     writer's clock, after the entry is written, is past the slot's end
+//     plus half of Lag: a deadline lies in the future when it is set, so
+//     only a writer that paused (or a clock more than Lag/2 off) needs
+//     this round trip. A sweeper that read the slot before the entry was
+//     written began its sweep before the slot's end plus Lag (by the
+//     clocks, within Lag/2 of each other), so it does not move past it.
 //
 // A deadline is listed before the session that holds it is saved, so a
 // saved deadline is always listed; an entry whose save then failed, or
@@ -52,10 +67,14 @@ const cursorKey = "cursor"
 const maxSlotsPerSweep = 1440
 
 type index struct {
-	m             *session.Manager[indexDoc]
-	gran          int64 // milliseconds
-	shards        int
-	lag, lookback time.Duration
+	m      *session.Manager[indexDoc]
+	gran   int64 // milliseconds
+	shards int
+	lag    time.Duration
+	now    func() time.Time
+	// cursorSeen is set once this process has seen the cursor exist (it
+	// is never deleted).
+	cursorSeen atomic.Bool
 }
 
 func newIndex[T any](cfg Config[T]) (*index, error) {
@@ -70,7 +89,11 @@ func newIndex[T any](cfg Config[T]) (*index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("conversation: the due-index: %w", err)
 	}
-	return &index{m: m, gran: cfg.Granularity.Milliseconds(), shards: cfg.Shards, lag: cfg.Lag, lookback: cfg.Lookback}, nil
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &index{m: m, gran: cfg.Granularity.Milliseconds(), shards: cfg.Shards, lag: cfg.Lag, now: now}, nil
 }
 
 func (ix *index) slot(unixMilli int64) int64 {
@@ -94,7 +117,8 @@ func slotKey(slot int64, shard int) string {
 // add lists deadline d of key.
 func (ix *index) add(ctx context.Context, key string, d time.Time) error {
 	ms := d.UnixMilli()
-	_, err := ix.m.Update(ctx, slotKey(ix.slot(ms), ix.shard(key)), func(doc *indexDoc) error {
+	slot := ix.slot(ms)
+	_, err := ix.m.Update(ctx, slotKey(slot, ix.shard(key)), func(doc *indexDoc) error {
 		if slices.Contains(doc.Due[key], ms) {
 			return nil
 		}
@@ -107,6 +131,20 @@ func (ix *index) add(ctx context.Context, key string, d time.Time) error {
 	if err != nil {
 		return fmt.Errorf("conversation: listing the deadline in the due-index: %w", err)
 	}
+	late := !ix.now().Before(time.UnixMilli((slot + 1) * ix.gran).Add(ix.lag / 2))
+	if ix.cursorSeen.Load() && !late {
+		return nil
+	}
+	_, err = ix.m.Update(ctx, cursorKey, func(c *indexDoc) error {
+		if c.Next == 0 || c.Next > slot {
+			c.Next = slot
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("conversation: moving the due-index's cursor back: %w", err)
+	}
+	ix.cursorSeen.Store(true)
 	return nil
 }
 
@@ -163,7 +201,8 @@ type SweepReport struct {
 
 // Sweep runs, once, the timeouts of every conversation of the flow whose
 // deadline has run out by now, reading only the index's slots from its
-// cursor to now (at most 1440 slots a sweep). Each timeout runs as a
+// cursor to now (at most 1440 slots a sweep; none when nothing was ever
+// listed). Each timeout runs as a
 // Handle does, in one Manager.Update whose compare-and-swap is the claim:
 // any number of processes may sweep at once, and each timeout is run and
 // saved once, by one of them; a sweeper killed at any point leaves its
@@ -193,7 +232,7 @@ func (f *Flow[T, U, R]) Sweep(ctx context.Context) (SweepReport, error) {
 	}
 	first := cur.Data.Next
 	if cur.IsNew() || first == 0 {
-		first = ix.slot(now.Add(-ix.lookback).UnixMilli())
+		return rep, nil // nothing was ever listed
 	}
 	last := min(ix.slot(nowMs), first+maxSlotsPerSweep-1)
 	clean, advancing := first, true
@@ -220,9 +259,11 @@ func (f *Flow[T, U, R]) Sweep(ctx context.Context) (SweepReport, error) {
 			advancing = false
 		}
 	}
-	if clean > first || cur.IsNew() {
+	if clean > first {
 		_, err := ix.m.Update(ctx, cursorKey, func(d *indexDoc) error {
-			d.Next = max(d.Next, clean)
+			if d.Next == first { // else a writer moved it back, or another sweeper on
+				d.Next = clean
+			}
 			return nil
 		})
 		if err != nil {

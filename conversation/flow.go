@@ -68,14 +68,11 @@ type Config[T any] struct {
 	Shards int
 
 	// Lag is how long after a slot's end the sweeper still reads it
-	// before moving its cursor past it: the allowance for a writer that
-	// paused between computing a deadline and listing it, and for clock
-	// differences between replicas. Zero means one minute.
+	// before moving its cursor past it. Clocks of the replicas must agree
+	// within Lag/2; a writer that lists a deadline later than Lag/2 after
+	// its slot's end (it paused) moves the cursor back, at the cost of a
+	// round trip. Zero means one minute.
 	Lag time.Duration
-
-	// Lookback is how far into the past the first sweep of an index
-	// (one without a cursor yet) starts. Zero means 24 hours.
-	Lookback time.Duration
 
 	// Reentry says what Start and a Goto from a global handler do while
 	// a conversation runs. Zero means Restart.
@@ -145,7 +142,7 @@ func New[T, U, R any](cfg Config[T]) (*Flow[T, U, R], error) {
 		return nil, fmt.Errorf("conversation: Config.Name %q contains ':' or NUL", cfg.Name)
 	case cfg.State == nil:
 		return nil, errors.New("conversation: Config.State is nil; give the way to the State field of your session type")
-	case cfg.Timeout < 0 || cfg.Granularity < 0 || cfg.Lag < 0 || cfg.Lookback < 0 || cfg.Shards < 0 || cfg.MaxDepth < 0:
+	case cfg.Timeout < 0 || cfg.Granularity < 0 || cfg.Lag < 0 || cfg.Shards < 0 || cfg.MaxDepth < 0:
 		return nil, errors.New("conversation: a Config duration or count is negative")
 	}
 	if cfg.MaxHistory == 0 {
@@ -165,9 +162,6 @@ func New[T, U, R any](cfg Config[T]) (*Flow[T, U, R], error) {
 	}
 	if cfg.Lag == 0 {
 		cfg.Lag = time.Minute
-	}
-	if cfg.Lookback == 0 {
-		cfg.Lookback = 24 * time.Hour
 	}
 	if cfg.IndexNamespace == "" {
 		cfg.IndexNamespace = "due-" + cfg.Name
