@@ -185,7 +185,9 @@ type SweepReport struct {
 	// Reads is the number of index values read (the cursor and each slot
 	// value; a missing value counts, as it costs a read too).
 	Reads int
-	// Fired is the number of timeouts this sweep ran and saved.
+	// Fired is the number of timeouts this sweep ran and saved (a
+	// conversation in a step this binary does not have counts when the
+	// OnUnknown fallback ran instead).
 	Fired int
 	// Stale is the number of due entries whose conversation had moved on
 	// (another sweeper or an update fired it first, the step changed, the
@@ -296,11 +298,12 @@ func (f *Flow[T, U, R]) sweepSlot(ctx context.Context, sk string, nowMs int64, r
 				continue
 			}
 			out, err := f.fire(ctx, key, d)
+			ran := out.TimedOut || out.Fallback
 			switch {
-			case err != nil && !out.TimedOut:
+			case err != nil && !ran:
 				rep.Failed = append(rep.Failed, fmt.Errorf("conversation: the timeout of a key due at %s: %w", time.UnixMilli(d).UTC().Format(time.RFC3339Nano), err))
 				continue
-			case out.TimedOut:
+			case ran:
 				rep.Fired++ // saved; err, if any, is a Do function's
 				if err != nil {
 					rep.Failed = append(rep.Failed, err)
