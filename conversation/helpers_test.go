@@ -85,7 +85,7 @@ func stores(t *testing.T, fn func(t *testing.T, st store.Store)) {
 	})
 }
 
-func redisStore(t *testing.T) store.Store {
+func redisStore(t testing.TB) store.Store {
 	c := testenv.Redis(t)
 	prefix := testenv.Prefix(t, "conv")
 	testenv.CleanupPrefix(t, c, prefix)

@@ -1,0 +1,120 @@
+package conversation_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/typedsession/session/store"
+	"github.com/typedsession/session/store/memstore"
+)
+
+// The sweeper's cost with 100,000 pending conversations, each waiting at
+// AskAge with its one-minute timeout, their deadlines spread evenly over
+// an hour (one every 36 ms). Run:
+//
+//	go test -run '^$' -bench 'Sweep' -benchtime 200x ./conversation
+//
+// (REDIS_URL for Redis; the setup writes the 100,000 conversations once
+// per sub-benchmark, about 600,000 round trips). Metrics: rtt/sweep and
+// rtt/fired are store calls (each one round trip on Redis), fired/sweep
+// the timeouts each sweep ran; ns/op and allocs/op are per sweep.
+const benchPending = 100_000
+
+func BenchmarkSweep(b *testing.B) {
+	for _, kind := range []string{"memstore", "redis"} {
+		b.Run(kind, func(b *testing.B) {
+			var st store.Store
+			if kind == "redis" {
+				st = redisStore(b)
+			} else {
+				ms, err := memstore.New(memstore.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { ms.Close() })
+				st = ms
+			}
+			clk := newClock()
+			start := clk.Now()
+			fill(b, st, start)
+			counted := newKillable(st, 1<<62)
+			p := newProc(b, counted, clk, nil)
+
+			for _, c := range []struct {
+				name string
+				step time.Duration // the clock's advance before each sweep
+			}{
+				{"empty-slot", 0},             // before every deadline: nothing listed in the current slot
+				{"due-1s", time.Second},       // a sweep every second: ~28 due a sweep
+				{"due-10s", 10 * time.Second}, // ~278 due a sweep
+				{"none-due", 0},               // again at once: the current slot's entries read, none due
+			} {
+				b.Run(c.name, func(b *testing.B) {
+					switch {
+					case c.name == "empty-slot":
+						clk.ns.Store(start.Add(30 * time.Second).UnixNano())
+					case clk.Now().Before(start.Add(ageTimeout)):
+						clk.ns.Store(start.Add(ageTimeout).UnixNano())
+					}
+					p.flow.Sweep(context.Background()) // the cursor catches up
+					ops0 := counted.ops.Load()
+					fired := 0
+					b.ReportAllocs()
+					b.ResetTimer()
+					for range b.N {
+						clk.Advance(c.step)
+						rep, err := p.flow.Sweep(context.Background())
+						if err != nil || len(rep.Failed) > 0 {
+							b.Fatal(err, rep.Failed)
+						}
+						fired += rep.Fired
+					}
+					b.StopTimer()
+					ops := float64(counted.ops.Load() - ops0)
+					b.ReportMetric(ops/float64(b.N), "rtt/sweep")
+					b.ReportMetric(float64(fired)/float64(b.N), "fired/sweep")
+					if fired > 0 {
+						b.ReportMetric(ops/float64(fired), "rtt/fired")
+					}
+				})
+			}
+		})
+	}
+}
+
+// fill starts benchPending conversations, the i-th at start + i·36 ms,
+// so that their AskAge deadlines fall one every 36 ms over an hour.
+func fill(b *testing.B, st store.Store, start time.Time) {
+	b.Helper()
+	const workers = 16
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	spacing := time.Hour / benchPending
+	for w := range workers {
+		wg.Go(func() {
+			clk := newClock()
+			p := newProc(b, st, clk, nil)
+			for i := w; i < benchPending; i += workers {
+				clk.ns.Store(start.Add(time.Duration(i) * spacing).UnixNano())
+				key := fmt.Sprint(i)
+				ctx := context.Background()
+				if _, err := p.flow.Handle(ctx, key, 1, Msg{Text: "/start"}); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := p.flow.Handle(ctx, key, 2, Msg{Text: "Ann"}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+}
