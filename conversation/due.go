@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -65,6 +66,10 @@ const cursorKey = "cursor"
 // maxSlotsPerSweep bounds the slots one sweep reads, so that a sweeper
 // that starts far behind catches up over several sweeps.
 const maxSlotsPerSweep = 1440
+
+// sweepWorkers is how many timeouts of one index value a sweep runs at
+// once.
+const sweepWorkers = 8
 
 type index struct {
 	m      *session.Manager[indexDoc]
@@ -289,20 +294,39 @@ func (f *Flow[T, U, R]) sweepSlot(ctx context.Context, sk string, nowMs int64, r
 	if s.IsNew() {
 		return 0, nil
 	}
-	done := map[string][]int64{}
+	type entry struct {
+		key string
+		d   int64
+	}
+	var due []entry
 	total := 0
 	for key, ds := range s.Data.Due {
 		for _, d := range ds {
 			total++
-			if d > nowMs {
-				continue
+			if d <= nowMs {
+				due = append(due, entry{key, d})
 			}
-			out, err := f.fire(ctx, key, d)
+		}
+	}
+	// The due entries run sweepWorkers at a time: each is a Manager.Update
+	// of its own key, so they do not meet, and a sweep's wall time on a
+	// remote store is not one round trip after another.
+	done := map[string][]int64{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, sweepWorkers)
+	for _, e := range due {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			out, err := f.fire(ctx, e.key, e.d)
+			mu.Lock()
+			defer mu.Unlock()
 			ran := out.TimedOut || out.Fallback
 			switch {
 			case err != nil && !ran:
-				rep.Failed = append(rep.Failed, fmt.Errorf("conversation: the timeout of a key due at %s: %w", time.UnixMilli(d).UTC().Format(time.RFC3339Nano), err))
-				continue
+				rep.Failed = append(rep.Failed, fmt.Errorf("conversation: the timeout of a key due at %s: %w", time.UnixMilli(e.d).UTC().Format(time.RFC3339Nano), err))
+				return
 			case ran:
 				rep.Fired++ // saved; err, if any, is a Do function's
 				if err != nil {
@@ -311,9 +335,10 @@ func (f *Flow[T, U, R]) sweepSlot(ctx context.Context, sk string, nowMs int64, r
 			default:
 				rep.Stale++
 			}
-			done[key] = append(done[key], d)
-		}
+			done[e.key] = append(done[e.key], e.d)
+		})
 	}
+	wg.Wait()
 	if len(done) == 0 {
 		return total, nil
 	}
