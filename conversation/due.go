@@ -122,7 +122,12 @@ func slotKey(slot int64, shard int) string {
 // add lists deadline d of key.
 func (ix *index) add(ctx context.Context, key string, d time.Time) error {
 	ms := d.UnixMilli()
-	slot := ix.slot(ms)
+	return ix.list(ctx, key, ms, ix.slot(ms))
+}
+
+// list lists deadline ms of key in slot, then moves the cursor back to
+// slot if it may have passed it (the rules above).
+func (ix *index) list(ctx context.Context, key string, ms int64, slot int64) error {
 	_, err := ix.m.Update(ctx, slotKey(slot, ix.shard(key)), func(doc *indexDoc) error {
 		if slices.Contains(doc.Due[key], ms) {
 			return nil
@@ -199,8 +204,9 @@ type SweepReport struct {
 	// session is gone): dropped without running anything.
 	Stale int
 	// Failed lists the due entries whose timeout failed, with the error
-	// (an unknown step, a store error): they stay listed and the next
-	// sweep tries again.
+	// (an unknown step, a store error): they stay listed (moved to the
+	// current slot, so that the cursor is not held back) and every sweep
+	// tries them again.
 	Failed []error
 	// Cursor is the start of the first slot the next sweep reads.
 	Cursor time.Time
@@ -246,11 +252,12 @@ func (f *Flow[T, U, R]) Sweep(ctx context.Context) (SweepReport, error) {
 	// Sweepers start at a random shard, so that two of them at once
 	// mostly read different values first.
 	off := rand.N(ix.shards)
+	tried := map[entry]bool{} // a failed entry moved on is not tried twice in a sweep
 	for s := first; s <= last; s++ {
 		empty := true
 		for i := range ix.shards {
 			sk := slotKey(s, (i+off)%ix.shards)
-			left, err := f.sweepSlot(ctx, sk, nowMs, &rep)
+			left, err := f.sweepSlot(ctx, s, sk, nowMs, tried, &rep)
 			if err != nil {
 				rep.Cursor = time.UnixMilli(clean * ix.gran).UTC()
 				return rep, err
@@ -282,9 +289,15 @@ func (f *Flow[T, U, R]) Sweep(ctx context.Context) (SweepReport, error) {
 	return rep, nil
 }
 
+// entry is one deadline of one key in the index.
+type entry struct {
+	key string
+	d   int64 // Unix milliseconds
+}
+
 // sweepSlot runs the due entries of the slot value under sk and returns
 // how many entries it still holds.
-func (f *Flow[T, U, R]) sweepSlot(ctx context.Context, sk string, nowMs int64, rep *SweepReport) (int, error) {
+func (f *Flow[T, U, R]) sweepSlot(ctx context.Context, slot int64, sk string, nowMs int64, tried map[entry]bool, rep *SweepReport) (int, error) {
 	ix := f.ix
 	s, err := ix.m.Load(ctx, sk)
 	rep.Reads++
@@ -294,23 +307,21 @@ func (f *Flow[T, U, R]) sweepSlot(ctx context.Context, sk string, nowMs int64, r
 	if s.IsNew() {
 		return 0, nil
 	}
-	type entry struct {
-		key string
-		d   int64
-	}
 	var due []entry
 	total := 0
 	for key, ds := range s.Data.Due {
 		for _, d := range ds {
 			total++
-			if d <= nowMs {
-				due = append(due, entry{key, d})
+			if e := (entry{key, d}); d <= nowMs && !tried[e] {
+				tried[e] = true
+				due = append(due, e)
 			}
 		}
 	}
 	// The due entries run sweepWorkers at a time: each is a Manager.Update
 	// of its own key, so they do not meet, and a sweep's wall time on a
 	// remote store is not one round trip after another.
+	now := ix.slot(nowMs)
 	done := map[string][]int64{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -320,13 +331,19 @@ func (f *Flow[T, U, R]) sweepSlot(ctx context.Context, sk string, nowMs int64, r
 		wg.Go(func() {
 			defer func() { <-sem }()
 			out, err := f.fire(ctx, e.key, e.d)
+			ran := out.TimedOut || out.Fallback
+			// A timeout that failed in a past slot is listed again in the
+			// current one, where every sweep tries it, so that the cursor
+			// can move on; if that fails, it stays where it is.
+			moved := err != nil && !ran && slot < now && ix.list(ctx, e.key, e.d, now) == nil
 			mu.Lock()
 			defer mu.Unlock()
-			ran := out.TimedOut || out.Fallback
 			switch {
 			case err != nil && !ran:
 				rep.Failed = append(rep.Failed, fmt.Errorf("conversation: the timeout of a key due at %s: %w", time.UnixMilli(e.d).UTC().Format(time.RFC3339Nano), err))
-				return
+				if !moved {
+					return
+				}
 			case ran:
 				rep.Fired++ // saved; err, if any, is a Do function's
 				if err != nil {

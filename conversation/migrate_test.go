@@ -171,6 +171,15 @@ func TestRemovedStep(t *testing.T) {
 				t.Fatalf("a sweep over removed steps: %+v, %v; want both failed, and kept for the next sweep", rep, err)
 			}
 		}
+		// Later, the failing entries move to the current slot, so that the
+		// cursor moves on, and every sweep still tries them.
+		clk.Advance(3 * time.Minute)
+		for range 2 {
+			rep, err := f.Sweep(ctx)
+			if err != nil || len(rep.Failed) != 2 || !rep.Cursor.After(clk.Now().Add(-2*time.Minute)) {
+				t.Fatalf("a later sweep over removed steps: %+v, %v; want both failed, and the cursor moved on", rep, err)
+			}
+		}
 		if after := raw("a"); !bytes.Equal(before, after) {
 			t.Fatalf("the stored value changed:\n%s\n%s", before, after)
 		}
