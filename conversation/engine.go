@@ -14,6 +14,7 @@ import (
 type node[T, U any] interface {
 	flowName() string
 	stepInfo(step string) (typ reflect.Type, timeout time.Duration, ok bool)
+	checkStep(step string, data any) error
 	runStep(b *base[T, U], fr *Frame) (Next, json.RawMessage, error)
 	runStepTimeout(b *base[T, U], fr *Frame) (Next, json.RawMessage, bool, error)
 	runFlowTimeout(b *base[T, U]) (Next, error)
@@ -49,6 +50,13 @@ func (f *Flow[T, U, R]) returnsFrom(step string) bool {
 		}
 	}
 	return false
+}
+
+func (f *Flow[T, U, R]) checkStep(step string, data any) error {
+	if err := f.steps[step].check(data); err != nil {
+		return fmt.Errorf("the data of step %s: %w", step, err)
+	}
+	return nil
 }
 
 func (f *Flow[T, U, R]) runStep(b *base[T, U], fr *Frame) (Next, json.RawMessage, error) {
@@ -200,6 +208,9 @@ func (r *run[T, U, R]) enter(fr *Frame, next Next, remember bool) error {
 	typ, timeout, ok := n.stepInfo(next.step)
 	if !ok || typ != next.typ {
 		return fmt.Errorf("%w: step %s in flow %q", ErrNotRegistered, next.step, n.flowName())
+	}
+	if err := n.checkStep(next.step, next.data); err != nil {
+		return err
 	}
 	enc, err := json.Marshal(next.data)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-playground/validator/v10"
+
 	session "github.com/typedsession/session"
 	"github.com/typedsession/session/store"
 )
@@ -74,6 +76,14 @@ type Config[T any] struct {
 	// round trip. Zero means one minute.
 	Lag time.Duration
 
+	// Validator checks the validate tags of each step's data (a step's
+	// type may also have a Validate method, session.Validatable): when
+	// the data is read from the store, after its handler ran, and in a
+	// Goto or Call, as a session's data is checked on Load and Save. A
+	// step whose data fails gets session.ErrInvalid naming the field, and
+	// nothing is written. Nil means the validator session uses by default.
+	Validator *validator.Validate
+
 	// Reentry says what Start and a Goto from a global handler do while
 	// a conversation runs. Zero means Restart.
 	Reentry Reentry
@@ -126,6 +136,7 @@ type Flow[T, U, R any] struct {
 type stepDef[T, U, R any] struct {
 	name      string
 	typ       reflect.Type
+	check     func(data any) error // the data's validation; data is an S
 	handle    func(*Turn[T, U, R], json.RawMessage) (Next, json.RawMessage, error)
 	timeout   time.Duration
 	onTimeout func(*Turn[T, U, R], json.RawMessage) (Next, json.RawMessage, error)
@@ -197,10 +208,16 @@ func StepName[S any]() string {
 	return t.Name()
 }
 
-func (f *Flow[T, U, R]) def(name string, typ reflect.Type) *stepDef[T, U, R] {
+// defOf returns the definition of step S in f, made on first use.
+func defOf[S, T, U, R any](f *Flow[T, U, R]) *stepDef[T, U, R] {
+	name, typ := StepName[S](), reflect.TypeFor[S]()
 	d := f.steps[name]
 	if d == nil {
-		d = &stepDef[T, U, R]{name: name, typ: typ}
+		check := session.ValidateFunc[S](f.cfg.Validator)
+		d = &stepDef[T, U, R]{name: name, typ: typ, check: func(v any) error {
+			s := v.(S)
+			return check(&s)
+		}}
 		f.steps[name] = d
 	} else if d.typ != typ {
 		panic(fmt.Sprintf("session: conversation flow %q has two step types named %s (%v and %v); rename one", f.cfg.Name, name, d.typ, typ))
@@ -214,11 +231,11 @@ func (f *Flow[T, U, R]) def(name string, typ reflect.Type) *stepDef[T, U, R] {
 // step in the history when it goes on. It panics if S already has a
 // handler in f.
 func On[S, T, U, R any](f *Flow[T, U, R], h func(t *Turn[T, U, R], data *S) (Next, error)) {
-	d := f.def(StepName[S](), reflect.TypeFor[S]())
+	d := defOf[S](f)
 	if d.handle != nil {
 		panic(fmt.Sprintf("session: conversation step %s registered twice in flow %q", d.name, f.cfg.Name))
 	}
-	d.handle = typed(h)
+	d.handle = typed(h, session.ValidateFunc[S](f.cfg.Validator))
 }
 
 // OnTimeout gives step S of flow f a timeout: when the step has been
@@ -229,30 +246,52 @@ func OnTimeout[S, T, U, R any](f *Flow[T, U, R], d time.Duration, h func(t *Turn
 	if d <= 0 {
 		panic("session: conversation.OnTimeout needs a positive duration")
 	}
-	def := f.def(StepName[S](), reflect.TypeFor[S]())
-	def.timeout, def.onTimeout = d, typed(h)
+	def := defOf[S](f)
+	def.timeout, def.onTimeout = d, typed(h, session.ValidateFunc[S](f.cfg.Validator))
 }
 
 // typed turns a step handler on *S into one on the step's encoded data:
-// it returns the handler's Next and the data after the handler.
-func typed[S, T, U, R any](h func(*Turn[T, U, R], *S) (Next, error)) func(*Turn[T, U, R], json.RawMessage) (Next, json.RawMessage, error) {
+// it decodes and checks the data, runs h, and returns h's Next and the
+// data after h, checked and encoded.
+func typed[S, T, U, R any](h func(*Turn[T, U, R], *S) (Next, error), check func(*S) error) func(*Turn[T, U, R], json.RawMessage) (Next, json.RawMessage, error) {
 	return func(t *Turn[T, U, R], raw json.RawMessage) (Next, json.RawMessage, error) {
-		var s S
-		if len(raw) > 0 {
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return Next{}, nil, fmt.Errorf("%w: the data of step %s does not decode: %v", session.ErrCorrupt, StepName[S](), err)
-			}
+		s, err := decodeStep(raw, check)
+		if err != nil {
+			return Next{}, nil, err
 		}
 		next, err := h(t, &s)
 		if err != nil {
 			return Next{}, nil, err
 		}
-		out, err := json.Marshal(&s)
-		if err != nil {
-			return Next{}, nil, fmt.Errorf("%w: the data of step %s does not encode: %v", session.ErrInvalid, StepName[S](), err)
-		}
-		return next, out, nil
+		out, err := encodeStep(&s, check)
+		return next, out, err
 	}
+}
+
+// decodeStep decodes a step's stored data and checks it.
+func decodeStep[S any](raw json.RawMessage, check func(*S) error) (S, error) {
+	var s S
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return s, fmt.Errorf("%w: the data of step %s does not decode: %v", session.ErrCorrupt, StepName[S](), err)
+		}
+	}
+	if err := check(&s); err != nil {
+		return s, fmt.Errorf("the stored data of step %s: %w", StepName[S](), err)
+	}
+	return s, nil
+}
+
+// encodeStep checks a step's data and encodes it.
+func encodeStep[S any](s *S, check func(*S) error) (json.RawMessage, error) {
+	if err := check(s); err != nil {
+		return nil, fmt.Errorf("the data of step %s: %w", StepName[S](), err)
+	}
+	out, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the data of step %s does not encode: %v", session.ErrInvalid, StepName[S](), err)
+	}
+	return out, nil
 }
 
 // Global adds a handler that runs before the step handler on every
@@ -300,18 +339,17 @@ func OnReturn[S, T, U, R, R2 any](parent *Flow[T, U, R], child *Flow[T, U, R2], 
 	}
 	parent.subs[child.cfg.Name] = child
 	name := StepName[S]()
-	parent.def(name, reflect.TypeFor[S]())
+	defOf[S](parent)
+	check := session.ValidateFunc[S](parent.cfg.Validator)
 	parent.returns[[2]string{name, child.cfg.Name}] = func(t *Turn[T, U, R], raw json.RawMessage, result any) (Next, error) {
-		var s S
-		if len(raw) > 0 {
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return Next{}, fmt.Errorf("%w: the data of step %s does not decode: %v", session.ErrCorrupt, name, err)
-			}
+		s, err := decodeStep(raw, check)
+		if err != nil {
+			return Next{}, err
 		}
 		next, err := h(t, &s, result.(R2))
 		if err == nil && next.kind == kindStay {
 			// Staying keeps the data as h left it.
-			next.raw, err = json.Marshal(&s)
+			next.raw, err = encodeStep(&s, check)
 		}
 		return next, err
 	}
