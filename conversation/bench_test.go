@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/typedsession/session/internal/convtest"
 	"github.com/typedsession/session/store"
 	"github.com/typedsession/session/store/memstore"
 )
@@ -40,11 +41,11 @@ func BenchmarkSweep(b *testing.B) {
 				b.Cleanup(func() { ms.Close() })
 				st = ms
 			}
-			clk := newClock()
+			clk := convtest.NewClock()
 			start := clk.Now()
 			fill(b, st, start)
-			counted := newKillable(st, 1<<62)
-			p := newProc(b, counted, clk, nil)
+			counted := convtest.NewKillable(st, 1<<62)
+			p := convtest.NewProc(b, counted, clk, nil)
 
 			for _, c := range []struct {
 				name string
@@ -58,19 +59,19 @@ func BenchmarkSweep(b *testing.B) {
 				b.Run(c.name, func(b *testing.B) {
 					switch {
 					case c.name == "empty-slot":
-						clk.ns.Store(start.Add(30 * time.Second).UnixNano())
-					case clk.Now().Before(start.Add(ageTimeout)):
-						clk.ns.Store(start.Add(ageTimeout).UnixNano())
+						clk.Set(start.Add(30 * time.Second))
+					case clk.Now().Before(start.Add(convtest.AgeTimeout)):
+						clk.Set(start.Add(convtest.AgeTimeout))
 					}
-					p.flow.Sweep(context.Background()) // the cursor catches up
-					ops0 := counted.ops.Load()
+					p.Flow.Sweep(context.Background()) // the cursor catches up
+					ops0 := counted.Ops()
 					cpu0 := cpuTime(b)
 					fired := 0
 					b.ReportAllocs()
 					b.ResetTimer()
 					for range b.N {
 						clk.Advance(c.step)
-						rep, err := p.flow.Sweep(context.Background())
+						rep, err := p.Flow.Sweep(context.Background())
 						if err != nil || len(rep.Failed) > 0 {
 							b.Fatal(err, rep.Failed)
 						}
@@ -78,7 +79,7 @@ func BenchmarkSweep(b *testing.B) {
 					}
 					b.StopTimer()
 					cpu := float64(cpuTime(b)-cpu0) / float64(time.Microsecond)
-					ops := float64(counted.ops.Load() - ops0)
+					ops := float64(counted.Ops() - ops0)
 					b.ReportMetric(cpu/float64(b.N), "cpu-µs/sweep")
 					b.ReportMetric(ops/float64(b.N), "rtt/sweep")
 					b.ReportMetric(float64(fired)/float64(b.N), "fired/sweep")
@@ -112,17 +113,17 @@ func fill(b *testing.B, st store.Store, start time.Time) {
 	spacing := time.Hour / benchPending
 	for w := range workers {
 		wg.Go(func() {
-			clk := newClock()
-			p := newProc(b, st, clk, nil)
+			clk := convtest.NewClock()
+			p := convtest.NewProc(b, st, clk, nil)
 			for i := w; i < benchPending; i += workers {
-				clk.ns.Store(start.Add(time.Duration(i) * spacing).UnixNano())
+				clk.Set(start.Add(time.Duration(i) * spacing))
 				key := fmt.Sprint(i)
 				ctx := context.Background()
-				if _, err := p.flow.Handle(ctx, key, 1, Msg{Text: "/start"}); err != nil {
+				if _, err := p.Flow.Handle(ctx, key, 1, convtest.Msg{Text: "/start"}); err != nil {
 					errs <- err
 					return
 				}
-				if _, err := p.flow.Handle(ctx, key, 2, Msg{Text: "Ann"}); err != nil {
+				if _, err := p.Flow.Handle(ctx, key, 2, convtest.Msg{Text: "Ann"}); err != nil {
 					errs <- err
 					return
 				}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/typedsession/session/internal/convtest"
 	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store/redisstore"
 )
@@ -26,12 +27,12 @@ func TestSweeperProcess(t *testing.T) {
 		t.Skip("the child process of TestTwoProcessesOneKilled")
 	}
 	st := redisstore.New(testenv.Redis(t), redisstore.Options{Prefix: prefix})
-	clk := newClock()
-	clk.Advance(ageTimeout)
-	p := newProc(t, st, clk, nil)
+	clk := convtest.NewClock()
+	clk.Advance(convtest.AgeTimeout)
+	p := convtest.NewProc(t, st, clk, nil)
 	fmt.Println("sweeping")
 	for {
-		p.flow.Sweep(context.Background())
+		p.Flow.Sweep(context.Background())
 	}
 }
 
@@ -44,10 +45,10 @@ func TestTwoProcessesOneKilled(t *testing.T) {
 	testenv.CleanupPrefix(t, c, prefix)
 	st := redisstore.New(c, redisstore.Options{Prefix: prefix})
 	const n = 50
-	clk := newClock()
-	p := newProc(t, st, clk, nil)
-	p.atAgeAll(t, n)
-	clk.Advance(ageTimeout)
+	clk := convtest.NewClock()
+	p := convtest.NewProc(t, st, clk, nil)
+	p.AtAgeAll(t, n)
+	clk.Advance(convtest.AgeTimeout)
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestSweeperProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), childPrefixEnv+"="+prefix)
@@ -76,22 +77,22 @@ func TestTwoProcessesOneKilled(t *testing.T) {
 			done = true
 		default:
 		}
-		if _, err := p.flow.Sweep(context.Background()); err != nil {
+		if _, err := p.Flow.Sweep(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	cmd.Wait()
 	for range 2 {
-		sweep(t, p)
+		convtest.Sweep(t, p)
 	}
 	fired := 0
 	for i := range n {
 		key := fmt.Sprint(i)
-		got := p.load(t, key)
+		got := p.Load(t, key)
 		if got.Fired != 1 || got.Conv.Active() {
 			t.Fatalf("key %s: Fired %d, state %+v; want the timeout saved once", key, got.Fired, got.Conv)
 		}
-		fired += p.effects.get(key)
+		fired += p.Effects.Get(key)
 	}
 	t.Logf("this process ran %d of the %d timeouts' Do functions", fired, n)
 }
