@@ -20,8 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	session "github.com/typedsession/session"
 	"github.com/typedsession/session/conversation"
 	"github.com/typedsession/session/migrate"
@@ -381,12 +379,12 @@ func testSteps(t *testing.T, newStore func(testing.TB) store.Store) {
 			t.Fatalf("yes at Confirm ends: %+v", out)
 		}
 		want := Signup{Name: "Bob", Age: 34}
-		if diff := cmp.Diff(want, out.Result); diff != "" {
-			t.Errorf("Outcome.Result mismatch (-want +got):\n%s", diff)
+		if out.Result != want {
+			t.Errorf("Outcome.Result = %+v, want %+v", out.Result, want)
 		}
 		b := p.Load(t, key)
-		if diff := cmp.Diff([]Signup{want}, b.Results); diff != "" {
-			t.Errorf("OnEnd's result in the session mismatch (-want +got):\n%s", diff)
+		if len(b.Results) != 1 || b.Results[0] != want {
+			t.Errorf("OnEnd's results in the session = %+v, want [%+v]", b.Results, want)
 		}
 		if b.Conv.Active() || b.Conv.LastUpdate != 10 {
 			t.Errorf("state after the end: %+v", b.Conv)
@@ -441,8 +439,8 @@ func testSubConversation(t *testing.T, newStore func(testing.TB) store.Store) {
 			t.Fatalf("frames after the return: %+v", b.Conv.Frames)
 		}
 		out = p.Send(t, key, 8, "yes")
-		if diff := cmp.Diff(Signup{Name: "Ann", City: "Lyon"}, out.Result); diff != "" {
-			t.Errorf("result mismatch (-want +got):\n%s", diff)
+		if want := (Signup{Name: "Ann", City: "Lyon"}); out.Result != want {
+			t.Errorf("result = %+v, want %+v", out.Result, want)
 		}
 
 		// MaxDepth 1: the root alone, so a Call fails and writes nothing.
