@@ -3,6 +3,8 @@ package conversation
 import (
 	"context"
 	"errors"
+
+	session "github.com/typedsession/session"
 )
 
 // Handle applies one update to the conversation of the session under
@@ -94,29 +96,65 @@ func (f *Flow[T, U, R]) fire(ctx context.Context, key string, deadline int64) (O
 
 var errNoManager = errors.New("conversation: Config.Manager is nil; a flow that is handled needs the manager of its sessions")
 
-// do runs op as one Manager.Update of key, lists a new deadline in the
-// index before the save, and runs the Do functions of the saved run.
+// Apply applies one update to the conversation in s, as Handle does,
+// for a session the caller holds and saves: the one a session middleware
+// bound for the update (session.From[T](ctx) in a handler behind the
+// go-telegram/bot, telebot or telego middleware). It changes s.Data and
+// writes nothing but the due-index; the middleware's save after the
+// handler stores the state with compare-and-swap (an update a second
+// replica applies too is then a conflict, or, run again, a duplicate),
+// and discards it when the handler returns an error: return Apply's
+// error from the handler, since a failed Apply may have changed s.Data
+// half way. Its Do functions run when Apply returns, before that save (as
+// any handler code under a middleware): a side effect may then go out
+// for a state whose save fails.
+func (f *Flow[T, U, R]) Apply(ctx context.Context, s *session.Session[T], id int64, u U) (Outcome[R], error) {
+	r, err := f.runOn(ctx, s.Key(), &s.Data, func(r *run[T, U, R]) error { return r.update(id, u) })
+	if err != nil {
+		return Outcome[R]{}, err
+	}
+	return r.out, r.effects(ctx)
+}
+
+// do runs op as one Manager.Update of key and runs the Do functions of
+// the saved run.
 func (f *Flow[T, U, R]) do(ctx context.Context, key string, op func(*run[T, U, R]) error) (Outcome[R], error) {
 	if f.cfg.Manager == nil {
 		return Outcome[R]{}, errNoManager
 	}
 	var r *run[T, U, R]
 	_, err := f.cfg.Manager.Update(ctx, key, func(t *T) error {
-		r = f.newRun(ctx, key, t)
-		before := r.st.Deadline
-		if err := op(r); err != nil {
-			return err
-		}
-		return r.finish(before)
+		var err error
+		r, err = f.runOn(ctx, key, t, op)
+		return err
 	})
 	if err != nil {
 		return Outcome[R]{}, err
 	}
+	return r.out, r.effects(ctx)
+}
+
+// runOn runs op on the session data t of key and lists a new deadline in
+// the index (before the caller saves t).
+func (f *Flow[T, U, R]) runOn(ctx context.Context, key string, t *T, op func(*run[T, U, R]) error) (*run[T, U, R], error) {
+	r := f.newRun(ctx, key, t)
+	before := r.st.Deadline
+	if err := op(r); err != nil {
+		return nil, err
+	}
+	if err := r.finish(before); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// effects runs the Do functions of r and returns their errors joined.
+func (r *run[T, U, R]) effects(ctx context.Context) error {
 	var errs []error
 	for _, fn := range r.b.effects {
 		if err := fn(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	return r.out, errors.Join(errs...)
+	return errors.Join(errs...)
 }
