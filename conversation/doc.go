@@ -53,7 +53,9 @@
 // between the save and the call loses it). The update's ID (Telegram's
 // update_id) is kept in State.LastUpdate: an update whose ID is not above
 // it is a duplicate and is not applied again, whichever replica or retry
-// brings it.
+// brings it. Behind a session middleware (go-telegram/bot, telebot,
+// telego), [Flow.Apply] runs the update on the session the middleware
+// bound instead, and the middleware's save stores it.
 //
 // # Timeouts
 //
