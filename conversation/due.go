@@ -32,13 +32,16 @@ import (
 // still hold entries. The rules that keep every entry at or above the
 // cursor:
 //
-//   - A sweeper moves the cursor from the value c it read to c' only if
-//     it still holds c (compare-and-swap), and only past slots it found
-//     empty and that had ended Config.Lag before the sweep began.
+//   - A sweeper moves the cursor from the value it read at the start of
+//     its sweep only if the cursor was not written since (a
+//     compare-and-swap of the bytes it read), and only past slots it
+//     found empty and that had ended Config.Lag before the sweep began.
 //   - A writer lists its entry first, then, if the cursor may have passed
-//     the entry's slot, moves the cursor back to that slot (never
-//     forward). That is the case when the writer has not yet seen the
-//     cursor in this process (the first entry creates it), or when the
+//     the entry's slot, moves the cursor back to that slot or the current
+//     one, whichever is earlier (never forward; the cursor is never ahead
+//     of the current slot, so that a later deadline that is earlier than
+//     this one is not behind it). That is the case when the writer has not
+//     yet seen the cursor in this process (the first entry creates it), or when the
 //     writer's clock, after the entry is written, is past the slot's end
 //     plus half of Lag: a deadline lies in the future when it is set, so
 //     only a writer that paused (or a clock more than Lag/2 off) needs
@@ -141,13 +144,17 @@ func (ix *index) list(ctx context.Context, key string, ms int64, slot int64) err
 	if err != nil {
 		return fmt.Errorf("conversation: listing the deadline in the due-index: %w", err)
 	}
-	late := !ix.now().Before(time.UnixMilli((slot + 1) * ix.gran).Add(ix.lag / 2))
+	now := ix.now()
+	late := !now.Before(time.UnixMilli((slot + 1) * ix.gran).Add(ix.lag / 2))
 	if ix.cursorSeen.Load() && !late {
 		return nil
 	}
+	// Never past the current slot: a deadline listed later may be earlier
+	// than this one, and the cursor must not be ahead of it.
+	target := min(slot, ix.slot(now.UnixMilli()))
 	_, err = ix.m.Update(ctx, cursorKey, func(c *indexDoc) error {
-		if c.Next == 0 || c.Next > slot {
-			c.Next = slot
+		if c.Next == 0 || c.Next > target {
+			c.Next = target
 		}
 		return nil
 	})
@@ -274,13 +281,15 @@ func (f *Flow[T, U, R]) Sweep(ctx context.Context) (SweepReport, error) {
 		}
 	}
 	if clean > first {
-		_, err := ix.m.Update(ctx, cursorKey, func(d *indexDoc) error {
-			if d.Next == first { // else a writer moved it back, or another sweeper on
-				d.Next = clean
-			}
-			return nil
-		})
-		if err != nil {
+		// A compare-and-swap against the cursor as this sweep read it: a
+		// writer that moved it back since (or another sweeper that moved
+		// it on) makes it a conflict, and the cursor stays as they left it;
+		// comparing the value instead would miss a move on and back.
+		cur.Data.Next = clean
+		switch err := ix.m.Save(ctx, cur); {
+		case errors.Is(err, session.ErrConflict):
+			clean = first
+		case err != nil:
 			rep.Cursor = time.UnixMilli(first * ix.gran).UTC()
 			return rep, fmt.Errorf("conversation: moving the due-index's cursor: %w", err)
 		}

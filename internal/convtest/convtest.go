@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(testing.TB) store.Store) {
 		{"TimeoutOnNextUpdate", testTimeoutOnNextUpdate},
 		{"TimeoutMovedOn", testTimeoutMovedOn},
 		{"FlowTimeout", testFlowTimeout},
+		{"EarlierDeadlineLater", testEarlierDeadlineLater},
 		{"SweepersRace", testSweepersRace},
 		{"SweeperKilled", testSweeperKilled},
 		{"MigrateStepData", testMigrateStepData},
@@ -664,6 +665,23 @@ func testFlowTimeout(t *testing.T, newStore func(testing.TB) store.Store) {
 		if got.Fired != 100 || got.Conv.Active() || len(got.Results) != 1 || got.Results[0].Name != "timed out in AskAge" {
 			t.Fatalf("after the flow's timeout: %+v", got)
 		}
+	}
+}
+
+// testEarlierDeadlineLater: a deadline listed after a later one (the
+// flow's ten minutes, then the step's one) still fires on time: the index
+// never starts its sweeps after an entry.
+func testEarlierDeadlineLater(t *testing.T, newStore func(testing.TB) store.Store) {
+	clk := NewClock()
+	p := NewProc(t, newStore(t), clk, func(c *conversation.Config[Bot]) { c.Timeout = 10 * time.Minute })
+	p.Send(t, "1", 1, "/start") // the flow's deadline, in ten minutes, is the first listed
+	p.Send(t, "1", 2, "Ann")    // AskAge's, in one minute
+	clk.Advance(AgeTimeout)
+	if rep := Sweep(t, p); rep.Fired != 1 {
+		t.Fatalf("the sweep at the step's deadline: %+v, want it fired", rep)
+	}
+	if got := p.Load(t, "1"); got.Fired != 1 || got.Conv.Active() {
+		t.Fatalf("%+v", got)
 	}
 }
 
