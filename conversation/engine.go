@@ -371,6 +371,20 @@ func (r *run[T, U, R]) update(id int64, u U) error {
 		r.out.Duplicate = true
 		return nil
 	}
+	// The ID is recorded when a handler took the update while a
+	// conversation ran, before or after it; an update a global handler
+	// took with none running (a /help) is not, so that it writes nothing.
+	was := r.st.Active()
+	err := r.handle(u)
+	if err == nil && r.out.Handled && (was || r.st.Active()) && id > r.st.LastUpdate {
+		r.st.LastUpdate = id
+	}
+	return err
+}
+
+// handle runs a timeout that has run out, the global handlers, then the
+// step's handler.
+func (r *run[T, U, R]) handle(u U) error {
 	if err := r.timeout(); err != nil {
 		return err
 	}
@@ -388,7 +402,6 @@ func (r *run[T, U, R]) update(id int64, u U) error {
 			continue
 		}
 		r.out.Handled = true
-		r.mark(id)
 		switch {
 		case next.kind == kindGoto && (!r.st.Active() || r.f.cfg.Reentry == Restart):
 			return r.start(next)
@@ -410,7 +423,7 @@ func (r *run[T, U, R]) update(id int64, u U) error {
 		return nil
 	}
 	if ok, err := r.ready(); !ok || err != nil {
-		r.mark(id)
+		r.out.Handled = err == nil // the fallback took it
 		return err
 	}
 	top := &r.st.Frames[len(r.st.Frames)-1]
@@ -420,14 +433,7 @@ func (r *run[T, U, R]) update(id int64, u U) error {
 		return err
 	}
 	r.out.Handled = true
-	r.mark(id)
 	return r.apply(next, raw)
-}
-
-func (r *run[T, U, R]) mark(id int64) {
-	if id > r.st.LastUpdate {
-		r.st.LastUpdate = id
-	}
 }
 
 // finish recomputes the deadline, lists a new one in the index (before

@@ -357,6 +357,14 @@ func testSteps(t *testing.T, newStore func(testing.TB) store.Store) {
 		if out := p.Send(t, key, 1, "hello"); out.Handled {
 			t.Fatalf("an update with no conversation and no global for it was handled: %+v", out)
 		}
+		// A global that takes an update with no conversation running and
+		// changes nothing writes nothing (its ID is not recorded).
+		if out := p.Send(t, key, 2, "/cancel"); !out.Handled || out.Canceled {
+			t.Fatalf("/cancel with none running: %+v", out)
+		}
+		if s, err := p.M.Load(context.Background(), key); err != nil || !s.IsNew() {
+			t.Fatalf("/cancel with none running wrote the session: %+v, %v", s, err)
+		}
 		if out := p.Send(t, key, 2, "/start"); !out.Handled || out.Step != "AskName" || out.Flow != "signup" {
 			t.Fatalf("/start: %+v", out)
 		}
