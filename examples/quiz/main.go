@@ -185,11 +185,16 @@ func newManager(st store.Store, namespace string) (*session.Manager[Quiz], error
 	return session.New(session.Config[Quiz]{Store: st, Namespace: namespace, TTL: 30 * 24 * time.Hour, Migrations: plan})
 }
 
-func run(ctx context.Context, args []string, in io.Reader, out io.Writer) (err error) {
+func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error {
 	o, err := parseFlags(args, out)
 	if err != nil {
 		return err
 	}
+	return runWith(ctx, o, in, out)
+}
+
+// runWith runs the bot with the options o.
+func runWith(ctx context.Context, o options, in io.Reader, out io.Writer) (err error) {
 	st, where, closeStore, err := openStore(ctx, &o)
 	if err != nil {
 		return err

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -397,4 +399,76 @@ func TestTimeLimit(t *testing.T) {
 	if diff := cmp.Diff(want, p.quiz()); diff != "" {
 		t.Errorf("after the time limit of question 2 (-want +got):\n%s", diff)
 	}
+}
+
+// TestTimeLimitAfterRestart: a question left unanswered when the bot
+// stopped gets its "Time's up" from the next run, at its start, with no
+// message from the player (a fake clock: the second run starts 31 s
+// later).
+func TestTimeLimitAfterRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	clk := &fakeClock{now: time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)}
+	runAt := func(input string) string {
+		o, err := parseFlags([]string{"-dir", dir, "-time-limit", "30s"}, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.now = clk.Now
+		var out lockedBuilder
+		if err := runWith(context.Background(), o, strings.NewReader(input), &out); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	out1 := runAt("/quiz\n3\n")
+	if strings.Contains(out1, "Time's up") {
+		t.Fatalf("a time limit ran out in the first run:\n%s", out1)
+	}
+	clk.now = clk.now.Add(31 * time.Second)
+	out2 := runAt("")
+	wantLines(t, out2, "bot: Time's up: it was Seven.\nQuestion 3/10: Which planet")
+	if n := strings.Count(out2, "Time's up"); n != 1 {
+		t.Errorf("%d time limits ran out, want 1:\n%s", n, out2)
+	}
+}
+
+// lockedBuilder is a strings.Builder safe for the sweeper's writes.
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestMigratesVersion1: a quiz running in a session stored by the
+// previous version (its own fields, schema version 1) goes on as the
+// conversation.
+func TestMigratesVersion1(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, err := filestore.New(dir, filestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := `{"typedsession":1,"data":{"active":true,"question":2,"score":1,"answers":["Paris","Six"],"best":4}}`
+	if err := st.Set(context.Background(), "quiz:terminal:you", []byte(v1), 0); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	out := runQuiz(t, []string{"-dir", dir}, "/score\nMars\n")
+	wantLines(t, out,
+		"bot: Score: 1 of 2 answered, at question 3/10. Best: 4.",
+		"bot: Right!\nQuestion 4/10",
+	)
 }
