@@ -51,9 +51,10 @@
 // effects (sending a message) go in [Turn.Do], which runs once, after the
 // save, in the process that saved (at most once: a process that dies
 // between the save and the call loses it). The update's ID (Telegram's
-// update_id) is kept in State.LastUpdate: an update whose ID is not above
-// it is a duplicate and is not applied again, whichever replica or retry
-// brings it. Behind a session middleware (go-telegram/bot, telebot,
+// update_id) is kept in State.Recent (the last 16): an update whose ID is
+// there is a duplicate and is not applied again, whichever replica or
+// retry brings it, while updates that arrive out of order are each
+// applied. Behind a session middleware (go-telegram/bot, telebot,
 // telego), [Flow.Apply] runs the update on the session the middleware
 // bound instead, and the middleware's save stores it.
 //

@@ -93,8 +93,8 @@ func (f *Flow[T, U, R]) runReturn(b *base[T, U], fr *Frame, child string, result
 type Outcome[R any] struct {
 	// Handled: a global or step handler ran for the update.
 	Handled bool
-	// Duplicate: the update's ID was not above State.LastUpdate, so
-	// nothing ran and nothing was written.
+	// Duplicate: the update's ID was among the recent ones applied
+	// (State.Recent), so nothing ran and nothing was written.
 	Duplicate bool
 	// TimedOut: a timeout ran out and its handler ran (on Handle: before
 	// the update was handled).
@@ -367,7 +367,7 @@ func (r *run[T, U, R]) timeoutOne() error {
 // update handles one update: the duplicate check, a timeout that ran out,
 // the global handlers, then the step's handler.
 func (r *run[T, U, R]) update(id int64, u U) error {
-	if id > 0 && id <= r.st.LastUpdate {
+	if id > 0 && r.st.seen(id) {
 		r.out.Duplicate = true
 		return nil
 	}
@@ -376,8 +376,8 @@ func (r *run[T, U, R]) update(id int64, u U) error {
 	// took with none running (a /help) is not, so that it writes nothing.
 	was := r.st.Active()
 	err := r.handle(u)
-	if err == nil && r.out.Handled && (was || r.st.Active()) && id > r.st.LastUpdate {
-		r.st.LastUpdate = id
+	if err == nil && r.out.Handled && (was || r.st.Active()) && id > 0 {
+		r.st.record(id)
 	}
 	return err
 }

@@ -9,11 +9,11 @@ import (
 
 // Handle applies one update to the conversation of the session under
 // key, atomically (Manager.Update: compare-and-swap, retried on
-// conflict). In order: an update whose id is not above State.LastUpdate
-// is a duplicate and changes nothing (id 0: no check, nothing recorded;
-// the id is recorded when a handler took the update while a conversation
-// ran, before or after it, so that a command a global handler answers
-// with none running writes nothing);
+// conflict). In order: an update whose id was applied already (one of
+// State.Recent, the last 16) is a duplicate and changes nothing (id 0: no
+// check, nothing recorded; the id is recorded when a handler took the
+// update while a conversation ran, before or after it, so that a command
+// a global handler answers with none running writes nothing);
 // a timeout that has run out fires first; the global handlers run; then
 // the current step's handler. An update that no handler took (no
 // conversation runs and no global handler took it) writes nothing.

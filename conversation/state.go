@@ -2,6 +2,7 @@ package conversation
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 )
 
@@ -16,7 +17,7 @@ import (
 //	{"frames":[{"flow":"signup","step":"AskAge","data":{"name":"Ann"},
 //	  "history":[{"step":"AskName","data":{}}],"started":"2026-12-07T09:00:00Z",
 //	  "step_deadline":"2026-12-07T09:05:00Z"}],
-//	 "deadline":"2026-12-07T09:05:00Z","last_update":913447}
+//	 "deadline":"2026-12-07T09:05:00Z","last_update":913447,"recent":[913446,913447]}
 type State struct {
 	// Frames is the stack of running flows: Frames[0] is the root flow,
 	// the last one the flow whose step is current (a sub-conversation
@@ -27,10 +28,35 @@ type State struct {
 	// millisecond precision; the zero time means none. The due-index
 	// lists the key at this instant.
 	Deadline time.Time `json:"deadline,omitzero"`
-	// LastUpdate is the ID of the last update handled (Telegram's
-	// update_id): an update whose ID is not above it is a duplicate and
-	// is not applied again. Zero: none yet.
+	// LastUpdate is the highest ID of an update applied (Telegram's
+	// update_id). Zero: none yet.
 	LastUpdate int64 `json:"last_update,omitempty"`
+	// Recent holds the IDs of the last updates applied, ascending, at
+	// most RecentUpdates of them: an update whose ID is in it is a
+	// duplicate and is not applied again, and so is one older than all
+	// of them when it is full (too old to tell). Updates that arrive out
+	// of order (a bot's workers take a chat's updates in any order) are
+	// applied as long as they are newer than the window's oldest.
+	Recent []int64 `json:"recent,omitempty"`
+}
+
+// RecentUpdates is how many update IDs State.Recent keeps.
+const RecentUpdates = 16
+
+// seen reports whether the update id was applied already (or is too old
+// to tell).
+func (s *State) seen(id int64) bool {
+	return slices.Contains(s.Recent, id) || (len(s.Recent) >= RecentUpdates && id < s.Recent[0])
+}
+
+// record notes the update id as applied.
+func (s *State) record(id int64) {
+	i, _ := slices.BinarySearch(s.Recent, id)
+	s.Recent = slices.Insert(slices.Clip(s.Recent), i, id)
+	if over := len(s.Recent) - RecentUpdates; over > 0 {
+		s.Recent = slices.Clone(s.Recent[over:])
+	}
+	s.LastUpdate = max(s.LastUpdate, id)
 }
 
 // Frame is one running flow of a [State]: its current step and that

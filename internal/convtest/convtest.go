@@ -505,6 +505,18 @@ func testOncePerUpdate(t *testing.T, newStore func(testing.TB) store.Store) {
 		if got := a.Load(t, key); got.Seen != 11 || got.Conv.LastUpdate != 111 {
 			t.Errorf("10 updates sent by two replicas: Seen %d (want 11), LastUpdate %d", got.Seen, got.Conv.LastUpdate)
 		}
+		// Updates out of order (workers) are each applied once; one
+		// older than the 16 last is taken for a duplicate.
+		for _, id := range []int64{114, 112, 113, 112, 114} {
+			a.Send(t, key, id, "?")
+		}
+		if got := a.Load(t, key); got.Seen != 14 || got.Conv.LastUpdate != 114 {
+			t.Errorf("updates 114, 112, 113, 112, 114: Seen %d (want 14), LastUpdate %d", got.Seen, got.Conv.LastUpdate)
+		}
+		a.Send(t, key, 115, "?") // the 16th: the window is full
+		if out := a.Send(t, key, 99, "?"); !out.Duplicate {
+			t.Errorf("an update older than the 16 last: %+v, want it taken for a duplicate", out)
+		}
 	}
 }
 
