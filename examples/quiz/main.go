@@ -2,6 +2,11 @@
 // Quiz struct, validated on every load and save and kept in a file store (the
 // default), in memory with a snapshot file, or in Redis.
 //
+// A running quiz is a conversation (package conversation) with a time
+// limit per question (-time-limit, default 30 s) that fires even when the
+// player never writes again, and after a restart: a sweeper runs in the
+// bot, once at its start and then every second.
+//
 // In the terminal each line is a message. A line "@alice: 2" speaks as
 // player alice; other lines speak as "you". With TELEGRAM_BOT_TOKEN set it
 // runs as a Telegram bot instead, with the same handler and the same store.
