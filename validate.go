@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime/debug"
 	"strings"
 	"sync"
 
 	"github.com/go-playground/validator/v10"
 
 	"github.com/typedsession/session/internal/errs"
+	"github.com/typedsession/session/internal/format"
 )
 
 // Validatable is implemented by session types with rules that tags cannot
@@ -24,6 +26,31 @@ type Validatable interface {
 var defaultValidator = sync.OnceValue(func() *validator.Validate {
 	return validator.New(validator.WithRequiredStructEnabled())
 })
+
+// ValidateFunc returns the check that a Manager of V whose
+// Config.Validator is v (nil: the shared default validator) applies to its
+// data on every Load and Save: the validate tags when V is a struct, then
+// V's Validate method ([Validatable]). The check returns nil, or an error
+// matching ErrInvalid that names each field and rule (not the value); a
+// panic in a Validate method becomes ErrInvalid too. It is for typed data
+// kept inside a session in encoded form, which the session's own check
+// does not reach: package conversation checks each step's data with it.
+func ValidateFunc[V any](v *validator.Validate) func(*V) error {
+	return guarded(newValidateFunc[V](v, false))
+}
+
+// guarded returns fn with a panic in it (a Validate method's) turned into
+// ErrInvalid.
+func guarded[V any](fn func(*V) error) func(*V) error {
+	return func(data *V) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = &errs.Error{Kind: ErrInvalid, Msg: fmt.Sprintf("Validate panicked: %v", p), Cause: &format.PanicError{Value: p, Stack: debug.Stack()}}
+			}
+		}()
+		return fn(data)
+	}
+}
 
 // newValidateFunc returns the check for T: validate tags when T is a struct
 // (or a pointer to one), then a Validate method on T or *T.
