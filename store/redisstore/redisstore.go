@@ -216,7 +216,6 @@ func expiryMs(ttl time.Duration) int64 {
 // from now to [store.MaxExpiry] is longer until the year 2100.
 const maxPlainTTL = 100 * 365 * 24 * time.Hour
 
-
 // check refuses an invalid key and an ended ctx before any I/O.
 func check(ctx context.Context, op, key string) error {
 	if err := store.CheckKey(key); err != nil {
