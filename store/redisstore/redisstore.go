@@ -154,6 +154,38 @@ func (s *Store) batched(c redis.UniversalClient) bool {
 	return s.piped || (s.ap != nil && c == s.ap)
 }
 
+// The commands that [Store.do] sends with go-redis's resends off, beside
+// noRetryCmd: one type each, a pointer in a struct, so that wrapping a
+// command allocates nothing.
+type (
+	noRetryString struct{ *redis.StringCmd }
+	noRetryStatus struct{ *redis.StatusCmd }
+	noRetryInt    struct{ *redis.IntCmd }
+	noRetryBool   struct{ *redis.BoolCmd }
+)
+
+func (noRetryString) NoRetry() bool { return true }
+func (noRetryStatus) NoRetry() bool { return true }
+func (noRetryInt) NoRetry() bool    { return true }
+func (noRetryBool) NoRetry() bool   { return true }
+
+// noRetry returns cmd with go-redis's resends off.
+func noRetry(cmd redis.Cmder) redis.Cmder {
+	switch c := cmd.(type) {
+	case *redis.Cmd:
+		return noRetryCmd{c}
+	case *redis.StringCmd:
+		return noRetryString{c}
+	case *redis.StatusCmd:
+		return noRetryStatus{c}
+	case *redis.IntCmd:
+		return noRetryInt{c}
+	case *redis.BoolCmd:
+		return noRetryBool{c}
+	}
+	panic(fmt.Sprintf("redisstore: no NoRetry form for a %T", cmd))
+}
+
 // do sends the command that mk builds through c and returns it. A command
 // that may share a batch (see [Store.batched]) goes with go-redis's
 // resends off, like every other command of the store there: go-redis
@@ -173,7 +205,7 @@ func (s *Store) do(ctx context.Context, c redis.UniversalClient, mk func() redis
 			_ = c.Process(ctx, cmd)
 			return cmd
 		}
-		_ = c.Process(ctx, noRetryCmd{cmd})
+		_ = c.Process(ctx, noRetry(cmd))
 		if err := cmd.Err(); err == nil || err == redis.Nil || !s.again(ctx, attempt, err) {
 			return cmd
 		}
@@ -315,7 +347,8 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 		value = []byte{}
 	}
 	k := s.prefix + key
-	args := []any{"set", k, value}
+	args := make([]any, 3, 5)
+	args[0], args[1], args[2] = "set", k, value
 	if ms := expiryMs(ttl); ms > 0 {
 		args = append(args, "px", ms)
 	}
@@ -481,9 +514,12 @@ func (s *Store) GetAndTouch(ctx context.Context, key string, ttl time.Duration) 
 	if err := check(ctx, opGetAndTouch, key); err != nil {
 		return nil, err
 	}
-	args := []any{"getex", s.prefix + key, "persist"}
+	k := s.prefix + key
+	var args []any
 	if ms := expiryMs(ttl); ms > 0 {
-		args = []any{"getex", s.prefix + key, "px", ms}
+		args = []any{"getex", k, "px", ms}
+	} else {
+		args = []any{"getex", k, "persist"}
 	}
 	c := s.enter()
 	defer s.leave()

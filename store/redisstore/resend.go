@@ -40,10 +40,10 @@ func newScript(src string) script {
 	return script{src: src, hash: hex.EncodeToString(h[:])}
 }
 
-// noRetryCmd is a command that go-redis must never resend on its own (the
-// Cmder.NoRetry flag, which go-redis honours on every client type:
-// single node, cluster, ring, pipelines and the auto-pipeliner).
-type noRetryCmd struct{ redis.Cmder }
+// noRetryCmd is a redis.Cmd that go-redis must never resend on its own
+// (the Cmder.NoRetry flag, which go-redis honours on every client type:
+// single node, cluster, ring, pipelines).
+type noRetryCmd struct{ *redis.Cmd }
 
 func (noRetryCmd) NoRetry() bool { return true }
 
