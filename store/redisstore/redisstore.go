@@ -36,15 +36,19 @@ type Options struct {
 	// (go-redis's AutoPipeline, experimental since go-redis v9.22) when
 	// another call of this Store is in flight, and straight through the
 	// client when it is the only one. Concurrent sessions then share
-	// socket writes and reads: fewer round trips and, for hot keys, about
-	// half the Redis CPU; a lone call keeps the cost of a plain command
-	// (going through the pipeliner alone costs it CPU and a goroutine
-	// handoff). See the package doc, "Automatic pipelining", for the
-	// figures and when to use it. A read with TTL that is pipelined runs as one Lua script
+	// socket writes and reads: with 64 updates in flight, 0.03 round trips
+	// per update instead of 2, and about a third of the client's and of
+	// Redis's CPU per update (package doc, "Automatic pipelining"); a lone
+	// call keeps the cost of a plain command. Every call that goes through
+	// the pipeliner is sent with go-redis's resends off, and the store
+	// resends it itself, so that the calls of concurrent updates stay in
+	// one batch. A read with TTL that is pipelined runs as one Lua script
 	// (GET and PTTL), so that it is one command in the batch. It needs a
 	// *redis.Client, *redis.ClusterClient or *redis.Ring (New panics for
 	// another client) and starts the client's pipeliner, which lives until
-	// the client is closed. Default false.
+	// the client is closed. A client that is itself a *redis.AutoPipeliner
+	// sends every call through it, lone ones too, with or without this
+	// option. Default false.
 	AutoPipeline bool
 }
 
@@ -87,7 +91,11 @@ var (
 
 // New returns a store that keeps its keys in Redis through client, which
 // may be a *redis.Client (single node, or a Sentinel failover client from
-// redis.NewFailoverClient), a *redis.ClusterClient or a *redis.Ring. The
+// redis.NewFailoverClient), a *redis.ClusterClient, a *redis.Ring or a
+// client's *redis.AutoPipeliner (then every call is batched, as with
+// Options.AutoPipeline but lone calls too; the store resends its calls
+// under go-redis's default retry settings then: 3 resends, backing off from
+// 10 ms to 1 s). The
 // store does not own the client: closing it is the caller's job. New
 // reads the client's retry settings once (MaxRetries, or MaxRedirects for
 // a cluster client, and the retry backoffs): the store resends its
