@@ -152,9 +152,10 @@
 // goroutine handoff and more CPU for nothing. Measured with the peers
 // workload of BENCHMARKS.md (a 400-byte session, Redis on loopback, 2
 // cores, 64 updates in flight over 1,000 users): 0.03 round trips per
-// update instead of 2, client CPU 23 to 26 µs per update instead of 54 to
-// 57, Redis CPU 10 to 11 µs instead of 26 to 27, and the wall time 37 µs
-// instead of 86 to 88; one update at a time, the same as the plain client.
+// update instead of 2, client CPU 22 to 27 µs per update instead of 47 to
+// 57, Redis CPU 10 to 14 µs instead of 24 to 27, and the wall time 36 to
+// 48 µs instead of 75 to 88; one update at a time, the same as the plain
+// client.
 //
 // go-redis dispatches a batch that mixes commands sent with its resends
 // and commands sent without them (the Cmder.NoRetry flag) as one pipeline
