@@ -59,6 +59,12 @@ func newValidateFunc[T any](v *validator.Validate, skipTags bool) func(*T) error
 	isStruct := typ.Kind() == reflect.Struct || (typ.Kind() == reflect.Pointer && typ.Elem().Kind() == reflect.Struct)
 	useTags := isStruct && !skipTags
 	if useTags && v == nil {
+		// The default validator checks tags only: a type without any
+		// has nothing to check, and walking the value anyway cost about
+		// a tenth of an update's CPU with 64 in flight (BENCHMARKS.md,
+		// issue 28). A validator of the caller's may have struct-level
+		// rules, so it always runs.
+		useTags = mayHaveTags(typ, map[reflect.Type]bool{})
 		v = defaultValidator()
 	}
 	// *T's method set includes T's, so this finds Validate on either;
@@ -95,6 +101,34 @@ func newValidateFunc[T any](v *validator.Validate, skipTags bool) func(*T) error
 		}
 		return nil
 	}
+}
+
+// mayHaveTags reports whether a value of typ may hold a field with a
+// `validate` tag: typ, or a type reachable from it through struct fields
+// (exported or not), pointers, arrays, slices and maps, has one, or holds
+// an interface, whose dynamic value may. seen holds the types already
+// visited (a type that refers to itself ends there).
+func mayHaveTags(typ reflect.Type, seen map[reflect.Type]bool) bool {
+	if seen[typ] {
+		return false
+	}
+	seen[typ] = true
+	switch typ.Kind() {
+	case reflect.Interface:
+		return true
+	case reflect.Pointer, reflect.Array, reflect.Slice:
+		return mayHaveTags(typ.Elem(), seen)
+	case reflect.Map:
+		return mayHaveTags(typ.Key(), seen) || mayHaveTags(typ.Elem(), seen)
+	case reflect.Struct:
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			if _, ok := f.Tag.Lookup("validate"); ok || mayHaveTags(f.Type, seen) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func isNilPointer(v any) bool {
