@@ -5,10 +5,9 @@
 // sessions, codecs or schema versions: encoding lives in the root package.
 // Any type with the three methods of [Store] is a store, so a user's own
 // database is three methods away. Further abilities are optional and found by
-// type assertion: [Swapper] (and its cheaper form [PrefixSwapper]),
-// [Deleter], [Toucher], [Refresher], [TTLGetter] and [Scanner], and for
-// bulk work (MigrateAll, the inspector) the batch forms [BatchGetter],
-// [BatchTTLGetter] and [BatchSwapper].
+// type assertion: [Swapper], [Deleter], [Toucher], [Refresher], [TTLGetter]
+// and [Scanner], and for bulk work (MigrateAll, the inspector) the batch
+// forms [BatchGetter], [BatchTTLGetter] and [BatchSwapper].
 //
 // The backends in this module live in sibling folders (memstore, filestore,
 // redisstore, sqlstore) and each passes the conformance suite in
@@ -182,35 +181,6 @@ type Swapper interface {
 	// error then, never false. The session manager trusts a false as a
 	// conflict and applies the change again.
 	CompareAndSwap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error)
-}
-
-// PrefixSwapper is implemented by stores that can compare-and-swap against
-// the first bytes of the stored value instead of all of it, so that the
-// caller need not send the old value (Redis: a script that reads only the
-// prefix, GETRANGE, and receives no old value). It is a cheaper form of
-// [Swapper.CompareAndSwap], never a replacement: a store that has it has
-// Swapper too, and CompareAndSwap keeps comparing whole values.
-//
-// The session manager uses it only for values that begin with a header
-// naming their newest write identity (72 random bits, new for every
-// write): two such values with the same header are the same write, so
-// comparing the header decides what comparing the whole value would. For
-// any other value (data written without the library's envelope) it
-// compares the whole value with CompareAndSwap.
-type PrefixSwapper interface {
-	// CompareAndSwapPrefix stores value under key with the given ttl (as
-	// in Store.Set) if and only if the key holds a value that begins with
-	// oldPrefix, byte for byte (an empty oldPrefix matches any stored
-	// value, never an absent key), and reports whether it did. A swap
-	// that does not happen returns false and a nil error; the stored value
-	// is unchanged.
-	//
-	// The resend rule of Swapper holds by prefix as well: when the current
-	// value begins with the first valuePrefix bytes of value (all of value
-	// when valuePrefix is out of 1..len(value)), CompareAndSwapPrefix
-	// writes value again with ttl and reports true. As for Swapper, false
-	// is a promise that the swap did not happen and will not.
-	CompareAndSwapPrefix(ctx context.Context, key string, oldPrefix, value []byte, valuePrefix int, ttl time.Duration) (bool, error)
 }
 
 // Toucher is implemented by stores that can change a key's expiry without

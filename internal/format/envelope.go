@@ -143,51 +143,6 @@ func validID(id string) bool {
 	return true
 }
 
-// IdentityPrefix returns the length of the part of raw that ends with
-// its newest write identity (in the JSON form, its closing quote), when
-// raw begins exactly as [Append] writes an envelope with identities:
-// `{"typedsession":V,"writes":["ID"` or, in the binary form, the frame's
-// magic, version, count and first identity. It returns 0 for any other
-// value (version 0, the first release's frames, damaged bytes, an
-// envelope with its members in another order). Since every write has an
-// identity of its own (72 random bits), two values the library wrote
-// that begin with the same such prefix are the same write.
-func IdentityPrefix(raw []byte) int {
-	if len(raw) > len(binV2) && raw[0] == 0 {
-		if string(raw[:len(binV2)]) != binV2 {
-			return 0
-		}
-		i := len(binV2)
-		for range 2 { // the version, then the count of identities
-			v, n := binary.Uvarint(raw[i:])
-			if n <= 0 || v == 0 {
-				return 0
-			}
-			i += n
-		}
-		if i >= len(raw) || raw[i] != idLen || len(raw) < i+1+idLen || !validID(string(raw[i+1:i+1+idLen])) {
-			return 0
-		}
-		return i + 1 + idLen
-	}
-	if len(raw) <= len(jsonPrefix) || string(raw[:len(jsonPrefix)]) != jsonPrefix {
-		return 0
-	}
-	i := len(jsonPrefix)
-	for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
-		i++
-	}
-	const open = jsonWrites + `"`
-	if i == len(jsonPrefix) || len(raw) < i+len(open)+idLen+1 || string(raw[i:i+len(open)]) != open {
-		return 0
-	}
-	i += len(open)
-	if !validID(string(raw[i:i+idLen])) || raw[i+idLen] != '"' {
-		return 0
-	}
-	return i + idLen + 1
-}
-
 // HeaderLen returns len(AppendHeader(nil, jsonForm, e)).
 func HeaderLen(jsonForm bool, e *Envelope) int {
 	if jsonForm && (len(e.Layers) > 0 || e.KeyID != "" || e.DictID != "" || e.Codec != "") {

@@ -186,35 +186,3 @@ func FuzzDecode(f *testing.F) {
 		Decode(raw, false)
 	})
 }
-
-func TestIdentityPrefix(t *testing.T) {
-	id, prev := "hT3kQ0aZr8Ym", "Xb1-_9aZr8Ym"
-	payload := []byte(`{"a":1}`)
-	for _, jsonForm := range []bool{true, false} {
-		for _, writes := range []Writes{Writes(id), Writes(id + prev)} {
-			e := Envelope{Version: 12, Writes: writes, Payload: payload}
-			raw := Append(nil, jsonForm, &e)
-			n := IdentityPrefix(raw)
-			if n == 0 || !bytes.Contains(raw[:n], []byte(id)) || bytes.Contains(raw[:n], []byte(prev)) || !bytes.HasSuffix(bytes.TrimSuffix(raw[:n], []byte(`"`)), []byte(id)) {
-				t.Errorf("IdentityPrefix(%q) = %d (%q), want the part up to and including %q", raw, n, raw[:n], id)
-			}
-		}
-	}
-	for _, tc := range []struct{ name, raw string }{
-		{"version 0", `{"a":1}`},
-		{"no identities", `{"typedsession":2,"data":{}}`},
-		{"members in another order", `{"writes":["hT3kQ0aZr8Ym"],"typedsession":2,"data":{}}`},
-		{"no version", `{"typedsession":,"writes":["hT3kQ0aZr8Ym"],"data":{}}`},
-		{"short identity", `{"typedsession":2,"writes":["hT3kQ0aZr8Y"],"data":{}}`},
-		{"not base64url", `{"typedsession":2,"writes":["hT3kQ0aZr8Y="],"data":{}}`},
-		{"cut", `{"typedsession":2,"writes":["hT3kQ0aZr8Ym`},
-		{"binary v1", "\x00TS\x01\x02payload"},
-		{"binary without identities", string(Append(nil, false, &Envelope{Version: 2, Payload: payload}))},
-		{"binary cut", string(Append(nil, false, &Envelope{Version: 2, Writes: Writes(id), Payload: payload})[:10])},
-		{"empty", ""},
-	} {
-		if n := IdentityPrefix([]byte(tc.raw)); n != 0 {
-			t.Errorf("%s: IdentityPrefix(%q) = %d, want 0", tc.name, tc.raw, n)
-		}
-	}
-}

@@ -56,12 +56,6 @@
 //	Move       (no Swapper)  Set the new key, then Delete the old one (last writer wins).
 //
 // A move never leaves the value under neither key.
-//
-// A Write's compare-and-swap (first attempt and resends alike) compares
-// only the headers that name the old and the new value's newest write
-// identities when the store is a store.PrefixSwapper and both values have
-// such a header (format.IdentityPrefix); otherwise whole values. The
-// answers are the same: an identity names one write.
 package protocol
 
 import (
@@ -80,7 +74,6 @@ import (
 type Store struct {
 	st    store.Store
 	sw    store.Swapper
-	pre   store.PrefixSwapper // nil, or sw's cheaper form
 	del   store.Deleter
 	touch store.Toucher
 	batch store.BatchSwapper
@@ -94,7 +87,6 @@ func New(st store.Store) *Store {
 	p.touch, _ = st.(store.Toucher)
 	if p.sw != nil {
 		p.batch, _ = st.(store.BatchSwapper)
-		p.pre, _ = st.(store.PrefixSwapper)
 	}
 	return p
 }
@@ -122,22 +114,8 @@ func (p *Store) Write(ctx context.Context, key string, old Old, v Value) error {
 	if p.sw == nil {
 		return openError(p.st.Set(ctx, key, v.Raw, v.TTL))
 	}
-	ok, err := p.swap(ctx, key, old, v)
+	ok, err := p.sw.CompareAndSwap(ctx, key, old.Raw, v.Raw, v.TTL)
 	return p.finishWrite(ctx, key, old, v, ok, err)
-}
-
-// swap is one attempt of a write: a compare-and-swap of old by v. When
-// both begin with a header that names their newest write identity and the
-// store has store.PrefixSwapper, it compares those headers only (see
-// format.IdentityPrefix): the same answers as comparing whole values,
-// since an identity names one write, for fewer bytes sent and compared.
-func (p *Store) swap(ctx context.Context, key string, old Old, v Value) (bool, error) {
-	if p.pre != nil && old.Raw != nil {
-		if n, m := format.IdentityPrefix(old.Raw), format.IdentityPrefix(v.Raw); n > 0 && m > 0 {
-			return p.pre.CompareAndSwapPrefix(ctx, key, old.Raw[:n], v.Raw, m, v.TTL)
-		}
-	}
-	return p.sw.CompareAndSwap(ctx, key, old.Raw, v.Raw, v.TTL)
 }
 
 // finishWrite decides a write from its first attempt's reply (ok, err):
@@ -152,7 +130,7 @@ func (p *Store) finishWrite(ctx context.Context, key string, old Old, v Value, o
 	case definite(err):
 		return storeError(err)
 	}
-	ok, err = resend(ctx, func() (bool, error) { return p.swap(ctx, key, old, v) })
+	ok, err = resend(ctx, func() (bool, error) { return p.sw.CompareAndSwap(ctx, key, old.Raw, v.Raw, v.TTL) })
 	switch {
 	case err != nil:
 		return openError(err)

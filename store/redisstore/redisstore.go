@@ -53,8 +53,7 @@ type Options struct {
 }
 
 // Store is a [store.Store] backed by Redis. It also implements
-// [store.Swapper] and [store.PrefixSwapper], [store.Deleter],
-// [store.Toucher], [store.Refresher],
+// [store.Swapper], [store.Deleter], [store.Toucher], [store.Refresher],
 // [store.TTLGetter] and [store.Scanner], and the batch forms
 // [store.BatchGetter], [store.BatchTTLGetter] and [store.BatchSwapper].
 // Every method that takes a key
@@ -79,14 +78,13 @@ type Store struct {
 
 // Compile-time checks that Store has every capability.
 var (
-	_ store.Store         = (*Store)(nil)
-	_ store.Swapper       = (*Store)(nil)
-	_ store.PrefixSwapper = (*Store)(nil)
-	_ store.Toucher       = (*Store)(nil)
-	_ store.Refresher     = (*Store)(nil)
-	_ store.Deleter       = (*Store)(nil)
-	_ store.TTLGetter     = (*Store)(nil)
-	_ store.Scanner       = (*Store)(nil)
+	_ store.Store     = (*Store)(nil)
+	_ store.Swapper   = (*Store)(nil)
+	_ store.Toucher   = (*Store)(nil)
+	_ store.Refresher = (*Store)(nil)
+	_ store.Deleter   = (*Store)(nil)
+	_ store.TTLGetter = (*Store)(nil)
+	_ store.Scanner   = (*Store)(nil)
 )
 
 // New returns a store that keeps its keys in Redis through client, which
@@ -404,39 +402,6 @@ func (s *Store) CompareAndSwap(ctx context.Context, key string, old, value []byt
 	c := s.enter()
 	defer s.leave()
 	n, lost, err := s.evalResend(ctx, c, casScript, s.prefix+key, args...)
-	switch {
-	case err != nil:
-		return false, wrap(ctx, opCAS, key, err)
-	case n == 1:
-		return true, nil
-	case lost != nil:
-		return false, wrap(ctx, opCAS, key, fmt.Errorf("%w: %w", errResentConflict, lost))
-	}
-	return false, nil
-}
-
-// CompareAndSwapPrefix stores value under key if the current value begins
-// with oldPrefix, or (a resent swap whose first attempt landed) with the
-// first valuePrefix bytes of value, in one round trip: one Lua script that
-// reads only those first bytes (GETRANGE) and is never sent the old value.
-// valuePrefix out of 1..len(value) means all of value. Lost replies are
-// resent as for [Store.CompareAndSwap], with the same answers.
-func (s *Store) CompareAndSwapPrefix(ctx context.Context, key string, oldPrefix, value []byte, valuePrefix int, ttl time.Duration) (bool, error) {
-	if err := check(ctx, opCAS, key); err != nil {
-		return false, err
-	}
-	if value == nil {
-		value = []byte{}
-	}
-	if oldPrefix == nil {
-		oldPrefix = []byte{}
-	}
-	if valuePrefix < 1 || valuePrefix > len(value) {
-		valuePrefix = len(value)
-	}
-	c := s.enter()
-	defer s.leave()
-	n, lost, err := s.evalResend(ctx, c, casPrefixScript, s.prefix+key, value, expiryMs(ttl), valuePrefix, oldPrefix)
 	switch {
 	case err != nil:
 		return false, wrap(ctx, opCAS, key, err)

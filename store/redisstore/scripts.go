@@ -34,31 +34,6 @@ end
 return 1
 `)
 
-// casPrefixScript is CompareAndSwapPrefix. ARGV[1] is the new value,
-// ARGV[2] the PX as for casScript, ARGV[3] the length n of the new
-// value's prefix that identifies it (0 for an empty value: then only a
-// stored empty value is its own) and ARGV[4] the old prefix. It reads only
-// the first bytes of the stored value (GETRANGE; EXISTS only when they
-// are empty, to tell an empty value from an absent key) and never gets
-// the old value whole. A stored value that begins with the new value's
-// prefix is a resent swap whose first attempt landed: it is set again and
-// the script returns 1. It returns 1 for a swap, 0 otherwise.
-var casPrefixScript = newScript(`
-local n, p = tonumber(ARGV[3]), ARGV[4]
-local m = math.max(n, #p, 1)
-local cur = redis.call('GETRANGE', KEYS[1], 0, m - 1)
-if cur == '' and redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local mine
-if n == 0 then mine = cur == '' else mine = string.sub(cur, 1, n) == string.sub(ARGV[1], 1, n) end
-if not mine and string.sub(cur, 1, #p) ~= p then return 0 end
-if ARGV[2] ~= '0' then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-else
-  redis.call('SET', KEYS[1], ARGV[1])
-end
-return 1
-`)
-
 // cadScript is CompareAndDelete: it deletes KEYS[1] if it holds ARGV[1]
 // and returns 1 when the key is now absent (deleted here, or absent
 // already: a resent delete finds nothing), 0 when it holds another value.

@@ -143,16 +143,6 @@ func cases() []testCase {
 		{"CASNoTTLRemovesExpiry", "CompareAndSwap with ttl 0 or negative removes the key's previous expiry", testCASNoTTLRemovesExpiry},
 		{"CASLongTTL", "CompareAndSwap with a ttl up to the largest time.Duration clamps it: the key is live right after the write", testCASLongTTL},
 
-		// PrefixSwapper.
-		{"PrefixMatch", "CompareAndSwapPrefix replaces a value that begins with oldPrefix, byte for byte", testPrefixMatch},
-		{"PrefixMismatch", "CompareAndSwapPrefix with another or a longer prefix fails and leaves the value", testPrefixMismatch},
-		{"PrefixAbsent", "CompareAndSwapPrefix never matches an absent key, even with an empty prefix, and creates nothing", testPrefixAbsent},
-		{"PrefixEmpty", "an empty oldPrefix matches any stored value, an empty one too; a non-empty one never matches an empty value", testPrefixEmpty},
-		{"PrefixResend", "a swap whose stored value begins with the first valuePrefix bytes of value reports true (a resent swap finds its own write); out of range, the whole value", testPrefixResend},
-		{"PrefixTTL", "CompareAndSwapPrefix applies its ttl, resent or not; ttl 0 removes the previous expiry", testPrefixTTL},
-		{"PrefixRefusals", "CompareAndSwapPrefix with a cancelled context or an invalid key writes nothing", testPrefixRefusals},
-		{"PrefixCounter", "concurrent increments through CompareAndSwapPrefix lose nothing", testPrefixCounter},
-
 		// Deleter.
 		{"CADMatch", "CompareAndDelete of the current value deletes the key and reports true", testCADMatch},
 		{"CADMismatch", "CompareAndDelete of another value reports false and leaves the key", testCADMismatch},
