@@ -413,6 +413,11 @@ func (r *run[T, U, R]) handle(u U) error {
 			return nil
 		case !r.st.Active():
 			return nil
+		case next.kind == kindEnd:
+			// A global handler's End carries the root flow's result:
+			// it ends the root flow, sub-conversations included.
+			r.st.Frames = r.st.Frames[:1]
+			return r.end(next.result)
 		}
 		if ok, err := r.ready(); !ok || err != nil {
 			return err

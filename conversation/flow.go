@@ -299,7 +299,9 @@ func encodeStep[S any](s *S, check func(*S) error) (json.RawMessage, error) {
 // "/cancel" (return t.Cancel(), true) and for entry commands (return
 // Goto(FirstStep{}), true: a Goto from a global handler starts the flow at
 // that step, or restarts it when one is running: the re-entry rule).
-// Returning false passes the update on (to the next global handler, then
+// A global End (t.End(r), with the root flow's result type) ends the root
+// flow, sub-conversations included; Back, Stay and Call apply to the
+// current step. Returning false passes the update on (to the next global handler, then
 // to the step). Globals run in the order added.
 func (f *Flow[T, U, R]) Global(h func(t *Turn[T, U, R]) (next Next, handled bool, err error)) {
 	f.globals = append(f.globals, h)

@@ -1,0 +1,235 @@
+package conversation_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	session "github.com/typedsession/session"
+	"github.com/typedsession/session/conversation"
+	"github.com/typedsession/session/store/memstore"
+)
+
+type atkBot struct {
+	Conv conversation.State `json:"conv"`
+	Log  []string           `json:"log,omitempty"`
+}
+
+type (
+	AtkRoot  struct{ N int }
+	AtkRoot2 struct{}
+	AtkSub   struct{}
+	AtkSub2  struct{}
+)
+
+type atkTurn = conversation.Turn[atkBot, string, int]
+type atkSubTurn = conversation.Turn[atkBot, string, string]
+
+type atkClock struct{ t time.Time }
+
+func (c *atkClock) now() time.Time { return c.t }
+
+// atkFlows builds a root flow (result int) calling a sub-flow (result
+// string) on memstore.
+func atkFlows(t *testing.T, subTimeout time.Duration) (*conversation.Flow[atkBot, string, int], *conversation.Flow[atkBot, string, string], *atkClock) {
+	t.Helper()
+	st, err := memstore.New(memstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clk := &atkClock{t: time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)}
+	m, err := session.New(session.Config[atkBot]{Store: st, Namespace: "atk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := func(b *atkBot) *conversation.State { return &b.Conv }
+	root, err := conversation.New[atkBot, string, int](conversation.Config[atkBot]{Name: "root", Manager: m, Store: st, State: state, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := conversation.New[atkBot, string, string](conversation.Config[atkBot]{Name: "sub", State: state, Timeout: subTimeout, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root.Global(func(tt *atkTurn) (conversation.Next, bool, error) {
+		switch u, _ := tt.Update(); u {
+		case "/start":
+			return conversation.Goto(AtkRoot{}), true, nil
+		case "/cancel":
+			return tt.Cancel(), true, nil
+		case "/end":
+			return tt.End(42), true, nil
+		case "/back":
+			return tt.Back(), true, nil
+		}
+		return conversation.Next{}, false, nil
+	})
+	conversation.On(root, func(tt *atkTurn, d *AtkRoot) (conversation.Next, error) {
+		switch u, _ := tt.Update(); u {
+		case "call":
+			return conversation.Call(sub, AtkSub{}), nil
+		case "next":
+			return conversation.Goto(AtkRoot2{}), nil
+		}
+		return tt.Stay(), nil
+	})
+	conversation.On(root, func(tt *atkTurn, d *AtkRoot2) (conversation.Next, error) {
+		switch u, _ := tt.Update(); u {
+		case "back":
+			return tt.Back(), nil
+		case "call":
+			return conversation.Call(sub, AtkSub{}), nil
+		}
+		return tt.Stay(), nil
+	})
+	conversation.OnReturn(root, sub, func(tt *atkTurn, d *AtkRoot, r string) (conversation.Next, error) {
+		tt.Session().Log = append(tt.Session().Log, "ret:"+r)
+		return conversation.Goto(AtkRoot2{}), nil
+	})
+	conversation.OnReturn(root, sub, func(tt *atkTurn, d *AtkRoot2, r string) (conversation.Next, error) {
+		tt.Session().Log = append(tt.Session().Log, "ret2:"+r)
+		return tt.Stay(), nil
+	})
+	conversation.On(sub, func(tt *atkSubTurn, d *AtkSub) (conversation.Next, error) {
+		switch u, _ := tt.Update(); u {
+		case "cancel":
+			return tt.Cancel(), nil
+		case "back":
+			return tt.Back(), nil
+		case "next":
+			return conversation.Goto(AtkSub2{}), nil
+		}
+		return tt.End("done"), nil
+	})
+	conversation.On(sub, func(tt *atkSubTurn, d *AtkSub2) (conversation.Next, error) {
+		if u, _ := tt.Update(); u == "back" {
+			return tt.Back(), nil
+		}
+		return tt.End("done2"), nil
+	})
+	return root, sub, clk
+}
+
+func atkSend(t *testing.T, f *conversation.Flow[atkBot, string, int], id int64, u string) (conversation.Outcome[int], error) {
+	t.Helper()
+	var out conversation.Outcome[int]
+	var err error
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				err = errors.New("panic: " + strings.TrimSpace(strings.SplitN(toStr(p), "\n", 2)[0]))
+			}
+		}()
+		out, err = f.Handle(context.Background(), "k", id, u)
+	}()
+	return out, err
+}
+
+func toStr(p any) string {
+	switch v := p.(type) {
+	case error:
+		return v.Error()
+	case string:
+		return v
+	}
+	return "?"
+}
+
+func mustSend(t *testing.T, f *conversation.Flow[atkBot, string, int], id int64, u string) conversation.Outcome[int] {
+	t.Helper()
+	out, err := atkSend(t, f, id, u)
+	if err != nil {
+		t.Fatalf("update %d %q: %v", id, u, err)
+	}
+	return out
+}
+
+// A global handler's End while a sub-conversation runs: the root's result
+// type is not the sub-conversation's.
+func TestAttackGlobalEndInSub(t *testing.T) {
+	root, _, _ := atkFlows(t, 0)
+	mustSend(t, root, 1, "/start")
+	mustSend(t, root, 2, "call")
+	out, err := atkSend(t, root, 3, "/end")
+	if err != nil {
+		t.Fatalf("a global End while a sub-conversation runs: %v", err)
+	}
+	if !out.Ended || out.Result != 42 {
+		t.Fatalf("outcome %+v", out)
+	}
+	if st, _ := root.Read(context.Background(), "k"); st.Active() {
+		t.Fatalf("still running: %+v", st)
+	}
+}
+
+// Back after a Call and its return.
+func TestAttackBackAfterReturn(t *testing.T) {
+	root, _, _ := atkFlows(t, 0)
+	mustSend(t, root, 1, "/start")
+	mustSend(t, root, 2, "call")
+	mustSend(t, root, 3, "next") // sub: AtkSub -> AtkSub2
+	out := mustSend(t, root, 4, "back")
+	if out.Step != "AtkSub" || out.Flow != "sub" {
+		t.Fatalf("back in sub: %+v", out)
+	}
+	out = mustSend(t, root, 5, "x") // sub ends, root AtkRoot -> Goto AtkRoot2
+	if out.Step != "AtkRoot2" || out.Flow != "root" {
+		t.Fatalf("after return: %+v", out)
+	}
+	out = mustSend(t, root, 6, "back")
+	if out.Step != "AtkRoot" {
+		t.Fatalf("back after return: %+v", out)
+	}
+}
+
+// Cancel inside a sub-conversation ends everything.
+func TestAttackCancelInSub(t *testing.T) {
+	root, _, _ := atkFlows(t, 0)
+	mustSend(t, root, 1, "/start")
+	mustSend(t, root, 2, "call")
+	out := mustSend(t, root, 3, "cancel")
+	if !out.Canceled || out.Step != "" {
+		t.Fatalf("cancel in sub: %+v", out)
+	}
+	st, _ := root.Read(context.Background(), "k")
+	if st.Active() || !st.Deadline.IsZero() {
+		t.Fatalf("state after cancel: %+v", st)
+	}
+}
+
+// A sub-conversation's Config.Timeout without OnFlowTimeout cancels the
+// whole conversation (docs/conversations.md said it ended "it (and only
+// it)"; the docs now say what the code does).
+func TestAttackSubFlowTimeoutDefaultCancels(t *testing.T) {
+	root, _, clk := atkFlows(t, time.Minute)
+	mustSend(t, root, 1, "/start")
+	mustSend(t, root, 2, "call")
+	clk.t = clk.t.Add(2 * time.Minute)
+	rep, err := root.Sweep(context.Background())
+	if err != nil || rep.Fired != 1 {
+		t.Fatalf("sweep %+v, %v", rep, err)
+	}
+	if st, _ := root.Read(context.Background(), "k"); st.Active() {
+		t.Fatalf("state after the default flow timeout: %+v", st)
+	}
+}
+
+// A sub-conversation whose OnFlowTimeout ends it with a result returns
+// to its parent: the way to end it and only it.
+func TestAttackSubFlowTimeoutReturns(t *testing.T) {
+	root, sub, clk := atkFlows(t, time.Minute)
+	sub.OnFlowTimeout(func(tt *atkSubTurn) (conversation.Next, error) { return tt.End("late"), nil })
+	mustSend(t, root, 1, "/start")
+	mustSend(t, root, 2, "call")
+	clk.t = clk.t.Add(2 * time.Minute)
+	if rep, err := root.Sweep(context.Background()); err != nil || rep.Fired != 1 {
+		t.Fatalf("sweep %+v, %v", rep, err)
+	}
+	st, _ := root.Read(context.Background(), "k")
+	if len(st.Frames) != 1 || st.Frames[0].Step != "AtkRoot2" {
+		t.Fatalf("state after the sub's timeout: %+v", st)
+	}
+}
