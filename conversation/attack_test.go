@@ -233,3 +233,89 @@ func TestAttackSubFlowTimeoutReturns(t *testing.T) {
 		t.Fatalf("state after the sub's timeout: %+v", st)
 	}
 }
+
+func panics(fn func()) (msg string) {
+	defer func() {
+		if p := recover(); p != nil {
+			msg = toStr(p)
+			if msg == "?" {
+				msg = "panic"
+			}
+		}
+	}()
+	fn()
+	return ""
+}
+
+// Nil handlers are refused when registered, not when they would run (a
+// nil OnTimeout handler would panic in the sweeper).
+func TestAttackNilHandlers(t *testing.T) {
+	root, _, _ := atkFlows(t, 0)
+	type AtkNil struct{}
+	cases := map[string]func(){
+		"On":        func() { conversation.On[AtkNil](root, nil) },
+		"OnTimeout": func() { conversation.OnTimeout[AtkNil](root, time.Minute, nil) },
+		"Global":    func() { root.Global(nil) },
+	}
+	for name, fn := range cases {
+		if panics(fn) == "" {
+			t.Errorf("%s(nil) accepted", name)
+		}
+	}
+}
+
+// Duplicate, out-of-order, zero and negative update IDs.
+func TestAttackUpdateIDs(t *testing.T) {
+	root, _, _ := atkFlows(t, 0)
+	mustSend(t, root, 100, "/start")
+	if out := mustSend(t, root, 100, "next"); !out.Duplicate {
+		t.Fatalf("a retry was applied: %+v", out)
+	}
+	if out := mustSend(t, root, 99, "next"); out.Duplicate || out.Step != "AtkRoot2" {
+		t.Fatalf("an out-of-order older update: %+v", out)
+	}
+	if out := mustSend(t, root, 0, "x"); out.Duplicate || !out.Handled {
+		t.Fatalf("id 0: %+v", out)
+	}
+	if out := mustSend(t, root, 0, "x"); out.Duplicate || !out.Handled {
+		t.Fatalf("id 0 twice: %+v", out)
+	}
+	for i := int64(200); i < 200+conversation.RecentUpdates; i++ {
+		mustSend(t, root, i, "x")
+	}
+	if out := mustSend(t, root, 150, "x"); !out.Duplicate {
+		t.Fatalf("an update older than the window: %+v", out)
+	}
+	st, _ := root.Read(context.Background(), "k")
+	if len(st.Recent) != conversation.RecentUpdates || st.LastUpdate != 215 {
+		t.Fatalf("recent %v last %d", st.Recent, st.LastUpdate)
+	}
+}
+
+// Registering a step twice panics; OnTimeout twice for one step.
+func TestAttackRegisterTwice(t *testing.T) {
+	root, _, _ := atkFlows(t, 0)
+	if panics(func() {
+		conversation.On(root, func(tt *atkTurn, d *AtkRoot) (conversation.Next, error) { return tt.Stay(), nil })
+	}) == "" {
+		t.Error("On twice accepted")
+	}
+	h := func(tt *atkTurn, d *AtkRoot) (conversation.Next, error) { return tt.Stay(), nil }
+	conversation.OnTimeout(root, time.Minute, h)
+	if panics(func() { conversation.OnTimeout(root, time.Hour, h) }) == "" {
+		t.Error("OnTimeout twice for one step accepted (the second silently replaces the first)")
+	}
+}
+
+// Flow names and step names.
+func TestAttackBadNames(t *testing.T) {
+	state := func(b *atkBot) *conversation.State { return &b.Conv }
+	for _, name := range []string{"a:b", "", "x\x00"} {
+		if _, err := conversation.New[atkBot, string, int](conversation.Config[atkBot]{Name: name, State: state}); err == nil {
+			t.Errorf("Name %q accepted", name)
+		}
+	}
+	if panics(func() { conversation.StepName[*AtkRoot]() }) == "" {
+		t.Error("StepName of a pointer type accepted")
+	}
+}
