@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	session "github.com/typedsession/session"
 	"github.com/typedsession/session/conversation"
+	"github.com/typedsession/session/internal/convtest"
+	"github.com/typedsession/session/store"
 	"github.com/typedsession/session/store/memstore"
 )
 
@@ -317,5 +320,37 @@ func TestAttackBadNames(t *testing.T) {
 	}
 	if panics(func() { conversation.StepName[*AtkRoot]() }) == "" {
 		t.Error("StepName of a pointer type accepted")
+	}
+}
+
+// A timeout on one replica's sweeper races the next update on another
+// replica (which runs the due timeout first): the timeout runs and is
+// saved once, and its Do function runs once.
+func TestAttackTimeoutRacesUpdate(t *testing.T) {
+	for name, newStore := range map[string]func(testing.TB) store.Store{"memstore": memStore, "redis": redisStore} {
+		t.Run(name, func(t *testing.T) {
+			st := newStore(t)
+			clk := convtest.NewClock()
+			a := convtest.NewProc(t, st, clk, nil)
+			b := convtest.NewProc(t, st, clk, nil)
+			a.AtAge(t, "k")
+			clk.Advance(convtest.AgeTimeout + time.Second)
+			var wg sync.WaitGroup
+			var sweepErr, handleErr error
+			var out conversation.Outcome[convtest.Signup]
+			wg.Go(func() { _, sweepErr = a.Flow.Sweep(context.Background()) })
+			wg.Go(func() { out, handleErr = b.Flow.Handle(context.Background(), "k", 50, convtest.Msg{Text: "30"}) })
+			wg.Wait()
+			if sweepErr != nil || handleErr != nil {
+				t.Fatalf("sweep: %v; handle: %v", sweepErr, handleErr)
+			}
+			got := a.Load(t, "k")
+			if got.Fired != 1 || a.Effects.Get("k")+b.Effects.Get("k") != 1 {
+				t.Fatalf("fired %d, Do ran %d+%d; outcome %+v", got.Fired, a.Effects.Get("k"), b.Effects.Get("k"), out)
+			}
+			if got.Conv.Active() || len(got.Results) != 0 {
+				t.Fatalf("the update was applied to a timed-out step: %+v", got)
+			}
+		})
 	}
 }
