@@ -3,6 +3,7 @@ package conversation_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -350,6 +351,69 @@ func TestAttackTimeoutRacesUpdate(t *testing.T) {
 			}
 			if got.Conv.Active() || len(got.Results) != 0 {
 				t.Fatalf("the update was applied to a timed-out step: %+v", got)
+			}
+		})
+	}
+}
+
+// Many conversations enter a timed step at once, from many goroutines
+// (replicas): their deadlines share a slot's few index values, so the
+// index writes conflict. Every Handle must succeed and every timeout fire.
+func TestAttackManyPendingConcurrent(t *testing.T) {
+	for name, newStore := range map[string]func(testing.TB) store.Store{"memstore": memStore, "redis": redisStore} {
+		t.Run(name, func(t *testing.T) {
+			st := newStore(t)
+			clk := convtest.NewClock()
+			const n, workers = 400, 32
+			procs := make([]*convtest.Proc, 4)
+			for i := range procs {
+				procs[i] = convtest.NewProc(t, st, clk, nil)
+			}
+			errs := make(chan error, n)
+			var wg sync.WaitGroup
+			keys := make(chan string)
+			for w := range workers {
+				p := procs[w%len(procs)]
+				wg.Go(func() {
+					for key := range keys {
+						ctx := context.Background()
+						if _, err := p.Flow.Handle(ctx, key, 1, convtest.Msg{Text: "/start"}); err != nil {
+							errs <- err
+							continue
+						}
+						if _, err := p.Flow.Handle(ctx, key, 2, convtest.Msg{Text: "Ann"}); err != nil {
+							errs <- err
+						}
+					}
+				})
+			}
+			for i := range n {
+				keys <- "k" + strconv.Itoa(i)
+			}
+			close(keys)
+			wg.Wait()
+			close(errs)
+			failed := 0
+			for err := range errs {
+				if failed == 0 {
+					t.Errorf("first error: %v", err)
+				}
+				failed++
+			}
+			if failed > 0 {
+				t.Fatalf("%d of %d Handles failed", failed, 2*n)
+			}
+			clk.Advance(convtest.AgeTimeout + 2*time.Minute)
+			fired := 0
+			for range 3 {
+				rep, err := procs[0].Flow.Sweep(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				fired += rep.Fired
+			}
+			if fired != n {
+				t.Fatalf("%d of %d timeouts fired", fired, n)
 			}
 		})
 	}
