@@ -418,3 +418,29 @@ func TestAttackManyPendingConcurrent(t *testing.T) {
 		})
 	}
 }
+
+type AtkBoom struct{}
+
+// A timeout handler that panics fails its timeout in the sweep report;
+// it does not end the process from the sweeper's goroutine (where the
+// caller cannot recover it), and the next sweep tries it again.
+func TestAttackTimeoutHandlerPanics(t *testing.T) {
+	root, _, clk := atkFlows(t, 0)
+	conversation.On(root, func(tt *atkTurn, d *AtkBoom) (conversation.Next, error) { return tt.Stay(), nil })
+	conversation.OnTimeout(root, time.Minute, func(tt *atkTurn, d *AtkBoom) (conversation.Next, error) {
+		panic("boom")
+	})
+	if _, err := conversation.Start(context.Background(), root, "k", AtkBoom{}); err != nil {
+		t.Fatal(err)
+	}
+	clk.t = clk.t.Add(2 * time.Minute)
+	for range 2 {
+		rep, err := root.Sweep(context.Background())
+		if err != nil || rep.Fired != 0 || len(rep.Failed) != 1 || !strings.Contains(rep.Failed[0].Error(), "boom") {
+			t.Fatalf("sweep: %+v, %v", rep, err)
+		}
+	}
+	if st, _ := root.Read(context.Background(), "k"); !st.Active() || st.Frames[0].Step != "AtkBoom" {
+		t.Fatalf("state: %+v", st)
+	}
+}
