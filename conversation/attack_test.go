@@ -39,6 +39,12 @@ func (c *atkClock) now() time.Time { return c.t }
 // string) on memstore.
 func atkFlows(t *testing.T, subTimeout time.Duration) (*conversation.Flow[atkBot, string, int], *conversation.Flow[atkBot, string, string], *atkClock) {
 	t.Helper()
+	root, sub, clk, _ := atkFlowsStore(t, subTimeout)
+	return root, sub, clk
+}
+
+func atkFlowsStore(t *testing.T, subTimeout time.Duration) (*conversation.Flow[atkBot, string, int], *conversation.Flow[atkBot, string, string], *atkClock, *session.Manager[atkBot]) {
+	t.Helper()
 	st, err := memstore.New(memstore.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +120,7 @@ func atkFlows(t *testing.T, subTimeout time.Duration) (*conversation.Flow[atkBot
 		}
 		return tt.End("done2"), nil
 	})
-	return root, sub, clk
+	return root, sub, clk, m
 }
 
 func atkSend(t *testing.T, f *conversation.Flow[atkBot, string, int], id int64, u string) (conversation.Outcome[int], error) {
@@ -442,5 +448,41 @@ func TestAttackTimeoutHandlerPanics(t *testing.T) {
 	}
 	if st, _ := root.Read(context.Background(), "k"); !st.Active() || st.Frames[0].Step != "AtkBoom" {
 		t.Fatalf("state: %+v", st)
+	}
+}
+
+// A conversation whose history holds a step the new binary no longer has
+// (a deploy removed it), in a step it does have: Back into the removed
+// step must not save a state in a step this binary cannot run (after
+// which every update fails with ErrUnknownStep); with no OnUnknown it
+// fails with ErrUnknownStep and writes nothing.
+func TestAttackBackIntoRemovedStep(t *testing.T) {
+	root, _, _, m := atkFlowsStore(t, 0)
+	ctx := context.Background()
+	// What the old binary left: AtkRoot2, coming from the removed AtkGone.
+	if _, err := m.Update(ctx, "k", func(b *atkBot) error {
+		b.Conv = conversation.State{Frames: []conversation.Frame{{
+			Flow: "root", Step: "AtkRoot2", Data: []byte("{}"),
+			History: []conversation.Past{{Step: "AtkGone", Data: []byte("{}")}},
+		}}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := atkSend(t, root, 1, "back")
+	if !errors.Is(err, conversation.ErrUnknownStep) {
+		t.Errorf("Back into a removed step: %+v, %v; want ErrUnknownStep", out, err)
+	}
+	st, _ := root.Read(ctx, "k")
+	if len(st.Frames) != 1 || st.Frames[0].Step != "AtkRoot2" || len(st.Frames[0].History) != 1 {
+		t.Fatalf("stored: %+v", st)
+	}
+	// With OnUnknown, its fallback decides.
+	root.OnUnknown(func(tt *atkTurn, fr conversation.Frame) (conversation.Next, error) {
+		return conversation.Goto(AtkRoot{N: 7}), nil
+	})
+	out, err = atkSend(t, root, 2, "back")
+	if err != nil || !out.Fallback || out.Step != "AtkRoot" {
+		t.Fatalf("Back into a removed step with OnUnknown: %+v, %v", out, err)
 	}
 }
