@@ -486,3 +486,51 @@ func TestAttackBackIntoRemovedStep(t *testing.T) {
 		t.Fatalf("Back into a removed step with OnUnknown: %+v, %v", out, err)
 	}
 }
+
+// A key whose stored step the binary does not have keeps failing in every
+// sweep (never silently dropped) while the other keys' timeouts fire once
+// and the cursor moves on.
+func TestAttackUnknownStepInSweeps(t *testing.T) {
+	for name, newStore := range map[string]func(testing.TB) store.Store{"memstore": memStore, "redis": redisStore} {
+		t.Run(name, func(t *testing.T) {
+			st := newStore(t)
+			clk := convtest.NewClock()
+			p := convtest.NewProc(t, st, clk, nil)
+			ctx := context.Background()
+			p.AtAge(t, "bad")
+			p.AtAge(t, "good")
+			if _, err := p.M.Update(ctx, "bad", func(b *convtest.Bot) error {
+				b.Conv.Frames[0].Step = "Gone" // a deploy renamed AskAge
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			fired, failed := 0, 0
+			var cursor time.Time
+			for range 8 {
+				clk.Advance(time.Minute)
+				rep, err := p.Flow.Sweep(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fired += rep.Fired
+				failed += len(rep.Failed)
+				for _, e := range rep.Failed {
+					if !errors.Is(e, conversation.ErrUnknownStep) {
+						t.Fatalf("failed with %v", e)
+					}
+				}
+				cursor = rep.Cursor
+			}
+			if fired != 1 || failed != 8 {
+				t.Fatalf("fired %d, failed %d", fired, failed)
+			}
+			if !cursor.After(convtest.NewClock().Now().Add(4 * time.Minute)) {
+				t.Fatalf("the cursor stayed at %v", cursor)
+			}
+			if b := p.Load(t, "bad"); b.Conv.Frames[0].Step != "Gone" || b.Fired != 0 {
+				t.Fatalf("bad: %+v", b)
+			}
+		})
+	}
+}
