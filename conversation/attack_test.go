@@ -623,3 +623,43 @@ func TestAttackCancelWhileTimeoutFails(t *testing.T) {
 		})
 	}
 }
+
+// A session that expired (its TTL shorter than its timeout) or was
+// deleted before its deadline: the sweep drops its entry as stale and
+// writes no empty session back under its key.
+func TestAttackExpiredBeforeTimeout(t *testing.T) {
+	st, err := memstore.New(memstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clk := convtest.NewClock()
+	p := convtest.NewProc(t, st, clk, nil)
+	ctx := context.Background()
+	p.AtAge(t, "k")
+	if err := p.M.Delete(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	before := st.Len()
+	clk.Advance(convtest.AgeTimeout + 2*time.Minute)
+	rep, err := p.Flow.Sweep(ctx)
+	if err != nil || rep.Stale != 1 || rep.Fired != 0 {
+		t.Fatalf("sweep: %+v, %v", rep, err)
+	}
+	if n := st.Len(); n > before {
+		t.Fatalf("the sweep wrote %d values (an empty session for the expired key?)", n-before)
+	}
+	// /help-like: a global that takes an update with no conversation
+	// writes nothing.
+	p.Flow.Global(func(tt *conversation.Turn[convtest.Bot, convtest.Msg, convtest.Signup]) (conversation.Next, bool, error) {
+		u, _ := tt.Update()
+		return conversation.Next{}, u.Text == "/help", nil
+	})
+	before = st.Len()
+	if out, err := p.Flow.Handle(ctx, "new", 5, convtest.Msg{Text: "/help"}); err != nil || !out.Handled {
+		t.Fatalf("/help: %+v, %v", out, err)
+	}
+	if n := st.Len(); n != before {
+		t.Fatalf("/help with no conversation wrote %d values", n-before)
+	}
+}
