@@ -663,3 +663,38 @@ func TestAttackExpiredBeforeTimeout(t *testing.T) {
 		t.Fatalf("/help with no conversation wrote %d values", n-before)
 	}
 }
+
+// A deploy renames the flow (Config.Name) while a conversation waits with
+// a timeout. Its deadline is listed under the old name's index namespace
+// ("due-" + Name): the new binary's sweeper must be given it
+// (Config.IndexNamespace) or the timeout never fires without an update.
+func TestAttackFlowRenamedKeepsIndex(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		st, err := memstore.New(memstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		clk := convtest.NewClock()
+		ctx := context.Background()
+		old := convtest.NewProc(t, st, clk, nil)
+		old.AtAge(t, "k")
+		p := convtest.NewProc(t, st, clk, func(c *conversation.Config[convtest.Bot]) {
+			c.Name = "signup2"
+			if keep {
+				c.IndexNamespace = "due-signup"
+			}
+		})
+		p.Flow.OnUnknown(func(tt *conversation.Turn[convtest.Bot, convtest.Msg, convtest.Signup], fr conversation.Frame) (conversation.Next, error) {
+			return tt.Cancel(), nil
+		})
+		clk.Advance(convtest.AgeTimeout + 2*time.Minute)
+		rep, err := p.Flow.Sweep(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rep.Fired == 1; got != keep {
+			t.Errorf("IndexNamespace of the old name %v: sweep %+v", keep, rep)
+		}
+	}
+}

@@ -43,7 +43,9 @@ type Config[T any] struct {
 	Store store.Store
 
 	// IndexNamespace is the session namespace of the due-index's values.
-	// Default: "due-" + Name. Give it a namespace no Manager uses.
+	// Default: "due-" + Name. Give it a namespace no Manager uses. A
+	// deploy that renames the flow keeps the old one ("due-" + the old
+	// Name): the deadlines pending then are listed there.
 	IndexNamespace string
 
 	// Timeout ends the flow this long after it began (a Start, or the
