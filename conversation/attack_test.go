@@ -698,3 +698,13 @@ func TestAttackFlowRenamedKeepsIndex(t *testing.T) {
 		}
 	}
 }
+
+// Call of a nil flow (a sub-flow variable not yet set) panics with a
+// message naming it, not with a nil dereference deep in Handle.
+func TestAttackCallNilFlow(t *testing.T) {
+	var child *conversation.Flow[atkBot, string, string]
+	msg := panics(func() { conversation.Call(child, AtkSub{}) })
+	if !strings.Contains(msg, "nil flow") {
+		t.Fatalf("Call(nil): %q", msg)
+	}
+}

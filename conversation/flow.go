@@ -413,8 +413,11 @@ func Goto[S any](s S) Next {
 // Call starts the sub-conversation child at its step S with data first;
 // when child ends with a result, the return handler registered with
 // OnReturn for the calling step runs. The calling step stays where it is,
-// with its data as the handler left it.
+// with its data as the handler left it. It panics if child is nil.
 func Call[S, T, U, R2 any](child *Flow[T, U, R2], first S) Next {
+	if child == nil {
+		panic(fmt.Sprintf("session: conversation.Call of a nil flow (first step %s)", StepName[S]()))
+	}
 	return Next{kind: kindCall, step: StepName[S](), typ: reflect.TypeFor[S](), data: first, child: node[T, U](child)}
 }
 
