@@ -708,3 +708,74 @@ func TestAttackCallNilFlow(t *testing.T) {
 		t.Fatalf("Call(nil): %q", msg)
 	}
 }
+
+// The sub-conversation snippet of docs/conversations.md: the order flow's
+// return handler goes to Pay, which the snippet did not register (the
+// street then failed with ErrNotRegistered); it now does.
+type shopBot struct {
+	Conv conversation.State `json:"conv"`
+}
+type shopAddress struct{ City, Street string }
+type (
+	ShopAskCity   struct{}
+	ShopAskStreet struct{ City string }
+	ShopCheckout  struct{ Items []string }
+	ShopPay       struct {
+		Items []string
+		City  string
+	}
+)
+
+func TestAttackDocOrderSnippet(t *testing.T) {
+	st, err := memstore.New(memstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	m, err := session.New(session.Config[shopBot]{Store: st, Namespace: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := func(b *shopBot) *conversation.State { return &b.Conv }
+	order, err := conversation.New[shopBot, string, int](conversation.Config[shopBot]{Name: "order", Manager: m, Store: st, State: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	address, err := conversation.New[shopBot, string, shopAddress](conversation.Config[shopBot]{Name: "address", State: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conversation.On(address, func(t *conversation.Turn[shopBot, string, shopAddress], d *ShopAskCity) (conversation.Next, error) {
+		city, _ := t.Update()
+		return conversation.Goto(ShopAskStreet{City: city}), nil
+	})
+	conversation.On(address, func(t *conversation.Turn[shopBot, string, shopAddress], d *ShopAskStreet) (conversation.Next, error) {
+		street, _ := t.Update()
+		return t.End(shopAddress{City: d.City, Street: street}), nil
+	})
+	conversation.On(order, func(t *conversation.Turn[shopBot, string, int], d *ShopCheckout) (conversation.Next, error) {
+		return conversation.Call(address, ShopAskCity{}), nil
+	})
+	conversation.OnReturn(order, address, func(t *conversation.Turn[shopBot, string, int], d *ShopCheckout, a shopAddress) (conversation.Next, error) {
+		return conversation.Goto(ShopPay{Items: d.Items, City: a.City}), nil
+	})
+	conversation.On(order, func(t *conversation.Turn[shopBot, string, int], d *ShopPay) (conversation.Next, error) {
+		return t.End(len(d.Items)), nil
+	})
+	ctx := context.Background()
+	if _, err := conversation.Start(ctx, order, "k", ShopCheckout{Items: []string{"pizza"}}); err != nil {
+		t.Fatal(err)
+	}
+	for i, u := range []string{"go", "Rome", "Via Roma"} {
+		out, err := order.Handle(ctx, "k", int64(i+1), u)
+		if err != nil {
+			t.Fatalf("%q: %v", u, err)
+		}
+		if want := []string{"address/ShopAskCity", "address/ShopAskStreet", "order/ShopPay"}[i]; out.Flow+"/"+out.Step != want {
+			t.Fatalf("%q: at %s/%s, want %s", u, out.Flow, out.Step, want)
+		}
+	}
+	if out, err := order.Handle(ctx, "k", 4, "pay"); err != nil || !out.Ended || out.Result != 1 {
+		t.Fatalf("pay: %+v, %v", out, err)
+	}
+}
