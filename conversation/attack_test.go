@@ -779,3 +779,17 @@ func TestAttackDocOrderSnippet(t *testing.T) {
 		t.Fatalf("pay: %+v, %v", out, err)
 	}
 }
+
+// Negative update IDs turn the check off, as 0 does.
+func TestAttackNegativeUpdateID(t *testing.T) {
+	root, _, _ := atkFlows(t, 0)
+	mustSend(t, root, 1, "/start")
+	for range 2 {
+		if out := mustSend(t, root, -5, "x"); out.Duplicate || !out.Handled {
+			t.Fatalf("id -5: %+v", out)
+		}
+	}
+	if st, _ := root.Read(context.Background(), "k"); len(st.Recent) != 1 {
+		t.Fatalf("recent %v", st.Recent)
+	}
+}
