@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -232,7 +233,8 @@ type SweepReport struct {
 //
 // It returns the report and an error when a read or write of the index
 // failed (the sweep stops there; the next one goes on). Failing
-// timeouts do not stop it: they are in SweepReport.Failed. The flow
+// timeouts do not stop it: they are in SweepReport.Failed, and so is a
+// handler's panic (with its stack), which the sweep recovers. The flow
 // needs Config.Store and Config.Manager.
 func (f *Flow[T, U, R]) Sweep(ctx context.Context) (SweepReport, error) {
 	var rep SweepReport
@@ -339,7 +341,7 @@ func (f *Flow[T, U, R]) sweepSlot(ctx context.Context, slot int64, sk string, no
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			out, err := f.fire(ctx, e.key, e.d)
+			out, err := f.fireRecover(ctx, e.key, e.d)
 			ran := out.TimedOut || out.Fallback
 			// A timeout that failed in a past slot is listed again in the
 			// current one, where every sweep tries it, so that the cursor
@@ -373,6 +375,19 @@ func (f *Flow[T, U, R]) sweepSlot(ctx context.Context, slot int64, sk string, no
 		return 0, fmt.Errorf("conversation: removing entries from the due-index: %w", err)
 	}
 	return left, nil
+}
+
+// fireRecover is fire for the sweeper's goroutines: a handler that
+// panics fails its timeout (reported in SweepReport.Failed, tried again
+// on the next sweep) instead of ending the process, which would restart
+// into the same panic on every replica that sweeps.
+func (f *Flow[T, U, R]) fireRecover(ctx context.Context, key string, deadline int64) (out Outcome[R], err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = Outcome[R]{}, fmt.Errorf("conversation: a handler panicked: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return f.fire(ctx, key, deadline)
 }
 
 // RunSweeper sweeps every interval (zero: one second) until ctx ends,

@@ -259,9 +259,15 @@ func (r *run[T, U, R]) apply(next Next, raw json.RawMessage) error {
 		}
 		p := fr.History[len(fr.History)-1]
 		fr.History = fr.History[:len(fr.History)-1]
-		_, timeout, _ := r.nodes[i].stepInfo(p.Step)
+		_, timeout, ok := r.nodes[i].stepInfo(p.Step)
 		fr.Step, fr.Data = p.Step, p.Data
 		fr.StepDeadline = at(r.b.now, timeout)
+		if !ok {
+			// A step this binary does not have (a deploy removed it):
+			// OnUnknown's fallback, or ErrUnknownStep and nothing written.
+			_, err := r.ready()
+			return err
+		}
 	case kindCancel:
 		r.st.Frames = nil
 		r.out.Canceled = true
@@ -413,6 +419,11 @@ func (r *run[T, U, R]) handle(u U) error {
 			return nil
 		case !r.st.Active():
 			return nil
+		case next.kind == kindEnd:
+			// A global handler's End carries the root flow's result:
+			// it ends the root flow, sub-conversations included.
+			r.st.Frames = r.st.Frames[:1]
+			return r.end(next.result)
 		}
 		if ok, err := r.ready(); !ok || err != nil {
 			return err

@@ -43,7 +43,9 @@ type Config[T any] struct {
 	Store store.Store
 
 	// IndexNamespace is the session namespace of the due-index's values.
-	// Default: "due-" + Name. Give it a namespace no Manager uses.
+	// Default: "due-" + Name. Give it a namespace no Manager uses. A
+	// deploy that renames the flow keeps the old one ("due-" + the old
+	// Name): the deadlines pending then are listed there.
 	IndexNamespace string
 
 	// Timeout ends the flow this long after it began (a Start, or the
@@ -228,9 +230,12 @@ func defOf[S, T, U, R any](f *Flow[T, U, R]) *stepDef[T, U, R] {
 // On registers h as the handler of step S in flow f: h gets the step's
 // data and returns what comes next (Goto, Stay, Back, Cancel, End or
 // Call). Changes h makes to the data are kept when it stays, and with the
-// step in the history when it goes on. It panics if S already has a
-// handler in f.
+// step in the history when it goes on. It panics if h is nil or S already
+// has a handler in f.
 func On[S, T, U, R any](f *Flow[T, U, R], h func(t *Turn[T, U, R], data *S) (Next, error)) {
+	if h == nil {
+		panic(fmt.Sprintf("session: conversation.On: nil handler for step %s in flow %q", StepName[S](), f.cfg.Name))
+	}
 	d := defOf[S](f)
 	if d.handle != nil {
 		panic(fmt.Sprintf("session: conversation step %s registered twice in flow %q", d.name, f.cfg.Name))
@@ -241,12 +246,19 @@ func On[S, T, U, R any](f *Flow[T, U, R], h func(t *Turn[T, U, R], data *S) (Nex
 // OnTimeout gives step S of flow f a timeout: when the step has been
 // current for d (from the Goto, Back or Call that entered it) with no
 // step change, h runs once, as a step handler does, with t.TimedOut()
-// true and the zero update. d must be positive.
+// true and the zero update. It panics if d is not positive, h is nil, or
+// S already has a timeout in f.
 func OnTimeout[S, T, U, R any](f *Flow[T, U, R], d time.Duration, h func(t *Turn[T, U, R], data *S) (Next, error)) {
 	if d <= 0 {
 		panic("session: conversation.OnTimeout needs a positive duration")
 	}
+	if h == nil {
+		panic(fmt.Sprintf("session: conversation.OnTimeout: nil handler for step %s in flow %q", StepName[S](), f.cfg.Name))
+	}
 	def := defOf[S](f)
+	if def.onTimeout != nil {
+		panic(fmt.Sprintf("session: conversation step %s given a timeout twice in flow %q", def.name, f.cfg.Name))
+	}
 	def.timeout, def.onTimeout = d, typed(h, session.ValidateFunc[S](f.cfg.Validator))
 }
 
@@ -299,9 +311,15 @@ func encodeStep[S any](s *S, check func(*S) error) (json.RawMessage, error) {
 // "/cancel" (return t.Cancel(), true) and for entry commands (return
 // Goto(FirstStep{}), true: a Goto from a global handler starts the flow at
 // that step, or restarts it when one is running: the re-entry rule).
-// Returning false passes the update on (to the next global handler, then
-// to the step). Globals run in the order added.
+// A global End (t.End(r), with the root flow's result type) ends the root
+// flow, sub-conversations included; Back, Stay and Call apply to the
+// current step. Returning false passes the update on (to the next
+// global handler, then to the step). Globals run in the order added. It
+// panics if h is nil.
 func (f *Flow[T, U, R]) Global(h func(t *Turn[T, U, R]) (next Next, handled bool, err error)) {
+	if h == nil {
+		panic(fmt.Sprintf("session: conversation flow %q: Global with a nil handler", f.cfg.Name))
+	}
 	f.globals = append(f.globals, h)
 }
 
@@ -332,8 +350,15 @@ func (f *Flow[T, U, R]) OnUnknown(h func(t *Turn[T, U, R], stored Frame) (Next, 
 // result: h gets S's data and the result and returns what comes next for
 // parent. Call(child, first) from any step of parent starts the child; a
 // child called from a step without a return handler for it fails the
-// Call with ErrNotRegistered. Child flows need distinct Names.
+// Call with ErrNotRegistered. Child flows need distinct Names. It panics
+// if child or h is nil, or S already has a return handler for child.
 func OnReturn[S, T, U, R, R2 any](parent *Flow[T, U, R], child *Flow[T, U, R2], h func(t *Turn[T, U, R], data *S, result R2) (Next, error)) {
+	if child == nil || h == nil {
+		panic(fmt.Sprintf("session: conversation.OnReturn: nil child flow or handler for step %s in flow %q", StepName[S](), parent.cfg.Name))
+	}
+	if _, ok := parent.returns[[2]string{StepName[S](), child.cfg.Name}]; ok {
+		panic(fmt.Sprintf("session: conversation step %s of flow %q given two return handlers for %q", StepName[S](), parent.cfg.Name, child.cfg.Name))
+	}
 	if other, ok := parent.subs[child.cfg.Name]; ok && other != node[T, U](child) {
 		panic(fmt.Sprintf("session: conversation flow %q has two sub-conversations named %q", parent.cfg.Name, child.cfg.Name))
 	}
@@ -388,8 +413,11 @@ func Goto[S any](s S) Next {
 // Call starts the sub-conversation child at its step S with data first;
 // when child ends with a result, the return handler registered with
 // OnReturn for the calling step runs. The calling step stays where it is,
-// with its data as the handler left it.
+// with its data as the handler left it. It panics if child is nil.
 func Call[S, T, U, R2 any](child *Flow[T, U, R2], first S) Next {
+	if child == nil {
+		panic(fmt.Sprintf("session: conversation.Call of a nil flow (first step %s)", StepName[S]()))
+	}
 	return Next{kind: kindCall, step: StepName[S](), typ: reflect.TypeFor[S](), data: first, child: node[T, U](child)}
 }
 

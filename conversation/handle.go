@@ -10,7 +10,7 @@ import (
 // Handle applies one update to the conversation of the session under
 // key, atomically (Manager.Update: compare-and-swap, retried on
 // conflict). In order: an update whose id was applied already (one of
-// State.Recent, the last 16) is a duplicate and changes nothing (id 0: no
+// State.Recent, the last 16) is a duplicate and changes nothing (id 0 or negative: no
 // check, nothing recorded; the id is recorded when a handler took the
 // update while a conversation ran, before or after it, so that a command
 // a global handler answers with none running writes nothing);
