@@ -125,7 +125,17 @@ type run[T, U, R any] struct {
 	st    *State
 	nodes []node[T, U]
 	out   Outcome[R]
+
+	// skipTimeout: this run gives the update to the global handlers only,
+	// leaving a timeout that has run out as it is (Handle's second run
+	// after that timeout failed); timeoutFailed: the timeout that had run
+	// out returned an error.
+	skipTimeout, timeoutFailed bool
 }
+
+// errNotTaken: in a run with skipTimeout, no global handler took the
+// update.
+var errNotTaken = errors.New("conversation: no global handler took the update")
 
 func (f *Flow[T, U, R]) newRun(ctx context.Context, key string, t *T) *run[T, U, R] {
 	b := &base[T, U]{ctx: ctx, key: key, data: t, now: f.now()}
@@ -391,8 +401,11 @@ func (r *run[T, U, R]) update(id int64, u U) error {
 // handle runs a timeout that has run out, the global handlers, then the
 // step's handler.
 func (r *run[T, U, R]) handle(u U) error {
-	if err := r.timeout(); err != nil {
-		return err
+	if !r.skipTimeout {
+		if err := r.timeout(); err != nil {
+			r.timeoutFailed = true
+			return err
+		}
 	}
 	r.b.update, r.b.hasUp = u, true
 	for _, g := range r.f.globals {
@@ -429,6 +442,9 @@ func (r *run[T, U, R]) handle(u U) error {
 			return err
 		}
 		return r.apply(next, nil)
+	}
+	if r.skipTimeout {
+		return errNotTaken
 	}
 	if !r.st.Active() {
 		return nil

@@ -23,8 +23,32 @@ import (
 // and Handle returns their errors joined. Errors of handlers, and
 // ErrUnknownStep, ErrNotRegistered, ErrTooDeep and ErrNoIndex, come back
 // wrapped in a *session.Error, and nothing is written.
+//
+// A timeout that has run out but fails (its step removed by a deploy, its
+// data no longer valid, its handler's error) does not hold the global
+// handlers back: the update is then given to them alone, on fresh data,
+// so that a /cancel still wins; if none takes it, Handle returns the
+// timeout's error and writes nothing.
 func (f *Flow[T, U, R]) Handle(ctx context.Context, key string, id int64, u U) (Outcome[R], error) {
-	return f.do(ctx, key, func(r *run[T, U, R]) error { return r.update(id, u) })
+	failed := false
+	out, err := f.do(ctx, key, func(r *run[T, U, R]) error {
+		err := r.update(id, u)
+		failed = r.timeoutFailed
+		return err
+	})
+	if err == nil || !failed || len(f.globals) == 0 {
+		return out, err
+	}
+	// The failed run wrote nothing (Manager.Update discards fn's changes
+	// on an error), so the second starts from the stored state.
+	out2, err2 := f.do(ctx, key, func(r *run[T, U, R]) error {
+		r.skipTimeout = true
+		return r.update(id, u)
+	})
+	if errors.Is(err2, errNotTaken) {
+		return out, err
+	}
+	return out2, err2
 }
 
 // Start starts the root flow at step S with data first for the session
