@@ -59,6 +59,7 @@
 package protocol
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -129,6 +130,10 @@ func (p *Store) finishWrite(ctx context.Context, key string, old Old, v Value, o
 		return errs.Conflict // a first attempt's false is a promise
 	case definite(err):
 		return storeError(err)
+	case old.Raw == nil:
+		// Never resent: if the first attempt landed and the key was
+		// deleted since, a resend would create it a second time.
+		return p.settleCreate(ctx, key, v)
 	}
 	ok, err = resend(ctx, func() (bool, error) { return p.sw.CompareAndSwap(ctx, key, old.Raw, v.Raw, v.TTL) })
 	switch {
@@ -143,7 +148,7 @@ func (p *Store) finishWrite(ctx context.Context, key string, old Old, v Value, o
 // settleWrite decides a resent write that reported false: its first
 // attempt may have landed and been built on since.
 func (p *Store) settleWrite(ctx context.Context, key string, old Old, v Value) error {
-	now, err := p.current(ctx, key)
+	_, now, err := p.current(ctx, key)
 	if err != nil {
 		return err
 	}
@@ -158,9 +163,31 @@ func (p *Store) settleWrite(ctx context.Context, key string, old Old, v Value) e
 	return unknown(fmt.Sprintf("the stored write identities (the last %d) cannot tell whether the write landed", format.MaxWrites), nil)
 }
 
-// Delete removes key if it still holds old (see the package's rules). A
-// nil old.Raw deletes nothing.
+// settleCreate decides a write "only if absent" whose reply is open, by a
+// read instead of a resend: the key holds the write (its bytes, or a value
+// whose write identities hold the write's) → done; anything else (absent:
+// never landed, or landed and deleted since; another value: created by
+// another writer first, or after this write was deleted) → unknown.
+func (p *Store) settleCreate(ctx context.Context, key string, v Value) error {
+	raw, now, err := p.current(ctx, key)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(raw, v.Raw) || v.ID != "" && now.Index(v.ID) >= 0 {
+		return nil
+	}
+	return unknown("the key holds another value: written by another writer first, or after this write landed and was deleted", nil)
+}
+
+// Delete removes key if it still holds old, for a caller that wants old
+// gone (Destroy; see the package's rules). A nil old.Raw deletes nothing.
 func (p *Store) Delete(ctx context.Context, key string, old Old) error {
+	return p.delete(ctx, key, old, false)
+}
+
+// delete is Delete; exact (a move's delete of its old key) asks whether
+// this call removed old, where Delete asks only whether old is gone.
+func (p *Store) delete(ctx context.Context, key string, old Old, exact bool) error {
 	if old.Raw == nil {
 		return nil
 	}
@@ -168,22 +195,45 @@ func (p *Store) Delete(ctx context.Context, key string, old Old) error {
 		return p.DeleteAny(ctx, key)
 	}
 	ok, err := p.del.CompareAndDelete(ctx, key, old.Raw)
-	switch {
-	case err == nil && ok:
-		return nil
-	case err == nil:
-		return errs.Conflict
-	case definite(err):
-		return storeError(err)
+	resent := false
+	if err != nil {
+		if definite(err) {
+			return storeError(err)
+		}
+		resent = true
+		ok, err = resend(ctx, func() (bool, error) { return p.del.CompareAndDelete(ctx, key, old.Raw) })
+		if err != nil {
+			return openError(err)
+		}
 	}
-	ok, err = resend(ctx, func() (bool, error) { return p.del.CompareAndDelete(ctx, key, old.Raw) })
+	if ok {
+		return nil // this call deleted old (a resend: the first attempt had not)
+	}
+	return p.settleDelete(ctx, key, old, resent, exact)
+}
+
+// settleDelete decides a compare-and-delete that reported false (it did
+// not delete the key) by reading the key: resent tells that an earlier
+// attempt's reply was lost (it may have deleted old).
+func (p *Store) settleDelete(ctx context.Context, key string, old Old, resent, exact bool) error {
+	_, now, err := p.current(ctx, key)
 	switch {
+	case errors.Is(err, errs.OutcomeUnknown) && errors.Is(err, store.ErrNotFound):
+		switch {
+		case !exact:
+			return nil // gone: what the caller wants, whoever deleted it
+		case !resent:
+			return &errs.Error{Kind: errs.Conflict, Cause: ErrGone} // another writer deleted it
+		}
+		return unknown("the key is gone: deleted by this call's first attempt or by another writer", nil)
 	case err != nil:
-		return openError(err)
-	case ok:
-		return nil
+		return err
+	case !resent:
+		return errs.Conflict // it held another value when this delete ran
+	case old.Writes.Len() > 0 && now.Index(old.Writes.At(0)) >= 1:
+		return errs.Conflict // built on the old value: it was there when this delete was not
 	}
-	return p.settleDelete(ctx, key, old)
+	return unknown("the key holds another value: written after this delete landed, or before it", nil)
 }
 
 // DeleteAny removes key whatever it holds (the caller's Manager.Delete):
@@ -193,65 +243,52 @@ func (p *Store) DeleteAny(ctx context.Context, key string) error {
 	return openError(err)
 }
 
-// settleDelete decides a resent compare-and-delete that reported false:
-// the key holds another value now, and the first attempt may have landed
-// before it was created.
-func (p *Store) settleDelete(ctx context.Context, key string, old Old) error {
-	now, err := p.current(ctx, key)
-	if errors.Is(err, errs.OutcomeUnknown) && errors.Is(err, store.ErrNotFound) {
-		return nil // gone again: the delete holds, whoever made it
-	}
-	if err != nil {
-		return err
-	}
-	if old.Writes.Len() > 0 {
-		switch {
-		case now.Index(old.Writes.At(0)) >= 1:
-			return errs.Conflict // built on the old value: it was there when this delete was not
-		case now.Len() > 0 && now.Len() < format.MaxWrites:
-			// The value's whole history is in view and does not hold
-			// the old value: it was created after the old one was gone,
-			// so the delete is done (by this call or an earlier one).
-			return nil
-		}
-	}
-	return unknown("the stored write identities cannot tell whether the delete landed before the key was written again", nil)
-}
-
-// current returns the write identities of the value stored under key now,
-// for settling; every failure to learn them is ErrOutcomeUnknown (an
-// absent key also matches store.ErrNotFound).
-func (p *Store) current(ctx context.Context, key string) (format.Writes, error) {
+// current returns the value stored under key now and its write
+// identities, for settling; every failure to learn them is
+// ErrOutcomeUnknown (an absent key also matches store.ErrNotFound).
+func (p *Store) current(ctx context.Context, key string) ([]byte, format.Writes, error) {
 	raw, err := p.st.Get(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
-		return "", unknown("the key is gone: deleted since, perhaps after the write landed", err)
+		return nil, "", unknown("the key is gone: deleted since, perhaps after the write landed", err)
 	}
 	if err != nil {
-		return "", unknown("reading it back failed", err)
+		return nil, "", unknown("reading it back failed", err)
 	}
 	w, _ := format.WritesOf(raw)
-	return w, nil
+	return raw, w, nil
 }
 
 // Refresh extends the expiry of key, which still holds old, to ttl (see
-// the package's rules). It reports whether it sent anything.
-func (p *Store) Refresh(ctx context.Context, key string, old Old, ttl time.Duration) (bool, error) {
+// the package's rules). With swap (a Save of an unchanged session) it may
+// use a compare-and-swap of old by itself where the store cannot Touch;
+// without (a Load: a read never writes a value) it only touches. It
+// reports whether it sent anything.
+func (p *Store) Refresh(ctx context.Context, key string, old Old, ttl time.Duration, swap bool) (bool, error) {
 	switch {
 	case old.Raw == nil:
 		return false, nil
 	case p.touch != nil:
-		if err := p.touch.Touch(ctx, key, ttl); err != nil {
+		found, err := resend(ctx, func() (bool, error) {
+			err := p.touch.Touch(ctx, key, ttl)
 			if errors.Is(err, store.ErrNotFound) {
-				return true, errs.Conflict
+				return false, nil
 			}
-			return true, storeError(err)
+			return err == nil, err
+		})
+		switch {
+		case err != nil:
+			return true, openError(err)
+		case !found:
+			// Deleted or expired since the read (or since an earlier
+			// attempt landed): writing the value back could undo that.
+			return true, errs.Conflict
 		}
 		return true, nil
-	case p.sw != nil:
+	case swap && p.sw != nil:
 		ok, err := resend(ctx, func() (bool, error) { return p.sw.CompareAndSwap(ctx, key, old.Raw, old.Raw, ttl) })
 		switch {
 		case err != nil:
-			return true, storeError(err)
+			return true, openError(err)
 		case !ok:
 			return true, errs.Conflict
 		}
@@ -260,8 +297,13 @@ func (p *Store) Refresh(ctx context.Context, key string, old Old, ttl time.Durat
 	return false, nil
 }
 
-// Refreshes reports whether Refresh can extend an expiry at all.
+// Refreshes reports whether Refresh with swap can extend an expiry at all.
 func (p *Store) Refreshes() bool { return p.touch != nil || p.sw != nil }
+
+// Moves reports whether Move is exact: the store can write "only if
+// absent" and delete "only if unchanged". Without, a move is a Set and a
+// Delete, the last writer wins.
+func (p *Store) Moves() bool { return p.sw != nil && p.del != nil }
 
 // Move stores v under to (only if nothing is there) and removes from,
 // which holds old (see the package's rules). A nil old.Raw (nothing stored
@@ -273,20 +315,25 @@ func (p *Store) Move(ctx context.Context, from string, old Old, to string, v Val
 		}
 		return err
 	}
-	err := p.Delete(ctx, from, old)
-	if err == nil || !errors.Is(err, errs.Conflict) {
+	err := p.delete(ctx, from, old, true)
+	if err == nil || !errors.Is(err, errs.Conflict) || errors.Is(err, errs.OutcomeUnknown) {
 		// Done, or open: never undo after an open outcome, which could
 		// leave the value under neither key.
 		return err
 	}
-	// The old key changed since it was read: undo the new write, so that
-	// the other writer's value stays the only one.
+	// Another writer changed or deleted the old key since it was read:
+	// undo the new write, so that the other writer's change stands alone.
 	w, _ := format.WritesOf(v.Raw)
 	if uerr := p.Delete(ctx, to, Old{Raw: v.Raw, Writes: w}); uerr != nil {
-		return errors.Join(err, fmt.Errorf("undo the write under the new key (both keys may hold a value now): %w", uerr))
+		return &errs.Error{Kind: errs.OutcomeUnknown, Cause: fmt.Errorf("the old key changed since it was read and undoing the write under the new key failed (both keys may hold a value now): %w", uerr)}
 	}
 	return err
 }
+
+// ErrGone is the cause of a Move's ErrConflict when another writer
+// deleted the old key since it was read: the write under the new key was
+// undone.
+var ErrGone = errors.New("the old key was deleted since it was read")
 
 // ErrKeyTaken is the cause of a Move's ErrConflict when the new key
 // holds a value: nothing was changed.

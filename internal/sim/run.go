@@ -297,8 +297,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	noBatch := cfg.Caps &^ (CapBatchGetter | CapBatchTTLGetter | CapBatchSwapper)
 	for _, sp := range []spec{{cfg.Caps, 0, true}, {cfg.Caps, 1, true}, {cfg.Caps, 0, false}, {noBatch, 0, true}, {cfg.Caps, 1, false}} {
 		view := h.st.View(sp.caps)
+		// LogKeys: the hook's events name their keys only with it, and
+		// the harness correlates a MigrateAll's events with its calls by
+		// key (migrated).
 		m, err := session.New(session.Config[Data]{
-			Store: view, Namespace: h.ns, TTL: cfg.TTL, Initial: Initial, Migrations: Plan(),
+			Store: view, Namespace: h.ns, TTL: cfg.TTL, Initial: Initial, Migrations: Plan(), LogKeys: true,
 			WriteVersion: sp.wv, Quarantine: sp.quarantine, Hook: h.hook,
 		})
 		if err != nil {
