@@ -236,11 +236,21 @@ func (p *Store) settleDelete(ctx context.Context, key string, old Old, resent, e
 	return unknown("the key holds another value: written after this delete landed, or before it", nil)
 }
 
-// DeleteAny removes key whatever it holds (the caller's Manager.Delete):
-// a delete that is safe to resend, resent while its reply is open.
+// DeleteAny removes key whatever it holds (the caller's Manager.Delete,
+// and Delete on a store without compare-and-delete). It is sent once: a
+// resend after a lost reply could land after another writer's value
+// followed the first attempt's delete, and delete that too. An open reply
+// is settled by a read: the key absent → done (the delete holds, whoever
+// made it); anything else → ErrOutcomeUnknown.
 func (p *Store) DeleteAny(ctx context.Context, key string) error {
-	_, err := resend(ctx, func() (bool, error) { return true, p.st.Delete(ctx, key) })
-	return openError(err)
+	err := p.st.Delete(ctx, key)
+	if err == nil || definite(err) {
+		return storeError(err)
+	}
+	if _, _, rerr := p.current(ctx, key); errors.Is(rerr, errs.OutcomeUnknown) && errors.Is(rerr, store.ErrNotFound) {
+		return nil
+	}
+	return unknown("reading the key back did not show it gone (written again since, or the delete did not land)", err)
 }
 
 // current returns the value stored under key now and its write
