@@ -10,7 +10,7 @@ package sim
 //
 //	operation        success                           ErrConflict              open outcome
 //	Load             returns what the key holds        -                        -
-//	Load quarantine  damaged value moved aside         -                        moved or not, never lost
+//	Load quarantine  damaged value moved aside         -                        moved, not, or copied; never lost
 //	Save (changed)   key held the loaded write; now W  key held another value   W landed or not
 //	Save (unchanged) nothing changes                   nothing changes          nothing changes
 //	Destroy          key held the loaded write or       key held another value   deleted or not
@@ -91,6 +91,20 @@ func (s state) without(k string) state {
 
 func (s state) quarantine(k, id string) state {
 	out := s.without(k)
+	q := []string{id}
+	if s.q != "" {
+		q = append(q, strings.Split(s.q, ",")...)
+	}
+	slices.Sort(q)
+	out.q = strings.Join(q, ",")
+	return out
+}
+
+// copied is s with the damaged identity id quarantined and k left as it
+// is: a quarantine whose outcome is open (its copy made, the removal of
+// the original not known to have landed) may leave both.
+func (s state) copied(id string) state {
+	out := state{keys: s.keys} // states are immutable: sharing keys is safe
 	q := []string{id}
 	if s.q != "" {
 		q = append(q, strings.Split(s.q, ",")...)
@@ -184,6 +198,11 @@ func step(st state, op *Op) []state {
 				return []state{moved}
 			case op.Class == OK:
 				return one
+			case op.Class == Unknown:
+				// Moved, not, or copied and not removed: an open
+				// outcome of a move may leave both keys holding it
+				// (never neither).
+				return []state{st, moved, st.copied(R.V.ID)}
 			}
 			return []state{st, moved}
 		}
@@ -333,6 +352,8 @@ func step(st state, op *Op) []state {
 			return []state{moved}
 		case Conflict:
 			return one
+		case Unknown:
+			return []state{st, moved, st.copied(op.Damaged.V.ID)} // as a Load's quarantine
 		}
 		return []state{st, moved}
 	case KObserve:
@@ -362,7 +383,7 @@ func pendingStep(st state, op *Op) []state {
 	}
 	out := []state{st}
 	if op.QTried && op.Loaded.Present && holds(st, op.Key, op.Loaded) {
-		out = append(out, st.quarantine(op.Key, op.Loaded.V.ID))
+		out = append(out, st.quarantine(op.Key, op.Loaded.V.ID), st.copied(op.Loaded.V.ID))
 	}
 	switch op.Kind {
 	case KLoad, KObserve:

@@ -419,13 +419,24 @@ func (h *harness) end(op *Op, err error) {
 	h.fill(op)
 }
 
-// fill finds in op's calls what it read and wrote of its keys.
+// fill finds in op's calls what it read and wrote of its keys. A Get
+// that follows a CompareAndDelete of the same key, or a write whose reply
+// was open, is the write protocol settling that call, not a read of the
+// operation's own: it does not count as what the operation read.
 func (h *harness) fill(op *Op) {
-	for _, c := range op.Calls {
+	var prev *Call // the previous call of op.Key
+	for i := range op.Calls {
+		c := op.Calls[i]
+		settle := prev != nil && c.Key == op.Key && c.Method == "Get" &&
+			(prev.Method == "CompareAndDelete" || isWrite(prev.Method) && prev.Err != nil)
+		if c.Key == op.Key {
+			prev = &op.Calls[i]
+		}
 		switch {
 		case strings.HasPrefix(c.Key, session.QuarantinePrefix):
 			op.QTried = true
 		case c.Key != op.Key && c.Key != op.Key2:
+		case settle:
 		case isRead(c.Method) && c.Err == nil || isRead(c.Method) && c.Applied && notFound(c.Err) && notFound(c.InnerErr):
 			if op.Kind == KLoad || op.Kind == KMigrate {
 				op.Loaded, op.ReadKnown = seen(c.Reply), true
@@ -648,7 +659,7 @@ func (h *harness) quarantines(op *Op) {
 			case c.Err == nil && (c.OK || c.Method == "Delete"):
 				q.Class = OK
 			case c.Err != nil && q.Class != OK:
-				q.Class = Other
+				q.Class = Unknown // a call's reply was lost: the outcome is open
 			}
 		}
 		h.mu.Lock()
