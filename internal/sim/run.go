@@ -656,7 +656,7 @@ func (h *harness) quarantines(op *Op) {
 		q.Class, q.Return = Conflict, q.Calls[len(q.Calls)-1].End
 		for _, c := range q.Calls {
 			switch {
-			case c.Err == nil && (c.OK || c.Method == "Delete"):
+			case c.Key == q.Key && c.Err == nil && (c.OK || c.Method == "Delete"):
 				q.Class = OK
 			case c.Err != nil && q.Class != OK:
 				q.Class = Unknown // a call's reply was lost: the outcome is open
@@ -678,6 +678,10 @@ func (h *harness) quarantines(op *Op) {
 		case q == nil:
 		case strings.HasPrefix(c.Key, session.QuarantinePrefix) && c.Method == "CompareAndSwap" && c.Err == nil && !c.OK:
 			q = nil // the copy was not made: nothing moved
+		case strings.HasPrefix(c.Key, session.QuarantinePrefix) && isWrite(c.Method) && c.Err != nil:
+			// The copy's reply was lost: it may be there, whatever
+			// comes after.
+			q.Calls = append(q.Calls, c)
 		case c.Key == op.Key && (c.Method == "CompareAndDelete" || c.Method == "Delete"):
 			q.Calls = append(q.Calls, c)
 		case c.Key == op.Key && isWrite(c.Method):
@@ -721,17 +725,35 @@ func (h *harness) move(c int, seq *uint64, slot, mi int, key, token string, chan
 	}
 }
 
-// observe records the store as it is after the run, one KObserve per slot.
+// observe records the store as it is after the run: per slot, one
+// KObserve for each key an operation touched or the store holds (Key set:
+// it checks that key only), and one for the quarantined values (Key
+// empty). A key's observation is called when the last operation that
+// touched the key returned: nothing changes the key after that, so what
+// the store holds at the end is what it held then. Observing each key as
+// early as that is what keeps the check tractable: on a store without
+// compare-and-swap every write may land in any order, and one
+// observation of the whole slot at the end is a single constraint that
+// the search can only meet by trying every order of every key at once.
 func (h *harness) observe(ctx context.Context) error {
 	inner := h.st.Inner()
 	sc, ok := inner.(store.Scanner)
 	if !ok {
 		return fmt.Errorf("sim: the store %T cannot list its keys", inner)
 	}
-	obs := make([]*Op, h.cfg.Slots)
 	t := h.clock.Tick()
-	for i := range obs {
-		obs[i] = &Op{Client: h.cfg.Clients, Kind: KObserve, Slot: i, Obs: map[string]Value{}, Call: t}
+	last := map[string]int64{} // store key -> the last return of an operation that touched it
+	touch := func(k string, at int64) {
+		if k != "" {
+			last[k] = max(last[k], at)
+		}
+	}
+	for _, op := range h.ops {
+		if op.Kind == KMigrateAll {
+			continue
+		}
+		touch(op.Key, op.Return)
+		touch(op.Key2, op.Return)
 	}
 	var keys []string
 	for _, p := range []string{h.ns + ":", session.QuarantinePrefix} {
@@ -739,9 +761,11 @@ func (h *harness) observe(ctx context.Context) error {
 			return err
 		}
 	}
+	held := map[string]Value{}
+	qs := make([][]string, h.cfg.Slots)
 	for _, k := range keys {
 		slot := slotOf(h.ns, k)
-		if slot < 0 || slot >= len(obs) {
+		if slot < 0 || slot >= h.cfg.Slots {
 			continue
 		}
 		b, err := inner.Get(ctx, k)
@@ -753,15 +777,28 @@ func (h *harness) observe(ctx context.Context) error {
 		}
 		v := Parse(b)
 		if strings.HasPrefix(k, session.QuarantinePrefix) {
-			obs[slot].ObsQ = append(obs[slot].ObsQ, v.ID)
+			qs[slot] = append(qs[slot], v.ID)
 		} else {
-			obs[slot].Obs[k] = v
+			held[k] = v
+			if _, ok := last[k]; !ok {
+				last[k] = t
+			}
 		}
 	}
-	t = h.clock.Tick()
-	for _, o := range obs {
-		o.Return = t
+	end := h.clock.Tick()
+	for k, at := range last {
+		slot := slotOf(h.ns, k)
+		if slot < 0 || slot >= h.cfg.Slots || strings.HasPrefix(k, session.QuarantinePrefix) {
+			continue
+		}
+		o := &Op{Client: h.cfg.Clients, Kind: KObserve, Slot: slot, Key: k, Obs: map[string]Value{}, Call: at, Return: end}
+		if v, ok := held[k]; ok {
+			o.Obs[k] = v
+		}
 		h.ops = append(h.ops, o)
+	}
+	for i := range h.cfg.Slots {
+		h.ops = append(h.ops, &Op{Client: h.cfg.Clients, Kind: KObserve, Slot: i, Obs: map[string]Value{}, ObsQ: qs[i], Call: t, Return: end})
 	}
 	return nil
 }
