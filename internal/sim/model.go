@@ -33,6 +33,7 @@ package sim
 // whatever is there, as documented.
 
 import (
+	"os"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -522,6 +523,29 @@ func (h *harness) check(r *Result) []Finding {
 		case porcupine.Ok:
 			continue
 		case porcupine.Unknown:
+			if os.Getenv("SIMDEBUG") != "" {
+				var base []porcupine.Operation
+				var obs []porcupine.Operation
+				for _, o := range ops {
+					if o.Input.(*Op).Kind == KObserve {
+						obs = append(obs, o)
+					} else {
+						base = append(base, o)
+					}
+				}
+				for _, o := range obs {
+					res, _ := porcupine.CheckOperationsVerbose(m, append(slices.Clone(base), o), 3*time.Second)
+					fmt.Fprintf(os.Stderr, "DEBUG obs %s: %v\n", o.Input.(*Op).String(), res)
+					if res != porcupine.Ok {
+						k := o.Input.(*Op).Key
+						for _, x := range base {
+							if xo := x.Input.(*Op); xo.Key == k || xo.Key2 == k {
+								fmt.Fprintf(os.Stderr, "DEBUG   %s\n", xo.Describe())
+							}
+						}
+					}
+				}
+			}
 			out = append(out, Finding{Kind: "check-timeout", Slot: slot, Detail: fmt.Sprintf("the check of %d operations ran out of %v", len(ops), CheckTimeout), ops: ops})
 			continue
 		}

@@ -398,6 +398,19 @@ func (h *harness) end(op *Op, err error) {
 	op.Return = h.clock.Tick()
 	op.Err, op.Class = err, classify(err)
 	op.Calls = h.st.Take(op.ID)
+	if op.Kind != KMigrateAll && len(op.Calls) > 0 {
+		// The operation acts on the store only through its calls, so
+		// it takes effect between the first call's start and the last
+		// call's end: the check uses that window, not the time spent
+		// before (waiting behind another Update of the same key, for
+		// instance) or after. A narrower window only forbids
+		// linearizations; it never admits one. Without it, on a store
+		// without compare-and-swap, where every write fits anywhere, the
+		// Updates that wait in line overlap so many others that the
+		// search cannot end.
+		op.Call = max(op.Call, op.Calls[0].Start)
+		op.Return = min(op.Return, op.Calls[len(op.Calls)-1].End)
+	}
 	h.mu.Lock()
 	evs := h.events[op.ID]
 	delete(h.events, op.ID)
