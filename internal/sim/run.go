@@ -197,6 +197,7 @@ type Result struct {
 	Handoffs int
 	Stats    Stats
 	Parts    int // histories checked (one per slot)
+	PerKey   int // of those, checked key by key at the end (see perKey)
 	Findings []Finding
 	Took     time.Duration
 	// Check is the time the linearizability checks took.
