@@ -894,7 +894,18 @@ func (h *harness) invariants() []Finding {
 	}
 	for _, op := range h.ops {
 		faulted, writeFaulted := false, false
-		for _, c := range op.Calls {
+		var prev *Call // the previous call of op.Key
+		for i, c := range op.Calls {
+			settle := prev != nil && c.Key == op.Key && c.Method == "Get" &&
+				(prev.Method == "CompareAndDelete" || isWrite(prev.Method) && prev.Err != nil)
+			if c.Key == op.Key {
+				prev = &op.Calls[i]
+			}
+			if c.Key == op.Key && isRead(c.Method) && !settle {
+				// A load (an Update's retry) after a write: that write
+				// was settled as a conflict, or it would not retry.
+				writeFaulted = false
+			}
 			if c.Fault.FailsCall() {
 				faulted = true
 				if isWrite(c.Method) {

@@ -514,6 +514,14 @@ func (h *harness) migrated(all *Op, evs []event) {
 			op.Quarantined = true
 		}
 		h.fill(op)
+		if op.QTried && !op.Quarantined {
+			// A quarantine that did not end the key's migration (its
+			// copy undone after a conflict, or open, and the key read
+			// again): an operation of its own, as an Update's; the
+			// migration is then its last read and its write.
+			h.quarantines(op)
+			op.QTried = false
+		}
 		h.mu.Lock()
 		h.ops = append(h.ops, op)
 		h.mu.Unlock()
@@ -667,39 +675,49 @@ func (h *harness) quarantines(op *Op) {
 			q = nil
 			return
 		}
+		// Done when the original was removed; open when a call of the
+		// move (the copy, the removal, a settling read, the undo) failed;
+		// otherwise a conflict (the copy undone).
 		q.Class, q.Return = Conflict, q.Calls[len(q.Calls)-1].End
+		failed := false
 		for _, c := range q.Calls {
 			switch {
-			case c.Key == q.Key && c.Err == nil && (c.OK || c.Method == "Delete"):
+			case c.Key == q.Key && c.Err == nil && (c.OK && c.Method == "CompareAndDelete" || c.Method == "Delete"):
 				q.Class = OK
-			case c.Err != nil && q.Class != OK:
-				q.Class = Unknown // a call's reply was lost: the outcome is open
+			case c.Err != nil && !notFound(c.Err):
+				failed = true
 			}
+		}
+		if failed && q.Class != OK {
+			q.Class = Unknown
 		}
 		h.mu.Lock()
 		h.ops = append(h.ops, q)
 		h.mu.Unlock()
 		q = nil
 	}
-	for _, c := range op.Calls {
+	var prev *Call // the previous call of op.Key
+	for i := range op.Calls {
+		c := op.Calls[i]
+		settle := prev != nil && c.Key == op.Key && c.Method == "Get" &&
+			(prev.Method == "CompareAndDelete" || isWrite(prev.Method) && prev.Err != nil)
+		if c.Key == op.Key {
+			prev = &op.Calls[i]
+		}
 		switch {
-		case c.Key == op.Key && isRead(c.Method):
+		case c.Key == op.Key && isRead(c.Method) && !settle:
+			flush() // a load: a quarantine before it is over
 			if r := seen(c.Reply); r.Present && r.V.Damaged {
-				flush()
 				q = &Op{ID: op.ID, Client: op.Client, Kind: KQuarantine, Slot: op.Slot, Mgr: op.Mgr, Key: op.Key,
 					Swapper: op.Swapper, Deleter: op.Deleter, Damaged: r, Call: c.Start}
 			}
 		case q == nil:
 		case strings.HasPrefix(c.Key, session.QuarantinePrefix) && c.Method == "CompareAndSwap" && c.Err == nil && !c.OK:
 			q = nil // the copy was not made: nothing moved
-		case strings.HasPrefix(c.Key, session.QuarantinePrefix) && isWrite(c.Method) && c.Err != nil:
-			// The copy's reply was lost: it may be there, whatever
-			// comes after.
-			q.Calls = append(q.Calls, c)
-		case c.Key == op.Key && (c.Method == "CompareAndDelete" || c.Method == "Delete"):
-			q.Calls = append(q.Calls, c)
-		case c.Key == op.Key && isWrite(c.Method):
+		case c.Key == op.Key && isWrite(c.Method) && c.Method != "CompareAndDelete" && c.Method != "Delete":
 			flush() // the Update's own write: the quarantine is over
+		default:
+			q.Calls = append(q.Calls, c) // the move's calls, and reads settling them
 		}
 	}
 	flush()
