@@ -11,49 +11,67 @@
 // A reply is "open" when it is an error that does not say for sure that
 // nothing was written: anything but store.ErrInvalidKey, store.ErrTooLarge
 // and store.ErrClosed (the definite errors, returned as they are). An open
-// reply is followed by resends of the same conditional operation, at once
-// and then after 2, 8, 32 and 128 ms, while ctx lasts; a resend is safe
-// because every value the manager writes carries a unique write identity
-// (store.Swapper's and store.Deleter's resend rules).
+// reply is followed by resends of the same operation, at once and then
+// after 2, 8, 32 and 128 ms, while ctx lasts, only where a resend cannot
+// apply the operation twice: a compare-and-swap from an old value (every
+// value the manager writes carries a unique write identity, so a resend
+// that finds its own value reports true), a compare-and-delete (it
+// deletes only old) and a Touch (touching twice is touching once). A
+// write "only if absent" and a blind Delete are never resent: if the
+// first attempt landed and another writer deleted or wrote the key since,
+// a resend would apply it a second time. Their open replies are settled
+// by reading the key. "Settled by a read" means a Get of the key; a Get
+// that fails leaves the outcome open (ErrOutcomeUnknown).
 //
-//	operation  store needs   first reply        resend reply   outcome
-//	---------  ------------  -----------------  -------------  ---------------------------------------------
-//	Write      Swapper       true               -              done
-//	                         false              -              ErrConflict (a first attempt's false is a promise)
-//	                         open               true           done (landed now or before)
-//	                                            false          settled: the value stored now holds the write's
-//	                                                           identity → done; it was built on the old value by
-//	                                                           another writer (the old identity followed by
-//	                                                           another) → ErrConflict; else ErrOutcomeUnknown
-//	                                            open, to end   ErrOutcomeUnknown
-//	Write      (no Swapper)  Set: nil → done; open → ErrOutcomeUnknown. The last writer wins.
-//	Delete     Deleter       true               -              done (absent now)
-//	                         false              -              ErrConflict
-//	                         open               true           done
-//	                                            false          settled: the value stored now was built on the
-//	                                                           old one → ErrConflict; its whole chain of
-//	                                                           identities is in view and the old identity is not
-//	                                                           in it (created after the old value was gone) →
-//	                                                           done; else ErrOutcomeUnknown
-//	Delete     (no Deleter)  as DeleteAny. The last writer wins.
-//	DeleteAny  -             Delete, resent while open (deleting twice is deleting once); still open at
-//	                         the end → ErrOutcomeUnknown.
-//	Refresh    Toucher       Touch: nil → done; ErrNotFound → ErrConflict (deleted or expired since the
-//	                         read: writing the value back could undo that); other errors as they are.
-//	Refresh    Swapper       a compare-and-swap of the old value by itself: true → done; false, first or
-//	                         resent → ErrConflict (the value changed since it was read).
-//	Refresh    (neither)     nothing is sent: without a conditional write an unchanged value is never
-//	                         written back, since that could revert another writer's newer value. The
-//	                         expiry is then extended only by writes and by reads that extend it.
-//	Move       Swapper       Write to the new key "only if absent", then Delete the old key. The Write's
-//	                         ErrConflict → ErrConflict (the new key is taken), nothing else done; its
-//	                         ErrOutcomeUnknown → ErrOutcomeUnknown, the old key untouched. The Delete's
-//	                         ErrConflict (another writer changed the old key) → undo: Delete the new key
-//	                         against what was written there; done → ErrConflict; otherwise both keys may
-//	                         hold a session, reported with the undo's error. The Delete's
-//	                         ErrOutcomeUnknown → ErrOutcomeUnknown and no undo: an undo after an open
-//	                         outcome could leave the session under neither key.
-//	Move       (no Swapper)  Set the new key, then Delete the old one (last writer wins).
+//	operation     store needs   first reply        then                  outcome
+//	------------  ------------  -----------------  --------------------  ------------------------------------------
+//	Write         Swapper       true               -                     done
+//	                            false              -                     ErrConflict (a first attempt's false is a
+//	                                                                     promise)
+//	                            open, old present  resend: true          done (landed now or before)
+//	                                               resend: false, read:  the value holds the write's identity → done;
+//	                                                                     built on the old value by another writer
+//	                                                                     (the old identity followed by another) →
+//	                                                                     ErrConflict; else ErrOutcomeUnknown
+//	                                               resend open to end    ErrOutcomeUnknown
+//	                            open, old absent   read (no resend)      the key holds the write (its bytes or its
+//	                                                                     identity) → done; else ErrOutcomeUnknown
+//	Write         (no Swapper)  Set: nil → done; open → ErrOutcomeUnknown. The last writer wins.
+//	Delete        Deleter       true               -                     done (this call deleted old)
+//	(Destroy: the               false              read                  absent → done (gone, as wanted); present →
+//	caller wants                                                         ErrConflict
+//	old gone)                   open               resend: true          done
+//	                                               resend: false, read   absent → done; built on old →
+//	                                                                     ErrConflict; else ErrOutcomeUnknown (the
+//	                                                                     first attempt may have deleted old before
+//	                                                                     the key was written again)
+//	                                               resend open to end    ErrOutcomeUnknown
+//	Delete        (no Deleter)  as DeleteAny. The last writer wins.
+//	Move's delete Deleter       as Delete, but exact (did this call remove old?): false and absent → ErrConflict
+//	of the old                                   (another writer deleted it; the move is undone); resent,
+//	key                                          false and absent → ErrOutcomeUnknown (this call's first attempt
+//	                                             or another writer deleted it)
+//	DeleteAny     -             Delete once: nil → done; open → read: absent → done; else ErrOutcomeUnknown.
+//	Refresh       Toucher       Touch, resent while open: nil → done; ErrNotFound → ErrConflict (deleted or
+//	                            expired since the read: writing the value back could undo that); still open →
+//	                            ErrOutcomeUnknown.
+//	Refresh, swap Swapper       (a Save of an unchanged session only) a compare-and-swap of the old value by
+//	(no Toucher)                itself, resent while open: true → done; false → ErrConflict (the value changed
+//	                            since it was read); still open → ErrOutcomeUnknown.
+//	Refresh       (otherwise)   nothing is sent: a read (Load) never writes a value, and without a conditional
+//	                            write an unchanged value is never written back, since that could revert another
+//	                            writer's newer value. The expiry is then extended only by writes and by reads
+//	                            that extend it (GetAndTouch).
+//	Move          Swapper and   Write to the new key "only if absent", then the exact Delete of the old key.
+//	              Deleter       The Write's ErrConflict → ErrConflict (ErrKeyTaken), nothing else done; its
+//	                            other errors as they are, the old key untouched. The Delete's ErrConflict
+//	                            (another writer changed or deleted the old key) → undo: Delete the new key
+//	                            against what was written there; done → ErrConflict; the undo failing →
+//	                            ErrOutcomeUnknown (both keys may hold a value). The Delete's ErrOutcomeUnknown →
+//	                            ErrOutcomeUnknown and no undo: an undo after an open outcome could leave the
+//	                            value under neither key.
+//	Move          (otherwise)   Write the new key, then Delete the old one (the last writer wins). Quarantine
+//	                            does not move on such a store (Moves reports false): see Config.Quarantine.
 //
 // A move never leaves the value under neither key.
 package protocol
