@@ -530,8 +530,15 @@ func (h *harness) check(r *Result) []Finding {
 				r.PerKey++
 				continue
 			case porcupine.Illegal:
-				hist, _ := shorten(m, o, info)
-				out = append(out, Finding{Kind: "linearizability", Slot: slot, Detail: fmt.Sprintf("the history of slot %d (%d operations) is not linearizable with the observation of the end %s", slot, len(ops), o[len(o)-1].Input.(*Op)), History: hist, ops: ops})
+				hist, stuck := shorten(m, o, info)
+				what := fmt.Sprintf("the history of slot %d (%d operations) without the observations of the end is not linearizable", slot, len(ops))
+				if last := o[len(o)-1].Input.(*Op); last.Kind == KObserve {
+					what = fmt.Sprintf("the history of slot %d (%d operations) is not linearizable with the observation of the end %s", slot, len(ops), last)
+				}
+				if stuck != nil {
+					what += "; no linearization places " + stuck.String()
+				}
+				out = append(out, Finding{Kind: "linearizability", Slot: slot, Detail: what, History: hist, ops: ops})
 				continue
 			}
 			out = append(out, Finding{Kind: "check-timeout", Slot: slot, Detail: fmt.Sprintf("the check of %d operations ran out of %v", len(ops), CheckTimeout), ops: ops})

@@ -489,15 +489,24 @@ func isWrite(method string) bool {
 // migrated splits a MigrateAll into one operation per key it reported,
 // from the first call that touched the key to the key's event.
 func (h *harness) migrated(all *Op, evs []event) {
+	// A scan may report a key twice (store.Scanner), and MigrateAll then
+	// migrates it twice: each of its events takes the calls since the
+	// key's event before.
+	since := map[string]int64{}
 	for _, e := range evs {
 		if e.e.Op != "migrate" {
 			continue
 		}
 		sk := h.storeKey(e.e.Key)
+		after := since[sk]
+		since[sk] = e.tick
 		op := &Op{ID: all.ID, Client: all.Client, Kind: KMigrate, Slot: slotOf(h.ns, sk), Mgr: all.Mgr, Key: sk,
 			Swapper: all.Swapper, Deleter: all.Deleter, Call: all.Call, Return: e.tick, Outcome: e.e.Outcome, Err: e.e.Err, Class: classify(e.e.Err)}
 		first := true
 		for _, c := range all.Calls {
+			if c.Start < after {
+				continue
+			}
 			if c.Key == sk || strings.HasSuffix(c.Key, ":"+sk) && strings.HasPrefix(c.Key, session.QuarantinePrefix) {
 				if first {
 					op.Call, first = c.Start, false
