@@ -39,9 +39,9 @@ func testCASResend(t *testing.T, s store.Store) {
 	// The resent swap sets the ttl, as the first attempt did.
 	mustSet(t, s, "ttl", []byte("v2"), 0)
 	cas(t, sw, "ttl", []byte("v1"), []byte("v2"), shortTTL, true)
-	mustSet(t, s, "persist", []byte("v2"), shortTTL)
+	mustSet(t, s, "persist", []byte("v2"), setupTTL) // live at the swap, even on a loaded machine
 	cas(t, sw, "persist", []byte("v1"), []byte("v2"), longTTL, true)
-	time.Sleep(pastShortTTL)
+	time.Sleep(pastSetupTTL)
 	wantAbsent(t, s, "ttl")
 	wantValue(t, s, "persist", []byte("v2"))
 }

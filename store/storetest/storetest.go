@@ -628,9 +628,9 @@ func testCASSetsTTL(t *testing.T, s store.Store) {
 	cas(t, sw, "created", nil, []byte("v"), shortTTL, true)
 	mustSet(t, s, "replaced", []byte("v1"), longTTL)
 	cas(t, sw, "replaced", []byte("v1"), []byte("v2"), shortTTL, true)
-	mustSet(t, s, "persisted", []byte("v1"), shortTTL)
+	mustSet(t, s, "persisted", []byte("v1"), setupTTL) // live at the swap, even on a loaded machine
 	cas(t, sw, "persisted", []byte("v1"), []byte("v2"), 0, true)
-	time.Sleep(pastShortTTL)
+	time.Sleep(pastSetupTTL)
 	wantAbsent(t, s, "created")
 	wantAbsent(t, s, "replaced")
 	wantValue(t, s, "persisted", []byte("v2"))
@@ -753,11 +753,11 @@ func testTouchAbsent(t *testing.T, s store.Store) {
 
 func testTouchExtends(t *testing.T, s store.Store) {
 	to := toucher(t, s)
-	mustSet(t, s, "k", []byte("v"), shortTTL)
+	mustSet(t, s, "k", []byte("v"), setupTTL) // live at the Touch, even on a loaded machine
 	if err := to.Touch(ctx(t), "k", longTTL); err != nil {
 		t.Fatalf("Touch: %v", err)
 	}
-	time.Sleep(pastShortTTL)
+	time.Sleep(pastSetupTTL)
 	wantValue(t, s, "k", []byte("v"))
 }
 
@@ -773,11 +773,11 @@ func testTouchShortens(t *testing.T, s store.Store) {
 
 func testTouchPersist(t *testing.T, s store.Store) {
 	to := toucher(t, s)
-	mustSet(t, s, "k", []byte("v"), shortTTL)
+	mustSet(t, s, "k", []byte("v"), setupTTL) // live at the Touch, even on a loaded machine
 	if err := to.Touch(ctx(t), "k", 0); err != nil {
 		t.Fatalf("Touch: %v", err)
 	}
-	time.Sleep(pastShortTTL)
+	time.Sleep(pastSetupTTL)
 	wantValue(t, s, "k", []byte("v"))
 }
 
@@ -804,8 +804,9 @@ func testGetAndTouchAbsent(t *testing.T, s store.Store) {
 
 func testGetAndTouchExtends(t *testing.T, s store.Store) {
 	r := refresher(t, s)
-	mustSet(t, s, "k", []byte("v"), shortTTL)
-	mustSet(t, s, "p", []byte("v"), shortTTL)
+	// setupTTL: live at the GetAndTouch, even on a loaded machine.
+	mustSet(t, s, "k", []byte("v"), setupTTL)
+	mustSet(t, s, "p", []byte("v"), setupTTL)
 	got, err := r.GetAndTouch(ctx(t), "k", longTTL)
 	if err != nil || string(got) != "v" {
 		t.Fatalf("GetAndTouch = %q, %v; want %q", got, err, "v")
@@ -813,7 +814,7 @@ func testGetAndTouchExtends(t *testing.T, s store.Store) {
 	if _, err := r.GetAndTouch(ctx(t), "p", 0); err != nil {
 		t.Fatalf("GetAndTouch with ttl 0: %v", err)
 	}
-	time.Sleep(pastShortTTL)
+	time.Sleep(pastSetupTTL)
 	wantValue(t, s, "k", []byte("v"))
 	wantValue(t, s, "p", []byte("v"))
 	mustSet(t, s, "shortened", []byte("v"), 0)
