@@ -14,7 +14,6 @@ import (
 	"github.com/go-playground/validator/v10"
 
 	"github.com/typedsession/session/codec"
-	"github.com/typedsession/session/internal/errs"
 	"github.com/typedsession/session/internal/format"
 	"github.com/typedsession/session/internal/keylock"
 	"github.com/typedsession/session/internal/protocol"
@@ -212,7 +211,7 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 		initialFn:    cfg.Initial,
 		latest:       cfg.Migrations.Latest(),
 		writeVersion: cfg.WriteVersion,
-		validateFn:   newValidateFunc[T](cfg.Validator, cfg.SkipTagValidation),
+		validateFn:   guarded(newValidateFunc[T](cfg.Validator, cfg.SkipTagValidation)),
 		maxAttempts:  cfg.MaxAttempts,
 		unknown:      cfg.ExtraMembers,
 		hook:         cfg.Hook,
@@ -322,14 +321,7 @@ func (m *Manager[T]) initialValue() (v T, err error) {
 
 // validate runs the validation of T; a panic in a Validate method becomes
 // ErrInvalid.
-func (m *Manager[T]) validate(data *T) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = &errs.Error{Kind: ErrInvalid, Msg: fmt.Sprintf("Validate panicked: %v", p), Cause: &format.PanicError{Value: p, Stack: debug.Stack()}}
-		}
-	}()
-	return m.validateFn(data)
-}
+func (m *Manager[T]) validate(data *T) error { return m.validateFn(data) }
 
 // storeKey returns the store key of key, or an error matching
 // store.ErrInvalidKey.

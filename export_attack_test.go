@@ -1,6 +1,9 @@
 package session
 
-import "context"
+import (
+	"context"
+	"reflect"
+)
 
 // UpdateRefs returns how many Updates of key through m hold or wait for
 // the key's in-process lock, so that a test can line Updates up.
@@ -12,6 +15,9 @@ func UpdateLocks[T any](m *Manager[T]) int { return m.updates.Len() }
 
 // Handoff is s.handoff for the tests of the external package.
 func Handoff[T any](ctx context.Context, s *Session[T]) (*Session[T], bool) { return s.handoff(ctx) }
+
+// MayHaveTags is mayHaveTags for the tests.
+func MayHaveTags(typ reflect.Type) bool { return mayHaveTags(typ, map[reflect.Type]bool{}) }
 
 // UpdateWait is updateWait for the tests.
 const UpdateWait = updateWait

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -23,7 +24,9 @@ func getCmd(g *globals) *cobra.Command {
 		Short: "Show one value: envelope, version, writes, layers, size, TTL and data",
 		Long: `get prints the value under KEY (with --namespace, the session key of that
 namespace): its envelope (schema version, write identities, codec, layers
-and key ID), size, TTL left and data. JSON data is indented; other bytes are
+and key ID), size, TTL left and data, and for each running conversation
+(package conversation) in the data, its flows and step, next deadline and
+last update on a line of its own. JSON data is indented; other bytes are
 shown as a quoted string when they are text, as a hex dump otherwise. A
 value that is not an envelope is shown as it is, and get exits with status 1
 saying why.`,
@@ -97,6 +100,9 @@ func get(ctx context.Context, g *globals, t *target, key string, raw bool, limit
 		}
 		fmt.Fprintln(w)
 		showData(w, env.Payload, len(env.Layers) == 0, limit)
+		if len(env.Layers) == 0 {
+			showConversations(w, env.Payload)
+		}
 	} else {
 		fmt.Fprintf(w, "value:\n")
 		showData(w, e.Raw, true, limit)
@@ -156,4 +162,52 @@ func isText(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// showConversations prints a line for each top-level member of JSON data
+// that holds a running conversation (package conversation's State: a
+// "frames" array of objects with "flow" and "step"): its flows and steps,
+// outermost first, its next deadline and the last update applied.
+func showConversations(w io.Writer, data []byte) {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(data, &members) != nil {
+		return
+	}
+	names := make([]string, 0, len(members))
+	for name := range members {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		var st struct {
+			Frames []struct {
+				Flow string `json:"flow"`
+				Step string `json:"step"`
+			} `json:"frames"`
+			Deadline   string `json:"deadline"`
+			LastUpdate int64  `json:"last_update"`
+		}
+		if json.Unmarshal(members[name], &st) != nil || len(st.Frames) == 0 {
+			continue
+		}
+		steps := make([]string, 0, len(st.Frames))
+		for _, f := range st.Frames {
+			if f.Flow == "" || f.Step == "" {
+				steps = nil
+				break
+			}
+			steps = append(steps, f.Flow+"."+f.Step)
+		}
+		if steps == nil {
+			continue
+		}
+		line := fmt.Sprintf("conversation %q: %s", name, strings.Join(steps, " > "))
+		if st.Deadline != "" {
+			line += ", deadline " + st.Deadline
+		}
+		if st.LastUpdate != 0 {
+			line += fmt.Sprintf(", last update %d", st.LastUpdate)
+		}
+		fmt.Fprintln(w, line)
+	}
 }

@@ -371,3 +371,29 @@ var ttlMs = cmp.Transformer("ttl", ttlMsText)
 var ttlMsRE = regexp.MustCompile(`"ttl_ms":[1-9][0-9]*`)
 
 func ttlMsText(s string) string { return ttlMsRE.ReplaceAllString(s, `"ttl_ms":N`) }
+
+// TestGetConversation: get names the flows and the step of a session's
+// running conversation (package conversation's State), its deadline and
+// its last update.
+func TestGetConversation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sessions.snap")
+	st, err := memstore.New(memstore.Options{BackupPath: path, BackupInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := `{"typedsession":1,"data":{"conv":{"frames":[` +
+		`{"flow":"signup","step":"AskAge","data":{"Name":"Ann"},"started":"2026-12-07T09:00:00Z"},` +
+		`{"flow":"address","step":"AskCity","step_deadline":"2026-12-07T09:05:00Z"}],` +
+		`"deadline":"2026-12-07T09:05:00Z","last_update":913447},"score":3}}`
+	if err := st.Set(context.Background(), "bot:42", []byte(v), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out := mustCLI(t, "", "--store", path, "get", "bot:42")
+	want := `conversation "conv": signup.AskAge > address.AskCity, deadline 2026-12-07T09:05:00Z, last update 913447`
+	if !strings.Contains(out, want+"\n") {
+		t.Errorf("get: no line %q in\n%s", want, out)
+	}
+}

@@ -33,6 +33,7 @@ import (
 	_ "github.com/typedsession/session"
 	_ "github.com/typedsession/session/codec"
 	_ "github.com/typedsession/session/codec/codectest"
+	_ "github.com/typedsession/session/conversation"
 	_ "github.com/typedsession/session/middleware"
 	_ "github.com/typedsession/session/middleware/pglock"
 	_ "github.com/typedsession/session/middleware/redislock"

@@ -15,11 +15,11 @@ func TestDebug(t *testing.T) {
 	if !strings.Contains(out, "bot: Your session (key terminal:you) is not stored yet") {
 		t.Errorf("first /debug, before anything was stored:\n%s", out)
 	}
-	you := regexp.MustCompile(`bot: Your session \(store key quiz:terminal:you\): schema version 1, (\d+) bytes, 719h59m5\ds left\.\n\{"active":true,"question":1,"score":1,"answers":\["Paris"\],"best":0\}`)
+	you := regexp.MustCompile(`bot: Your session \(store key quiz:terminal:you\): schema version 2, (\d+) bytes, 719h59m5\ds left\.\n\{"conv":\{"frames":\[\{"flow":"quiz","step":"Asking","data":\{"question":1,"score":1,"answers":\["Paris"\]\}`)
 	if !you.MatchString(out) {
 		t.Errorf("/debug of a stored session:\n%s", out)
 	}
-	if !strings.Contains(out, `bot to @bob: Your session (store key quiz:terminal:bob): schema version 1, `) || !strings.Contains(out, `{"active":true,"question":0,"score":0,"answers":null,"best":0}`) {
+	if !strings.Contains(out, `bot to @bob: Your session (store key quiz:terminal:bob): schema version 2, `) || !strings.Contains(out, `"step":"Asking","data":{"question":0,"score":0,"answers":null}`) {
 		t.Errorf("bob's /debug:\n%s", out)
 	}
 }

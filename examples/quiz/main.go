@@ -2,6 +2,11 @@
 // Quiz struct, validated on every load and save and kept in a file store (the
 // default), in memory with a snapshot file, or in Redis.
 //
+// A running quiz is a conversation (package conversation) with a time
+// limit per question (-time-limit, default 30 s) that fires even when the
+// player never writes again, and after a restart: a sweeper runs in the
+// bot, once at its start and then every second.
+//
 // In the terminal each line is a message. A line "@alice: 2" speaks as
 // player alice; other lines speak as "you". With TELEGRAM_BOT_TOKEN set it
 // runs as a Telegram bot instead, with the same handler and the same store.
@@ -31,6 +36,7 @@ import (
 	session "github.com/typedsession/session"
 	"github.com/typedsession/session/middleware"
 	"github.com/typedsession/session/middleware/redislock"
+	"github.com/typedsession/session/migrate"
 	"github.com/typedsession/session/store"
 	"github.com/typedsession/session/store/filestore"
 	"github.com/typedsession/session/store/memstore"
@@ -58,6 +64,11 @@ type options struct {
 	namespace string
 	token     string
 	apiURL    string
+	timeLimit time.Duration
+
+	// now is the clock of the quiz's time limits (tests set it; nil:
+	// time.Now).
+	now func() time.Time
 
 	// locker, set by openStore for Redis, serializes the updates of one
 	// player across replicas of the bot (nil: the in-process default).
@@ -74,6 +85,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.StringVar(&o.redisURL, "redis-url", env("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis server of -store redis (env REDIS_URL)")
 	fs.StringVar(&o.namespace, "namespace", env("QUIZ_NAMESPACE", "quiz"), "session namespace: keys are <namespace>:<player> (env QUIZ_NAMESPACE)")
 	fs.StringVar(&o.token, "token", "", "Telegram bot token; empty: terminal mode (env TELEGRAM_BOT_TOKEN)")
+	fs.DurationVar(&o.timeLimit, "time-limit", envDuration("QUIZ_TIME_LIMIT", 30*time.Second), "time to answer a question; 0: no limit (env QUIZ_TIME_LIMIT)")
 	fs.StringVar(&o.apiURL, "telegram-api", env("TELEGRAM_API_URL", "https://api.telegram.org"), "Telegram Bot API server (env TELEGRAM_API_URL)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -86,6 +98,13 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		o.token = os.Getenv("TELEGRAM_BOT_TOKEN")
 	}
 	return o, nil
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return d
+	}
+	return def
 }
 
 func env(name, def string) string {
@@ -164,14 +183,23 @@ func openStore(ctx context.Context, o *options) (store.Store, string, func() err
 // newManager returns the session manager both modes share. An idle session
 // expires after 30 days.
 func newManager(st store.Store, namespace string) (*session.Manager[Quiz], error) {
-	return session.New(session.Config[Quiz]{Store: st, Namespace: namespace, TTL: 30 * 24 * time.Hour})
+	plan, err := migrate.New(quizV1)
+	if err != nil {
+		return nil, err
+	}
+	return session.New(session.Config[Quiz]{Store: st, Namespace: namespace, TTL: 30 * 24 * time.Hour, Migrations: plan})
 }
 
-func run(ctx context.Context, args []string, in io.Reader, out io.Writer) (err error) {
+func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error {
 	o, err := parseFlags(args, out)
 	if err != nil {
 		return err
 	}
+	return runWith(ctx, o, in, out)
+}
+
+// runWith runs the bot with the options o.
+func runWith(ctx context.Context, o options, in io.Reader, out io.Writer) (err error) {
 	st, where, closeStore, err := openStore(ctx, &o)
 	if err != nil {
 		return err
@@ -187,26 +215,50 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) (err e
 	}
 	ctx = withDebug(ctx, st, o.namespace) // for /debug
 	if o.token != "" {
-		return telegram(ctx, m, o, where, out)
+		return telegram(ctx, m, st, o, where, out)
 	}
-	return terminal(ctx, m, where, in, out)
+	return terminal(ctx, m, st, o, where, in, out)
+}
+
+// sweep runs the time limits that have run out, once now and then every
+// second until ctx ends, in the background; the returned function stops it
+// and waits for it.
+func sweep(ctx context.Context, f *quizFlow, logf func(format string, args ...any)) (stop func()) {
+	report := func(err error) { logf("time limits: %v", err) }
+	rep, err := f.Sweep(ctx) // the time limits that ran out while the bot was down
+	if err != nil {
+		report(err)
+	}
+	for _, err := range rep.Failed {
+		report(err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.RunSweeper(ctx, time.Second, report)
+	}()
+	return func() { cancel(); <-done }
 }
 
 // defaultPlayer speaks the lines that name no player.
 const defaultPlayer = "you"
 
-// respond is the bot's handler in both modes: it applies one message to the
-// session that the middleware bound into ctx and returns the reply. The
-// middleware saves the session after it, unless it returns an error.
-func respond(ctx context.Context, text string) (string, error) {
+// respond is the bot's handler in both modes: it applies one message (update
+// id, 0 for none; chat, 0 in the terminal) to the quiz in the session that
+// the middleware bound into ctx and returns the reply. The middleware saves
+// the session after it, unless it returns an error.
+func respond(ctx context.Context, f *quizFlow, id int64, text string, chat int64) (string, error) {
 	s, err := session.From[Quiz](ctx)
 	if err != nil {
 		return "", err
 	}
-	if t := strings.ToLower(strings.TrimSpace(text)); t == "/debug" || strings.HasPrefix(t, "/debug@") {
+	if command(strings.TrimSpace(text)) == "/debug" {
 		return debug(ctx, s), nil
 	}
-	return handle(&s.Data, text), nil
+	var reply string
+	_, err = f.Apply(ctx, s, id, message{text: text, chat: chat, reply: &reply})
+	return reply, err
 }
 
 // line is one message typed in the terminal.
@@ -216,15 +268,27 @@ type line struct {
 }
 
 // terminal runs the bot on lines of in until EOF, "/quit" or ctx ends.
-func terminal(ctx context.Context, m *session.Manager[Quiz], where string, in io.Reader, out io.Writer) error {
+func terminal(ctx context.Context, m *session.Manager[Quiz], st store.Store, o options, where string, in io.Reader, out io.Writer) error {
+	out = &lockedWriter{w: out} // the time limits print from the sweeper
 	fmt.Fprintf(out, "Quiz bot. Sessions are kept %s.\n", where)
 	fmt.Fprintf(out, "Type /help. Start a line with \"@name: \" to speak as another player. /quit or Ctrl-D quits.\n")
+	f, err := newFlow(m, st, o.timeLimit, o.now, func(_ context.Context, key string, _ int64, text string) error {
+		printReply(out, strings.TrimPrefix(key, "terminal:"), text)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	stop := sweep(ctx, f, func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) })
+	defer stop()
 	// The same middleware as in Telegram mode, keyed by player name.
+	// RepeatOnConflict: a time limit saved by the sweeper between the
+	// middleware's load and its save runs the handler again.
 	mw := middleware.New(m, func(_ context.Context, l *line) (string, error) {
 		return "terminal:" + l.player, nil
-	}, middleware.Options{})
+	}, middleware.Options{RepeatOnConflict: true})
 	h := mw.Wrap(func(ctx context.Context, l *line) (err error) {
-		l.reply, err = respond(ctx, l.text)
+		l.reply, err = respond(ctx, f, 0, l.text, 0)
 		return err
 	})
 
@@ -267,11 +331,16 @@ func terminal(ctx context.Context, m *session.Manager[Quiz], where string, in io
 			fmt.Fprintf(out, "error for %s: %v\n", player, err)
 			continue
 		}
-		if player == defaultPlayer {
-			fmt.Fprintf(out, "bot: %s\n", l.reply)
-		} else {
-			fmt.Fprintf(out, "bot to @%s: %s\n", player, l.reply)
-		}
+		printReply(out, player, l.reply)
+	}
+}
+
+// printReply prints a reply to player.
+func printReply(out io.Writer, player, reply string) {
+	if player == defaultPlayer {
+		fmt.Fprintf(out, "bot: %s\n", reply)
+	} else {
+		fmt.Fprintf(out, "bot to @%s: %s\n", player, reply)
 	}
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	session "github.com/typedsession/session"
 	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store"
 	"github.com/typedsession/session/store/filestore"
@@ -52,7 +55,7 @@ func wantLines(t *testing.T, out string, want ...string) {
 }
 
 // loadQuiz reads the stored session of key from st.
-func loadQuiz(t *testing.T, st store.Store, namespace, key string) Quiz {
+func loadQuiz(t *testing.T, st store.Store, namespace, key string) view {
 	t.Helper()
 	m, err := newManager(st, namespace)
 	if err != nil {
@@ -65,7 +68,7 @@ func loadQuiz(t *testing.T, st store.Store, namespace, key string) Quiz {
 	if s.IsNew() {
 		t.Fatalf("Load(%q): no session stored", key)
 	}
-	return s.Data
+	return viewOf(t, s.Data)
 }
 
 // The script of the two-run tests: run 1 starts a quiz and answers two
@@ -90,7 +93,29 @@ func checkContinues(t *testing.T, out1, out2 string) {
 	)
 }
 
-var wantYou = Quiz{Active: true, Question: 3, Score: 2, Answers: []string{"Paris", "Six", "Mars"}}
+// view is what the tests compare of a stored quiz: the running quiz (the
+// conversation's Asking step, nil when none runs) and the last and best
+// scores.
+type view struct {
+	Running *Asking
+	Score   int
+	Answers []string
+	Best    int
+}
+
+func viewOf(t *testing.T, q Quiz) view {
+	t.Helper()
+	v := view{Score: q.Score, Answers: q.Answers, Best: q.Best}
+	if q.Conv.Active() {
+		v.Running = new(Asking)
+		if err := json.Unmarshal(q.Conv.Frames[0].Data, v.Running); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return v
+}
+
+var wantYou = view{Running: &Asking{Question: 3, Score: 2, Answers: []string{"Paris", "Six", "Mars"}}}
 
 func TestFileStoreContinuesAcrossRuns(t *testing.T) {
 	t.Parallel()
@@ -198,9 +223,9 @@ func TestSeveralPlayersInterleaved(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	for key, want := range map[string]Quiz{
-		"terminal:alice": {Active: true, Question: 2, Score: 2, Answers: []string{"Paris", "Seven"}},
-		"terminal:bob":   {Active: true, Question: 2, Score: 1, Answers: []string{"Berlin", "Seven"}},
+	for key, want := range map[string]view{
+		"terminal:alice": {Running: &Asking{Question: 2, Score: 2, Answers: []string{"Paris", "Seven"}}},
+		"terminal:bob":   {Running: &Asking{Question: 2, Score: 1, Answers: []string{"Berlin", "Seven"}}},
 	} {
 		if diff := cmp.Diff(want, loadQuiz(t, st, "quiz", key)); diff != "" {
 			t.Errorf("%s: stored quiz mismatch (-want +got):\n%s", key, diff)
@@ -256,45 +281,175 @@ func TestBadFlags(t *testing.T) {
 	}
 }
 
+// player plays the quiz through its flow on a memstore, without a
+// middleware: each message is one Handle.
+type player struct {
+	t   *testing.T
+	m   *session.Manager[Quiz]
+	f   *quizFlow
+	id  int64
+	clk *fakeClock
+}
+
+type fakeClock struct{ now time.Time }
+
+func (c *fakeClock) Now() time.Time { return c.now }
+
+func newPlayer(t *testing.T, limit time.Duration) *player {
+	st, err := memstore.New(memstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	m, err := newManager(st, "quiz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &player{t: t, m: m, clk: &fakeClock{now: time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)}}
+	p.f, err = newFlow(m, st, limit, p.clk.Now, func(context.Context, string, int64, string) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (p *player) say(text string) string {
+	p.t.Helper()
+	p.id++
+	var reply string
+	if _, err := p.f.Handle(context.Background(), "p", p.id, message{text: text, reply: &reply}); err != nil {
+		p.t.Fatalf("%q: %v", text, err)
+	}
+	return reply
+}
+
+func (p *player) quiz() view {
+	p.t.Helper()
+	s, err := p.m.Load(context.Background(), "p")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return viewOf(p.t, s.Data)
+}
+
 func TestHandleWholeQuiz(t *testing.T) {
 	t.Parallel()
-	var q Quiz
-	handle(&q, "/quiz")
+	p := newPlayer(t, 0)
+	p.say("/quiz")
 	var last string
 	for _, qu := range questions {
-		last = handle(&q, qu.Options[qu.Right])
+		last = p.say(qu.Options[qu.Right])
 	}
 	if !strings.Contains(last, "Quiz over: 10 of 10 right. A new best score!") {
 		t.Errorf("last reply = %q", last)
 	}
-	if q.Active || q.Best != 10 || q.Score != 10 || len(q.Answers) != 10 {
+	if q := p.quiz(); q.Running != nil || q.Best != 10 || q.Score != 10 || len(q.Answers) != 10 {
 		t.Errorf("after a perfect quiz: %+v", q)
 	}
 	// A new quiz keeps the best score; a worse one does not lower it.
-	handle(&q, "/quiz@QuizBot")
+	p.say("/quiz@QuizBot")
 	for range questions {
-		handle(&q, "1")
+		p.say("1")
 	}
-	if q.Score != 0 || q.Best != 10 { // option 1 is wrong everywhere
+	if q := p.quiz(); q.Score != 0 || q.Best != 10 { // option 1 is wrong everywhere
 		t.Errorf("after a quiz with no right answer: %+v; want Score 0, Best 10", q)
 	}
-	if r := handle(&q, "/reset"); !strings.Contains(r, "Forgotten") || q.Best != 0 || q.Active {
-		t.Errorf("/reset: %q, %+v", r, q)
+	if r := p.say("/reset"); !strings.Contains(r, "Forgotten") {
+		t.Errorf("/reset: %q", r)
+	}
+	if q := p.quiz(); q.Best != 0 || q.Running != nil {
+		t.Errorf("/reset: %+v", q)
 	}
 }
 
 func TestHandleRejectsUnknownInput(t *testing.T) {
 	t.Parallel()
-	q := Quiz{Active: true, Question: 4, Score: 3, Answers: []string{"a", "b", "c", "d"}}
-	before := q
-	before.Answers = append([]string(nil), q.Answers...)
+	p := newPlayer(t, 0)
+	p.say("/quiz")
+	for _, a := range []string{"1", "2", "3", "4"} {
+		p.say(a)
+	}
+	before := p.quiz()
 	for _, in := range []string{"5", "0", "banana", "/frobnicate"} {
-		r := handle(&q, in)
-		if diff := cmp.Diff(before, q); diff != "" {
-			t.Errorf("handle(%q) changed the quiz (-before +after):\n%s", in, diff)
+		r := p.say(in)
+		if diff := cmp.Diff(before, p.quiz()); diff != "" {
+			t.Errorf("%q changed the quiz (-before +after):\n%s", in, diff)
 		}
 		if r == "" {
-			t.Errorf("handle(%q) gave no reply", in)
+			t.Errorf("%q gave no reply", in)
 		}
 	}
+}
+
+// TestTimeLimit: a question unanswered for the time limit is answered by
+// the bot ("Time's up"), once, without another message.
+func TestTimeLimit(t *testing.T) {
+	t.Parallel()
+	p := newPlayer(t, 30*time.Second)
+	p.say("/quiz")
+	p.say("3") // question 1, right
+	p.clk.now = p.clk.now.Add(30 * time.Second)
+	for range 2 {
+		if _, err := p.f.Sweep(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := view{Running: &Asking{Question: 2, Score: 1, Answers: []string{"Paris", ""}}}
+	if diff := cmp.Diff(want, p.quiz()); diff != "" {
+		t.Errorf("after the time limit of question 2 (-want +got):\n%s", diff)
+	}
+}
+
+// TestTimeLimitAfterRestart: a question left unanswered when the bot
+// stopped gets its "Time's up" from the next run, at its start, with no
+// message from the player (a fake clock: the second run starts 31 s
+// later).
+func TestTimeLimitAfterRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	clk := &fakeClock{now: time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)}
+	runAt := func(input string) string {
+		o, err := parseFlags([]string{"-dir", dir, "-time-limit", "30s"}, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.now = clk.Now
+		var out strings.Builder // read after runWith, whose sweeper has stopped by then
+		if err := runWith(context.Background(), o, strings.NewReader(input), &out); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	out1 := runAt("/quiz\n3\n")
+	if strings.Contains(out1, "Time's up") {
+		t.Fatalf("a time limit ran out in the first run:\n%s", out1)
+	}
+	clk.now = clk.now.Add(31 * time.Second)
+	out2 := runAt("")
+	wantLines(t, out2, "bot: Time's up: it was Seven.\nQuestion 3/10: Which planet")
+	if n := strings.Count(out2, "Time's up"); n != 1 {
+		t.Errorf("%d time limits ran out, want 1:\n%s", n, out2)
+	}
+}
+
+// TestMigratesVersion1: a quiz running in a session stored by the
+// previous version (its own fields, schema version 1) goes on as the
+// conversation.
+func TestMigratesVersion1(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, err := filestore.New(dir, filestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := `{"typedsession":1,"data":{"active":true,"question":2,"score":1,"answers":["Paris","Six"],"best":4}}`
+	if err := st.Set(context.Background(), "quiz:terminal:you", []byte(v1), 0); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	out := runQuiz(t, []string{"-dir", dir}, "/score\nMars\n")
+	wantLines(t, out,
+		"bot: Score: 1 of 2 answered, at question 3/10. Best: 4.",
+		"bot: Right!\nQuestion 4/10",
+	)
 }

@@ -1,26 +1,62 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
+
+	session "github.com/typedsession/session"
+	"github.com/typedsession/session/conversation"
+	"github.com/typedsession/session/migrate"
+	"github.com/typedsession/session/store"
 )
 
 // Quiz is one player's session: the whole state of the bot for that player.
 // It is stored as JSON inside the session envelope and validated on every
-// load and save.
+// load and save. A running quiz is a conversation (package conversation)
+// in Conv, whose one step, Asking, holds the question being asked and the
+// score and answers so far; each question has a time limit that fires even
+// if the player never writes again, after a restart, on any replica.
+//
+// Version 2: version 1 kept the running quiz in fields of its own (active,
+// question, and score and answers while active); a migration step moves it
+// into Conv.
 type Quiz struct {
-	// Active reports that a quiz is running.
-	Active bool `json:"active"`
-	// Question is the index of the question being asked (0 = first).
-	Question int `json:"question" validate:"gte=0,lte=50"`
-	// Score counts the right answers of the running (or last) quiz.
-	Score int `json:"score" validate:"gte=0,lte=50"`
-	// Answers holds the options chosen so far, in order.
+	// Conv is the running quiz, if any.
+	Conv conversation.State `json:"conv"`
+	// Score and Answers are those of the last finished quiz.
+	Score   int      `json:"score" validate:"gte=0,lte=50"`
 	Answers []string `json:"answers" validate:"max=50"`
 	// Best is the best score of any finished quiz.
 	Best int `json:"best" validate:"gte=0,lte=50"`
+	// Chat is the Telegram chat of the player's last message, where the
+	// message of a time limit goes (0 in the terminal).
+	Chat int64 `json:"chat,omitempty"`
 }
+
+// Asking is the step of a running quiz: the index of the question being
+// asked (0 = first), and the score and the options chosen so far.
+type Asking struct {
+	Question int      `json:"question" validate:"gte=0,lte=50"`
+	Score    int      `json:"score" validate:"gte=0,lte=50"`
+	Answers  []string `json:"answers" validate:"max=50"`
+}
+
+// quizV1 moves a version 1 session's running quiz into the conversation.
+var quizV1 = migrate.Raw(1, func(doc map[string]any) error {
+	if doc["active"] == true {
+		doc["conv"] = map[string]any{"frames": []any{map[string]any{
+			"flow": flowName, "step": "Asking",
+			"data": map[string]any{"question": doc["question"], "score": doc["score"], "answers": doc["answers"]},
+		}}}
+		doc["score"], doc["answers"] = 0, []any{}
+	}
+	delete(doc, "active")
+	delete(doc, "question")
+	return nil
+})
 
 // question is one built-in question; Right is the index of the right option.
 type question struct {
@@ -52,41 +88,160 @@ While a quiz runs, answer with the number of an option or its text.`
 
 func help() string { return fmt.Sprintf(helpText, len(questions)) }
 
-// handle is the whole bot: it applies one message to q and returns the
-// reply. It is deterministic (the same q and text give the same result), so
-// it may run again when the session manager retries after a conflict, and
-// it changes q only through the pointer it is given.
-func handle(q *Quiz, text string) string {
-	text = strings.TrimSpace(text)
+// flowName names the quiz's conversation in the stored state.
+const flowName = "quiz"
+
+// message is one update: its text, its Telegram chat (0 in the terminal),
+// and where the reply goes.
+type message struct {
+	text  string
+	chat  int64
+	reply *string
+}
+
+type (
+	quizFlow = conversation.Flow[Quiz, message, Asking]
+	turn     = conversation.Turn[Quiz, message, Asking]
+)
+
+// announce delivers the message of a time limit to the player of key.
+type announce func(ctx context.Context, key string, chat int64, text string) error
+
+// newFlow returns the quiz: global commands, the Asking step, its time
+// limit (0: none) and the end of a quiz. Handlers change only the session
+// (they may run again on a conflict); replies go out through say.
+func newFlow(m *session.Manager[Quiz], st store.Store, limit time.Duration, now func() time.Time, tell announce) (*quizFlow, error) {
+	f, err := conversation.New[Quiz, message, Asking](conversation.Config[Quiz]{
+		Name: flowName, Manager: m, Store: st, Now: now, MaxHistory: -1,
+		State: func(q *Quiz) *conversation.State { return &q.Conv },
+	})
+	if err != nil {
+		return nil, err
+	}
+	// say sends text to the player: as the reply to the update, or, in a
+	// time limit's handler, through tell.
+	say := func(t *turn, text string) {
+		if t.TimedOut() {
+			key, chat := t.Key(), t.Session().Chat
+			t.Do(func(ctx context.Context) error { return tell(ctx, key, chat, text) })
+			return
+		}
+		u, _ := t.Update()
+		t.Do(func(context.Context) error { *u.reply = text; return nil })
+	}
+	f.Global(func(t *turn) (conversation.Next, bool, error) {
+		u, _ := t.Update()
+		q := t.Session()
+		text := strings.TrimSpace(u.text)
+		cmd := command(text)
+		switch cmd {
+		case "/start":
+			say(t, "Hello! I am a quiz bot.\n"+help())
+			return conversation.Next{}, true, nil
+		case "/help":
+			say(t, help())
+			return conversation.Next{}, true, nil
+		case "/quiz":
+			q.Chat = u.chat
+			say(t, ask(Asking{}))
+			return conversation.Goto(Asking{}), true, nil
+		case "/reset":
+			*q = Quiz{Chat: q.Chat, Conv: conversation.State{LastUpdate: q.Conv.LastUpdate}}
+			say(t, "Forgotten. Send /quiz to start again.")
+			return t.Cancel(), true, nil
+		case "/score":
+			if t.Step() != "" {
+				return conversation.Next{}, false, nil // the step knows the running score
+			}
+			say(t, score(q))
+			return conversation.Next{}, true, nil
+		}
+		if strings.HasPrefix(cmd, "/") {
+			say(t, "Unknown command "+text+".\n"+help())
+			return conversation.Next{}, true, nil
+		}
+		if t.Step() == "" {
+			say(t, "No quiz is running. Send /quiz to start one.")
+			return conversation.Next{}, true, nil
+		}
+		return conversation.Next{}, false, nil
+	})
+	conversation.On(f, func(t *turn, d *Asking) (conversation.Next, error) {
+		u, _ := t.Update()
+		text := strings.TrimSpace(u.text)
+		if u.chat != 0 {
+			t.Session().Chat = u.chat
+		}
+		if command(text) == "/score" {
+			say(t, fmt.Sprintf("Score: %d of %d answered, at question %d/%d. Best: %d.",
+				d.Score, len(d.Answers), d.Question+1, len(questions), t.Session().Best))
+			return t.Stay(), nil
+		}
+		qu := questions[d.Question]
+		i, ok := choice(qu, text)
+		if !ok {
+			say(t, fmt.Sprintf("Please answer with a number from 1 to %d or the text of an option.\n%s", len(qu.Options), ask(*d)))
+			return t.Stay(), nil
+		}
+		var b strings.Builder
+		if i == qu.Right {
+			d.Score++
+			b.WriteString("Right!")
+		} else {
+			fmt.Fprintf(&b, "Wrong: it was %s.", qu.Options[qu.Right])
+		}
+		d.Answers = append(d.Answers, qu.Options[i])
+		return next(t, d, &b, say)
+	})
+	if limit > 0 {
+		conversation.OnTimeout(f, limit, func(t *turn, d *Asking) (conversation.Next, error) {
+			qu := questions[d.Question]
+			var b strings.Builder
+			fmt.Fprintf(&b, "Time's up: it was %s.", qu.Options[qu.Right])
+			d.Answers = append(d.Answers, "")
+			return next(t, d, &b, say)
+		})
+	}
+	f.OnEnd(func(t *turn, r Asking) error {
+		q := t.Session()
+		q.Score, q.Answers = r.Score, r.Answers
+		q.Best = max(q.Best, r.Score)
+		return nil
+	})
+	return f, nil
+}
+
+// next goes on to the next question, or ends the quiz after the last,
+// saying b and what comes next.
+func next(t *turn, d *Asking, b *strings.Builder, say func(*turn, string)) (conversation.Next, error) {
+	d.Question++
+	if d.Question < len(questions) {
+		b.WriteString("\n")
+		b.WriteString(ask(*d))
+		say(t, b.String())
+		return conversation.Goto(*d), nil
+	}
+	fmt.Fprintf(b, "\nQuiz over: %d of %d right.", d.Score, len(questions))
+	if d.Score > t.Session().Best {
+		b.WriteString(" A new best score!")
+	}
+	b.WriteString(" Send /quiz to play again.")
+	say(t, b.String())
+	return t.End(*d), nil
+}
+
+// command returns text lowered, without a bot's name: "/quiz@MyQuizBot"
+// in a group chat is "/quiz".
+func command(text string) string {
 	cmd := strings.ToLower(text)
 	if i := strings.IndexByte(cmd, '@'); strings.HasPrefix(cmd, "/") && i > 0 {
-		cmd = cmd[:i] // "/quiz@MyQuizBot" in a group chat
+		cmd = cmd[:i]
 	}
-	switch cmd {
-	case "/start":
-		return "Hello! I am a quiz bot.\n" + help()
-	case "/help":
-		return help()
-	case "/quiz":
-		*q = Quiz{Active: true, Best: q.Best}
-		return ask(q)
-	case "/score":
-		return score(q)
-	case "/reset":
-		*q = Quiz{}
-		return "Forgotten. Send /quiz to start again."
-	}
-	if strings.HasPrefix(cmd, "/") {
-		return "Unknown command " + text + ".\n" + help()
-	}
-	if !q.Active {
-		return "No quiz is running. Send /quiz to start one."
-	}
-	return answer(q, text)
+	return cmd
 }
 
 // ask returns the current question with its numbered options.
-func ask(q *Quiz) string {
+func ask(q Asking) string {
 	qu := questions[q.Question]
 	var b strings.Builder
 	fmt.Fprintf(&b, "Question %d/%d: %s", q.Question+1, len(questions), qu.Text)
@@ -109,42 +264,8 @@ func choice(qu question, text string) (int, bool) {
 	return 0, false
 }
 
-func answer(q *Quiz, text string) string {
-	qu := questions[q.Question]
-	i, ok := choice(qu, text)
-	if !ok {
-		return fmt.Sprintf("Please answer with a number from 1 to %d or the text of an option.\n%s", len(qu.Options), ask(q))
-	}
-	var b strings.Builder
-	if i == qu.Right {
-		q.Score++
-		b.WriteString("Right!")
-	} else {
-		fmt.Fprintf(&b, "Wrong: it was %s.", qu.Options[qu.Right])
-	}
-	q.Answers = append(q.Answers, qu.Options[i])
-	q.Question++
-	if q.Question < len(questions) {
-		b.WriteString("\n")
-		b.WriteString(ask(q))
-		return b.String()
-	}
-	q.Active = false
-	q.Question = 0
-	fmt.Fprintf(&b, "\nQuiz over: %d of %d right.", q.Score, len(questions))
-	if q.Score > q.Best {
-		q.Best = q.Score
-		b.WriteString(" A new best score!")
-	}
-	b.WriteString(" Send /quiz to play again.")
-	return b.String()
-}
-
+// score answers /score when no quiz runs.
 func score(q *Quiz) string {
-	if q.Active {
-		return fmt.Sprintf("Score: %d of %d answered, at question %d/%d. Best: %d.",
-			q.Score, len(q.Answers), q.Question+1, len(questions), q.Best)
-	}
 	if len(q.Answers) == 0 {
 		return fmt.Sprintf("No quiz played yet. Best: %d. Send /quiz to start.", q.Best)
 	}

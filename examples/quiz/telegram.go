@@ -14,6 +14,7 @@ import (
 	session "github.com/typedsession/session"
 	"github.com/typedsession/session/middleware"
 	"github.com/typedsession/session/middleware/tgbot"
+	"github.com/typedsession/session/store"
 )
 
 // workers is the number of updates handled at once. Updates of one player
@@ -23,16 +24,30 @@ const workers = 8
 // telegram runs the bot on the Bot API until ctx ends. Each player has one
 // quiz in each chat (tgbot.UserInChatKey), so a group can play together,
 // everyone on their own quiz.
-func telegram(ctx context.Context, m *session.Manager[Quiz], o options, where string, out io.Writer) error {
+func telegram(ctx context.Context, m *session.Manager[Quiz], st store.Store, o options, where string, out io.Writer) error {
 	out = &lockedWriter{w: out}
 	logf := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	var b *bot.Bot
+	f, err := newFlow(m, st, o.timeLimit, o.now, func(ctx context.Context, _ string, chat int64, text string) error {
+		if chat == 0 {
+			return nil // a player of the terminal, on the same store
+		}
+		_, err := b.SendMessage(ctx, &bot.SendMessageParams{ChatID: chat, Text: text})
+		return err
+	})
+	if err != nil {
+		return err
+	}
 	sessions := tgbot.New(m, tgbot.UserInChatKey, middleware.Options{
-		Locker: o.locker, // with -store redis, one lock across the bot's replicas
+		// RepeatOnConflict: a time limit saved by a sweeper between the
+		// middleware's load and its save runs the handler again.
+		RepeatOnConflict: true,
+		Locker:           o.locker, // with -store redis, one lock across the bot's replicas
 		OnError: func(_ context.Context, op, key string, err error) {
 			logf("session %s %q: %v", op, key, err)
 		},
 	})
-	b, err := bot.New(o.token,
+	b, err = bot.New(o.token,
 		bot.WithServerURL(o.apiURL),
 		bot.WithSkipGetMe(), // called below, to name the bot
 		// Handlers run in the workers, not in a goroutine each, so that
@@ -41,7 +56,7 @@ func telegram(ctx context.Context, m *session.Manager[Quiz], o options, where st
 		bot.WithNotAsyncHandlers(),
 		bot.WithWorkers(workers),
 		bot.WithMiddlewares(finishOnShutdown, sessions),
-		bot.WithDefaultHandler(tgbot.Handler(onUpdate)),
+		bot.WithDefaultHandler(tgbot.Handler(onUpdate(f))),
 		bot.WithErrorsHandler(func(err error) { logf("telegram: %v", err) }),
 	)
 	if err != nil {
@@ -54,6 +69,8 @@ func telegram(ctx context.Context, m *session.Manager[Quiz], o options, where st
 		return fmt.Errorf("telegram: getMe (is TELEGRAM_BOT_TOKEN right?): %w", err)
 	}
 	logf("Quiz bot @%s is running on Telegram. Sessions are kept %s. Ctrl-C stops it.", me.Username, where)
+	stop := sweep(ctx, f, logf)
+	defer stop()
 	b.Start(ctx)
 	logf("Stopped.")
 	return nil
@@ -73,7 +90,13 @@ func finishOnShutdown(next bot.HandlerFunc) bot.HandlerFunc {
 // onUpdate answers a text message (or a button's callback data) with
 // the quiz's reply. An error discards the session changes: a player whose
 // reply could not be sent sees the same question again.
-func onUpdate(ctx context.Context, b *bot.Bot, u *models.Update) error {
+func onUpdate(f *quizFlow) tgbot.HandlerFunc {
+	return func(ctx context.Context, b *bot.Bot, u *models.Update) error {
+		return answer(ctx, f, b, u)
+	}
+}
+
+func answer(ctx context.Context, f *quizFlow, b *bot.Bot, u *models.Update) error {
 	var text string
 	var msg *models.Message
 	switch {
@@ -88,7 +111,7 @@ func onUpdate(ctx context.Context, b *bot.Bot, u *models.Update) error {
 	if text == "" || msg == nil {
 		return nil // a photo, a sticker, a member update: nothing to say
 	}
-	reply, err := respond(ctx, text)
+	reply, err := respond(ctx, f, u.ID, text, msg.Chat.ID)
 	if errors.Is(err, session.ErrNoSession) {
 		return nil // a channel post or an anonymous admin: no player
 	}

@@ -292,10 +292,10 @@ func TestTelegramEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	for key, want := range map[string]Quiz{
-		"11:11":   {Active: true, Question: 3, Score: 3, Answers: []string{"Paris", "Seven", "Mars"}},
-		"22:22":   {Active: true, Question: 1, Score: 0, Answers: []string{"Berlin"}},
-		"-100:33": {Active: true, Question: 1, Score: 1, Answers: []string{"Paris"}},
+	for key, want := range map[string]view{
+		"11:11":   {Running: &Asking{Question: 3, Score: 3, Answers: []string{"Paris", "Seven", "Mars"}}},
+		"22:22":   {Running: &Asking{Question: 1, Score: 0, Answers: []string{"Berlin"}}},
+		"-100:33": {Running: &Asking{Question: 1, Score: 1, Answers: []string{"Paris"}}},
 	} {
 		if diff := cmp.Diff(want, loadQuiz(t, st, "quiz", key)); diff != "" {
 			t.Errorf("%s: stored quiz mismatch (-want +got):\n%s", key, diff)

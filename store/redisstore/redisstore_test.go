@@ -128,6 +128,21 @@ func TestConformanceAutoPipeline(t *testing.T) {
 	}
 }
 
+// TestConformancePipelinerClient runs the suite on a store whose client is
+// itself go-redis's auto-pipeliner: every call goes through it.
+func TestConformancePipelinerClient(t *testing.T) {
+	client := testenv.Redis(t)
+	ap, err := client.AutoPipeline()
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.Run(t, func(t *testing.T) store.Store {
+		prefix := "tstest:" + randomHex(t) + ":"
+		t.Cleanup(func() { deletePrefix(t, client, prefix) })
+		return redisstore.New(ap, redisstore.Options{Prefix: prefix})
+	})
+}
+
 // TestPrefixIsolation checks that Options.Prefix is matched literally: a
 // store whose prefix ends in '*' must not see keys of a store whose prefix
 // the unescaped glob would match.

@@ -1,0 +1,163 @@
+package conversation
+
+import (
+	"context"
+	"errors"
+
+	session "github.com/typedsession/session"
+)
+
+// Handle applies one update to the conversation of the session under
+// key, atomically (Manager.Update: compare-and-swap, retried on
+// conflict). In order: an update whose id was applied already (one of
+// State.Recent, the last 16) is a duplicate and changes nothing (id 0: no
+// check, nothing recorded; the id is recorded when a handler took the
+// update while a conversation ran, before or after it, so that a command
+// a global handler answers with none running writes nothing);
+// a timeout that has run out fires first; the global handlers run; then
+// the current step's handler. An update that no handler took (no
+// conversation runs and no global handler took it) writes nothing.
+//
+// Handlers may run more than once (a conflict runs them again on fresh
+// data); their Do functions run once, after the save, in this process,
+// and Handle returns their errors joined. Errors of handlers, and
+// ErrUnknownStep, ErrNotRegistered, ErrTooDeep and ErrNoIndex, come back
+// wrapped in a *session.Error, and nothing is written.
+func (f *Flow[T, U, R]) Handle(ctx context.Context, key string, id int64, u U) (Outcome[R], error) {
+	return f.do(ctx, key, func(r *run[T, U, R]) error { return r.update(id, u) })
+}
+
+// Start starts the root flow at step S with data first for the session
+// under key; a running conversation is replaced (Config.Reentry: Restart)
+// or left, with ErrActive (KeepRunning).
+func Start[S, T, U, R any](ctx context.Context, f *Flow[T, U, R], key string, first S) (Outcome[R], error) {
+	return f.do(ctx, key, func(r *run[T, U, R]) error {
+		if r.st.Active() && f.cfg.Reentry == KeepRunning {
+			return ErrActive
+		}
+		return r.start(Goto(first))
+	})
+}
+
+// Move moves the running conversation of the session under key to step
+// S of its current flow, with data s, as if its step handler had
+// returned Goto(s): for admin code and support tools. It returns
+// ErrNoConversation when none runs, and ErrUnknownStep when the stored
+// state is in a step this binary does not have (unless OnUnknown handles
+// it).
+func Move[S, T, U, R any](ctx context.Context, f *Flow[T, U, R], key string, s S) (Outcome[R], error) {
+	return f.do(ctx, key, func(r *run[T, U, R]) error {
+		if !r.st.Active() {
+			return ErrNoConversation
+		}
+		if ok, err := r.ready(); !ok || err != nil {
+			return err
+		}
+		return r.apply(Goto(s), nil)
+	})
+}
+
+// Cancel cancels the conversation of the session under key, if one runs
+// (Outcome.Canceled reports whether one did): for admin code. It works
+// whatever the stored step, known to this binary or not.
+func (f *Flow[T, U, R]) Cancel(ctx context.Context, key string) (Outcome[R], error) {
+	return f.do(ctx, key, func(r *run[T, U, R]) error {
+		if r.st.Active() {
+			r.st.Frames = nil
+			r.out.Canceled = true
+		}
+		return nil
+	})
+}
+
+// Read returns the conversation state of the session under key, as
+// stored (the zero State when none runs or the key holds nothing). It
+// only reads.
+func (f *Flow[T, U, R]) Read(ctx context.Context, key string) (State, error) {
+	if f.cfg.Manager == nil {
+		return State{}, errNoManager
+	}
+	s, err := f.cfg.Manager.Load(ctx, key)
+	if err != nil {
+		return State{}, err
+	}
+	return *f.cfg.State(&s.Data), nil
+}
+
+// fire runs the timeout of the session under key that the index lists at
+// deadline (Unix milliseconds), if the state still has that deadline and
+// it has run out: the compare-and-swap of the save is the claim, so one
+// process alone runs it.
+func (f *Flow[T, U, R]) fire(ctx context.Context, key string, deadline int64) (Outcome[R], error) {
+	return f.do(ctx, key, func(r *run[T, U, R]) error {
+		if r.st.Deadline.IsZero() || r.st.Deadline.UnixMilli() != deadline {
+			return nil // moved on: a step change, an earlier fire, an update
+		}
+		return r.timeout()
+	})
+}
+
+var errNoManager = errors.New("conversation: Config.Manager is nil; a flow that is handled needs the manager of its sessions")
+
+// Apply applies one update to the conversation in s, as Handle does,
+// for a session the caller holds and saves: the one a session middleware
+// bound for the update (session.From[T](ctx) in a handler behind the
+// go-telegram/bot, telebot or telego middleware). It changes s.Data and
+// writes nothing but the due-index; the middleware's save after the
+// handler stores the state with compare-and-swap (an update a second
+// replica applies too is then a conflict, or, run again, a duplicate),
+// and discards it when the handler returns an error: return Apply's
+// error from the handler, since a failed Apply may have changed s.Data
+// half way. Its Do functions run when Apply returns, before that save (as
+// any handler code under a middleware): a side effect may then go out
+// for a state whose save fails.
+func (f *Flow[T, U, R]) Apply(ctx context.Context, s *session.Session[T], id int64, u U) (Outcome[R], error) {
+	r, err := f.runOn(ctx, s.Key(), &s.Data, func(r *run[T, U, R]) error { return r.update(id, u) })
+	if err != nil {
+		return Outcome[R]{}, err
+	}
+	return r.out, r.effects(ctx)
+}
+
+// do runs op as one Manager.Update of key and runs the Do functions of
+// the saved run.
+func (f *Flow[T, U, R]) do(ctx context.Context, key string, op func(*run[T, U, R]) error) (Outcome[R], error) {
+	if f.cfg.Manager == nil {
+		return Outcome[R]{}, errNoManager
+	}
+	var r *run[T, U, R]
+	_, err := f.cfg.Manager.Update(ctx, key, func(t *T) error {
+		var err error
+		r, err = f.runOn(ctx, key, t, op)
+		return err
+	})
+	if err != nil {
+		return Outcome[R]{}, err
+	}
+	return r.out, r.effects(ctx)
+}
+
+// runOn runs op on the session data t of key and lists a new deadline in
+// the index (before the caller saves t).
+func (f *Flow[T, U, R]) runOn(ctx context.Context, key string, t *T, op func(*run[T, U, R]) error) (*run[T, U, R], error) {
+	r := f.newRun(ctx, key, t)
+	before := r.st.Deadline
+	if err := op(r); err != nil {
+		return nil, err
+	}
+	if err := r.finish(before); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// effects runs the Do functions of r and returns their errors joined.
+func (r *run[T, U, R]) effects(ctx context.Context) error {
+	var errs []error
+	for _, fn := range r.b.effects {
+		if err := fn(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
