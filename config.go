@@ -120,6 +120,14 @@ type Config[T any] struct {
 	// a key this binary lacks, a value that fails validation, a value over
 	// MaxBytes or anything after a store error. False (the default) leaves
 	// such values in place and returns the error on every Load.
+	//
+	// The move needs a store that is a store.Swapper and a store.Deleter
+	// (the copy is written only where nothing is, the original removed
+	// only if it still holds the damaged bytes). On a store without both,
+	// Quarantine has no effect: the damaged value stays in place as
+	// evidence and Load returns its error, as without Quarantine, since
+	// a blind Delete could erase a value another writer put there since
+	// the read.
 	Quarantine bool
 
 	// Hook, when set, is called after every operation (Load, Save,
@@ -206,12 +214,14 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 		validateFn:   guarded(newValidateFunc[T](cfg.Validator, cfg.SkipTagValidation)),
 		maxAttempts:  cfg.MaxAttempts,
 		unknown:      cfg.ExtraMembers,
-		quarantineOn: cfg.Quarantine,
 		hook:         cfg.Hook,
 		logger:       cfg.Logger,
 		logKeys:      cfg.LogKeys,
 		warnBytes:    cfg.WarnBytes,
 	}
+	// Without an exact move, quarantine would have to delete blindly:
+	// the damaged value stays where it is (see Config.Quarantine).
+	m.quarantineOn = cfg.Quarantine && m.proto.Moves()
 	if m.writeVersion == 0 {
 		m.writeVersion = m.latest
 	}

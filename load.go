@@ -117,9 +117,11 @@ func (m *Manager[T]) freshUntil(now time.Time, left time.Duration) time.Time {
 // open is the second half of a load, shared by Load, Update and
 // MigrateAll's batches: it fills s from raw, the value read under its key
 // (nil: nothing stored), whose expiry needs no extension until freshUntil.
-// A damaged value is moved aside when Config.Quarantine is on; a session
-// near expiry is extended (a failure to extend does not fail the load: a
-// read must not depend on a write).
+// A damaged value is moved aside when Config.Quarantine is on (and the
+// store can move exactly: protocol.Store.Moves); a session near expiry is
+// extended by a touch only (a read never writes a value back, and a
+// failure to extend does not fail the load: a read must not depend on a
+// write).
 func (m *Manager[T]) open(ctx context.Context, s *Session[T], raw []byte, freshUntil time.Time) error {
 	if raw == nil {
 		return m.renew(s)
@@ -137,7 +139,7 @@ func (m *Manager[T]) open(ctx context.Context, s *Session[T], raw []byte, freshU
 	s.Data, s.stored, s.freshUntil, s.synced = *v.(*T), stored, freshUntil, true
 	if !m.fresh(s) {
 		now := time.Now()
-		if sent, err := m.proto.Refresh(ctx, s.storeKey, s.old(), m.ttl); sent && err == nil {
+		if sent, err := m.proto.Refresh(ctx, s.storeKey, s.old(), m.ttl, false); sent && err == nil {
 			s.freshUntil = now.Add(m.slack)
 		}
 	}

@@ -199,7 +199,7 @@ func (m *Manager[T]) refresh(ctx context.Context, s *Session[T]) error {
 		return nil
 	}
 	now := time.Now()
-	sent, err := m.proto.Refresh(ctx, s.storeKey, s.old(), m.ttl)
+	sent, err := m.proto.Refresh(ctx, s.storeKey, s.old(), m.ttl, true)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,7 @@ var (
 	simOps     = flag.Int("sim.ops", 60, "operations per client of the simulation")
 	simDisable = flag.String("sim.disable", "", "kinds of operation the simulation's clients do not run, comma-separated: load, save, save-changed, save-unchanged, update, delete, destroy, move, migrate-all")
 	simFaults  = flag.String("sim.faults", "", "fault rates of the simulation, name:rate,... (names as sim.Fault prints them; default sim.DefaultRates)")
+	simCheck   = flag.Duration("sim.check", 0, "bound of each linearizability check (default sim.CheckTimeout)")
 )
 
 // simTTLs are the Config.TTL values the seeds go through: none, an hour,
@@ -54,6 +55,11 @@ func TestSimulation(t *testing.T) {
 	if *simSeed != 0 {
 		seeds = []uint64{*simSeed}
 	}
+	if *simCheck > 0 {
+		old := sim.CheckTimeout
+		sim.CheckTimeout = *simCheck
+		t.Cleanup(func() { sim.CheckTimeout = old })
+	}
 	rates, err := parseRates(*simFaults)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +73,7 @@ func TestSimulation(t *testing.T) {
 		if r.Failed() {
 			if dir := os.Getenv("SIM_HISTORIES"); dir != "" {
 				for _, f := range r.Findings {
-					if f.Kind == "linearizability" {
+					if f.Kind == "linearizability" || f.Kind == "check-timeout" {
 						path, err := f.WriteHistory(dir, seed)
 						t.Logf("whole history: %s (%v)", path, err)
 					}

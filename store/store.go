@@ -208,11 +208,18 @@ type Refresher interface {
 // so that deleting a session never erases another writer's newer value.
 type Deleter interface {
 	// CompareAndDelete deletes key if and only if its current value equals
-	// old, byte for byte, and reports whether the key is now absent
-	// because of this call or an earlier one: an absent or expired key
-	// reports true (a resent delete whose first attempt landed finds
-	// nothing), a key holding another value reports false and is left
-	// as it is.
+	// old, byte for byte, and reports whether this call deleted it: true
+	// when the key held old and this call removed it; false, with the key
+	// left as it is, when the key holds another value or is absent or
+	// expired.
+	//
+	// False does not say why: a resent delete whose first attempt landed
+	// finds nothing and reports false, as does one that another writer
+	// beat. The caller settles a resend's false by reading the key (the
+	// session manager does so with the write identities the value
+	// carries). A backend (or its client library) must therefore never
+	// resend a CompareAndDelete itself and turn its answer into true or
+	// false: after a lost reply it returns an error.
 	CompareAndDelete(ctx context.Context, key string, old []byte) (bool, error)
 }
 

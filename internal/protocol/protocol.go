@@ -11,54 +11,73 @@
 // A reply is "open" when it is an error that does not say for sure that
 // nothing was written: anything but store.ErrInvalidKey, store.ErrTooLarge
 // and store.ErrClosed (the definite errors, returned as they are). An open
-// reply is followed by resends of the same conditional operation, at once
-// and then after 2, 8, 32 and 128 ms, while ctx lasts; a resend is safe
-// because every value the manager writes carries a unique write identity
-// (store.Swapper's and store.Deleter's resend rules).
+// reply is followed by resends of the same operation, at once and then
+// after 2, 8, 32 and 128 ms, while ctx lasts, only where a resend cannot
+// apply the operation twice: a compare-and-swap from an old value (every
+// value the manager writes carries a unique write identity, so a resend
+// that finds its own value reports true), a compare-and-delete (it
+// deletes only old) and a Touch (touching twice is touching once). A
+// write "only if absent" and a blind Delete are never resent: if the
+// first attempt landed and another writer deleted or wrote the key since,
+// a resend would apply it a second time. Their open replies are settled
+// by reading the key. "Settled by a read" means a Get of the key; a Get
+// that fails leaves the outcome open (ErrOutcomeUnknown).
 //
-//	operation  store needs   first reply        resend reply   outcome
-//	---------  ------------  -----------------  -------------  ---------------------------------------------
-//	Write      Swapper       true               -              done
-//	                         false              -              ErrConflict (a first attempt's false is a promise)
-//	                         open               true           done (landed now or before)
-//	                                            false          settled: the value stored now holds the write's
-//	                                                           identity → done; it was built on the old value by
-//	                                                           another writer (the old identity followed by
-//	                                                           another) → ErrConflict; else ErrOutcomeUnknown
-//	                                            open, to end   ErrOutcomeUnknown
-//	Write      (no Swapper)  Set: nil → done; open → ErrOutcomeUnknown. The last writer wins.
-//	Delete     Deleter       true               -              done (absent now)
-//	                         false              -              ErrConflict
-//	                         open               true           done
-//	                                            false          settled: the value stored now was built on the
-//	                                                           old one → ErrConflict; its whole chain of
-//	                                                           identities is in view and the old identity is not
-//	                                                           in it (created after the old value was gone) →
-//	                                                           done; else ErrOutcomeUnknown
-//	Delete     (no Deleter)  as DeleteAny. The last writer wins.
-//	DeleteAny  -             Delete, resent while open (deleting twice is deleting once); still open at
-//	                         the end → ErrOutcomeUnknown.
-//	Refresh    Toucher       Touch: nil → done; ErrNotFound → ErrConflict (deleted or expired since the
-//	                         read: writing the value back could undo that); other errors as they are.
-//	Refresh    Swapper       a compare-and-swap of the old value by itself: true → done; false, first or
-//	                         resent → ErrConflict (the value changed since it was read).
-//	Refresh    (neither)     nothing is sent: without a conditional write an unchanged value is never
-//	                         written back, since that could revert another writer's newer value. The
-//	                         expiry is then extended only by writes and by reads that extend it.
-//	Move       Swapper       Write to the new key "only if absent", then Delete the old key. The Write's
-//	                         ErrConflict → ErrConflict (the new key is taken), nothing else done; its
-//	                         ErrOutcomeUnknown → ErrOutcomeUnknown, the old key untouched. The Delete's
-//	                         ErrConflict (another writer changed the old key) → undo: Delete the new key
-//	                         against what was written there; done → ErrConflict; otherwise both keys may
-//	                         hold a session, reported with the undo's error. The Delete's
-//	                         ErrOutcomeUnknown → ErrOutcomeUnknown and no undo: an undo after an open
-//	                         outcome could leave the session under neither key.
-//	Move       (no Swapper)  Set the new key, then Delete the old one (last writer wins).
+//	operation     store needs   first reply        then                  outcome
+//	------------  ------------  -----------------  --------------------  ------------------------------------------
+//	Write         Swapper       true               -                     done
+//	                            false              -                     ErrConflict (a first attempt's false is a
+//	                                                                     promise)
+//	                            open, old present  resend: true          done (landed now or before)
+//	                                               resend: false, read:  the value holds the write's identity → done;
+//	                                                                     built on the old value by another writer
+//	                                                                     (the old identity followed by another) →
+//	                                                                     ErrConflict; else ErrOutcomeUnknown
+//	                                               resend open to end    ErrOutcomeUnknown
+//	                            open, old absent   read (no resend)      the key holds the write (its bytes or its
+//	                                                                     identity) → done; else ErrOutcomeUnknown
+//	Write         (no Swapper)  Set: nil → done; open → ErrOutcomeUnknown. The last writer wins.
+//	Delete        Deleter       true               -                     done (this call deleted old)
+//	(Destroy: the               false              read                  absent → done (gone, as wanted); present →
+//	caller wants                                                         ErrConflict
+//	old gone)                   open               resend: true          done
+//	                                               resend: false, read   absent → done; built on old →
+//	                                                                     ErrConflict; else ErrOutcomeUnknown (the
+//	                                                                     first attempt may have deleted old before
+//	                                                                     the key was written again)
+//	                                               resend open to end    ErrOutcomeUnknown
+//	Delete        (no Deleter)  as DeleteAny. The last writer wins.
+//	Move's delete Deleter       as Delete, but exact (did this call remove old?): false and absent → ErrConflict
+//	of the old                                   (another writer deleted it; the move is undone); resent,
+//	key                                          false and absent → ErrOutcomeUnknown (this call's first attempt
+//	                                             or another writer deleted it)
+//	DeleteAny     -             Delete once: nil → done; open → read: absent → done; else ErrOutcomeUnknown.
+//	Refresh       Toucher       Touch, resent while open: nil → done; ErrNotFound → ErrConflict (deleted or
+//	                            expired since the read: writing the value back could undo that); still open →
+//	                            ErrOutcomeUnknown.
+//	Refresh, swap Swapper       (a Save of an unchanged session only) a compare-and-swap of the old value by
+//	(no Toucher)                itself, resent while open: true → done; false → ErrConflict (the value changed
+//	                            since it was read); still open → ErrOutcomeUnknown.
+//	Refresh       (otherwise)   nothing is sent: a read (Load) never writes a value, and without a conditional
+//	                            write an unchanged value is never written back, since that could revert another
+//	                            writer's newer value. The expiry is then extended only by writes and by reads
+//	                            that extend it (GetAndTouch).
+//	Move          Swapper and   Write to the new key "only if absent", then the exact Delete of the old key.
+//	              Deleter       The Write's ErrConflict → ErrConflict (ErrKeyTaken), nothing else done; its
+//	                            other errors as they are, the old key untouched. The Delete's ErrConflict
+//	                            (another writer changed or deleted the old key) → undo: Delete the new key
+//	                            against what was written there; done → ErrConflict; the undo failing →
+//	                            ErrOutcomeUnknown (both keys may hold a value). The Delete's ErrOutcomeUnknown →
+//	                            ErrOutcomeUnknown and no undo: an undo after an open outcome could leave the
+//	                            value under neither key.
+//	Move          (otherwise)   Write the new key, then Delete the old one (the last writer wins). Quarantine
+//	                            does not move on such a store (Moves reports false): see Config.Quarantine.
 //
 // A move never leaves the value under neither key.
 package protocol
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -129,6 +148,10 @@ func (p *Store) finishWrite(ctx context.Context, key string, old Old, v Value, o
 		return errs.Conflict // a first attempt's false is a promise
 	case definite(err):
 		return storeError(err)
+	case old.Raw == nil:
+		// Never resent: if the first attempt landed and the key was
+		// deleted since, a resend would create it a second time.
+		return p.settleCreate(ctx, key, v)
 	}
 	ok, err = resend(ctx, func() (bool, error) { return p.sw.CompareAndSwap(ctx, key, old.Raw, v.Raw, v.TTL) })
 	switch {
@@ -143,7 +166,7 @@ func (p *Store) finishWrite(ctx context.Context, key string, old Old, v Value, o
 // settleWrite decides a resent write that reported false: its first
 // attempt may have landed and been built on since.
 func (p *Store) settleWrite(ctx context.Context, key string, old Old, v Value) error {
-	now, err := p.current(ctx, key)
+	_, now, err := p.current(ctx, key)
 	if err != nil {
 		return err
 	}
@@ -158,9 +181,31 @@ func (p *Store) settleWrite(ctx context.Context, key string, old Old, v Value) e
 	return unknown(fmt.Sprintf("the stored write identities (the last %d) cannot tell whether the write landed", format.MaxWrites), nil)
 }
 
-// Delete removes key if it still holds old (see the package's rules). A
-// nil old.Raw deletes nothing.
+// settleCreate decides a write "only if absent" whose reply is open, by a
+// read instead of a resend: the key holds the write (its bytes, or a value
+// whose write identities hold the write's) → done; anything else (absent:
+// never landed, or landed and deleted since; another value: created by
+// another writer first, or after this write was deleted) → unknown.
+func (p *Store) settleCreate(ctx context.Context, key string, v Value) error {
+	raw, now, err := p.current(ctx, key)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(raw, v.Raw) || v.ID != "" && now.Index(v.ID) >= 0 {
+		return nil
+	}
+	return unknown("the key holds another value: written by another writer first, or after this write landed and was deleted", nil)
+}
+
+// Delete removes key if it still holds old, for a caller that wants old
+// gone (Destroy; see the package's rules). A nil old.Raw deletes nothing.
 func (p *Store) Delete(ctx context.Context, key string, old Old) error {
+	return p.delete(ctx, key, old, false)
+}
+
+// delete is Delete; exact (a move's delete of its old key) asks whether
+// this call removed old, where Delete asks only whether old is gone.
+func (p *Store) delete(ctx context.Context, key string, old Old, exact bool) error {
 	if old.Raw == nil {
 		return nil
 	}
@@ -168,90 +213,110 @@ func (p *Store) Delete(ctx context.Context, key string, old Old) error {
 		return p.DeleteAny(ctx, key)
 	}
 	ok, err := p.del.CompareAndDelete(ctx, key, old.Raw)
-	switch {
-	case err == nil && ok:
-		return nil
-	case err == nil:
-		return errs.Conflict
-	case definite(err):
-		return storeError(err)
-	}
-	ok, err = resend(ctx, func() (bool, error) { return p.del.CompareAndDelete(ctx, key, old.Raw) })
-	switch {
-	case err != nil:
-		return openError(err)
-	case ok:
-		return nil
-	}
-	return p.settleDelete(ctx, key, old)
-}
-
-// DeleteAny removes key whatever it holds (the caller's Manager.Delete):
-// a delete that is safe to resend, resent while its reply is open.
-func (p *Store) DeleteAny(ctx context.Context, key string) error {
-	_, err := resend(ctx, func() (bool, error) { return true, p.st.Delete(ctx, key) })
-	return openError(err)
-}
-
-// settleDelete decides a resent compare-and-delete that reported false:
-// the key holds another value now, and the first attempt may have landed
-// before it was created.
-func (p *Store) settleDelete(ctx context.Context, key string, old Old) error {
-	now, err := p.current(ctx, key)
-	if errors.Is(err, errs.OutcomeUnknown) && errors.Is(err, store.ErrNotFound) {
-		return nil // gone again: the delete holds, whoever made it
-	}
+	resent := false
 	if err != nil {
-		return err
-	}
-	if old.Writes.Len() > 0 {
-		switch {
-		case now.Index(old.Writes.At(0)) >= 1:
-			return errs.Conflict // built on the old value: it was there when this delete was not
-		case now.Len() > 0 && now.Len() < format.MaxWrites:
-			// The value's whole history is in view and does not hold
-			// the old value: it was created after the old one was gone,
-			// so the delete is done (by this call or an earlier one).
-			return nil
+		if definite(err) {
+			return storeError(err)
+		}
+		resent = true
+		ok, err = resend(ctx, func() (bool, error) { return p.del.CompareAndDelete(ctx, key, old.Raw) })
+		if err != nil {
+			return openError(err)
 		}
 	}
-	return unknown("the stored write identities cannot tell whether the delete landed before the key was written again", nil)
+	if ok {
+		return nil // this call deleted old (a resend: the first attempt had not)
+	}
+	return p.settleDelete(ctx, key, old, resent, exact)
 }
 
-// current returns the write identities of the value stored under key now,
-// for settling; every failure to learn them is ErrOutcomeUnknown (an
-// absent key also matches store.ErrNotFound).
-func (p *Store) current(ctx context.Context, key string) (format.Writes, error) {
+// settleDelete decides a compare-and-delete that reported false (it did
+// not delete the key) by reading the key: resent tells that an earlier
+// attempt's reply was lost (it may have deleted old).
+func (p *Store) settleDelete(ctx context.Context, key string, old Old, resent, exact bool) error {
+	_, now, err := p.current(ctx, key)
+	switch {
+	case errors.Is(err, errs.OutcomeUnknown) && errors.Is(err, store.ErrNotFound):
+		switch {
+		case !exact:
+			return nil // gone: what the caller wants, whoever deleted it
+		case !resent:
+			return &errs.Error{Kind: errs.Conflict, Cause: ErrGone} // another writer deleted it
+		}
+		return unknown("the key is gone: deleted by this call's first attempt or by another writer", nil)
+	case err != nil:
+		return err
+	case !resent:
+		return errs.Conflict // it held another value when this delete ran
+	case old.Writes.Len() > 0 && now.Index(old.Writes.At(0)) >= 1:
+		return errs.Conflict // built on the old value: it was there when this delete was not
+	}
+	return unknown("the key holds another value: written after this delete landed, or before it", nil)
+}
+
+// DeleteAny removes key whatever it holds (the caller's Manager.Delete,
+// and Delete on a store without compare-and-delete). It is sent once: a
+// resend after a lost reply could land after another writer's value
+// followed the first attempt's delete, and delete that too. An open reply
+// is settled by a read: the key absent → done (the delete holds, whoever
+// made it); anything else → ErrOutcomeUnknown.
+func (p *Store) DeleteAny(ctx context.Context, key string) error {
+	err := p.st.Delete(ctx, key)
+	if err == nil || definite(err) {
+		return storeError(err)
+	}
+	if _, _, rerr := p.current(ctx, key); errors.Is(rerr, errs.OutcomeUnknown) && errors.Is(rerr, store.ErrNotFound) {
+		return nil
+	}
+	return unknown("reading the key back did not show it gone (written again since, or the delete did not land)", err)
+}
+
+// current returns the value stored under key now and its write
+// identities, for settling; every failure to learn them is
+// ErrOutcomeUnknown (an absent key also matches store.ErrNotFound).
+func (p *Store) current(ctx context.Context, key string) ([]byte, format.Writes, error) {
 	raw, err := p.st.Get(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
-		return "", unknown("the key is gone: deleted since, perhaps after the write landed", err)
+		return nil, "", unknown("the key is gone: deleted since, perhaps after the write landed", err)
 	}
 	if err != nil {
-		return "", unknown("reading it back failed", err)
+		return nil, "", unknown("reading it back failed", err)
 	}
 	w, _ := format.WritesOf(raw)
-	return w, nil
+	return raw, w, nil
 }
 
 // Refresh extends the expiry of key, which still holds old, to ttl (see
-// the package's rules). It reports whether it sent anything.
-func (p *Store) Refresh(ctx context.Context, key string, old Old, ttl time.Duration) (bool, error) {
+// the package's rules). With swap (a Save of an unchanged session) it may
+// use a compare-and-swap of old by itself where the store cannot Touch;
+// without (a Load: a read never writes a value) it only touches. It
+// reports whether it sent anything.
+func (p *Store) Refresh(ctx context.Context, key string, old Old, ttl time.Duration, swap bool) (bool, error) {
 	switch {
 	case old.Raw == nil:
 		return false, nil
 	case p.touch != nil:
-		if err := p.touch.Touch(ctx, key, ttl); err != nil {
+		found, err := resend(ctx, func() (bool, error) {
+			err := p.touch.Touch(ctx, key, ttl)
 			if errors.Is(err, store.ErrNotFound) {
-				return true, errs.Conflict
+				return false, nil
 			}
-			return true, storeError(err)
+			return err == nil, err
+		})
+		switch {
+		case err != nil:
+			return true, openError(err)
+		case !found:
+			// Deleted or expired since the read (or since an earlier
+			// attempt landed): writing the value back could undo that.
+			return true, errs.Conflict
 		}
 		return true, nil
-	case p.sw != nil:
+	case swap && p.sw != nil:
 		ok, err := resend(ctx, func() (bool, error) { return p.sw.CompareAndSwap(ctx, key, old.Raw, old.Raw, ttl) })
 		switch {
 		case err != nil:
-			return true, storeError(err)
+			return true, openError(err)
 		case !ok:
 			return true, errs.Conflict
 		}
@@ -260,8 +325,13 @@ func (p *Store) Refresh(ctx context.Context, key string, old Old, ttl time.Durat
 	return false, nil
 }
 
-// Refreshes reports whether Refresh can extend an expiry at all.
+// Refreshes reports whether Refresh with swap can extend an expiry at all.
 func (p *Store) Refreshes() bool { return p.touch != nil || p.sw != nil }
+
+// Moves reports whether Move is exact: the store can write "only if
+// absent" and delete "only if unchanged". Without, a move is a Set and a
+// Delete, the last writer wins.
+func (p *Store) Moves() bool { return p.sw != nil && p.del != nil }
 
 // Move stores v under to (only if nothing is there) and removes from,
 // which holds old (see the package's rules). A nil old.Raw (nothing stored
@@ -273,20 +343,25 @@ func (p *Store) Move(ctx context.Context, from string, old Old, to string, v Val
 		}
 		return err
 	}
-	err := p.Delete(ctx, from, old)
-	if err == nil || !errors.Is(err, errs.Conflict) {
+	err := p.delete(ctx, from, old, true)
+	if err == nil || !errors.Is(err, errs.Conflict) || errors.Is(err, errs.OutcomeUnknown) {
 		// Done, or open: never undo after an open outcome, which could
 		// leave the value under neither key.
 		return err
 	}
-	// The old key changed since it was read: undo the new write, so that
-	// the other writer's value stays the only one.
+	// Another writer changed or deleted the old key since it was read:
+	// undo the new write, so that the other writer's change stands alone.
 	w, _ := format.WritesOf(v.Raw)
 	if uerr := p.Delete(ctx, to, Old{Raw: v.Raw, Writes: w}); uerr != nil {
-		return errors.Join(err, fmt.Errorf("undo the write under the new key (both keys may hold a value now): %w", uerr))
+		return &errs.Error{Kind: errs.OutcomeUnknown, Cause: fmt.Errorf("the old key changed since it was read and undoing the write under the new key failed (both keys may hold a value now): %w", uerr)}
 	}
 	return err
 }
+
+// ErrGone is the cause of a Move's ErrConflict when another writer
+// deleted the old key since it was read: the write under the new key was
+// undone.
+var ErrGone = errors.New("the old key was deleted since it was read")
 
 // ErrKeyTaken is the cause of a Move's ErrConflict when the new key
 // holds a value: nothing was changed.

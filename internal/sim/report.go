@@ -12,8 +12,12 @@ func (r *Result) Failed() bool { return len(r.Findings) > 0 }
 
 // Figures is one line of what the run did.
 func (r *Result) Figures() string {
-	return fmt.Sprintf("seed %d [%s, TTL %v]: %d operations, %d changes behind the managers' back, %d histories checked, %d store calls, %d faults injected (%d restarts), %d handoffs, %v (check %v)",
-		r.Config.Seed, r.Config.Caps, r.Config.TTL, r.Ops, r.Env, r.Parts, r.Stats.Calls, r.Stats.Injected(), r.Stats.Restarts, r.Handoffs,
+	perKey := ""
+	if r.PerKey > 0 {
+		perKey = fmt.Sprintf(" (%d key by key at the end)", r.PerKey)
+	}
+	return fmt.Sprintf("seed %d [%s, TTL %v]: %d operations, %d changes behind the managers' back, %d histories checked%s, %d store calls, %d faults injected (%d restarts), %d handoffs, %v (check %v)",
+		r.Config.Seed, r.Config.Caps, r.Config.TTL, r.Ops, r.Env, r.Parts, perKey, r.Stats.Calls, r.Stats.Injected(), r.Stats.Restarts, r.Handoffs,
 		r.Took.Round(time.Millisecond), r.Check.Round(time.Millisecond))
 }
 

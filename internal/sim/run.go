@@ -197,6 +197,7 @@ type Result struct {
 	Handoffs int
 	Stats    Stats
 	Parts    int // histories checked (one per slot)
+	PerKey   int // of those, checked key by key at the end (see perKey)
 	Findings []Finding
 	Took     time.Duration
 	// Check is the time the linearizability checks took.
@@ -237,6 +238,16 @@ type harness struct {
 	mgrs  []*mgr
 	cur   []atomic.Pointer[string] // the current key of each slot
 	moves atomic.Int64
+	// moving holds the store keys that a move is writing now (its new
+	// key): no other process writes, damages or expires them while the
+	// move runs. The new key is made for the move and known to nobody
+	// until the move returns (an application hands it out after), and an
+	// expiry of a value just written with its ttl cannot come; a fault
+	// there would be one no deployment meets, and the invariant
+	// unknown-without-fault would blame the library for the honest
+	// answer it then gives (the undo of a move that met a conflict finds
+	// the new key changed: both keys may hold a value).
+	moving sync.Map
 
 	mu       sync.Mutex
 	ops      []*Op
@@ -281,7 +292,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	h.st = New(cfg.Store, Options{
 		Seed: cfg.Seed, Rates: cfg.Rates, Clock: h.clock, Reopen: cfg.Reopen, MaxDelay: cfg.MaxDelay,
 		Forge: Forge, Ident: Ident,
-		Faultable: func(k string) bool { return strings.HasPrefix(k, h.ns+":") },
+		Faultable: func(k string) bool {
+			_, moving := h.moving.Load(k)
+			return strings.HasPrefix(k, h.ns+":") && !moving
+		},
 	})
 	h.cur = make([]atomic.Pointer[string], cfg.Slots)
 	for i := range h.cur {
@@ -297,8 +311,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	noBatch := cfg.Caps &^ (CapBatchGetter | CapBatchTTLGetter | CapBatchSwapper)
 	for _, sp := range []spec{{cfg.Caps, 0, true}, {cfg.Caps, 1, true}, {cfg.Caps, 0, false}, {noBatch, 0, true}, {cfg.Caps, 1, false}} {
 		view := h.st.View(sp.caps)
+		// LogKeys: the hook's events name their keys only with it, and
+		// the harness correlates a MigrateAll's events with its calls by
+		// key (migrated).
 		m, err := session.New(session.Config[Data]{
-			Store: view, Namespace: h.ns, TTL: cfg.TTL, Initial: Initial, Migrations: Plan(),
+			Store: view, Namespace: h.ns, TTL: cfg.TTL, Initial: Initial, Migrations: Plan(), LogKeys: true,
 			WriteVersion: sp.wv, Quarantine: sp.quarantine, Hook: h.hook,
 		})
 		if err != nil {
@@ -382,6 +399,19 @@ func (h *harness) end(op *Op, err error) {
 	op.Return = h.clock.Tick()
 	op.Err, op.Class = err, classify(err)
 	op.Calls = h.st.Take(op.ID)
+	if op.Kind != KMigrateAll && len(op.Calls) > 0 {
+		// The operation acts on the store only through its calls, so
+		// it takes effect between the first call's start and the last
+		// call's end: the check uses that window, not the time spent
+		// before (waiting behind another Update of the same key, for
+		// instance) or after. A narrower window only forbids
+		// linearizations; it never admits one. Without it, on a store
+		// without compare-and-swap, where every write fits anywhere, the
+		// Updates that wait in line overlap so many others that the
+		// search cannot end.
+		op.Call = max(op.Call, op.Calls[0].Start)
+		op.Return = min(op.Return, op.Calls[len(op.Calls)-1].End)
+	}
 	h.mu.Lock()
 	evs := h.events[op.ID]
 	delete(h.events, op.ID)
@@ -403,13 +433,24 @@ func (h *harness) end(op *Op, err error) {
 	h.fill(op)
 }
 
-// fill finds in op's calls what it read and wrote of its keys.
+// fill finds in op's calls what it read and wrote of its keys. A Get
+// that follows a CompareAndDelete of the same key, or a write whose reply
+// was open, is the write protocol settling that call, not a read of the
+// operation's own: it does not count as what the operation read.
 func (h *harness) fill(op *Op) {
-	for _, c := range op.Calls {
+	var prev *Call // the previous call of op.Key
+	for i := range op.Calls {
+		c := op.Calls[i]
+		settle := prev != nil && c.Key == op.Key && c.Method == "Get" &&
+			(prev.Method == "CompareAndDelete" || isWrite(prev.Method) && prev.Err != nil)
+		if c.Key == op.Key {
+			prev = &op.Calls[i]
+		}
 		switch {
 		case strings.HasPrefix(c.Key, session.QuarantinePrefix):
 			op.QTried = true
 		case c.Key != op.Key && c.Key != op.Key2:
+		case settle:
 		case isRead(c.Method) && c.Err == nil || isRead(c.Method) && c.Applied && notFound(c.Err) && notFound(c.InnerErr):
 			if op.Kind == KLoad || op.Kind == KMigrate {
 				op.Loaded, op.ReadKnown = seen(c.Reply), true
@@ -448,15 +489,24 @@ func isWrite(method string) bool {
 // migrated splits a MigrateAll into one operation per key it reported,
 // from the first call that touched the key to the key's event.
 func (h *harness) migrated(all *Op, evs []event) {
+	// A scan may report a key twice (store.Scanner), and MigrateAll then
+	// migrates it twice: each of its events takes the calls since the
+	// key's event before.
+	since := map[string]int64{}
 	for _, e := range evs {
 		if e.e.Op != "migrate" {
 			continue
 		}
 		sk := h.storeKey(e.e.Key)
+		after := since[sk]
+		since[sk] = e.tick
 		op := &Op{ID: all.ID, Client: all.Client, Kind: KMigrate, Slot: slotOf(h.ns, sk), Mgr: all.Mgr, Key: sk,
 			Swapper: all.Swapper, Deleter: all.Deleter, Call: all.Call, Return: e.tick, Outcome: e.e.Outcome, Err: e.e.Err, Class: classify(e.e.Err)}
 		first := true
 		for _, c := range all.Calls {
+			if c.Start < after {
+				continue
+			}
 			if c.Key == sk || strings.HasSuffix(c.Key, ":"+sk) && strings.HasPrefix(c.Key, session.QuarantinePrefix) {
 				if first {
 					op.Call, first = c.Start, false
@@ -473,6 +523,14 @@ func (h *harness) migrated(all *Op, evs []event) {
 			op.Quarantined = true
 		}
 		h.fill(op)
+		if op.QTried && !op.Quarantined {
+			// A quarantine that did not end the key's migration (its
+			// copy undone after a conflict, or open, and the key read
+			// again): an operation of its own, as an Update's; the
+			// migration is then its last read and its write.
+			h.quarantines(op)
+			op.QTried = false
+		}
 		h.mu.Lock()
 		h.ops = append(h.ops, op)
 		h.mu.Unlock()
@@ -626,35 +684,49 @@ func (h *harness) quarantines(op *Op) {
 			q = nil
 			return
 		}
+		// Done when the original was removed; open when a call of the
+		// move (the copy, the removal, a settling read, the undo) failed;
+		// otherwise a conflict (the copy undone).
 		q.Class, q.Return = Conflict, q.Calls[len(q.Calls)-1].End
+		failed := false
 		for _, c := range q.Calls {
 			switch {
-			case c.Err == nil && (c.OK || c.Method == "Delete"):
+			case c.Key == q.Key && c.Err == nil && (c.OK && c.Method == "CompareAndDelete" || c.Method == "Delete"):
 				q.Class = OK
-			case c.Err != nil && q.Class != OK:
-				q.Class = Other
+			case c.Err != nil && !notFound(c.Err):
+				failed = true
 			}
+		}
+		if failed && q.Class != OK {
+			q.Class = Unknown
 		}
 		h.mu.Lock()
 		h.ops = append(h.ops, q)
 		h.mu.Unlock()
 		q = nil
 	}
-	for _, c := range op.Calls {
+	var prev *Call // the previous call of op.Key
+	for i := range op.Calls {
+		c := op.Calls[i]
+		settle := prev != nil && c.Key == op.Key && c.Method == "Get" &&
+			(prev.Method == "CompareAndDelete" || isWrite(prev.Method) && prev.Err != nil)
+		if c.Key == op.Key {
+			prev = &op.Calls[i]
+		}
 		switch {
-		case c.Key == op.Key && isRead(c.Method):
+		case c.Key == op.Key && isRead(c.Method) && !settle:
+			flush() // a load: a quarantine before it is over
 			if r := seen(c.Reply); r.Present && r.V.Damaged {
-				flush()
 				q = &Op{ID: op.ID, Client: op.Client, Kind: KQuarantine, Slot: op.Slot, Mgr: op.Mgr, Key: op.Key,
 					Swapper: op.Swapper, Deleter: op.Deleter, Damaged: r, Call: c.Start}
 			}
 		case q == nil:
 		case strings.HasPrefix(c.Key, session.QuarantinePrefix) && c.Method == "CompareAndSwap" && c.Err == nil && !c.OK:
 			q = nil // the copy was not made: nothing moved
-		case c.Key == op.Key && (c.Method == "CompareAndDelete" || c.Method == "Delete"):
-			q.Calls = append(q.Calls, c)
-		case c.Key == op.Key && isWrite(c.Method):
+		case c.Key == op.Key && isWrite(c.Method) && c.Method != "CompareAndDelete" && c.Method != "Delete":
 			flush() // the Update's own write: the quarantine is over
+		default:
+			q.Calls = append(q.Calls, c) // the move's calls, and reads settling them
 		}
 	}
 	flush()
@@ -685,24 +757,44 @@ func (h *harness) move(c int, seq *uint64, slot, mi int, key, token string, chan
 	}
 	op.ExpectWrite = change || !s.IsNew()
 	s.MoveTo(to)
+	h.moving.Store(op.Key2, true)
 	err := h.mgrs[mi].m.Save(ctx, s)
+	h.moving.Delete(op.Key2)
 	h.end(op, err)
 	if err == nil || op.Class == Unknown {
 		h.cur[slot].CompareAndSwap(h.cur[slot].Load(), &to)
 	}
 }
 
-// observe records the store as it is after the run, one KObserve per slot.
+// observe records the store as it is after the run: per slot, one
+// KObserve for each key an operation touched or the store holds (Key set:
+// it checks that key only), and one for the quarantined values (Key
+// empty). A key's observation is called when the last operation that
+// touched the key returned: nothing changes the key after that, so what
+// the store holds at the end is what it held then. Observing each key as
+// early as that is what keeps the check tractable: on a store without
+// compare-and-swap every write may land in any order, and one
+// observation of the whole slot at the end is a single constraint that
+// the search can only meet by trying every order of every key at once.
 func (h *harness) observe(ctx context.Context) error {
 	inner := h.st.Inner()
 	sc, ok := inner.(store.Scanner)
 	if !ok {
 		return fmt.Errorf("sim: the store %T cannot list its keys", inner)
 	}
-	obs := make([]*Op, h.cfg.Slots)
 	t := h.clock.Tick()
-	for i := range obs {
-		obs[i] = &Op{Client: h.cfg.Clients, Kind: KObserve, Slot: i, Obs: map[string]Value{}, Call: t}
+	last := map[string]int64{} // store key -> the last return of an operation that touched it
+	touch := func(k string, at int64) {
+		if k != "" {
+			last[k] = max(last[k], at)
+		}
+	}
+	for _, op := range h.ops {
+		if op.Kind == KMigrateAll {
+			continue
+		}
+		touch(op.Key, op.Return)
+		touch(op.Key2, op.Return)
 	}
 	var keys []string
 	for _, p := range []string{h.ns + ":", session.QuarantinePrefix} {
@@ -710,9 +802,11 @@ func (h *harness) observe(ctx context.Context) error {
 			return err
 		}
 	}
+	held := map[string]Value{}
+	qs := make([][]string, h.cfg.Slots)
 	for _, k := range keys {
 		slot := slotOf(h.ns, k)
-		if slot < 0 || slot >= len(obs) {
+		if slot < 0 || slot >= h.cfg.Slots {
 			continue
 		}
 		b, err := inner.Get(ctx, k)
@@ -724,15 +818,28 @@ func (h *harness) observe(ctx context.Context) error {
 		}
 		v := Parse(b)
 		if strings.HasPrefix(k, session.QuarantinePrefix) {
-			obs[slot].ObsQ = append(obs[slot].ObsQ, v.ID)
+			qs[slot] = append(qs[slot], v.ID)
 		} else {
-			obs[slot].Obs[k] = v
+			held[k] = v
+			if _, ok := last[k]; !ok {
+				last[k] = t
+			}
 		}
 	}
-	t = h.clock.Tick()
-	for _, o := range obs {
-		o.Return = t
+	end := h.clock.Tick()
+	for k, at := range last {
+		slot := slotOf(h.ns, k)
+		if slot < 0 || slot >= h.cfg.Slots || strings.HasPrefix(k, session.QuarantinePrefix) {
+			continue
+		}
+		o := &Op{Client: h.cfg.Clients, Kind: KObserve, Slot: slot, Key: k, Obs: map[string]Value{}, Call: at, Return: end}
+		if v, ok := held[k]; ok {
+			o.Obs[k] = v
+		}
 		h.ops = append(h.ops, o)
+	}
+	for i := range h.cfg.Slots {
+		h.ops = append(h.ops, &Op{Client: h.cfg.Clients, Kind: KObserve, Slot: i, Obs: map[string]Value{}, ObsQ: qs[i], Call: t, Return: end})
 	}
 	return nil
 }

@@ -171,8 +171,8 @@ func wantGet(t *testing.T, s *Store, key, want string) {
 func TestCompareAndDelete(t *testing.T) {
 	s, clk := newClockStore(t, t.TempDir(), Options{CleanupInterval: -1})
 	ctx := t.Context()
-	if ok, err := s.CompareAndDelete(ctx, "absent", []byte("x")); err != nil || !ok {
-		t.Fatalf("CompareAndDelete of an absent key = %v, %v; want true", ok, err)
+	if ok, err := s.CompareAndDelete(ctx, "absent", []byte("x")); err != nil || ok {
+		t.Fatalf("CompareAndDelete of an absent key = %v, %v; want false", ok, err)
 	}
 	if err := s.Set(ctx, "k", []byte("mine"), 0); err != nil {
 		t.Fatal(err)
@@ -190,9 +190,9 @@ func TestCompareAndDelete(t *testing.T) {
 	if _, err := s.Get(ctx, "k"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Get after CompareAndDelete = %v, want ErrNotFound", err)
 	}
-	// Resent: the key is already gone.
-	if ok, err := s.CompareAndDelete(ctx, "k", []byte("mine")); err != nil || !ok {
-		t.Fatalf("resent CompareAndDelete = %v, %v; want true", ok, err)
+	// Resent: the key is already gone, and this call deleted nothing.
+	if ok, err := s.CompareAndDelete(ctx, "k", []byte("mine")); err != nil || ok {
+		t.Fatalf("resent CompareAndDelete = %v, %v; want false", ok, err)
 	}
 	// An empty value is a value.
 	if err := s.Set(ctx, "e", []byte{}, 0); err != nil {
@@ -206,8 +206,8 @@ func TestCompareAndDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.advance(time.Hour)
-	if ok, err := s.CompareAndDelete(ctx, "x", []byte("other")); err != nil || !ok {
-		t.Fatalf("CompareAndDelete of an expired key = %v, %v; want true", ok, err)
+	if ok, err := s.CompareAndDelete(ctx, "x", []byte("v")); err != nil || ok {
+		t.Fatalf("CompareAndDelete of an expired key = %v, %v; want false", ok, err)
 	}
 }
 

@@ -376,9 +376,8 @@ func (s *Store) CompareAndSwap(ctx context.Context, key string, old, value []byt
 }
 
 // CompareAndDelete deletes key if its current value equals old, and
-// reports whether the key is now absent: true when it deleted it or found
-// it absent or expired, false (leaving it alone) when it holds another
-// value. It takes the key's lock, as CompareAndSwap does, so it is atomic
+// reports whether this call deleted it: false (leaving it alone) when it
+// holds another value or is absent or expired. It takes the key's lock, as CompareAndSwap does, so it is atomic
 // against every writer in every process that opens dir. A corrupt file
 // matches no old value: it returns an error matching [store.ErrCorrupt]
 // and leaves the file alone.
@@ -395,7 +394,7 @@ func (s *Store) CompareAndDelete(ctx context.Context, key string, old []byte) (b
 	rec, err := s.read(key)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return true, nil
+		return false, nil
 	case err != nil:
 		return false, opError("compare-and-delete", key, err)
 	case !bytes.Equal(rec.value, old):

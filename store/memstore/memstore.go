@@ -337,9 +337,8 @@ func (s *Store) CompareAndSwap(ctx context.Context, key string, old, value []byt
 }
 
 // CompareAndDelete deletes key if its current value equals old and reports
-// whether the key is now absent: true when it deleted it or the key was
-// already absent or expired, false (and the key left as it is) when it
-// holds another value.
+// whether this call deleted it: false (and the key left as it is) when it
+// holds another value or is absent or expired.
 func (s *Store) CompareAndDelete(ctx context.Context, key string, old []byte) (bool, error) {
 	if err := begin(ctx, key); err != nil {
 		return false, storeutil.Wrap(backend, "compare and delete", key, err)
@@ -351,7 +350,7 @@ func (s *Store) CompareAndDelete(ctx context.Context, key string, old []byte) (b
 		return false, storeutil.Wrap(backend, "compare and delete", key, store.ErrClosed)
 	}
 	e, ok := sh.m[key]
-	if ok && e.live(time.Now().UnixNano()) && string(e.value) != string(old) {
+	if !ok || !e.live(time.Now().UnixNano()) || string(e.value) != string(old) {
 		return false, nil
 	}
 	delete(sh.m, key)

@@ -404,8 +404,8 @@ func (s *Store) CompareAndSwap(ctx context.Context, key string, old, value []byt
 }
 
 // CompareAndDelete deletes key if its current value equals old, and
-// reports whether the key is now absent (an absent, deleted or expired key
-// reports true); see [store.Deleter]. The delete marker is written on the
+// reports whether this call deleted it (an absent, deleted or expired key
+// reports false); see [store.Deleter]. The delete marker is written on the
 // condition that the key's revision is still the one read.
 func (s *Store) CompareAndDelete(ctx context.Context, key string, old []byte) (bool, error) {
 	if err := s.begin(ctx, "compare-and-delete", key); err != nil {
@@ -419,7 +419,7 @@ func (s *Store) CompareAndDelete(ctx context.Context, key string, old []byte) (b
 			return false, storeutil.Wrap(backend, "compare-and-delete", key, err)
 		}
 		if !e.live {
-			return true, nil
+			return false, nil
 		}
 		if !bytes.Equal(e.value, old) {
 			return false, nil

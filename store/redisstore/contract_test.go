@@ -301,8 +301,9 @@ func TestCASResend(t *testing.T) {
 }
 
 // TestCompareAndDeleteResend checks CompareAndDelete's three answers at
-// the Redis level: a match deletes, an absent key reports true (a resent
-// delete), another value reports false and stays with its expiry.
+// the Redis level: a match deletes and reports true, an absent key reports
+// false (a resent delete deleted nothing), another value reports false and
+// stays with its expiry.
 func TestCompareAndDeleteResend(t *testing.T) {
 	client := testenv.Redis(t)
 	s, prefix := newStorePrefix(t, client)
@@ -316,9 +317,9 @@ func TestCompareAndDeleteResend(t *testing.T) {
 	if pt, err := client.PTTL(ctx, prefix+"k").Result(); err != nil || pt <= 0 {
 		t.Fatalf("after a refused CompareAndDelete PTTL = %v, %v; want the key with its expiry", pt, err)
 	}
-	for i := range 2 { // the second is a resend
-		if ok, err := s.CompareAndDelete(ctx, "k", []byte("a")); err != nil || !ok {
-			t.Fatalf("CompareAndDelete #%d = %v, %v; want true, nil", i+1, ok, err)
+	for i, want := range []bool{true, false} { // the second is a resend
+		if ok, err := s.CompareAndDelete(ctx, "k", []byte("a")); err != nil || ok != want {
+			t.Fatalf("CompareAndDelete #%d = %v, %v; want %v, nil", i+1, ok, err, want)
 		}
 	}
 	if n, err := client.Exists(ctx, prefix+"k").Result(); err != nil || n != 0 {

@@ -66,8 +66,9 @@
 //     [store.Swapper]: a resent swap whose first attempt landed finds its
 //     own value and reports true). An absent key never matches a non-nil
 //     old, and an empty old matches only a stored empty value.
-//   - CompareAndDelete: one Lua script: GET; DEL if it equals old; an absent
-//     key reports true.
+//   - CompareAndDelete: one Lua script: GET; DEL if it equals old; it
+//     reports true only when it deleted the key (an absent key reports
+//     false).
 //   - Touch: PEXPIRE; when ttl <= 0 a Lua script that runs EXISTS then
 //     PERSIST, since PERSIST alone answers 0 both for an absent key and
 //     for a key without expiry.
@@ -197,8 +198,13 @@
 // resends turned off for them (the command's NoRetry flag) and resends
 // them itself, as many times and with the backoffs the client's options
 // say (MaxRetries; MaxRedirects for a cluster client), the first resend at
-// once. A resend that finds another value than the one it expected returns
-// an error that says the outcome is unknown, not false. Hence, with this
+// once. A resend that finds another value than the one it expected (for
+// CompareAndDelete: anything but old) returns an error that says the
+// outcome is unknown, not false. A CompareAndSwap "only if absent" (a nil
+// old) is never resent once an attempt may have reached the server: if
+// the first attempt landed and the key was deleted since, the resend would
+// create the key a second time; its lost reply is returned as an error,
+// and the session manager settles it by reading the key. Hence, with this
 // store:
 //
 //   - true means the swap landed (in this call);

@@ -387,7 +387,9 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // ttl (the resend rule of [store.Swapper]). A swap whose reply was lost is
 // resent by the store, not by go-redis; a resend that finds another value
 // returns an error (the outcome is unknown), so false always means that
-// the swap did not land. See the package doc, "Lost replies".
+// the swap did not land. A swap "only if absent" (nil old) is not resent
+// once an attempt may have reached the server: its lost reply is returned
+// as an error. See the package doc, "Lost replies".
 func (s *Store) CompareAndSwap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error) {
 	if err := check(ctx, opCAS, key); err != nil {
 		return false, err
@@ -401,7 +403,7 @@ func (s *Store) CompareAndSwap(ctx context.Context, key string, old, value []byt
 	}
 	c := s.enter()
 	defer s.leave()
-	n, lost, err := s.evalResend(ctx, c, casScript, s.prefix+key, args...)
+	n, lost, err := s.evalResend(ctx, c, casScript, s.prefix+key, old != nil, args...)
 	switch {
 	case err != nil:
 		return false, wrap(ctx, opCAS, key, err)
@@ -414,12 +416,11 @@ func (s *Store) CompareAndSwap(ctx context.Context, key string, old, value []byt
 }
 
 // CompareAndDelete deletes key if its current value equals old, in one
-// round trip (one Lua script: GET, compare, DEL). It reports true when the
-// key is absent afterwards because of this call or an earlier one (an
-// absent key reports true, so a resent delete is safe), false when the key
-// holds another value, which is left as it is. Like CompareAndSwap it is
-// resent by the store, and a resend that finds another value returns an
-// error, not false.
+// round trip (one Lua script: GET, compare, DEL). It reports true when
+// this call deleted the key, false when the key holds another value (left
+// as it is) or is absent. Like CompareAndSwap it is resent by the store,
+// and a resend that does not delete (it finds another value or nothing:
+// the first attempt may have landed) returns an error, not false.
 func (s *Store) CompareAndDelete(ctx context.Context, key string, old []byte) (bool, error) {
 	if err := check(ctx, opCAD, key); err != nil {
 		return false, err
@@ -429,7 +430,7 @@ func (s *Store) CompareAndDelete(ctx context.Context, key string, old []byte) (b
 	}
 	c := s.enter()
 	defer s.leave()
-	n, lost, err := s.evalResend(ctx, c, cadScript, s.prefix+key, old)
+	n, lost, err := s.evalResend(ctx, c, cadScript, s.prefix+key, true, old)
 	switch {
 	case err != nil:
 		return false, wrap(ctx, opCAD, key, err)

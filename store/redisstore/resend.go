@@ -151,8 +151,10 @@ var errResentConflict = errors.New("outcome unknown: a reply was lost and the re
 // evalResend runs sc (with go-redis's resends off) and resends it itself
 // under the client's retry policy. It returns the script's integer reply,
 // and lost: the error of the last earlier attempt that may have reached
-// the server (nil if none may have), or the last error.
-func (s *Store) evalResend(ctx context.Context, c redis.UniversalClient, sc script, key string, args ...any) (n int64, lost, err error) {
+// the server (nil if none may have), or the last error. Without
+// resendSent, an attempt that may have reached the server is not resent
+// (its error is returned): for a write that is not safe to send twice.
+func (s *Store) evalResend(ctx context.Context, c redis.UniversalClient, sc script, key string, resendSent bool, args ...any) (n int64, lost, err error) {
 	for attempt := 0; ; attempt++ {
 		n, err = s.eval(ctx, c, sc, key, true, args...).Int64()
 		if err == nil {
@@ -160,6 +162,9 @@ func (s *Store) evalResend(ctx context.Context, c redis.UniversalClient, sc scri
 		}
 		if _, maybeSent := resendable(err); maybeSent {
 			lost = err
+			if !resendSent {
+				return 0, lost, err
+			}
 		}
 		if !s.again(ctx, attempt, err) {
 			return 0, lost, err

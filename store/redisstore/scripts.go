@@ -35,11 +35,11 @@ return 1
 `)
 
 // cadScript is CompareAndDelete: it deletes KEYS[1] if it holds ARGV[1]
-// and returns 1 when the key is now absent (deleted here, or absent
-// already: a resent delete finds nothing), 0 when it holds another value.
+// and returns 1 when it deleted it, 0 when the key holds another value or
+// is absent.
 var cadScript = newScript(`
 local cur = redis.call('GET', KEYS[1])
-if not cur then return 1 end
+if not cur then return 0 end
 if cur ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 return 1

@@ -23,8 +23,8 @@ func TestPostgresCompareAndDeleteWhileLocked(t *testing.T) {
 		left         string // the value left, "" for none
 	}{
 		{"changed to another value", "UPDATE %s SET value = 'other' WHERE key = $1", false, "other"},
-		{"deleted", "DELETE FROM %s WHERE key = $1", true, ""},
-		{"expired", "UPDATE %s SET value = 'other', expires_at = 1 WHERE key = $1", true, ""},
+		{"deleted", "DELETE FROM %s WHERE key = $1", false, ""},
+		{"expired", "UPDATE %s SET value = 'other', expires_at = 1 WHERE key = $1", false, ""},
 		{"ttl changed only", "UPDATE %s SET expires_at = NULL WHERE key = $1", true, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -80,7 +80,7 @@ func TestPostgresCompareAndDeleteWhileLocked(t *testing.T) {
 // TestCompareAndDeleteRace: writers replace a key's value by
 // CompareAndSwap while deleters remove it by CompareAndDelete with the
 // value they read. A delete that reports true must have removed the value
-// it was given or found the key absent, never erased a newer value: each
+// it was given, never erased a newer value: each
 // value is written once, so every value a writer acknowledged is either
 // still there at the end, or was replaced by a later swap, or was the old
 // of a successful CompareAndDelete.

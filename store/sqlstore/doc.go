@@ -258,10 +258,10 @@
 //
 // CompareAndDelete is one statement on PostgreSQL: a WITH clause locks the
 // row (SELECT ... FOR UPDATE), deletes it if it holds old or has expired,
-// and answers whether the key is now absent. On SQLite, which has no DELETE
-// in WITH, and on MySQL, it is one DELETE ... WHERE value = old when the value matches,
-// followed by a SELECT only when nothing was deleted, to tell an absent key
-// (true) from another value (false).
+// and answers whether it held old: whether this call deleted the key. On
+// SQLite, which has no DELETE in WITH, and on MySQL, it is one DELETE ...
+// WHERE value = old of the live row, whose row count is the answer (an
+// absent or expired key reports false).
 //
 // GetWithTTL is one SELECT of the value and expires_at - <now>: a read,
 // which never writes and so works on a read-only database.

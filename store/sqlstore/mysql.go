@@ -72,7 +72,7 @@ func mysqlQueries(t string) queries {
 		casAbsent: "INSERT INTO " + t + " (" + key + ", value, expires_at) VALUES ($1, $2, " + expiry(3) + ")",
 		casReplace: "UPDATE " + t + " SET value = $2, expires_at = " + expiry(3) +
 			" WHERE " + key + " = $1 AND ((expires_at IS NOT NULL AND expires_at <= " + now + ") OR value = $2)",
-		cad:              "DELETE FROM " + t + " WHERE " + key + " = $1 AND (value = $2 OR NOT " + live + ")",
+		cad:              "DELETE FROM " + t + " WHERE " + key + " = $1 AND value = $2 AND " + live,
 		cadCheck:         "SELECT value FROM " + t + " WHERE " + key + " = $1 AND " + live,
 		scanFirst:        scan(">=", false),
 		scanFirstBounded: scan(">=", true),

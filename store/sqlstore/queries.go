@@ -165,16 +165,18 @@ func buildQueries(d Dialect, t string) queries {
 	}
 	if d == Postgres {
 		// One statement: lock the row, delete it when it holds old or has
-		// expired, and report whether the key is now absent. cur reads
-		// the latest committed version of the row (FOR UPDATE re-reads a
-		// row changed while it waited), so the DELETE and the answer agree.
+		// expired, and report whether it held old (live): whether this
+		// call deleted the key. cur reads the latest committed version
+		// of the row (FOR UPDATE re-reads a row changed while it waited),
+		// so the DELETE and the answer agree.
 		q.cad = "WITH cur AS (SELECT value, " + live + " AS live FROM " + t + " WHERE key = $1 FOR UPDATE)," +
 			" d AS (DELETE FROM " + t + " WHERE key = $1 AND EXISTS (SELECT 1 FROM cur WHERE NOT cur.live OR cur.value = $2))" +
-			" SELECT NOT EXISTS (SELECT 1 FROM cur WHERE cur.live AND cur.value <> $2)"
+			" SELECT EXISTS (SELECT 1 FROM cur WHERE cur.live AND cur.value = $2)"
 	} else {
-		// SQLite has no DELETE in a WITH clause; see CompareAndDelete.
-		q.cad = "DELETE FROM " + t + " WHERE key = $1 AND (value = $2 OR NOT " + live + ")"
-		q.cadCheck = "SELECT value FROM " + t + " WHERE key = $1 AND " + live
+		// SQLite has no DELETE in a WITH clause: a DELETE of the live row
+		// holding old, whose row count is the answer (an expired row is
+		// left to the sweep).
+		q.cad = "DELETE FROM " + t + " WHERE key = $1 AND value = $2 AND " + live
 	}
 	return q
 }

@@ -442,12 +442,10 @@ func (s *Store) CompareAndSwap(ctx context.Context, key string, old, value []byt
 }
 
 // CompareAndDelete deletes key if its value equals old (a nil old matches
-// an empty value) and reports whether the key is now absent: true when it
-// deleted it or the key was already absent or expired, false when the key
-// holds another value, which it leaves alone. On PostgreSQL it is one
-// statement. On SQLite and MySQL it is one DELETE when the value matches; otherwise
-// a SELECT follows to tell an absent key from another value (repeated in
-// the rare case that the key was written back with old in between).
+// an empty value) and reports whether this call deleted it: false when the
+// key holds another value, which it leaves alone, or is absent or expired.
+// It is one statement: on PostgreSQL a statement that locks the row and
+// answers; on SQLite and MySQL a DELETE whose row count is the answer.
 func (s *Store) CompareAndDelete(ctx context.Context, key string, old []byte) (bool, error) {
 	if err := s.begin("CompareAndDelete", key, true); err != nil {
 		return false, err
@@ -455,35 +453,21 @@ func (s *Store) CompareAndDelete(ctx context.Context, key string, old []byte) (b
 	defer s.end()
 	old = nonNil(old)
 	if s.dialect == Postgres {
-		var gone bool
-		if err := s.queryRow(ctx, s.q.cad, key, old).Scan(&gone); err != nil {
+		var deleted bool
+		if err := s.queryRow(ctx, s.q.cad, key, old).Scan(&deleted); err != nil {
 			return false, fail(ctx, "CompareAndDelete", key, err)
 		}
-		return gone, nil
+		return deleted, nil
 	}
-	for {
-		res, err := s.exec(ctx, s.q.cad, key, old)
-		if err != nil {
-			return false, fail(ctx, "CompareAndDelete", key, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return false, fail(ctx, "CompareAndDelete", key, err)
-		}
-		if n == 1 {
-			return true, nil
-		}
-		var cur []byte
-		err = s.queryRow(ctx, s.q.cadCheck, key).Scan(&cur)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return true, nil
-		case err != nil:
-			return false, fail(ctx, "CompareAndDelete", key, err)
-		case string(cur) != string(old):
-			return false, nil
-		}
+	res, err := s.exec(ctx, s.q.cad, key, old)
+	if err != nil {
+		return false, fail(ctx, "CompareAndDelete", key, err)
 	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fail(ctx, "CompareAndDelete", key, err)
+	}
+	return n == 1, nil
 }
 
 // Touch sets key to expire after ttl from now (ttl <= 0: never; clamped to

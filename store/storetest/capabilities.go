@@ -66,8 +66,8 @@ func testCADMatch(t *testing.T, s store.Store) {
 	cad(t, d, "k", []byte("v"), true)
 	wantAbsent(t, s, "k")
 	wantValue(t, s, "other", []byte("v"))
-	// Resent after it landed: the key is absent, so true again.
-	cad(t, d, "k", []byte("v"), true)
+	// Resent after it landed: this call deleted nothing, so false.
+	cad(t, d, "k", []byte("v"), false)
 	mustSet(t, s, "ttl", []byte("v"), longTTL)
 	cad(t, d, "ttl", []byte("v"), true)
 	wantAbsent(t, s, "ttl")
@@ -85,8 +85,8 @@ func testCADMismatch(t *testing.T, s store.Store) {
 
 func testCADAbsent(t *testing.T, s store.Store) {
 	d := deleter(t, s)
-	cad(t, d, "absent", []byte("v"), true)
-	cad(t, d, "absent", []byte{}, true)
+	cad(t, d, "absent", []byte("v"), false)
+	cad(t, d, "absent", []byte{}, false)
 	wantAbsent(t, s, "absent")
 	if sc, ok := s.(store.Scanner); ok {
 		wantKeys(t, sc, "")
@@ -98,8 +98,8 @@ func testCADExpired(t *testing.T, s store.Store) {
 	mustSet(t, s, "k", []byte("v"), shortTTL)
 	mustSet(t, s, "j", []byte("v"), shortTTL)
 	time.Sleep(pastShortTTL)
-	cad(t, d, "k", []byte("v"), true)
-	cad(t, d, "j", []byte("other"), true)
+	cad(t, d, "k", []byte("v"), false)
+	cad(t, d, "j", []byte("other"), false)
 	wantAbsent(t, s, "k")
 	wantAbsent(t, s, "j")
 	// The expired key is gone for good: a swap that it is absent succeeds.

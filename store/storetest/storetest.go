@@ -144,10 +144,10 @@ func cases() []testCase {
 		{"CASLongTTL", "CompareAndSwap with a ttl up to the largest time.Duration clamps it: the key is live right after the write", testCASLongTTL},
 
 		// Deleter.
-		{"CADMatch", "CompareAndDelete of the current value deletes the key and reports true", testCADMatch},
+		{"CADMatch", "CompareAndDelete of the current value deletes the key and reports true; sent again, false", testCADMatch},
 		{"CADMismatch", "CompareAndDelete of another value reports false and leaves the key", testCADMismatch},
-		{"CADAbsent", "CompareAndDelete of an absent key reports true and creates nothing", testCADAbsent},
-		{"CADExpired", "an expired key counts as absent for CompareAndDelete", testCADExpired},
+		{"CADAbsent", "CompareAndDelete of an absent key reports false (it deleted nothing) and creates nothing", testCADAbsent},
+		{"CADExpired", "an expired key counts as absent for CompareAndDelete: false", testCADExpired},
 		{"CADEmpty", "an empty old matches a stored empty value and nothing else", testCADEmpty},
 		{"CADCancelled", "CompareAndDelete with a cancelled context returns ctx.Err() and deletes nothing", testCADCancelled},
 

@@ -80,8 +80,12 @@ func parse(args []string, out io.Writer) (options, error) {
 	disable := fs.String("disable", "", "kinds of operation not to run, comma-separated (see sim.Config.Disable)")
 	hist := fs.String("histories", "", "write each failing history whole into this folder")
 	stop := fs.Bool("stop", false, "stop a store's run at its first seed with a violation")
+	check := fs.Duration("check", 20*time.Second, "bound of each linearizability check (sim.CheckTimeout): the soak's histories are longer than the CI run's")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
+	}
+	if *check > 0 {
+		sim.CheckTimeout = *check
 	}
 	o := options{stores: split(*stores), seeds: *seeds, first: *first, duration: *duration, clients: *clients, ops: *ops,
 		slots: *slots, disable: split(*disable), historiesDir: *hist, stopOnViolation: *stop, rates: sim.DefaultRates}
