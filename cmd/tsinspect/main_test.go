@@ -194,7 +194,9 @@ func seeded(t *testing.T, kind string) backend {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		// A deadline of its own: a PostgreSQL shared with other suites
+		// on a loaded machine has taken over 5 s to answer a connection.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := db.PingContext(ctx); err != nil {
 			testenv.SkipOrFail(t, "no PostgreSQL answers at %s (set DATABASE_URL): %v", testenv.DatabaseURL(), err)
@@ -207,7 +209,7 @@ func seeded(t *testing.T, kind string) backend {
 		}
 		seed(t, st)
 		st.Close()
-		return backend{name: kind, args: []string{"--store", testenv.DatabaseURL(), "--table", table}}
+		return backend{name: kind, args: []string{"--store", testenv.DatabaseURL(), "--table", table, "--wait", "30s"}}
 	case "redis":
 		c := testenv.Redis(t)
 		prefix := testenv.Prefix(t, "tsinspect")

@@ -60,7 +60,7 @@ func Redis(tb testing.TB) *redis.Client {
 	opts.ContextTimeoutEnabled = true // the client configuration the README recommends
 	c := redis.NewClient(opts)
 	tb.Cleanup(func() { c.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.Ping(ctx).Err(); err != nil {
 		SkipOrFail(tb, "no Redis answers at %s (set REDIS_URL): %v", url, err)

@@ -36,7 +36,9 @@ func postgresDB(t testing.TB) *sql.DB {
 	}
 	db, err := sql.Open("pgx", dsn)
 	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// A deadline of its own: a PostgreSQL shared with other suites
+		// on a loaded machine has taken over 5 s to answer a connection.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err = db.PingContext(ctx)
 		cancel()
 		if err != nil {

@@ -59,7 +59,7 @@ func openDB(t testing.TB, opts map[string]string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("mysql", dsn(t, opts))
 	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err = db.PingContext(ctx)
 		cancel()
 		if err != nil {
