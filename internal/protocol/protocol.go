@@ -151,8 +151,9 @@ func (p *Store) finishWrite(ctx context.Context, key string, old Old, v Value, o
 	case old.Raw == nil:
 		// Never resent: if the first attempt landed and the key was
 		// deleted since, a resend would create it a second time.
-		return p.settleCreate(ctx, key, v)
+		return lostReply(p.settleCreate(ctx, key, v), err)
 	}
+	sent := err
 	ok, err = resend(ctx, func() (bool, error) { return p.sw.CompareAndSwap(ctx, key, old.Raw, v.Raw, v.TTL) })
 	switch {
 	case err != nil:
@@ -160,7 +161,24 @@ func (p *Store) finishWrite(ctx context.Context, key string, old Old, v Value, o
 	case ok:
 		return nil
 	}
-	return p.settleWrite(ctx, key, old, v)
+	return lostReply(p.settleWrite(ctx, key, old, v), sent)
+}
+
+// lostReply makes sent, the error of the attempt whose reply was lost,
+// a cause of an outcome that settling it could not learn: the outcome is
+// unknown because of that error, so errors.Is finds it (a store's "writes
+// are down" stays visible behind ErrOutcomeUnknown). Other results are
+// returned as they are.
+func lostReply(err, sent error) error {
+	var e *errs.Error
+	if sent == nil || !errors.As(err, &e) || e.Kind != errs.OutcomeUnknown || errors.Is(e, sent) {
+		return err
+	}
+	msg := e.Msg
+	if msg == "" && e.Cause != nil {
+		msg = e.Cause.Error()
+	}
+	return &errs.Error{Kind: e.Kind, Cause: errors.Join(sent, e.Cause), Msg: msg + " (the lost reply: " + sent.Error() + ")"}
 }
 
 // settleWrite decides a resent write that reported false: its first
@@ -213,7 +231,7 @@ func (p *Store) delete(ctx context.Context, key string, old Old, exact bool) err
 		return p.DeleteAny(ctx, key)
 	}
 	ok, err := p.del.CompareAndDelete(ctx, key, old.Raw)
-	resent := false
+	resent, sent := false, err
 	if err != nil {
 		if definite(err) {
 			return storeError(err)
@@ -227,7 +245,7 @@ func (p *Store) delete(ctx context.Context, key string, old Old, exact bool) err
 	if ok {
 		return nil // this call deleted old (a resend: the first attempt had not)
 	}
-	return p.settleDelete(ctx, key, old, resent, exact)
+	return lostReply(p.settleDelete(ctx, key, old, resent, exact), sent)
 }
 
 // settleDelete decides a compare-and-delete that reported false (it did

@@ -82,6 +82,12 @@ func TestCreateLostReplyThenDeletedIsUnknown(t *testing.T) {
 	if !errors.Is(err, errs.OutcomeUnknown) {
 		t.Fatalf("Write = %v; want ErrOutcomeUnknown", err)
 	}
+	// The outcome is unknown because of the lost reply: its error stays a
+	// cause, whatever the read that settles found (a store's "writes are
+	// down" must reach OnError's errors.Is).
+	if !errors.Is(err, errConnReset) {
+		t.Fatalf("Write = %v; want the lost reply's error among its causes", err)
+	}
 	if st.swaps != 1 {
 		t.Fatalf("%d compare-and-swaps sent; want 1 (never resent)", st.swaps)
 	}
@@ -105,8 +111,10 @@ func (l *landedThenDeleted) CompareAndSwap(ctx context.Context, key string, old,
 	if err := l.Store.Delete(ctx, key); err != nil {
 		return false, err
 	}
-	return false, errors.New("connection reset by peer")
+	return false, errConnReset
 }
+
+var errConnReset = errors.New("connection reset by peer")
 
 // A move whose exact delete of the old key finds it deleted by another
 // writer (a first answer false, the key absent) is undone: ErrConflict,
