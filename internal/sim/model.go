@@ -469,7 +469,9 @@ func undoMet(op *Op) bool {
 }
 
 // transient reports whether op is a read of MigrateAll that saw the new
-// key of a move while the move ran: a move writes its new key, then
+// key of a move, or its old key, while the move ran (a scan that read the
+// new key's copy may then still read the old key, before the move's
+// delete): a move writes its new key, then
 // deletes the old one (or, after a conflict, deletes its copy again), so
 // for a moment both keys hold the session, or the new key a copy that
 // goes again. Only a scan can see that moment (no one else knows the new
@@ -483,7 +485,7 @@ func transient(op *Op, moves []*Op) bool {
 		return false
 	}
 	for _, mv := range moves {
-		if mv.Key2 == op.Key && op.Call < mv.Return && op.Return > mv.Call {
+		if (mv.Key2 == op.Key || mv.Key == op.Key) && op.Call < mv.Return && op.Return > mv.Call {
 			return true
 		}
 	}
