@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -31,33 +32,53 @@ func NeedRedisBinaries(tb testing.TB) {
 	}
 }
 
-// FreePort returns a loopback port below 55535 on which nothing listens and
-// whose cluster bus port (port+10000) is free too, and that taken does not
-// hold; it adds both to taken. Another process may take it before the
-// server binds it; the server's start then fails loudly.
+// FreePort returns a loopback port on which nothing listens and whose
+// cluster bus port (port+10000) is free too, and that taken does not hold;
+// it adds both to taken. Both lie below the kernel's ephemeral port range
+// (/proc/sys/net/ipv4/ip_local_port_range, 32768 when unreadable): a port in
+// that range may be held by any outgoing connection, which no probe sees,
+// and redis-server then fails to bind it. Another process may still take
+// the port before the server binds it; the server's start then fails
+// loudly.
 func FreePort(tb testing.TB, taken map[int]bool) int {
 	tb.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	const first = 15000
+	span := low - 10000 - first
+	if span < 1000 {
+		span = 10000 // an unusual range: rely on the probes
+	}
 	for range 200 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if port >= 55535 || taken[port] || taken[port+10000] {
+		port := first + rand.IntN(span)
+		if taken[port] || taken[port+10000] {
 			continue
 		}
-		bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+10000))
-		if err != nil {
+		if !portFree(port) || !portFree(port+10000) {
 			continue
 		}
-		bus.Close()
 		taken[port] = true
 		taken[port+10000] = true
 		return port
 	}
 	tb.Fatal("no free loopback port pair (P, P+10000) found in 200 tries")
 	return 0
+}
+
+// portFree reports whether a listener can bind 127.0.0.1:port.
+func portFree(port int) bool {
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
 }
 
 // RedisServer is one redis-server process that a test started.
@@ -187,12 +208,21 @@ func StartRedisCluster(tb testing.TB, name string) (*RedisCluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &RedisCluster{dir: dir}
-	if err := c.start(tb); err != nil {
+	// A node's port taken by another process between FreePort's probe and
+	// the server's bind fails that start; three tries on fresh ports.
+	var c *RedisCluster
+	for try := 0; ; try++ {
+		c = &RedisCluster{dir: filepath.Join(dir, strconv.Itoa(try))}
+		if err = c.start(tb); err == nil {
+			c.dir = dir
+			return c, nil
+		}
 		c.Stop()
-		return nil, err
+		if try == 2 {
+			os.RemoveAll(dir)
+			return nil, err
+		}
 	}
-	return c, nil
 }
 
 func (c *RedisCluster) start(tb testing.TB) error {
