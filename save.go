@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/typedsession/session/internal/errs"
 	"github.com/typedsession/session/internal/format"
 	"github.com/typedsession/session/internal/protocol"
 )
@@ -55,6 +56,27 @@ func (m *Manager[T]) Save(ctx context.Context, s *Session[T]) error {
 // validator.ValidationErrors. A web handler can check a form with it and
 // answer 400 with the field messages before it changes the session.
 func (m *Manager[T]) Validate(v T) error { return m.pipe.Check(&v) }
+
+// Copy returns a deep copy of v as the manager stores it: v encoded with
+// the codec and decoded into a new T (no envelope, layers, validation or
+// migration), so that the copy shares no map, slice or pointer with v.
+// Fields the codec does not store (json:"-", unexported fields) are zero
+// in the copy. Code that must be able to undo its changes to a session's
+// Data (a step that may fail half way) copies it first and puts the copy
+// back. It returns an error matching ErrInvalid when v does not encode or
+// would not read back (see Validate).
+func (m *Manager[T]) Copy(v *T) (T, error) {
+	var out T
+	f := m.pipe.Format()
+	b, err := f.AppendPayload(nil, v)
+	if err == nil {
+		err = f.Unmarshal(b, nil, b, &out)
+	}
+	if err != nil {
+		return out, errs.Wrap(errs.Invalid, err)
+	}
+	return out, nil
+}
 
 // saveEvent describes the save of s, for Config.Hook.
 func (m *Manager[T]) saveEvent(op, key string, s *Session[T], storedVersion int, err error, start time.Time) Event {

@@ -627,6 +627,53 @@ func TestAttackCancelWhileTimeoutFails(t *testing.T) {
 	}
 }
 
+// The same through Apply, on a session a middleware holds and saves: the
+// timeout's failed run changed s.Data half way, so Apply puts back the
+// data it copied and gives /cancel to the global handlers alone.
+func TestAttackCancelWhileTimeoutFailsApply(t *testing.T) {
+	for name, newStore := range map[string]func(testing.TB) store.Store{"memstore": memStore, "redis": redisStore} {
+		t.Run(name, func(t *testing.T) {
+			st := newStore(t)
+			clk := convtest.NewClock()
+			p := convtest.NewProc(t, st, clk, nil)
+			ctx := context.Background()
+			p.AtAge(t, "k")
+			if _, err := p.M.Update(ctx, "k", func(b *convtest.Bot) error {
+				b.Conv.Frames[0].Step = "Gone" // a deploy removed AskAge
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			clk.Advance(convtest.AgeTimeout + time.Second)
+			s, err := p.M.Load(ctx, "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.Flow.Apply(ctx, s, 9, convtest.Msg{Text: "42"}); !errors.Is(err, conversation.ErrUnknownStep) {
+				t.Fatalf("an answer with a due timeout in a removed step: %v, want ErrUnknownStep", err)
+			}
+			// The middleware discards the failed handler's session.
+			if s, err = p.M.Load(ctx, "k"); err != nil {
+				t.Fatal(err)
+			}
+			s.Data.Seen = 77 // the handler's own change
+			out, err := p.Flow.Apply(ctx, s, 10, convtest.Msg{Text: "/cancel"})
+			if err != nil || !out.Canceled {
+				t.Fatalf("/cancel with a due timeout in a removed step: %+v, %v", out, err)
+			}
+			if s.Data.Seen != 77 {
+				t.Fatalf("Seen = %d: the handler's change before Apply was lost", s.Data.Seen)
+			}
+			if err := p.M.Save(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := p.Flow.Read(ctx, "k"); err != nil || got.Active() {
+				t.Fatalf("after /cancel saved: %+v, %v", got, err)
+			}
+		})
+	}
+}
+
 // A session that expired (its TTL shorter than its timeout) or was
 // deleted before its deadline: the sweep drops its entry as stale and
 // writes no empty session back under its key.

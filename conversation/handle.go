@@ -135,8 +135,38 @@ var errNoManager = errors.New("conversation: Config.Manager is nil; a flow that 
 // half way. Its Do functions run when Apply returns, before that save (as
 // any handler code under a middleware): a side effect may then go out
 // for a state whose save fails.
+//
+// A timeout that has run out but fails does not hold the global handlers
+// back here either: Apply then puts back the copy of s.Data it took
+// before (Manager.Copy, so fields the codec does not store are zero in
+// it) and gives the update to the global handlers alone. The copy is
+// taken only when a deadline has run out and global handlers exist, and
+// needs Config.Manager; without it the timeout's error is returned.
 func (f *Flow[T, U, R]) Apply(ctx context.Context, s *session.Session[T], id int64, u U) (Outcome[R], error) {
-	r, err := f.runOn(ctx, s.Key(), &s.Data, func(r *run[T, U, R]) error { return r.update(id, u) })
+	var before *T
+	if st := f.cfg.State(&s.Data); len(f.globals) > 0 && f.cfg.Manager != nil &&
+		st.Active() && !st.Deadline.IsZero() && !f.now().Before(st.Deadline) {
+		if c, err := f.cfg.Manager.Copy(&s.Data); err == nil {
+			before = &c
+		}
+	}
+	failed := false
+	r, err := f.runOn(ctx, s.Key(), &s.Data, func(r *run[T, U, R]) error {
+		err := r.update(id, u)
+		failed = r.timeoutFailed
+		return err
+	})
+	if err != nil && failed && before != nil {
+		s.Data = *before
+		r2, err2 := f.runOn(ctx, s.Key(), &s.Data, func(r *run[T, U, R]) error {
+			r.skipTimeout = true
+			return r.update(id, u)
+		})
+		if errors.Is(err2, errNotTaken) {
+			return Outcome[R]{}, err
+		}
+		r, err = r2, err2
+	}
 	if err != nil {
 		return Outcome[R]{}, err
 	}
