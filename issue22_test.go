@@ -271,3 +271,75 @@ func TestIssue22Example5LongTTLLoadOnlyReads(t *testing.T) {
 		}
 	})
 }
+
+// swapNoDelete offers compare-and-swap but not compare-and-delete.
+type swapNoDelete struct {
+	store.Store
+	store.Swapper
+}
+
+// TestSwapperWithoutDeleterRefusesBlindDeletes: on a store with
+// compare-and-swap but no compare-and-delete, a move (MoveTo, the
+// middleware's Renew) loaded a session, another request saved a change
+// to it, and the move's delete of the old key, being blind, erased that
+// acknowledged save (found by the simulation soak on memstore, seed 1149:
+// the session under neither key). Destroy and MoveTo of a stored session
+// are refused there (errors.ErrUnsupported) before anything is written;
+// the other writer's save stays; Manager.Delete still deletes.
+func TestSwapperWithoutDeleterRefusesBlindDeletes(t *testing.T) {
+	issue22Stores(t, func(t *testing.T, inner store.Store) {
+		ctx := t.Context()
+		cfg := session.Config[Quiz]{Store: swapNoDelete{inner, inner.(store.Swapper)}, Namespace: "q"}
+		m, err := session.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Update(ctx, "old", func(q *Quiz) error { q.Score = 1; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		s, err := m.Load(ctx, "old")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Update(ctx, "old", func(q *Quiz) error { q.Score = 2; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		s.MoveTo("new")
+		if err := m.Save(ctx, s); !errors.Is(err, errors.ErrUnsupported) {
+			t.Errorf("MoveTo's Save: %v, want errors.ErrUnsupported", err)
+		}
+		if got, ok := quizUnder(t, inner, "old"); !ok || got.Score != 2 {
+			t.Errorf("the old key after the refused move: %+v (present %v); want Score 2, the other writer's save", got, ok)
+		}
+		if _, err := inner.Get(ctx, "q:new"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("the new key after the refused move: %v, want nothing written", err)
+		}
+		s, err = m.Load(ctx, "old")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Destroy()
+		if err := m.Save(ctx, s); !errors.Is(err, errors.ErrUnsupported) {
+			t.Errorf("Destroy's Save: %v, want errors.ErrUnsupported", err)
+		}
+		if got, ok := quizUnder(t, inner, "old"); !ok || got.Score != 2 {
+			t.Errorf("after the refused Destroy: %+v (present %v); want Score 2", got, ok)
+		}
+		// A new session moved before it was ever stored deletes nothing.
+		n, err := m.NewSession("fresh")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Data.Score = 3
+		n.MoveTo("fresh2")
+		if err := m.Save(ctx, n); err != nil {
+			t.Errorf("moving a session never stored: %v", err)
+		}
+		if err := m.Delete(ctx, "old"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := inner.Get(ctx, "q:old"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("after Manager.Delete: %v, want the key gone", err)
+		}
+	})
+}

@@ -232,9 +232,11 @@ func (m *Manager[T]) refresh(ctx context.Context, s *Session[T]) error {
 }
 
 // Delete removes the session stored under key, whatever it holds. An
-// absent key is not an error. A delete whose reply is lost is sent again
-// (deleting twice is deleting once); one whose outcome still cannot be
-// learned gives ErrOutcomeUnknown.
+// absent key is not an error. The delete is sent once (a resend after a
+// lost reply could delete a value another writer saved after the first
+// attempt landed): a lost reply is settled by reading the key, absent
+// meaning done; when the key still holds a value, or the read fails too,
+// Delete returns ErrOutcomeUnknown.
 func (m *Manager[T]) Delete(ctx context.Context, key string) error {
 	var start time.Time
 	if m.observing() {

@@ -106,8 +106,13 @@ func (s *Session[T]) Reset() {
 // store and turns the session into a new one holding the initial value.
 // On a [store.Deleter] the delete is a compare-and-delete against the value
 // loaded, so it never erases another writer's newer save: Save returns
-// ErrConflict instead; on other stores it deletes whatever is stored (the
-// last writer wins). A new session that is destroyed deletes nothing.
+// ErrConflict instead. On a store with compare-and-swap but without
+// compare-and-delete, Save refuses the delete before sending anything,
+// with an error matching errors.ErrUnsupported: deleting blindly there
+// could erase a save that compare-and-swap otherwise never loses (use
+// Manager.Delete to delete whatever is stored). On a store with neither it
+// deletes whatever is stored (the last writer wins, as for every write
+// there). A new session that is destroyed deletes nothing.
 func (s *Session[T]) Destroy() { s.pending.destroy = true }
 
 // MoveTo marks the session to be stored under key from the next Save on (a
@@ -120,8 +125,11 @@ func (s *Session[T]) Destroy() { s.pending.destroy = true }
 // learned, Save returns ErrOutcomeUnknown and leaves the new key in place.
 // After a successful Save, Key returns key. A session destroyed after
 // MoveTo is deleted under its old key and nothing is written under the new
-// one. On a store without compare-and-swap the new key is set and the old
-// one deleted, unconditionally (the last writer wins).
+// one. On a store with compare-and-swap but without compare-and-delete
+// ([store.Deleter]) Save refuses a move of a stored session before writing
+// anything, with an error matching errors.ErrUnsupported (see Destroy). On
+// a store with neither the new key is set and the old one deleted,
+// unconditionally (the last writer wins).
 func (s *Session[T]) MoveTo(key string) { s.pending.moveTo = key }
 
 // NewSession returns a new session for key holding the initial value, as

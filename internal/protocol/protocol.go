@@ -46,7 +46,9 @@
 //	                                                                     first attempt may have deleted old before
 //	                                                                     the key was written again)
 //	                                               resend open to end    ErrOutcomeUnknown
-//	Delete        (no Deleter)  as DeleteAny. The last writer wins.
+//	Delete        Swapper, no   refused before anything is sent (errors.ErrUnsupported): a blind delete
+//	              Deleter       could erase a newer value another writer saved with compare-and-swap.
+//	Delete        (neither)     as DeleteAny. The last writer wins, as for every write on such a store.
 //	Move's delete Deleter       as Delete, but exact (did this call remove old?): false and absent → ErrConflict
 //	of the old                                   (another writer deleted it; the move is undone); resent,
 //	key                                          false and absent → ErrOutcomeUnknown (this call's first attempt
@@ -70,8 +72,10 @@
 //	                            ErrOutcomeUnknown (both keys may hold a value). The Delete's ErrOutcomeUnknown →
 //	                            ErrOutcomeUnknown and no undo: an undo after an open outcome could leave the
 //	                            value under neither key.
-//	Move          (otherwise)   Write the new key, then Delete the old one (the last writer wins). Quarantine
-//	                            does not move on such a store (Moves reports false): see Config.Quarantine.
+//	Move          Swapper, no   refused before anything is written (errors.ErrUnsupported), as Delete; a
+//	              Deleter       move of nothing (old absent) only writes the new key "only if absent".
+//	Move          (neither)     Set the new key, then Delete the old one (the last writer wins). Quarantine
+//	                            moves only when Moves reports true: see Config.Quarantine.
 //
 // A move never leaves the value under neither key.
 package protocol
@@ -228,6 +232,9 @@ func (p *Store) delete(ctx context.Context, key string, old Old, exact bool) err
 		return nil
 	}
 	if p.del == nil {
+		if p.sw != nil {
+			return errNoCompareAndDelete
+		}
 		return p.DeleteAny(ctx, key)
 	}
 	ok, err := p.del.CompareAndDelete(ctx, key, old.Raw)
@@ -355,6 +362,9 @@ func (p *Store) Moves() bool { return p.sw != nil && p.del != nil }
 // which holds old (see the package's rules). A nil old.Raw (nothing stored
 // under from) only writes to.
 func (p *Store) Move(ctx context.Context, from string, old Old, to string, v Value) error {
+	if old.Raw != nil && p.sw != nil && p.del == nil {
+		return errNoCompareAndDelete // before anything is written
+	}
 	if err := p.Write(ctx, to, Old{}, v); err != nil {
 		if errors.Is(err, errs.Conflict) {
 			return &errs.Error{Kind: errs.Conflict, Cause: ErrKeyTaken}
@@ -375,6 +385,16 @@ func (p *Store) Move(ctx context.Context, from string, old Old, to string, v Val
 	}
 	return err
 }
+
+// errNoCompareAndDelete refuses a delete that must be conditional (a
+// Destroy, a move's delete of its old key) on a store that has
+// compare-and-swap but no compare-and-delete: a blind delete there could
+// erase a newer value that another writer saved with compare-and-swap, a
+// write the store otherwise never loses. (On a store with neither, every
+// write is blind and the last writer wins, so a blind delete is what the
+// caller expects there.)
+var errNoCompareAndDelete = &errs.Error{Kind: errors.ErrUnsupported, Msg: "the store has compare-and-swap but no compare-and-delete (store.Deleter): " +
+	"deleting the old value unconditionally could erase a newer value another writer saved; implement CompareAndDelete, or delete with Manager.Delete"}
 
 // ErrGone is the cause of a Move's ErrConflict when another writer
 // deleted the old key since it was read: the write under the new key was

@@ -43,6 +43,9 @@
 //	an update applied twice                                applied-twice (a token twice in a log), or
 //	                                                       linearizability
 //	an acknowledged write lost                             linearizability (a later read or the end state)
+//	a blind delete (Destroy, a move's old key) on a store  delete-not-refused (every seed of the profile
+//	with compare-and-swap but no compare-and-delete        without compare-and-delete); linearizability: a
+//	                                                       save made while the move ran is gone at the end
 //
 // # What the check assumes, and why
 //

@@ -171,6 +171,14 @@ func builtOn(st state, k string, w Value) bool {
 	return ok && v.ID == w.Base
 }
 
+// refusesDelete reports whether op deletes a stored value on a store with
+// compare-and-swap but no compare-and-delete, which the contract refuses
+// before anything is sent (Session.Destroy, Session.MoveTo): op must then
+// have failed with errors.ErrUnsupported and changed nothing. Any other
+// outcome is a violation, which the invariant check reports
+// ("delete-not-refused"); here such an op changes nothing either.
+func refusesDelete(op *Op) bool { return op.Swapper && !op.Deleter }
+
 // step returns the states op may leave st in (none: op cannot happen in
 // st).
 func step(st state, op *Op) []state {
@@ -246,6 +254,9 @@ func step(st state, op *Op) []state {
 		if !R.Present {
 			return one
 		}
+		if refusesDelete(op) {
+			return one
+		}
 		gone := st.without(k)
 		switch op.Class {
 		case OK:
@@ -264,6 +275,9 @@ func step(st state, op *Op) []state {
 		k2 := op.Key2
 		_, taken := st.get(k2)
 		if !R.Present && !op.ExpectWrite {
+			return one
+		}
+		if R.Present && refusesDelete(op) {
 			return one
 		}
 		switch op.Class {
@@ -950,6 +964,17 @@ func (h *harness) invariants() []Finding {
 		case KSave, KDestroy, KMove, KDelete, KUpdate:
 			if op.Class == Other && writeFaulted {
 				add("open-outcome-not-reported", op, "a write whose reply was lost or failed returned an error that is neither ErrOutcomeUnknown nor ErrConflict")
+			}
+		}
+		if (op.Kind == KDestroy || op.Kind == KMove) && op.Loaded.Present && refusesDelete(op) {
+			if !errors.Is(op.Err, errors.ErrUnsupported) {
+				add("delete-not-refused", op, "a delete of a stored value on a store with compare-and-swap but no compare-and-delete returned %v, not errors.ErrUnsupported", op.Err)
+			}
+			for _, c := range op.Calls {
+				if isWrite(c.Method) {
+					add("delete-not-refused", op, "a refused delete sent %s", c.Method)
+					break
+				}
 			}
 		}
 		switch op.Kind {
