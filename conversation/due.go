@@ -81,6 +81,10 @@ type index struct {
 	shards int
 	lag    time.Duration
 	now    func() time.Time
+	// deletes: the store can delete conditionally (store.Deleter), so
+	// an emptied slot value is deleted; without, it is saved empty (a
+	// session's Destroy is refused there).
+	deletes bool
 	// cursorSeen is set once this process has seen the cursor exist (it
 	// is never deleted).
 	cursorSeen atomic.Bool
@@ -102,7 +106,8 @@ func newIndex[T any](cfg Config[T]) (*index, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &index{m: m, gran: cfg.Granularity.Milliseconds(), shards: cfg.Shards, lag: cfg.Lag, now: now}, nil
+	_, deletes := cfg.Store.(store.Deleter)
+	return &index{m: m, gran: cfg.Granularity.Milliseconds(), shards: cfg.Shards, lag: cfg.Lag, now: now, deletes: deletes}, nil
 }
 
 func (ix *index) slot(unixMilli int64) int64 {
@@ -191,7 +196,9 @@ func (ix *index) remove(ctx context.Context, sk string, done map[string][]int64)
 			if s.IsNew() {
 				return nil
 			}
-			s.Destroy()
+			if ix.deletes {
+				s.Destroy()
+			}
 		}
 		return ix.m.Save(ctx, s)
 	})
