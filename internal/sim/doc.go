@@ -57,6 +57,10 @@
 //   - No other process writes, damages or expires a move's new key while
 //     the move runs (harness.moving): no one knows that key before the
 //     move returns.
+//   - A move that succeeded is checked as its two steps (splitMove): the
+//     write of its new key, up to the start of its delete of the old key,
+//     then that delete; a MigrateAll that migrated the new copy between
+//     them is then explained (soak, memstore seed 2012).
 //   - MigrateAll's reads of a move's new key while the move runs are left
 //     out (transient): a move is two steps, and only a scan sees the
 //     moment between them; the model takes every operation as one step.

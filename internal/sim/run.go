@@ -83,9 +83,14 @@ const (
 	// KQuarantine is the quarantine an Update's load made, from its read
 	// of the damaged value to the removal of the original.
 	KQuarantine
+	// KMoveWrite and KMoveDelete are the two steps of a move that
+	// succeeded, as the check sees them (see splitMove): its write of the
+	// new key, then its delete of the old one.
+	KMoveWrite
+	KMoveDelete
 )
 
-var kindNames = [...]string{"?", "load", "save", "destroy", "move", "delete", "update", "migrate", "migrate-all", "other-process-write", "expire", "observe", "quarantine"}
+var kindNames = [...]string{"?", "load", "save", "destroy", "move", "delete", "update", "migrate", "migrate-all", "other-process-write", "expire", "observe", "quarantine", "move's write of", "move's delete of"}
 
 func (k Kind) String() string { return kindNames[k] }
 
