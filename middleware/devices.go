@@ -61,7 +61,13 @@ import (
 // the sessions' TTL plus twice SeenEvery after its last change, and every
 // live session changes it at least once per SeenEvery of use; with
 // sessions that never expire (TTL 0) it never expires either, and only
-// the absolute timeout ends entries.
+// the absolute timeout ends entries. A session can outlive its index value
+// without changing it (its requests fail: a 5xx commits nothing, but the
+// load extends the session's expiry; or the app keeps it alive with
+// Manager.Update): its next request finds it not seen for longer than the
+// rule above allows and ends it, as the index's next change would have,
+// before any handler sees it; so the index's expiry never leaves a
+// session that log out everywhere cannot end.
 //
 // # What it costs
 //
@@ -361,7 +367,18 @@ func (d *Devices) gone(e deviceEntry, now time.Time) bool {
 	if !e.Until.IsZero() && !now.Before(e.Until) {
 		return true
 	}
-	return d.ttl > 0 && now.Sub(e.Seen) > d.ttl+d.seenEvery+time.Minute
+	return d.unseen(e.Seen, now)
+}
+
+// unseen reports whether a session last recorded as seen at seen is gone
+// by now for the index: longer ago than an idle session lives (the
+// sessions' TTL) plus SeenEvery plus a minute for the clocks. The index
+// drops such an entry (deleting its session) at its next change, and the
+// index value itself expires a SeenEvery later still; the load ends such
+// a session by the same rule, so that one the index forgot is never
+// served.
+func (d *Devices) unseen(seen, now time.Time) bool {
+	return d.ttl > 0 && now.Sub(seen) > d.ttl+d.seenEvery+time.Minute
 }
 
 // mutate is the one way the index changes: it loads the user's index (or

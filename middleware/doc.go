@@ -78,7 +78,10 @@
 // handler with one middleware per type. A [KeyFunc] that returns
 // [ErrNoKey] runs the handler without that session. A middleware nested
 // inside a binding of the same manager (the same middleware applied twice,
-// nested router groups) reuses the outer session; the outer one saves.
+// nested router groups) reuses the outer session; the outer one saves. An
+// HTTP middleware nested so with other HTTPOptions than the outer one's
+// answers 500 instead (op "config"; see [HTTP]): its options would not
+// hold.
 //
 // # net/http
 //

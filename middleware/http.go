@@ -1,9 +1,11 @@
 package middleware
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"time"
 
 	session "github.com/typedsession/session"
@@ -225,7 +227,11 @@ type HTTPOptions struct {
 // after the other (see [Options].NoLock): the key's lock is held from the
 // load to the commit, and released on every path. Build the middleware
 // once and wrap all routes with the same value; applied again inside
-// itself (nested router groups), it reuses the outer session.
+// itself (nested router groups), it reuses the outer session. So does
+// another HTTP middleware of the same manager made with the same options;
+// one made with other options (an AbsoluteTimeout, Devices or cookie of
+// its own) cannot honour them inside the outer one, so it answers 500
+// without running the handler and reports op "config" to OnError.
 //
 // The response writer passed to the handler implements http.Flusher and
 // Unwrap, so http.NewResponseController works with it. HTTP panics if m is
@@ -276,6 +282,11 @@ type httpMiddleware[T any] struct {
 func (h *httpMiddleware[T]) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if h.core.nested(ctx) {
+		if err := h.nestedIn(ctx); err != nil {
+			h.core.report(ctx, "config", "", err)
+			internalError(w)
+			return
+		}
 		next.ServeHTTP(w, r) // the outer binding of this manager commits
 		return
 	}
@@ -317,6 +328,46 @@ func (h *httpMiddleware[T]) serve(next http.Handler, w http.ResponseWriter, r *h
 	rw := &responseWriter{ResponseWriter: w, commit: st.commit, buffered: h.opts.Buffered}
 	next.ServeHTTP(rw, r.WithContext(hctx))
 	rw.finish()
+}
+
+// nestedIn returns an error when the binding of h's manager that ctx
+// carries was made by an HTTP middleware with other options than h's: the
+// outer one serves the request, so h's options (an absolute timeout, an
+// index of devices, another cookie) would silently not hold.
+func (h *httpMiddleware[T]) nestedIn(ctx context.Context) error {
+	outer, ok := ctx.Value(activeKey[T]{}).(*httpState[T])
+	if !ok || outer.mw == h {
+		return nil
+	}
+	if name := differs(&outer.mw.opts, &h.opts); name != "" {
+		return &session.Error{Op: "config", Err: fmt.Errorf("session/middleware: an HTTP middleware of this manager with other options (HTTPOptions.%s differs) is nested inside another; the outer one serves the request, so the inner one's options would not hold: wrap the routes in one middleware value, or give the inner ones their own Manager and CookieName", name)}
+	}
+	return nil
+}
+
+// differs returns the name of the first field of HTTPOptions (with the
+// defaults filled in; the embedded Options aside, whose hooks may differ
+// between router groups) in which a and b differ, or "". Functions are
+// compared by their code, and nil-ness.
+func differs(a, b *HTTPOptions) string {
+	va, vb := reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem()
+	for i := range va.NumField() {
+		f := va.Type().Field(i)
+		if f.Anonymous {
+			continue
+		}
+		x, y := va.Field(i), vb.Field(i)
+		if f.Type.Kind() == reflect.Func {
+			if x.IsNil() != y.IsNil() || (!x.IsNil() && x.Pointer() != y.Pointer()) {
+				return f.Name
+			}
+			continue
+		}
+		if !reflect.DeepEqual(x.Interface(), y.Interface()) {
+			return f.Name
+		}
+	}
+	return ""
 }
 
 // cookie returns the session cookie holding tok, without an expiry.

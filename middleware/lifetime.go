@@ -33,8 +33,9 @@ func (h *httpMiddleware[T]) begin(st *httpState[T], cl *call[T], r *http.Request
 
 // checkLoaded is the call's check: it follows a rotation's forwarding
 // entry during its grace, and ends a session whose lifetime is over (or
-// that a login put in no index of devices) before any handler sees it,
-// giving the request a new session instead.
+// that a login put in no index of devices, or that the index counts as
+// gone: not recorded as seen for longer than Devices.unseen allows) before
+// any handler sees it, giving the request a new session instead.
 func (st *httpState[T]) checkLoaded(ctx context.Context, cl *call[T], s *session.Session[T]) (*session.Session[T], error) {
 	web, o, m := st.mw.web, &st.mw.opts, st.manager()
 	if s.IsNew() {
@@ -68,7 +69,7 @@ func (st *httpState[T]) checkLoaded(ctx context.Context, cl *call[T], s *session
 		s, w = next, web.of(next)
 	}
 	d := o.Devices
-	if o.expired(w, now) || (d != nil && w.User != "" && w.Seen.IsZero()) {
+	if o.expired(w, now) || (d != nil && w.User != "" && (w.Seen.IsZero() || d.unseen(w.Seen, now))) {
 		st.end(ctx, s, *w)
 		st.ended = true
 		return st.fresh(s.Key())

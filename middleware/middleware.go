@@ -90,6 +90,9 @@ type Options struct {
 	//     (session.ErrConflict: the session was ended, or the user logged
 	//     out everywhere, meanwhile). A failed login or new token fails
 	//     the request; a failed record of a session as seen does not.
+	//   - "config": an HTTP middleware of the manager with other
+	//     HTTPOptions is nested inside another (see [HTTP]), so its options
+	//     cannot hold; it answers 500 (key is "").
 	//
 	// key is the session key (for cookie sessions, the SHA-256 of the
 	// token). Errors of the handler itself are not reported. Use it to log;

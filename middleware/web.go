@@ -201,11 +201,18 @@ const (
 
 // hostPrefix and securePrefix are the cookie name prefixes of RFC 6265bis
 // (section 4.1.3): a __Host- cookie must be Secure, have Path=/ and no
-// Domain; a __Secure- cookie must be Secure. Browsers refuse others.
+// Domain; a __Secure- cookie must be Secure. Browsers refuse others, and
+// match the prefixes case-insensitively ("__host-" is one too).
 const (
 	hostPrefix   = "__Host-"
 	securePrefix = "__Secure-"
 )
+
+// hasPrefixFold reports whether name begins with prefix, ignoring ASCII
+// case, as browsers match the cookie name prefixes.
+func hasPrefixFold(name, prefix string) bool {
+	return len(name) >= len(prefix) && strings.EqualFold(name[:len(prefix)], prefix)
+}
 
 // clearSiteData lists the directives of the Clear-Site-Data header (W3C
 // Clear Site Data).
@@ -263,11 +270,11 @@ func webOptions[T any](o *HTTPOptions, m *session.Manager[T], web *webAccess[T])
 	// The cookie's name: __Host- by default when the cookie qualifies.
 	name := o.CookieName
 	switch {
-	case strings.HasPrefix(name, hostPrefix):
+	case hasPrefixFold(name, hostPrefix):
 		if o.Insecure || o.CookieDomain != "" || o.CookiePath != "/" {
 			panic(fmt.Sprintf("session/middleware: HTTPOptions.CookieName %q has the __Host- prefix, which browsers accept only on a Secure cookie with Path / and no Domain; drop the prefix or the conflicting option", name))
 		}
-	case strings.HasPrefix(name, securePrefix):
+	case hasPrefixFold(name, securePrefix):
 		if o.Insecure {
 			panic(fmt.Sprintf("session/middleware: HTTPOptions.CookieName %q has the __Secure- prefix, which browsers accept only on a Secure cookie, but Insecure is set", name))
 		}

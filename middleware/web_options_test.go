@@ -41,13 +41,18 @@ func TestHTTPWebOptionsPanic(t *testing.T) {
 		"RenewalTimeout with Key": func() {
 			HTTP(m, HTTPOptions{RenewalTimeout: time.Hour, Key: func(*http.Request) (string, error) { return "k", nil }})
 		},
-		"Devices of another manager":         func() { HTTP(m, HTTPOptions{Devices: otherDevices}) },
-		"unknown Clear-Site-Data":            func() { HTTP(m, HTTPOptions{ClearSiteData: []string{"everything"}}) },
-		"Partitioned with Insecure":          func() { HTTP(m, HTTPOptions{Partitioned: true, Insecure: true}) },
-		"__Host- with a Domain":              func() { HTTP(m, HTTPOptions{CookieName: "__Host-s", CookieDomain: "example.com"}) },
-		"__Host- with a Path":                func() { HTTP(m, HTTPOptions{CookieName: "__Host-s", CookiePath: "/app"}) },
-		"__Host- with Insecure":              func() { HTTP(m, HTTPOptions{CookieName: "__Host-s", Insecure: true}) },
-		"__Secure- with Insecure":            func() { HTTP(m, HTTPOptions{CookieName: "__Secure-s", Insecure: true}) },
+		"Devices of another manager": func() { HTTP(m, HTTPOptions{Devices: otherDevices}) },
+		"unknown Clear-Site-Data":    func() { HTTP(m, HTTPOptions{ClearSiteData: []string{"everything"}}) },
+		"Partitioned with Insecure":  func() { HTTP(m, HTTPOptions{Partitioned: true, Insecure: true}) },
+		"__Host- with a Domain":      func() { HTTP(m, HTTPOptions{CookieName: "__Host-s", CookieDomain: "example.com"}) },
+		"__Host- with a Path":        func() { HTTP(m, HTTPOptions{CookieName: "__Host-s", CookiePath: "/app"}) },
+		"__Host- with Insecure":      func() { HTTP(m, HTTPOptions{CookieName: "__Host-s", Insecure: true}) },
+		"__Secure- with Insecure":    func() { HTTP(m, HTTPOptions{CookieName: "__Secure-s", Insecure: true}) },
+		// Browsers match the prefixes case-insensitively (RFC 6265bis,
+		// section 4.1.3), so they refuse these cookies as well.
+		"__host- with a Domain":              func() { HTTP(m, HTTPOptions{CookieName: "__host-s", CookieDomain: "example.com"}) },
+		"__HOST- with a Path":                func() { HTTP(m, HTTPOptions{CookieName: "__HOST-s", CookiePath: "/app"}) },
+		"__secure- with Insecure":            func() { HTTP(m, HTTPOptions{CookieName: "__secure-s", Insecure: true}) },
 		"two Web fields in the session type": func() { HTTP(newManager[twoWebs](t, st, "t"), HTTPOptions{}) },
 	}
 	for name, build := range cases {
@@ -75,6 +80,7 @@ func TestHTTPHostPrefix(t *testing.T) {
 		{HTTPOptions{CookieName: "prefs"}, "__Host-prefs"},
 		{HTTPOptions{CookieName: "__Host-prefs"}, "__Host-prefs"},
 		{HTTPOptions{CookieName: "__Secure-prefs"}, "__Secure-prefs"},
+		{HTTPOptions{CookieName: "__host-prefs"}, "__host-prefs"},
 		{HTTPOptions{NoHostPrefix: true}, "session"},
 		{HTTPOptions{Insecure: true}, "session"},
 		{HTTPOptions{CookieDomain: "example.com"}, "session"},

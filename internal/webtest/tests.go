@@ -32,6 +32,7 @@ func Run(t *testing.T, env Env) {
 		{"DevicesSeen", DevicesSeen},
 		{"DevicesLimit", DevicesLimit},
 		{"DevicesExpiredEntries", DevicesExpiredEntries},
+		{"DevicesIndexExpired", DevicesIndexExpired},
 		{"LogoutEverywhereRaces", LogoutEverywhereRaces},
 		{"LogoutEverywhereConcurrent", LogoutEverywhereConcurrent},
 		{"Flash", Flash},
@@ -453,6 +454,52 @@ func DevicesExpiredEntries(t *testing.T, env Env) {
 			t.Errorf("the session %.12s… of a dropped entry is still stored", k)
 		}
 	}
+	w.checkListed("ann")
+}
+
+// DevicesIndexExpired: the index value expires (the store's TTL) the
+// sessions' TTL plus twice SeenEvery plus a minute after its last change,
+// and a session can outlive that without changing it: its requests
+// failed (a 5xx commits nothing, but the load extended the session's
+// expiry), or the app kept it alive with Manager.Update (a WebSocket, as
+// HTTP's documentation advises). The index then forgets the session
+// without deleting it, and "log out everywhere" reads an index that does
+// not list it. Such a session was not seen for longer than the index's
+// rule for gone entries, so its next request must find it ended, as the
+// index's next change would have ended it, and never serve it logged in.
+func DevicesIndexExpired(t *testing.T, env Env) {
+	const seenEvery = 5 * time.Minute
+	w := newWorld(t, env, middleware.HTTPOptions{}, &middleware.DevicesOptions{SeenEvery: seenEvery})
+	a, b := w.device("A", 0), w.device("B", 1)
+	w.login(a, "ann")
+	// A request that fails records nothing in the index, however long
+	// ago the session was last recorded as seen.
+	w.age(a.key(), func(v *Visit) { v.Web.Seen = v.Web.Seen.Add(-2 * seenEvery) })
+	w.stats() // reset
+	if r := a.do("GET", "/flash-fail"); r.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("GET /flash-fail = %d %q", r.StatusCode, r.body)
+	}
+	if n := w.stats()["index"].Calls; n != 0 {
+		t.Fatalf("a failed request made %d index calls; the test's premise is that it makes none", n)
+	}
+	// That much time passes with A's session kept alive, and its index
+	// value unchanged; then the store expires the index value.
+	passed := TTL + 2*seenEvery + time.Minute + time.Second
+	w.age(a.key(), func(v *Visit) {
+		v.Web.Created = v.Web.Created.Add(-passed)
+		v.Web.Issued = v.Web.Issued.Add(-passed)
+		v.Web.Seen = v.Web.Seen.Add(-passed)
+	})
+	if err := w.tap.Delete(bg, DevicesNS+":ann"); err != nil {
+		t.Fatal(err)
+	}
+	// Ann logs in on B and logs out everywhere.
+	w.login(b, "ann")
+	if r := b.do("POST", "/end-all"); r.StatusCode != http.StatusOK {
+		t.Fatalf("end all: %d %q", r.StatusCode, r.body)
+	}
+	w.anonymous(a, "after log out everywhere, its index entry expired with the index value")
+	w.anonymous(b, "after log out everywhere")
 	w.checkListed("ann")
 }
 
