@@ -300,6 +300,12 @@ func slackOf(ttl time.Duration) time.Duration { return min(ttl/10, time.Hour) }
 // at most one hour, and 0 without a TTL.
 func (m *Manager[T]) Slack() time.Duration { return m.slack }
 
+// Namespace returns Config.Namespace, the prefix of the manager's store
+// keys ("": keys as given). Code that keeps records of its own in the
+// same store (the web middleware's index of devices, a conversation's
+// due-index) refuses a namespace equal to it.
+func (m *Manager[T]) Namespace() string { return m.namespace }
+
 // TTL returns Config.TTL, the idle timeout (0: sessions never expire).
 // Code that keeps records about sessions elsewhere in the store (the web
 // middleware's per-user index of sessions) sizes their lifetime by it.

@@ -325,6 +325,18 @@ func TestAttackBadNames(t *testing.T) {
 			t.Errorf("Name %q accepted", name)
 		}
 	}
+	st, err := memstore.New(memstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	m, err := session.New(session.Config[atkBot]{Store: st, Namespace: "atk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conversation.New[atkBot, string, int](conversation.Config[atkBot]{Name: "root", Manager: m, Store: st, State: state, IndexNamespace: "atk"}); err == nil {
+		t.Error("an IndexNamespace equal to the sessions' namespace accepted (the index's values would be scanned as sessions)")
+	}
 	if panics(func() { conversation.StepName[*AtkRoot]() }) == "" {
 		t.Error("StepName of a pointer type accepted")
 	}

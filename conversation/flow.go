@@ -179,6 +179,9 @@ func New[T, U, R any](cfg Config[T]) (*Flow[T, U, R], error) {
 	if cfg.IndexNamespace == "" {
 		cfg.IndexNamespace = "due-" + cfg.Name
 	}
+	if cfg.Manager != nil && cfg.IndexNamespace == cfg.Manager.Namespace() {
+		return nil, fmt.Errorf("conversation: Config.IndexNamespace %q is the namespace of Config.Manager's sessions; the due-index's values would be taken for sessions: give it one of its own", cfg.IndexNamespace)
+	}
 	f := &Flow[T, U, R]{
 		cfg:     cfg,
 		now:     cfg.Now,

@@ -163,8 +163,8 @@ const (
 
 // NewDevices returns the index of the sessions of m, kept in opts.Store
 // (m's store). It returns an error for a store without compare-and-swap,
-// an empty or invalid Namespace, a negative or too large Max, or a
-// negative SeenEvery.
+// an empty or invalid Namespace or m's own, a negative or too large Max,
+// or a negative SeenEvery.
 func NewDevices[T any](m *session.Manager[T], opts DevicesOptions) (*Devices, error) {
 	if m == nil {
 		return nil, errors.New("session/middleware: NewDevices with a nil *session.Manager")
@@ -177,6 +177,9 @@ func NewDevices[T any](m *session.Manager[T], opts DevicesOptions) (*Devices, er
 	}
 	if opts.Namespace == "" {
 		return nil, errors.New(`session/middleware: DevicesOptions.Namespace is empty; name the index's namespace (say "prefs-devices")`)
+	}
+	if opts.Namespace == m.Namespace() {
+		return nil, fmt.Errorf("session/middleware: DevicesOptions.Namespace %q is the sessions' own namespace; the index's values would be taken for sessions (MigrateAll, tsinspect): give it one of its own", opts.Namespace)
 	}
 	if opts.Max < 0 || opts.Max > maxMaxDevices {
 		return nil, fmt.Errorf("session/middleware: DevicesOptions.Max is %d; use 1 to %d (0: %d)", opts.Max, maxMaxDevices, defaultMaxDevices)

@@ -111,6 +111,7 @@ func TestNewDevicesRefuses(t *testing.T) {
 		"a negative Max":           {Store: st, Namespace: "d", Max: -1},
 		"Max over 1000":            {Store: st, Namespace: "d", Max: 1001},
 		"a negative SeenEvery":     {Store: st, Namespace: "d", SeenEvery: -time.Second},
+		"the sessions' namespace":  {Store: st, Namespace: "v"},
 	}
 	for name, opts := range cases {
 		if _, err := NewDevices(m, opts); err == nil {
