@@ -606,6 +606,23 @@ func TestAttackStepValidation(t *testing.T) {
 	}
 }
 
+// dueInRemovedStep returns a process whose session "k" waits in a step a
+// deploy removed, with its timeout run out.
+func dueInRemovedStep(t *testing.T, st store.Store) *convtest.Proc {
+	t.Helper()
+	clk := convtest.NewClock()
+	p := convtest.NewProc(t, st, clk, nil)
+	p.AtAge(t, "k")
+	if _, err := p.M.Update(context.Background(), "k", func(b *convtest.Bot) error {
+		b.Conv.Frames[0].Step = "Gone" // a deploy removed AskAge
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(convtest.AgeTimeout + time.Second)
+	return p
+}
+
 // "/cancel always wins" (docs/conversations.md): a global handler's
 // Cancel, with a timeout that is due and cannot run (its step was removed
 // by a deploy, its stored data no longer validates, its handler fails).
@@ -615,18 +632,8 @@ func TestAttackStepValidation(t *testing.T) {
 func TestAttackCancelWhileTimeoutFails(t *testing.T) {
 	for name, newStore := range map[string]func(testing.TB) store.Store{"memstore": memStore, "redis": redisStore} {
 		t.Run(name, func(t *testing.T) {
-			st := newStore(t)
-			clk := convtest.NewClock()
-			p := convtest.NewProc(t, st, clk, nil)
+			p := dueInRemovedStep(t, newStore(t))
 			ctx := context.Background()
-			p.AtAge(t, "k")
-			if _, err := p.M.Update(ctx, "k", func(b *convtest.Bot) error {
-				b.Conv.Frames[0].Step = "Gone" // a deploy removed AskAge
-				return nil
-			}); err != nil {
-				t.Fatal(err)
-			}
-			clk.Advance(convtest.AgeTimeout + time.Second)
 			// An update no global handler takes gets the timeout's error.
 			if _, err := p.Flow.Handle(ctx, "k", 9, convtest.Msg{Text: "42"}); !errors.Is(err, conversation.ErrUnknownStep) {
 				t.Fatalf("an answer with a due timeout in a removed step: %v, want ErrUnknownStep", err)
@@ -645,18 +652,8 @@ func TestAttackCancelWhileTimeoutFails(t *testing.T) {
 func TestAttackCancelWhileTimeoutFailsApply(t *testing.T) {
 	for name, newStore := range map[string]func(testing.TB) store.Store{"memstore": memStore, "redis": redisStore} {
 		t.Run(name, func(t *testing.T) {
-			st := newStore(t)
-			clk := convtest.NewClock()
-			p := convtest.NewProc(t, st, clk, nil)
+			p := dueInRemovedStep(t, newStore(t))
 			ctx := context.Background()
-			p.AtAge(t, "k")
-			if _, err := p.M.Update(ctx, "k", func(b *convtest.Bot) error {
-				b.Conv.Frames[0].Step = "Gone" // a deploy removed AskAge
-				return nil
-			}); err != nil {
-				t.Fatal(err)
-			}
-			clk.Advance(convtest.AgeTimeout + time.Second)
 			s, err := p.M.Load(ctx, "k")
 			if err != nil {
 				t.Fatal(err)
