@@ -153,6 +153,14 @@ type Store interface {
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
 
 	// Delete removes key. Deleting an absent or expired key is not an error.
+	//
+	// Set and Delete are not safe to resend once an attempt may have
+	// reached the backend: if it ran, and another writer then built on
+	// its outcome (a create "only if absent" after a delete), a resend
+	// would undo that writer's acknowledged write. A backend (or its
+	// client library) must therefore not send them again after a lost
+	// reply; it returns an error, which the session manager settles by
+	// reading the key.
 	Delete(ctx context.Context, key string) error
 }
 
