@@ -210,9 +210,11 @@ func (m *Manager[T]) refresh(ctx context.Context, s *Session[T]) error {
 }
 
 // Delete removes the session stored under key, whatever it holds. An
-// absent key is not an error. A delete whose reply is lost is sent again
-// (deleting twice is deleting once); one whose outcome still cannot be
-// learned gives ErrOutcomeUnknown.
+// absent key is not an error. A delete whose reply is lost is not sent
+// again (if it landed and another writer created the key since, a second
+// delete would erase that session): the key is read instead, and found
+// absent the delete holds; otherwise, or when the read fails, Delete
+// gives ErrOutcomeUnknown.
 func (m *Manager[T]) Delete(ctx context.Context, key string) error {
 	var start time.Time
 	if m.observing() {
