@@ -1,12 +1,14 @@
 package session_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 
 	session "github.com/typedsession/session"
+	"github.com/typedsession/session/internal/sim"
 	"github.com/typedsession/session/migrate"
 )
 
@@ -77,5 +79,70 @@ func TestAttackValidateMeasuresWhatSaveStores(t *testing.T) {
 	m3 := newManager(t, session.Config[Money]{Store: newMem(t), Namespace: "w3", Migrations: forgot, WriteVersion: 1})
 	if err := m3.Validate(Money{Cents: 350}); !errors.Is(err, session.ErrMigration) || !strings.Contains(err.Error(), "down") {
 		t.Fatalf("Validate through a down step that does not invert up = %v; Save refuses it with ErrMigration", err)
+	}
+}
+
+// TestAttackMigrateAllReportsQuarantine: MigrateAll loads each key as Load
+// does, so with Config.Quarantine a damaged value is moved aside (the
+// simulation's model expects that move). The report counted such a key
+// as Gone ("deleted or expired between the scan and the read") and its
+// hook event said nothing of the move, while Load's event says
+// OutcomeQuarantined with the cause: the operator never learned that a
+// session was damaged and moved. Key by key and in batches alike.
+func TestAttackMigrateAllReportsQuarantine(t *testing.T) {
+	for _, caps := range []sim.Caps{sim.CapAll, sim.CapSwapper | sim.CapDeleter | sim.CapScanner} {
+		t.Run(caps.String(), func(t *testing.T) {
+			ctx := t.Context()
+			mem := newMem(t)
+			st := sim.New(mem, sim.Options{}).View(caps)
+			mem.Set(ctx, "q:good", []byte(`{"typedsession":1,"data":{"score":1}}`), 0)
+			mem.Set(ctx, "q:bad", []byte("\x00\xffgarbage"), 0)
+			var events []session.Event
+			m := newManager(t, session.Config[Quiz]{Store: st, Namespace: "q", Migrations: twoVersions(), Quarantine: true, LogKeys: true,
+				Hook: func(_ context.Context, e session.Event) { events = append(events, e) }})
+			r, err := m.MigrateAll(ctx, session.MigrateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := quarantinedKeys(t, mem); len(got) != 1 {
+				t.Fatalf("quarantined %v, want the damaged value (the premise)", got)
+			}
+			if r.Gone != 0 || r.Quarantined != 1 || r.Migrated != 1 || len(r.Failed) != 0 {
+				t.Errorf("report %+v; want Migrated 1, Quarantined 1, Gone 0, no failure", r)
+			}
+			for _, e := range events {
+				if e.Key == "bad" && (e.Outcome != session.OutcomeQuarantined || !errors.Is(e.Err, session.ErrCorrupt)) {
+					t.Errorf("the damaged key's event: outcome %q, err %v; want %q with the damage (as Load's)", e.Outcome, e.Err, session.OutcomeQuarantined)
+				}
+			}
+		})
+	}
+}
+
+// TestAttackUpdateReportsQuarantine: Config.Quarantine promises that
+// Config.Hook sees every move (OutcomeQuarantined, with the error). Load's
+// event does; an Update whose load moved a damaged value aside reported
+// only its write, since the save reset what the load had found.
+func TestAttackUpdateReportsQuarantine(t *testing.T) {
+	ctx := t.Context()
+	mem := newMem(t)
+	mem.Set(ctx, "q:bad", []byte("\x00\xffgarbage"), 0)
+	var events []session.Event
+	m := newManager(t, session.Config[Quiz]{Store: mem, Namespace: "q", Quarantine: true,
+		Hook: func(_ context.Context, e session.Event) { events = append(events, e) }})
+	if _, err := m.Update(ctx, "bad", func(d *Quiz) error { d.Score = 1; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := quarantinedKeys(t, mem); len(got) != 1 {
+		t.Fatalf("quarantined %v, want the damaged value (the premise)", got)
+	}
+	seen := false
+	for _, e := range events {
+		if e.Outcome == session.OutcomeQuarantined && errors.Is(e.Err, session.ErrCorrupt) {
+			seen = true
+		}
+	}
+	if !seen {
+		t.Fatalf("events %+v: none says the damaged value was quarantined", events)
 	}
 }

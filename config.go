@@ -116,7 +116,9 @@ type Config[T any] struct {
 	// content (it does not parse, open or migrate) aside to a key under
 	// QuarantinePrefix, outside every namespace, and gives the user a new
 	// session instead of an error; Config.Hook sees it (OutcomeQuarantined,
-	// with the error). It never moves a newer schema, a value sealed with
+	// with the error: a load event, also within Update, and the key's
+	// event within MigrateAll, which counts it in
+	// MigrateReport.Quarantined). It never moves a newer schema, a value sealed with
 	// a key this binary lacks, a value that fails validation, a value over
 	// MaxBytes or anything after a store error. False (the default) leaves
 	// such values in place and returns the error on every Load.

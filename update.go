@@ -76,8 +76,18 @@ func (m *Manager[T]) Update(ctx context.Context, key string, fn func(*T) error) 
 			for {
 				if s == nil {
 					var err error
+					var loadStart time.Time
+					if m.observing() {
+						loadStart = time.Now()
+					}
 					if s, err = m.load(ctx, key); err != nil {
 						return err
+					}
+					if s.report.quarantined != "" && m.observing() {
+						// The load moved a damaged value aside: Hook
+						// hears of it as from Load (the update's own
+						// event reports its write).
+						m.emit(ctx, m.loadEvent(key, s, nil, loadStart))
 					}
 				}
 				last, storedVersion = s, s.stored.Version

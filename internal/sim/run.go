@@ -531,7 +531,10 @@ func (h *harness) migrated(all *Op, evs []event) {
 			op.Call = all.Call
 		}
 		if e.e.Outcome == session.OutcomeQuarantined {
-			op.Quarantined = true
+			// The key's event carries the damage that was moved aside
+			// (as Load's does); for the key, MigrateAll went on without
+			// an error, as a Load that quarantines returns none.
+			op.Quarantined, op.Err, op.Class = true, nil, OK
 		}
 		h.fill(op)
 		if op.QTried && !op.Quarantined {
