@@ -30,7 +30,9 @@ import (
 // when less than TTL − Slack remains (one more round trip), so most Loads
 // only read; on a store that cannot report the time left it extends it
 // every time, in the same round trip where the store is a
-// store.Refresher.
+// store.Refresher, by a Touch where it is a store.Toucher. A Load never
+// writes a value: on a store with neither, only writes (and a Save of an
+// unchanged session, by a compare-and-swap) extend the expiry.
 func (m *Manager[T]) Load(ctx context.Context, key string) (*Session[T], error) {
 	var start time.Time
 	if m.observing() {

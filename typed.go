@@ -120,8 +120,13 @@ func (s *Session[T]) Destroy() { s.pending.destroy = true }
 // learned, Save returns ErrOutcomeUnknown and leaves the new key in place.
 // After a successful Save, Key returns key. A session destroyed after
 // MoveTo is deleted under its old key and nothing is written under the new
-// one. On a store without compare-and-swap the new key is set and the old
-// one deleted, unconditionally (the last writer wins).
+// one. This needs a store that is a store.Swapper and a store.Deleter: on
+// a store.Swapper without compare-and-delete the new key is still written
+// only if nothing is there, but the old one is deleted unconditionally, as
+// Destroy deletes there, so a save another writer made under the old key
+// since the load is lost (the last writer wins); on a store without
+// compare-and-swap the new key is set and the old one deleted,
+// unconditionally.
 func (s *Session[T]) MoveTo(key string) { s.pending.moveTo = key }
 
 // NewSession returns a new session for key holding the initial value, as
