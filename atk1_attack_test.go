@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	session "github.com/typedsession/session"
 	"github.com/typedsession/session/internal/sim"
 	"github.com/typedsession/session/migrate"
+	"github.com/typedsession/session/store"
+	"github.com/typedsession/session/store/memstore"
 )
 
 // TestAttackValidateMeasuresWhatSaveStores: Manager.Validate reports what
@@ -144,5 +148,134 @@ func TestAttackUpdateReportsQuarantine(t *testing.T) {
 	}
 	if !seen {
 		t.Fatalf("events %+v: none says the damaged value was quarantined", events)
+	}
+}
+
+// resendClosed is a store whose first compare-and-swap and
+// compare-and-delete land and lose their reply; the store is then closed:
+// every later write returns store.ErrClosed.
+type resendClosed struct {
+	*memstore.Store
+	calls int
+}
+
+func (r *resendClosed) CompareAndSwap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error) {
+	if r.calls++; r.calls > 1 {
+		return false, fmt.Errorf("closed: %w", store.ErrClosed)
+	}
+	r.Store.CompareAndSwap(ctx, key, old, value, ttl)
+	return false, errors.New("connection reset by peer")
+}
+
+func (r *resendClosed) CompareAndDelete(ctx context.Context, key string, old []byte) (bool, error) {
+	if r.calls++; r.calls > 1 {
+		return false, fmt.Errorf("closed: %w", store.ErrClosed)
+	}
+	r.Store.CompareAndDelete(ctx, key, old)
+	return false, errors.New("connection reset by peer")
+}
+
+// TestAttackResentWriteMeetingClosedIsUnknown: a write whose first
+// attempt lost its reply may have landed, whatever its resend meets. A
+// resend that met a closed store ended the write with store.ErrClosed,
+// which says nothing was written (the store contract), while the first
+// attempt had landed: the error was decided by the resend that noticed
+// it, not by the lost reply that caused it.
+func TestAttackResentWriteMeetingClosedIsUnknown(t *testing.T) {
+	ctx := t.Context()
+	t.Run("save", func(t *testing.T) {
+		mem := newMem(t)
+		m0 := newManager(t, session.Config[Quiz]{Store: mem, Namespace: "q"})
+		if _, err := m0.Update(ctx, "k", func(d *Quiz) error { d.Score = 1; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		m := newManager(t, session.Config[Quiz]{Store: &resendClosed{Store: mem}, Namespace: "q"})
+		s, err := m.Load(ctx, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Data.Score = 2
+		err = m.Save(ctx, s)
+		if got, _ := m0.Load(ctx, "k"); got.Data.Score != 2 {
+			t.Fatalf("the first attempt did not land (the premise): score %d", got.Data.Score)
+		}
+		if !errors.Is(err, session.ErrOutcomeUnknown) {
+			t.Fatalf("Save = %v; want ErrOutcomeUnknown (the first attempt landed)", err)
+		}
+	})
+	t.Run("destroy", func(t *testing.T) {
+		mem := newMem(t)
+		m0 := newManager(t, session.Config[Quiz]{Store: mem, Namespace: "q"})
+		if _, err := m0.Update(ctx, "k", func(d *Quiz) error { d.Score = 1; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		m := newManager(t, session.Config[Quiz]{Store: &resendClosed{Store: mem}, Namespace: "q"})
+		s, err := m.Load(ctx, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Destroy()
+		err = m.Save(ctx, s)
+		if _, gerr := mem.Get(ctx, "q:k"); !errors.Is(gerr, store.ErrNotFound) {
+			t.Fatalf("the first attempt did not land (the premise): %v", gerr)
+		}
+		if !errors.Is(err, session.ErrOutcomeUnknown) {
+			t.Fatalf("Save of a destroyed session = %v; want ErrOutcomeUnknown (the first attempt landed)", err)
+		}
+	})
+}
+
+// damagedWrites is a store whose stored value under every key became
+// unreadable after the load: every conditional write and read reports
+// store.ErrCorrupt and leaves the value in place (the store contract).
+type damagedWrites struct {
+	*memstore.Store
+	writes int
+}
+
+func (d *damagedWrites) CompareAndSwap(context.Context, string, []byte, []byte, time.Duration) (bool, error) {
+	d.writes++
+	return false, fmt.Errorf("checksum mismatch: %w", store.ErrCorrupt)
+}
+
+func (d *damagedWrites) CompareAndDelete(context.Context, string, []byte) (bool, error) {
+	d.writes++
+	return false, fmt.Errorf("checksum mismatch: %w", store.ErrCorrupt)
+}
+
+// TestAttackWriteOverStoreDamageIsCorrupt: a conditional write that the
+// store refuses because the value it holds cannot be read back whole
+// (store.ErrCorrupt: the value is left in place) wrote nothing, for sure.
+// The write protocol took it for a lost reply, resent it five times and
+// reported ErrOutcomeUnknown ("may or may not have been stored"): decided
+// by the protocol that noticed a failure, not by its cause.
+func TestAttackWriteOverStoreDamageIsCorrupt(t *testing.T) {
+	ctx := t.Context()
+	mem := newMem(t)
+	m0 := newManager(t, session.Config[Quiz]{Store: mem, Namespace: "q"})
+	if _, err := m0.Update(ctx, "k", func(d *Quiz) error { d.Score = 1; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []string{"save", "destroy"} {
+		t.Run(op, func(t *testing.T) {
+			st := &damagedWrites{Store: mem}
+			m := newManager(t, session.Config[Quiz]{Store: st, Namespace: "q"})
+			s, err := m.Load(ctx, "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if op == "save" {
+				s.Data.Score = 2
+			} else {
+				s.Destroy()
+			}
+			err = m.Save(ctx, s)
+			if !errors.Is(err, session.ErrCorrupt) || errors.Is(err, session.ErrOutcomeUnknown) {
+				t.Fatalf("Save = %v; want ErrCorrupt (the store refused for sure), not ErrOutcomeUnknown", err)
+			}
+			if st.writes != 1 {
+				t.Errorf("%d attempts; want 1 (nothing to resend after a definite refusal)", st.writes)
+			}
+		})
 	}
 }

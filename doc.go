@@ -160,6 +160,7 @@
 //	out: a step down fails or does not invert its step up       ErrMigration         stay          -
 //	out: another writer saved first                             ErrConflict          stay          -
 //	out: the store refuses the value for sure (its size cap)    ErrTooLarge          stay          -
+//	out: the store can no longer read the value it holds        ErrCorrupt           stay          -
 //	out: the write's outcome cannot be learned                  ErrOutcomeUnknown    either        -
 //
 // "A value the codec cannot store as it is": a string that is not valid

@@ -24,6 +24,7 @@ type delTrap struct {
 	mu      sync.Mutex
 	fired   bool
 	foreign func()
+	match   string // the command to trap, lower case; "": del
 }
 
 func (d *delTrap) DialHook(next redis.DialHook) redis.DialHook {
@@ -50,7 +51,11 @@ type delTrapConn struct {
 
 func (c *delTrapConn) Write(b []byte) (int, error) {
 	c.d.mu.Lock()
-	if !c.d.fired && bytes.Contains(bytes.ToLower(b), []byte("\r\ndel\r\n")) {
+	match := c.d.match
+	if match == "" {
+		match = "del"
+	}
+	if !c.d.fired && bytes.Contains(bytes.ToLower(b), []byte("\r\n"+match+"\r\n")) {
 		c.d.fired, c.armed = true, true
 	}
 	c.d.mu.Unlock()
@@ -123,5 +128,55 @@ func TestAttackLostDeleteReplyNotResent(t *testing.T) {
 				t.Fatalf("Delete = %v; want ErrOutcomeUnknown (the read shows another value)", err)
 			}
 		})
+	}
+}
+
+// TestAttackResentSwapMeetingDamageIsUnknown: the store resends a
+// compare-and-swap whose reply was lost itself. When the resend met a
+// key another program had turned into a hash meanwhile (WRONGTYPE, which
+// matches store.ErrCorrupt: "nothing written"), the store returned that
+// error alone, and the write protocol took it for a definite refusal,
+// though the first attempt had landed.
+func TestAttackResentSwapMeetingDamageIsUnknown(t *testing.T) {
+	direct := testenv.Redis(t)
+	opt, err := redis.ParseURL(testenv.RedisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.ContextTimeoutEnabled = true
+	client := redis.NewClient(opt)
+	t.Cleanup(func() { client.Close() })
+	prefix := testenv.Prefix(t, "lostcas")
+	testenv.CleanupPrefix(t, direct, prefix)
+	ctx := t.Context()
+	trap := &delTrap{match: "evalsha", fired: true} // armed below
+	client.AddHook(trap)
+	st := redisstore.New(client, redisstore.Options{Prefix: prefix})
+	m := newCounterManager(t, st, 0)
+	if _, err := m.Update(ctx, "k", increment); err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.Load(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var landed []byte
+	trap.mu.Lock()
+	trap.fired, trap.foreign = false, func() {
+		landed, _ = direct.Get(ctx, prefix+"counter:k").Bytes()
+		direct.Del(ctx, prefix+"counter:k")
+		direct.HSet(ctx, prefix+"counter:k", "f", "v")
+	}
+	trap.mu.Unlock()
+	s.Data.N++
+	err = m.Save(ctx, s)
+	if !trap.fired {
+		t.Fatal("the trap did not fire")
+	}
+	if !bytes.Contains(landed, []byte(`"n":2`)) {
+		t.Fatalf("the first attempt did not land (the premise): %s", landed)
+	}
+	if !errors.Is(err, session.ErrOutcomeUnknown) {
+		t.Fatalf("Save = %v; want ErrOutcomeUnknown (the first attempt landed)", err)
 	}
 }

@@ -435,6 +435,8 @@ func (s *Store) CompareAndSwap(ctx context.Context, key string, old, value []byt
 	defer s.leave()
 	n, lost, err := s.evalResend(ctx, c, casScript, s.prefix+key, old != nil, args...)
 	switch {
+	case err != nil && lost != nil && err != lost:
+		return false, wrap(ctx, opCAS, key, afterLost(lost, err))
 	case err != nil:
 		return false, wrap(ctx, opCAS, key, err)
 	case n == 1:
@@ -462,6 +464,8 @@ func (s *Store) CompareAndDelete(ctx context.Context, key string, old []byte) (b
 	defer s.leave()
 	n, lost, err := s.evalResend(ctx, c, cadScript, s.prefix+key, true, old)
 	switch {
+	case err != nil && lost != nil && err != lost:
+		return false, wrap(ctx, opCAD, key, afterLost(lost, err))
 	case err != nil:
 		return false, wrap(ctx, opCAD, key, err)
 	case n == 1:
