@@ -279,3 +279,25 @@ func TestAttackWriteOverStoreDamageIsCorrupt(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackQuarantineOfLongKeyIsNotInvalidKey: a key near
+// store.MaxKeyLen is valid, but its quarantine key (QuarantinePrefix,
+// the time and the store key) is longer than any store takes, so the
+// damaged value cannot be moved aside. Load then returned an error that
+// matched store.ErrInvalidKey, which says the caller's key is refused:
+// decided by the quarantine that noticed it, not by the cause (the value
+// is damaged and stays where it is, as without Quarantine).
+func TestAttackQuarantineOfLongKeyIsNotInvalidKey(t *testing.T) {
+	ctx := t.Context()
+	mem := newMem(t)
+	key := strings.Repeat("k", store.MaxKeyLen-len("q:"))
+	mem.Set(ctx, "q:"+key, []byte("\x00\xffgarbage"), 0)
+	m := newManager(t, session.Config[Quiz]{Store: mem, Namespace: "q", Quarantine: true})
+	_, err := m.Load(ctx, key)
+	if !errors.Is(err, session.ErrCorrupt) || errors.Is(err, store.ErrInvalidKey) {
+		t.Fatalf("Load = %v; want ErrCorrupt (the damage, left in place), not store.ErrInvalidKey (the key is valid)", err)
+	}
+	if _, gerr := mem.Get(ctx, "q:"+key); gerr != nil {
+		t.Errorf("the damaged value did not stay: %v", gerr)
+	}
+}

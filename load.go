@@ -167,7 +167,11 @@ const QuarantinePrefix = ":quarantine:"
 func (m *Manager[T]) quarantine(ctx context.Context, s *Session[T], raw []byte, cause error) error {
 	qkey := QuarantinePrefix + strconv.FormatInt(time.Now().UnixNano(), 10) + ":" + s.storeKey
 	if err := store.CheckKey(qkey); err != nil {
-		return fmt.Errorf("quarantine: %w", err)
+		// The caller's key is valid; only the quarantine key is not:
+		// the value stays where it is, as without Quarantine (the text
+		// only, so that the Load's error does not match
+		// store.ErrInvalidKey).
+		return fmt.Errorf("quarantine: the value stays where it is: its quarantine key is refused: %v", err)
 	}
 	w, _ := format.WritesOf(raw)
 	c, seq := m.seq.begin(s.storeKey)
