@@ -81,6 +81,9 @@ type index struct {
 	shards int
 	lag    time.Duration
 	now    func() time.Time
+	// deletes is true when the store is a store.Deleter: an emptied slot
+	// value is then deleted (a compare-and-delete), else written empty.
+	deletes bool
 	// cursorSeen is set once this process has seen the cursor exist (it
 	// is never deleted).
 	cursorSeen atomic.Bool
@@ -102,7 +105,8 @@ func newIndex[T any](cfg Config[T]) (*index, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &index{m: m, gran: cfg.Granularity.Milliseconds(), shards: cfg.Shards, lag: cfg.Lag, now: now}, nil
+	_, deletes := cfg.Store.(store.Deleter)
+	return &index{m: m, gran: cfg.Granularity.Milliseconds(), shards: cfg.Shards, lag: cfg.Lag, now: now, deletes: deletes}, nil
 }
 
 func (ix *index) slot(unixMilli int64) int64 {
@@ -168,6 +172,10 @@ func (ix *index) list(ctx context.Context, key string, ms int64, slot int64) err
 
 // remove takes the entries in done off the slot value under sk, deleting
 // the value when it is left empty, and returns how many entries are left.
+// Only a store.Deleter deletes it (only if it still holds what was read):
+// on another store a Destroy deletes whatever is there, a deadline listed
+// since the read included, so the emptied value is written empty instead
+// (by compare-and-swap), and stays.
 func (ix *index) remove(ctx context.Context, sk string, done map[string][]int64) (int, error) {
 	left := 0
 	err := ix.m.Retry(ctx, func() error {
@@ -191,7 +199,9 @@ func (ix *index) remove(ctx context.Context, sk string, done map[string][]int64)
 			if s.IsNew() {
 				return nil
 			}
-			s.Destroy()
+			if ix.deletes {
+				s.Destroy()
+			}
 		}
 		return ix.m.Save(ctx, s)
 	})
