@@ -301,3 +301,40 @@ func TestAttackQuarantineOfLongKeyIsNotInvalidKey(t *testing.T) {
 		t.Errorf("the damaged value did not stay: %v", gerr)
 	}
 }
+
+// TestAttackUpdatesOfOneManagerNeverLostWithoutSwap: Update's doc says
+// that on a store without compare-and-swap the Updates of one Manager
+// are kept from losing each other's writes. They wait for each other on
+// the Manager's key lock, but for at most a second, after which an Update
+// went on without waiting, counting on the compare-and-swap that such a
+// store does not have: an fn that ran longer than a second lost the
+// write of the Update that waited for it, or had its own write lost.
+func TestAttackUpdatesOfOneManagerNeverLostWithoutSwap(t *testing.T) {
+	ctx := t.Context()
+	m := newManager(t, session.Config[Quiz]{Store: basic{newMem(t)}, Namespace: "q"})
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Update(ctx, "k", func(d *Quiz) error {
+			close(started)
+			time.Sleep(1200 * time.Millisecond) // a slow handler
+			d.Score++
+			return nil
+		})
+		done <- err
+	}()
+	<-started
+	if _, err := m.Update(ctx, "k", func(d *Quiz) error { d.Score++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.Load(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Data.Score != 2 {
+		t.Fatalf("score %d after two Updates through one Manager; want 2 (one write lost)", s.Data.Score)
+	}
+}

@@ -184,7 +184,8 @@
 //
 // Concurrent Updates of one key through one Manager do not race: they wait
 // for each other on an in-process key lock (for at most a second each,
-// bounded by ctx) and each starts from the session the one before saved,
+// bounded by ctx; on a store without compare-and-swap, by ctx only) and
+// each starts from the session the one before saved,
 // decoded anew from the bytes written, without a store round trip, so
 // queued updates of one key that change it cost one round trip each. That
 // session is as current as a Load: a write of the key through any Manager

@@ -32,7 +32,8 @@ import (
 // other, as the middleware's per-key lock runs updates, instead of
 // conflicting with each other: each waits for the one before (while ctx
 // lasts, and for at most a second; then it goes on without waiting, and
-// compare-and-swap keeps it correct), and starts from the session that one
+// compare-and-swap keeps it correct; on a store without compare-and-swap
+// it waits as long as ctx lasts), and starts from the session that one
 // has just saved instead of loading it, so that queued Updates of one key
 // that change it cost one round trip each. A handed-on session is as
 // current as a Load: a write of the key through any Manager of this
@@ -55,7 +56,14 @@ func (m *Manager[T]) Update(ctx context.Context, key string, fn func(*T) error) 
 	var out T
 	var last, prev, saved *Session[T]
 	storedVersion := 0
-	h, err := m.updates.Lock(ctx, key, updateWait)
+	wait := updateWait
+	if !m.proto.Swaps() {
+		// Nothing else keeps the Updates of this Manager from losing
+		// each other's writes: wait for the one before as long as ctx
+		// lasts.
+		wait = 0
+	}
+	h, err := m.updates.Lock(ctx, key, wait)
 	if err == nil {
 		defer func() {
 			if saved != nil {
