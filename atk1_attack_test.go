@@ -338,3 +338,19 @@ func TestAttackUpdatesOfOneManagerNeverLostWithoutSwap(t *testing.T) {
 		t.Fatalf("score %d after two Updates through one Manager; want 2 (one write lost)", s.Data.Score)
 	}
 }
+
+// TestAttackRetryNeverRetriesAnUnknownOutcome: a move whose undo met
+// another writer's value reports ErrOutcomeUnknown caused by that
+// conflict, so the error matches ErrConflict too. Retry (and Update,
+// MigrateAll: one retry policy) retried every error matching
+// ErrConflict, so it ran again an attempt whose write may have landed,
+// which its doc says it never does.
+func TestAttackRetryNeverRetriesAnUnknownOutcome(t *testing.T) {
+	m := newManager(t, session.Config[Quiz]{Store: newMem(t), Namespace: "q"})
+	both := fmt.Errorf("%w: undoing the write under the new key failed: %w", session.ErrOutcomeUnknown, session.ErrConflict)
+	n := 0
+	err := m.Retry(t.Context(), func() error { n++; return both })
+	if n != 1 || !errors.Is(err, session.ErrOutcomeUnknown) {
+		t.Fatalf("%d attempts, error %v; want 1 attempt and the unknown outcome", n, err)
+	}
+}
