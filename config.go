@@ -113,13 +113,18 @@ type Config[T any] struct {
 	CompressAbove int
 
 	// Quarantine, when true, moves a stored value that is damaged by its
-	// content (it does not parse, open or migrate) aside to a key under
+	// content (it does not parse, open or decompress) aside to a key under
 	// QuarantinePrefix, outside every namespace, and gives the user a new
 	// session instead of an error; Config.Hook sees it (OutcomeQuarantined,
-	// with the error). It never moves a newer schema, a value sealed with
-	// a key this binary lacks, a value that fails validation, a value over
-	// MaxBytes or anything after a store error. False (the default) leaves
-	// such values in place and returns the error on every Load.
+	// with the error: a load event, also within Update, and the key's
+	// event within MigrateAll, which counts it in
+	// MigrateReport.Quarantined). It never moves a newer schema, a value
+	// sealed with a key this binary lacks, a value that a migration step
+	// or validation refuses, a value over MaxBytes or anything after a
+	// store error; nor a value whose store key is too long for a
+	// quarantine key (within about 32 bytes of store.MaxKeyLen): Load then
+	// returns the damage, as without Quarantine. False (the default)
+	// leaves such values in place and returns the error on every Load.
 	//
 	// The move needs a store that is a store.Swapper and a store.Deleter
 	// (the copy is written only where nothing is, the original removed

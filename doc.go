@@ -160,6 +160,7 @@
 //	out: a step down fails or does not invert its step up       ErrMigration         stay          -
 //	out: another writer saved first                             ErrConflict          stay          -
 //	out: the store refuses the value for sure (its size cap)    ErrTooLarge          stay          -
+//	out: the store can no longer read the value it holds        ErrCorrupt           stay          -
 //	out: the write's outcome cannot be learned                  ErrOutcomeUnknown    either        -
 //
 // "A value the codec cannot store as it is": a string that is not valid
@@ -179,11 +180,15 @@
 // On a store without compare-and-swap the last write wins (Save, Update,
 // Destroy and MoveTo alike); a Save that has nothing to write then writes
 // nothing at all, not even to extend the expiry, since writing back what it
-// read could revert another writer's newer value.
+// read could revert another writer's newer value. On a store with
+// compare-and-swap but without compare-and-delete, Destroy and MoveTo of a
+// stored session are refused (errors.ErrUnsupported): their delete would
+// be blind there, and could erase a save compare-and-swap protected.
 //
 // Concurrent Updates of one key through one Manager do not race: they wait
 // for each other on an in-process key lock (for at most a second each,
-// bounded by ctx) and each starts from the session the one before saved,
+// bounded by ctx; on a store without compare-and-swap, by ctx only) and
+// each starts from the session the one before saved,
 // decoded anew from the bytes written, without a store round trip, so
 // queued updates of one key that change it cost one round trip each. That
 // session is as current as a Load: a write of the key through any Manager

@@ -143,6 +143,18 @@ var failures = map[string]failure{
 		}
 		return err, ""
 	}},
+	"out: the store can no longer read the value it holds": {func(t *testing.T, st *memstore.Store, q bool) (error, string) {
+		// The store reports store.ErrCorrupt for the value it holds and
+		// leaves it in place: nothing was written, for sure.
+		ctx := t.Context()
+		m0 := newManager(t, session.Config[Quiz]{Store: st, Namespace: "q"})
+		if _, err := m0.Update(ctx, "k", func(d *Quiz) error { d.Score = 1; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		m := newManager(t, session.Config[Quiz]{Store: &damagedWrites{Store: st}, Namespace: "q", Quarantine: q})
+		_, err := m.Update(ctx, "k", func(d *Quiz) error { d.Score = 2; return nil })
+		return err, "q:k"
+	}},
 	"out: the write's outcome cannot be learned": {func(t *testing.T, st *memstore.Store, q bool) (error, string) {
 		ctx, cancel := context.WithTimeout(t.Context(), 0)
 		defer cancel()

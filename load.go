@@ -30,7 +30,9 @@ import (
 // when less than TTL − Slack remains (one more round trip), so most Loads
 // only read; on a store that cannot report the time left it extends it
 // every time, in the same round trip where the store is a
-// store.Refresher.
+// store.Refresher, by a Touch where it is a store.Toucher. A Load never
+// writes a value: on a store with neither, only writes (and a Save of an
+// unchanged session, by a compare-and-swap) extend the expiry.
 func (m *Manager[T]) Load(ctx context.Context, key string) (*Session[T], error) {
 	var start time.Time
 	if m.observing() {
@@ -165,7 +167,11 @@ const QuarantinePrefix = ":quarantine:"
 func (m *Manager[T]) quarantine(ctx context.Context, s *Session[T], raw []byte, cause error) error {
 	qkey := QuarantinePrefix + strconv.FormatInt(time.Now().UnixNano(), 10) + ":" + s.storeKey
 	if err := store.CheckKey(qkey); err != nil {
-		return fmt.Errorf("quarantine: %w", err)
+		// The caller's key is valid; only the quarantine key is not:
+		// the value stays where it is, as without Quarantine (the text
+		// only, so that the Load's error does not match
+		// store.ErrInvalidKey).
+		return fmt.Errorf("quarantine: the value stays where it is: its quarantine key is refused: %v", err)
 	}
 	w, _ := format.WritesOf(raw)
 	c, seq := m.seq.begin(s.storeKey)

@@ -46,6 +46,10 @@ type MigrateReport struct {
 	Migrated int // keys written back at the write version
 	Current  int // keys already at (or above) the write version that load cleanly, left alone
 	Gone     int // keys deleted or expired between the scan and the read
+	// Quarantined counts the damaged values that Config.Quarantine moved
+	// aside as MigrateAll loaded them, as Load moves them (each key's
+	// Config.Hook event says OutcomeQuarantined, with the damage).
+	Quarantined int
 	// Extra counts the keys (among Migrated and Current) whose stored
 	// value has members the session type does not have.
 	Extra  int
@@ -67,7 +71,8 @@ type MigrateFailure struct {
 // concurrent update, retrying conflicts as Update does. A key that does not
 // load (corrupt, failing a step or validation, of a future version) is
 // reported in Failed and left untouched; MigrateAll goes on with the next
-// key.
+// key. With Config.Quarantine, a damaged value is moved aside as Load
+// moves it, and counted in Quarantined.
 //
 // It stops when ctx ends, returning the report so far and ctx's error; run
 // it again to finish: keys already migrated count as Current. Migrated keys
@@ -156,8 +161,10 @@ func (m *Manager[T]) tally(ctx context.Context, r *MigrateReport, opts MigrateOp
 		r.Current++
 	case out == gone:
 		r.Gone++
+	case out == quarantined:
+		r.Quarantined++
 	}
-	if unknown && err == nil && out != gone {
+	if unknown && err == nil && out != gone && out != quarantined {
 		r.Extra++
 	}
 	if opts.Progress != nil {
@@ -172,6 +179,7 @@ const (
 	migrated outcome = iota + 1
 	current
 	gone
+	quarantined // a damaged value moved aside by the load (Config.Quarantine)
 )
 
 // migrateOne brings one key to the write version with the load and save of
@@ -210,6 +218,9 @@ func (m *Manager[T]) migrateOne(ctx context.Context, key string, reseal bool, st
 		e := Event{Op: "migrate", Key: key, Err: err, Duration: time.Since(start)}
 		if last != nil {
 			e = m.saveEvent("migrate", key, last, storedVersion, err, start)
+			if err == nil && last.report.quarantined != "" {
+				e.Err = last.report.cause // as Load's event says it
+			}
 		}
 		e.Attempts, e.Conflicts, e.Extra = attempts, attempts-1, unk
 		m.emit(ctx, e)
@@ -217,14 +228,18 @@ func (m *Manager[T]) migrateOne(ctx context.Context, key string, reseal bool, st
 	return out, len(unk) > 0, err
 }
 
-// classify decides what MigrateAll does with s, just loaded: gone (nothing
-// stored), current (stored at or above the write version, with the write
-// codec, and not to be resealed), or migrated (to be saved; a reseal is
-// marked pending). It also sets the outcome a save would report for a
-// session it leaves alone.
+// classify decides what MigrateAll does with s, just loaded: quarantined
+// (the load moved a damaged value aside: nothing more to do), gone
+// (nothing stored), current (stored at or above the write version, with
+// the write codec, and not to be resealed), or migrated (to be saved; a
+// reseal is marked pending). It also sets the outcome a save would report
+// for a session it leaves alone.
 func (m *Manager[T]) classify(s *Session[T], reseal bool) outcome {
 	s.report.outcome = OutcomeUnchanged
 	switch {
+	case s.report.quarantined != "":
+		s.report.outcome = OutcomeQuarantined
+		return quarantined
 	case s.IsNew():
 		return gone
 	case reseal && s.stored.Stale:

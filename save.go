@@ -50,9 +50,11 @@ func (m *Manager[T]) Save(ctx context.Context, s *Session[T]) error {
 
 // Validate reports what Save would refuse in v itself, without a session
 // or a store: the validation of T (validate tags, a Validate method), a
-// value the codec cannot store or read back as it is, and a payload over
-// Config.MaxBytes. The error matches ErrInvalid (or ErrTooLarge) and names
-// each failing field and rule; errors.As finds
+// value the codec cannot store or read back as it is, a payload over
+// Config.MaxBytes as Save measures it (at Config.WriteVersion), and, with
+// a WriteVersion below the latest, a step down that fails or does not
+// invert its step up. The error matches ErrInvalid (or ErrTooLarge, or
+// ErrMigration) and names each failing field and rule; errors.As finds
 // validator.ValidationErrors. A web handler can check a form with it and
 // answer 400 with the field messages before it changes the session.
 func (m *Manager[T]) Validate(v T) error { return m.pipe.Check(&v) }

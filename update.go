@@ -32,7 +32,8 @@ import (
 // other, as the middleware's per-key lock runs updates, instead of
 // conflicting with each other: each waits for the one before (while ctx
 // lasts, and for at most a second; then it goes on without waiting, and
-// compare-and-swap keeps it correct), and starts from the session that one
+// compare-and-swap keeps it correct; on a store without compare-and-swap
+// it waits as long as ctx lasts), and starts from the session that one
 // has just saved instead of loading it, so that queued Updates of one key
 // that change it cost one round trip each. A handed-on session is as
 // current as a Load: a write of the key through any Manager of this
@@ -55,7 +56,14 @@ func (m *Manager[T]) Update(ctx context.Context, key string, fn func(*T) error) 
 	var out T
 	var last, prev, saved *Session[T]
 	storedVersion := 0
-	h, err := m.updates.Lock(ctx, key, updateWait)
+	wait := updateWait
+	if !m.proto.Swaps() {
+		// Nothing else keeps the Updates of this Manager from losing
+		// each other's writes: wait for the one before as long as ctx
+		// lasts.
+		wait = 0
+	}
+	h, err := m.updates.Lock(ctx, key, wait)
 	if err == nil {
 		defer func() {
 			if saved != nil {
@@ -76,8 +84,18 @@ func (m *Manager[T]) Update(ctx context.Context, key string, fn func(*T) error) 
 			for {
 				if s == nil {
 					var err error
+					var loadStart time.Time
+					if m.observing() {
+						loadStart = time.Now()
+					}
 					if s, err = m.load(ctx, key); err != nil {
 						return err
+					}
+					if s.report.quarantined != "" && m.observing() {
+						// The load moved a damaged value aside: Hook
+						// hears of it as from Load (the update's own
+						// event reports its write).
+						m.emit(ctx, m.loadEvent(key, s, nil, loadStart))
 					}
 				}
 				last, storedVersion = s, s.stored.Version
@@ -190,7 +208,10 @@ func (m *Manager[T]) retry(ctx context.Context, attempt func() error) (int, erro
 	backoff := 500 * time.Microsecond
 	for n := 1; ; n++ {
 		err := attempt()
-		if !errors.Is(err, ErrConflict) {
+		if !errors.Is(err, ErrConflict) || errors.Is(err, ErrOutcomeUnknown) {
+			// An unknown outcome caused by a conflict (a move whose
+			// undo met another writer's value) may have landed: never
+			// run again.
 			return n, err
 		}
 		if n >= m.maxAttempts {

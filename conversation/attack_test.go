@@ -852,35 +852,3 @@ func TestAttackNegativeUpdateID(t *testing.T) {
 		t.Fatalf("recent %v", st.Recent)
 	}
 }
-
-// swapNoDelete offers compare-and-swap but not compare-and-delete.
-type swapNoDelete struct {
-	store.Store
-	store.Swapper
-}
-
-// On a store with compare-and-swap but no compare-and-delete, a session's
-// Destroy is refused (a blind delete could erase another writer's save):
-// the due-index keeps an emptied slot value instead of destroying it, and
-// a sweep fires the timeout once, without an error.
-func TestSweepOnStoreWithoutCompareAndDelete(t *testing.T) {
-	mem, err := memstore.New(memstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mem.Close() })
-	st := swapNoDelete{mem, mem}
-	clk := convtest.NewClock()
-	p := convtest.NewProc(t, st, clk, nil)
-	ctx := context.Background()
-	p.AtAge(t, "k")
-	clk.Advance(convtest.AgeTimeout + 2*time.Minute)
-	rep, err := p.Flow.Sweep(ctx)
-	if err != nil || rep.Fired != 1 || len(rep.Failed) != 0 {
-		t.Fatalf("sweep: %+v, %v; want one timeout fired", rep, err)
-	}
-	rep, err = p.Flow.Sweep(ctx)
-	if err != nil || rep.Fired != 0 || len(rep.Failed) != 0 {
-		t.Fatalf("second sweep: %+v, %v; want nothing left", rep, err)
-	}
-}

@@ -173,6 +173,10 @@ func (ix *index) list(ctx context.Context, key string, ms int64, slot int64) err
 
 // remove takes the entries in done off the slot value under sk, deleting
 // the value when it is left empty, and returns how many entries are left.
+// Only a store.Deleter deletes it (only if it still holds what was read):
+// on another store a session's Destroy is refused (a blind delete could
+// erase a deadline listed since the read), so the emptied value is
+// written empty instead (by compare-and-swap), and stays.
 func (ix *index) remove(ctx context.Context, sk string, done map[string][]int64) (int, error) {
 	left := 0
 	err := ix.m.Retry(ctx, func() error {

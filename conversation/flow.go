@@ -36,7 +36,10 @@ type Config[T any] struct {
 
 	// Store keeps the due-index of deadlines, which the sweeper reads
 	// (give it the store of Manager). It needs compare-and-swap
-	// ([store.Swapper]); New refuses a store without it. Nil: the flow
+	// ([store.Swapper]); New refuses a store without it. On a store
+	// without compare-and-delete ([store.Deleter]) a slot value the
+	// sweeper empties is written empty and stays, instead of deleted,
+	// so that a deadline listed meanwhile is never erased. Nil: the flow
 	// has no index, and a step or flow with a timeout makes Handle,
 	// Start and Move fail with ErrNoIndex. A sub-conversation's flow
 	// needs none: the root flow's index lists its deadlines.

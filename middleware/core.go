@@ -253,7 +253,7 @@ func (cl *call[T]) finish() {
 // that RepeatOnConflict retries is reported once, if it gives up).
 func (cl *call[T]) save(ctx context.Context, s *session.Session[T], quiet bool) error {
 	if err := cl.c.m.Save(ctx, s); err != nil {
-		if !quiet || !errors.Is(err, session.ErrConflict) {
+		if !quiet || !errors.Is(err, session.ErrConflict) || errors.Is(err, session.ErrOutcomeUnknown) {
 			cl.c.report(ctx, "save", cl.key, err)
 		}
 		return err

@@ -207,7 +207,7 @@ func (mw *Middleware[U, T]) Wrap(next Handler[U]) Handler[U] {
 			return mw.once(ctx, key, u, next)
 		}
 		err = c.m.Retry(ctx, func() error { return mw.once(ctx, key, u, next) })
-		if errors.Is(err, session.ErrConflict) {
+		if errors.Is(err, session.ErrConflict) && !errors.Is(err, session.ErrOutcomeUnknown) {
 			c.report(ctx, "save", key, err) // the attempts ran out
 		}
 		return err

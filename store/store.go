@@ -153,6 +153,14 @@ type Store interface {
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
 
 	// Delete removes key. Deleting an absent or expired key is not an error.
+	//
+	// Set and Delete are not safe to resend once an attempt may have
+	// reached the backend: if it ran, and another writer then built on
+	// its outcome (a create "only if absent" after a delete), a resend
+	// would undo that writer's acknowledged write. A backend (or its
+	// client library) must therefore not send them again after a lost
+	// reply; it returns an error, which the session manager settles by
+	// reading the key.
 	Delete(ctx context.Context, key string) error
 }
 
@@ -179,7 +187,11 @@ type Swapper interface {
 	// lost reply and then finds another value cannot know whether the
 	// first attempt landed and was built on since, so it must return an
 	// error then, never false. The session manager trusts a false as a
-	// conflict and applies the change again.
+	// conflict and applies the change again. In the same way an error
+	// matching [ErrInvalidKey], [ErrTooLarge], [ErrClosed] or
+	// [ErrCorrupt] promises that nothing was written (the session
+	// manager does not resend it): after a lost reply, a resend that
+	// meets one of them must return an error that matches none.
 	CompareAndSwap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (bool, error)
 }
 
@@ -306,8 +318,8 @@ type Swap struct {
 // SwapResult is the outcome of one [Swap] of a batch. Err nil: Swapped
 // says whether the swap happened, and false is the same promise as
 // [Swapper]'s (the swap did not happen and will not). Err non-nil: the
-// outcome is open unless Err matches [ErrInvalidKey], [ErrTooLarge] or
-// [ErrClosed] (nothing was written); the swap may have landed, and the
+// outcome is open unless Err matches [ErrInvalidKey], [ErrTooLarge],
+// [ErrClosed] or [ErrCorrupt] (nothing was written); the swap may have landed, and the
 // caller learns the truth by resending it on its own, with
 // [Swapper.CompareAndSwap] and that method's resend rule.
 type SwapResult struct {

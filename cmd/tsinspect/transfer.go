@@ -137,7 +137,8 @@ namespace are imported (NAMESPACE:...), and the quarantine copies that
 Config.Quarantine keeps (:quarantine:...) only with --quarantine. Every
 other line, and a line that is not an export line or holds an invalid key,
 is refused with a message naming it, and the import goes on with the next
-one; the summary counts them, and the exit status is 1 when any was refused.`,
+one; the summary counts them, and the exit status is 1 when any was refused.
+So is a value the store refuses for its size (a cap of the store's).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withStore(cmd, create && !dryRun, func(ctx context.Context, t *target) error {
@@ -397,6 +398,10 @@ func importOne(ctx context.Context, t *target, sw store.Swapper, rec record, ttl
 		ok, err = true, t.Store.Set(ctx, rec.Key, rec.Value, ttl)
 	}
 	switch {
+	case errors.Is(err, store.ErrTooLarge):
+		// Refused for sure, for this value alone: a refusal of its
+		// line, as an invalid key is, and the import goes on.
+		return refuse("the store refuses the value (%d bytes): %w", len(rec.Value), err)
 	case err != nil:
 		return err
 	case !ok && !present:

@@ -395,8 +395,10 @@ func (p *Pipeline) Encode(v any, prev *Stored, key string, build bool) (Encoded,
 }
 
 // Check reports what Encode would refuse in v itself: a failed check, a
-// value the codec cannot store or read back, a payload over MaxBytes (at
-// the latest version).
+// value the codec cannot store or read back, a step down that fails or
+// does not invert its step up, a payload over MaxBytes as stored (at the
+// write version; see asStored). Only what v's stored predecessor adds (its
+// members T lacks, which Encode keeps) is beyond it.
 func (p *Pipeline) Check(v any) error {
 	if err := p.cfg.Validate(v); err != nil {
 		return err
@@ -405,10 +407,32 @@ func (p *Pipeline) Check(v any) error {
 	if err != nil {
 		return encodeError(err)
 	}
-	if p.limit > 0 && len(b) > p.limit {
-		return errs.New(errs.TooLarge, fmt.Sprintf("the payload is %d bytes, Config.MaxBytes is %d", len(b), p.limit))
+	_, err = p.asStored(b)
+	return err
+}
+
+// asStored returns payload, the codec's payload at the latest version, as
+// it is stored: taken down to the write version (after checking that the
+// steps it crosses give back what they were given), and within MaxBytes.
+// It is the one measure of MaxBytes on the way out, for Encode and Check
+// alike; Decode measures the same bytes on the way in (the stored
+// payload, before any step runs).
+func (p *Pipeline) asStored(payload []byte) ([]byte, error) {
+	if p.cfg.WriteVersion < p.cfg.Latest {
+		// What goes down must come back up the same, or a binary of the
+		// latest version would read other data than this one saved.
+		if err := p.checkRoundTrip(payload); err != nil {
+			return nil, err
+		}
+		var err error
+		if payload, err = p.plan.Down(p.f.Codec(), p.cfg.Latest, p.cfg.WriteVersion, payload); err != nil {
+			return nil, errs.Wrap(errs.Migration, err)
+		}
 	}
-	return nil
+	if p.limit > 0 && len(payload) > p.limit {
+		return nil, errs.New(errs.TooLarge, fmt.Sprintf("the payload is %d bytes, Config.MaxBytes is %d", len(payload), p.limit))
+	}
+	return payload, nil
 }
 
 // encodeError classes an error of the codec's encoding: the data is what
@@ -460,19 +484,9 @@ func (p *Pipeline) reconcile(prev *Stored, payload []byte, e *Encoded) ([]byte, 
 // room: one buffer, no copy.
 func (p *Pipeline) envelope(e *Encoded, prev *Stored, key string, buf, payload []byte) error {
 	latest := payload
-	if p.cfg.WriteVersion < p.cfg.Latest {
-		// What goes down must come back up the same, or a binary of the
-		// latest version would read other data than this one saved.
-		if err := p.checkRoundTrip(payload); err != nil {
-			return err
-		}
-		var err error
-		if payload, err = p.plan.Down(p.f.Codec(), p.cfg.Latest, p.cfg.WriteVersion, payload); err != nil {
-			return errs.Wrap(errs.Migration, err)
-		}
-	}
-	if p.limit > 0 && len(payload) > p.limit {
-		return errs.New(errs.TooLarge, fmt.Sprintf("the payload is %d bytes, Config.MaxBytes is %d", len(payload), p.limit))
+	payload, err := p.asStored(payload)
+	if err != nil {
+		return err
 	}
 	id := NewWriteID()
 	env := Envelope{Version: p.cfg.WriteVersion, Writes: prev.Writes.Next(id), Payload: payload}

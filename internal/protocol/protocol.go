@@ -9,8 +9,11 @@
 // # Rules
 //
 // A reply is "open" when it is an error that does not say for sure that
-// nothing was written: anything but store.ErrInvalidKey, store.ErrTooLarge
-// and store.ErrClosed (the definite errors, returned as they are). An open
+// nothing was written: anything but store.ErrInvalidKey, store.ErrTooLarge,
+// store.ErrClosed and store.ErrCorrupt (the definite errors, returned as
+// they are: ErrCorrupt as session.ErrCorrupt, never quarantined). A
+// definite error is definite only as the first reply: after an open one,
+// the outcome stays open whatever a resend meets. An open
 // reply is followed by resends of the same operation, at once and then
 // after 2, 8, 32 and 128 ms, while ctx lasts, only where a resend cannot
 // apply the operation twice: a compare-and-swap from an old value (every
@@ -158,10 +161,10 @@ func (p *Store) finishWrite(ctx context.Context, key string, old Old, v Value, o
 		return lostReply(p.settleCreate(ctx, key, v), err)
 	}
 	sent := err
-	ok, err = resend(ctx, func() (bool, error) { return p.sw.CompareAndSwap(ctx, key, old.Raw, v.Raw, v.TTL) })
+	ok, err = resend(ctx, true, func() (bool, error) { return p.sw.CompareAndSwap(ctx, key, old.Raw, v.Raw, v.TTL) })
 	switch {
 	case err != nil:
-		return openError(err)
+		return lostReply(err, sent)
 	case ok:
 		return nil
 	}
@@ -244,9 +247,9 @@ func (p *Store) delete(ctx context.Context, key string, old Old, exact bool) err
 			return storeError(err)
 		}
 		resent = true
-		ok, err = resend(ctx, func() (bool, error) { return p.del.CompareAndDelete(ctx, key, old.Raw) })
+		ok, err = resend(ctx, true, func() (bool, error) { return p.del.CompareAndDelete(ctx, key, old.Raw) })
 		if err != nil {
-			return openError(err)
+			return lostReply(err, sent)
 		}
 	}
 	if ok {
@@ -321,7 +324,7 @@ func (p *Store) Refresh(ctx context.Context, key string, old Old, ttl time.Durat
 	case old.Raw == nil:
 		return false, nil
 	case p.touch != nil:
-		found, err := resend(ctx, func() (bool, error) {
+		found, err := resend(ctx, false, func() (bool, error) {
 			err := p.touch.Touch(ctx, key, ttl)
 			if errors.Is(err, store.ErrNotFound) {
 				return false, nil
@@ -330,7 +333,7 @@ func (p *Store) Refresh(ctx context.Context, key string, old Old, ttl time.Durat
 		})
 		switch {
 		case err != nil:
-			return true, openError(err)
+			return true, err
 		case !found:
 			// Deleted or expired since the read (or since an earlier
 			// attempt landed): writing the value back could undo that.
@@ -338,10 +341,10 @@ func (p *Store) Refresh(ctx context.Context, key string, old Old, ttl time.Durat
 		}
 		return true, nil
 	case swap && p.sw != nil:
-		ok, err := resend(ctx, func() (bool, error) { return p.sw.CompareAndSwap(ctx, key, old.Raw, old.Raw, ttl) })
+		ok, err := resend(ctx, false, func() (bool, error) { return p.sw.CompareAndSwap(ctx, key, old.Raw, old.Raw, ttl) })
 		switch {
 		case err != nil:
-			return true, openError(err)
+			return true, err
 		case !ok:
 			return true, errs.Conflict
 		}
@@ -438,23 +441,38 @@ func (p *Store) WriteMany(ctx context.Context, items []Item) (results []error, b
 	return results, nil
 }
 
-// resend calls op again while it fails with an open reply: at once, then
-// after 2, 8, 32 and 128 ms, while ctx lasts.
-func resend(ctx context.Context, op func() (bool, error)) (ok bool, err error) {
+// resend calls op, and again while it fails with an open reply: at once,
+// then after 2, 8, 32 and 128 ms, while ctx lasts. opened tells that an
+// attempt before the first call was open already (the caller's own first
+// attempt). It returns op's last answer, its error classed by the cause
+// of the outcome: a definite error only when no attempt was open before
+// it; once one was, that attempt may have landed, whatever a later one
+// met (a closed store, a refusal), so the outcome is ErrOutcomeUnknown.
+func resend(ctx context.Context, opened bool, op func() (bool, error)) (ok bool, err error) {
 	ok, err = op()
 	for wait := time.Duration(0); err != nil && !definite(err) && wait <= 128*time.Millisecond; wait = max(2*time.Millisecond, wait*4) {
+		opened = true
 		if sleep(ctx, wait) != nil {
 			break
 		}
 		ok, err = op()
 	}
-	return ok, err
+	switch {
+	case err == nil:
+		return ok, nil
+	case opened || !definite(err):
+		return ok, errs.Wrap(errs.OutcomeUnknown, err)
+	}
+	return ok, storeError(err)
 }
 
 // definite reports whether a store error says for sure that nothing was
-// written.
+// written: a key refused, a value over the store's cap, a closed store,
+// and a stored value the store cannot read back whole (store.ErrCorrupt:
+// the store contract leaves it in place), which no resend can change.
 func definite(err error) bool {
-	return errors.Is(err, store.ErrInvalidKey) || errors.Is(err, store.ErrTooLarge) || errors.Is(err, store.ErrClosed)
+	return errors.Is(err, store.ErrInvalidKey) || errors.Is(err, store.ErrTooLarge) || errors.Is(err, store.ErrClosed) ||
+		errors.Is(err, store.ErrCorrupt)
 }
 
 // openError classes the error of a write that was sent once and not

@@ -439,7 +439,10 @@ func (h *harness) end(op *Op, err error) {
 	}
 	name := map[Kind]string{KSave: "save", KDestroy: "save", KMove: "save", KUpdate: "update"}[op.Kind]
 	for _, e := range evs {
-		if e.e.Outcome == session.OutcomeQuarantined {
+		if e.e.Outcome == session.OutcomeQuarantined && op.Kind == KLoad {
+			// A Load's own quarantine; an Update's load reports its
+			// quarantine too, which the harness takes from its store
+			// calls as an operation of its own (KQuarantine).
 			op.Quarantined = true
 		}
 		if e.e.Op == name {
@@ -536,7 +539,12 @@ func (h *harness) migrated(all *Op, evs []event) {
 			op.Call = all.Call
 		}
 		if e.e.Outcome == session.OutcomeQuarantined {
-			op.Quarantined = true
+			// The key's event carries the damage that was moved aside
+			// (as Load's does); for the key, MigrateAll went on without
+			// an error, as a Load that quarantines returns none. The
+			// move itself is taken from the store calls (QTried), as
+			// an operation of its own, as before the event told of it.
+			op.Err, op.Class = nil, OK
 		}
 		h.fill(op)
 		if op.QTried && !op.Quarantined {

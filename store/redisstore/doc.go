@@ -128,11 +128,11 @@
 //     holds. It does not refuse a client without it either (New cannot
 //     fail, and such a client works, only late), so set it yourself.
 //   - MaxRetries: leave it at go-redis's default (3 resends), or set what
-//     you like. Every command the store sends is safe to resend: the reads
-//     and Touch trivially, the blind writes Set and Delete as if the call
-//     had come a moment later, CompareAndSwap and CompareAndDelete because
-//     of how the store resends them (see "Lost replies"). Fewer retries
-//     only turn more lost replies into errors.
+//     you like. The store resends what is safe to resend: the reads and
+//     Touch trivially, CompareAndSwap and CompareAndDelete because of how
+//     the store resends them (see "Lost replies"); the blind writes Set
+//     and Delete only when the attempt cannot have reached the server.
+//     Fewer retries only turn more lost replies into errors.
 //
 // Give every call a ctx with a deadline as well: go-redis and the store
 // resend until their retries run out, which against a stopped server took
@@ -163,8 +163,8 @@
 // per run of alike commands, one round trip each. The compare-and-swap is
 // always sent without them (see "Lost replies"), so every command that
 // the store sends through the pipeliner goes without them, the reads too,
-// and the store resends a read, Set, Delete or Touch whose reply was lost
-// itself, under the client's retry settings, straight through the client.
+// and the store resends a read or Touch whose reply was lost itself,
+// under the client's retry settings, straight through the client.
 // Before (reads with go-redis's resends) the same workload had 0.73 to
 // 0.97 round trips per update and no gain in CPU. The pipeliner is one per
 // client: your own calls through rdb.AutoPipeline() share its batches, and
@@ -204,8 +204,14 @@
 // old) is never resent once an attempt may have reached the server: if
 // the first attempt landed and the key was deleted since, the resend would
 // create the key a second time; its lost reply is returned as an error,
-// and the session manager settles it by reading the key. Hence, with this
-// store:
+// and the session manager settles it by reading the key. Nor are the
+// blind writes Set and Delete: a DEL that ran before its reply was lost,
+// followed by another writer's create "only if absent", would erase that
+// writer's acknowledged session if it were sent again (go-redis would
+// resend it; the store sends both with NoRetry, resends only an attempt
+// that cannot have reached the server, and returns a lost reply as an
+// error, which the session manager settles by reading the key). Hence,
+// with this store:
 //
 //   - true means the swap landed (in this call);
 //   - false means it did not, and never will: another write replaced old

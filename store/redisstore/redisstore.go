@@ -203,7 +203,7 @@ func noRetry(cmd redis.Cmder) redis.Cmder {
 // retry policy (at once, then with go-redis's backoff): a resend that is
 // not batched goes through the client with go-redis's own resends, as
 // without the pipeliner. The callers are the commands that are safe to
-// resend (reads, SET, DEL, PEXPIRE), as go-redis would.
+// resend (reads, PEXPIRE); the blind writes go through [Store.doOnce].
 func (s *Store) do(ctx context.Context, c redis.UniversalClient, mk func() redis.Cmder) redis.Cmder {
 	for attempt := 0; ; attempt++ {
 		cmd := mk()
@@ -213,6 +213,31 @@ func (s *Store) do(ctx context.Context, c redis.UniversalClient, mk func() redis
 		}
 		_ = c.Process(ctx, noRetry(cmd))
 		if err := cmd.Err(); err == nil || err == redis.Nil || !s.again(ctx, attempt, err) {
+			return cmd
+		}
+		c = s.client // resends go straight, never through a batch
+	}
+}
+
+// doOnce sends a blind write (SET, DEL) that mk builds through c, with
+// go-redis's resends off, and sends it again only after an attempt that
+// cannot have reached the server (see resendable), under the client's
+// retry policy: once it may have run, its lost reply is returned as the
+// error. A blind write is not safe to resend (the write protocol of the
+// session manager never resends one, and settles its lost reply by
+// reading the key): if the first attempt ran and another writer then
+// built on its outcome (a create "only if absent" after a DEL, a
+// compare-and-swap from the value a SET wrote), the resend would undo
+// that writer's acknowledged write.
+func (s *Store) doOnce(ctx context.Context, c redis.UniversalClient, mk func() redis.Cmder) redis.Cmder {
+	for attempt := 0; ; attempt++ {
+		cmd := mk()
+		_ = c.Process(ctx, noRetry(cmd))
+		err := cmd.Err()
+		if err == nil || err == redis.Nil {
+			return cmd
+		}
+		if _, maybeSent := resendable(err); maybeSent || !s.again(ctx, attempt, err) {
 			return cmd
 		}
 		c = s.client // resends go straight, never through a batch
@@ -345,6 +370,8 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 // Set stores value under key with SET. A ttl > 0 is sent as PX in
 // milliseconds; a ttl <= 0 sends a plain SET, which also removes an expiry
 // the key had.
+// A SET whose reply was lost is not sent again (see [Store.doOnce]): the
+// lost reply is returned as an error.
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if err := check(ctx, opSet, key); err != nil {
 		return err
@@ -360,13 +387,16 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	}
 	c := s.enter()
 	defer s.leave()
-	if err := s.do(ctx, c, func() redis.Cmder { return redis.NewStatusCmd(ctx, args...) }).Err(); err != nil {
+	if err := s.doOnce(ctx, c, func() redis.Cmder { return redis.NewStatusCmd(ctx, args...) }).Err(); err != nil {
 		return wrap(ctx, opSet, key, err)
 	}
 	return nil
 }
 
-// Delete removes key with DEL. An absent key is not an error.
+// Delete removes key with DEL. An absent key is not an error. A DEL
+// whose reply was lost is not sent again (see [Store.doOnce]): the lost
+// reply is returned as an error, which the session manager settles by
+// reading the key.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := check(ctx, opDelete, key); err != nil {
 		return err
@@ -374,7 +404,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	k := s.prefix + key
 	c := s.enter()
 	defer s.leave()
-	if err := s.do(ctx, c, func() redis.Cmder { return redis.NewIntCmd(ctx, "del", k) }).Err(); err != nil {
+	if err := s.doOnce(ctx, c, func() redis.Cmder { return redis.NewIntCmd(ctx, "del", k) }).Err(); err != nil {
 		return wrap(ctx, opDelete, key, err)
 	}
 	return nil
@@ -405,6 +435,8 @@ func (s *Store) CompareAndSwap(ctx context.Context, key string, old, value []byt
 	defer s.leave()
 	n, lost, err := s.evalResend(ctx, c, casScript, s.prefix+key, old != nil, args...)
 	switch {
+	case err != nil && lost != nil && err != lost:
+		return false, wrap(ctx, opCAS, key, afterLost(lost, err))
 	case err != nil:
 		return false, wrap(ctx, opCAS, key, err)
 	case n == 1:
@@ -432,6 +464,8 @@ func (s *Store) CompareAndDelete(ctx context.Context, key string, old []byte) (b
 	defer s.leave()
 	n, lost, err := s.evalResend(ctx, c, cadScript, s.prefix+key, true, old)
 	switch {
+	case err != nil && lost != nil && err != lost:
+		return false, wrap(ctx, opCAD, key, afterLost(lost, err))
 	case err != nil:
 		return false, wrap(ctx, opCAD, key, err)
 	case n == 1:

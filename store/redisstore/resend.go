@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -147,6 +148,16 @@ func resendable(err error) (resend, maybeSent bool) {
 // attempt may have landed and been replaced since, so neither true nor
 // false would be the truth.
 var errResentConflict = errors.New("outcome unknown: a reply was lost and the resent command found another value (the first attempt may have landed and been replaced since)")
+
+// afterLost is the error of a conditional write whose resend failed with
+// err after an earlier attempt's reply was lost: the earlier attempt may
+// have landed, so the outcome is open, whatever err says (a key turned
+// into a hash meanwhile is WRONGTYPE, which alone would match
+// store.ErrCorrupt, "nothing written"). err is kept as text only, so that
+// the error matches none of the store's definite errors.
+func afterLost(lost, err error) error {
+	return fmt.Errorf("%w; the resend then failed: %v", lost, err)
+}
 
 // evalResend runs sc (with go-redis's resends off) and resends it itself
 // under the client's retry policy. It returns the script's integer reply,

@@ -84,7 +84,11 @@ func (c Commands[T]) Run(ctx context.Context, args []string) error {
 		return err
 	case args[0] == "migrate" && len(args) == 1:
 		r, err := c.MigrateAll(ctx)
-		fmt.Fprintf(c.out(), "migrate: %d scanned, %d migrated, %d current, %d gone, %d failed\n", r.Scanned, r.Migrated, r.Current, r.Gone, len(r.Failed))
+		fmt.Fprintf(c.out(), "migrate: %d scanned, %d migrated, %d current, %d gone, %d failed", r.Scanned, r.Migrated, r.Current, r.Gone, len(r.Failed))
+		if r.Quarantined > 0 {
+			fmt.Fprintf(c.out(), ", %d damaged and quarantined", r.Quarantined)
+		}
+		fmt.Fprintln(c.out())
 		for _, f := range r.Failed {
 			fmt.Fprintf(c.out(), "  %s: %v\n", f.Key, f.Err)
 		}
@@ -129,6 +133,11 @@ func (c Commands[T]) ValidateAll(ctx context.Context) (ValidateReport, error) {
 	}
 	tick := time.Now()
 	err := sc.Scan(ctx, prefix, func(k string) error {
+		if prefix == "" && strings.HasPrefix(k, session.QuarantinePrefix) {
+			// Not a session: a copy Config.Quarantine moved aside, which
+			// MigrateAll passes over too.
+			return nil
+		}
 		r.Scanned++
 		key := strings.TrimPrefix(k, prefix)
 		s, err := c.Manager.Load(ctx, key)
