@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -196,7 +197,7 @@ func NewDevices[T any](m *session.Manager[T], opts DevicesOptions) (*Devices, er
 	}
 	var ixTTL time.Duration
 	if d.ttl > 0 {
-		ixTTL = d.ttl + 2*d.seenEvery + time.Minute
+		ixTTL = addSat(d.unseenAfter(), d.seenEvery)
 	}
 	ix, err := session.New(session.Config[deviceIndex]{Store: opts.Store, Namespace: opts.Namespace, TTL: ixTTL})
 	if err != nil {
@@ -381,7 +382,23 @@ func (d *Devices) gone(e deviceEntry, now time.Time) bool {
 // a session by the same rule, so that one the index forgot is never
 // served.
 func (d *Devices) unseen(seen, now time.Time) bool {
-	return d.ttl > 0 && now.Sub(seen) > d.ttl+d.seenEvery+time.Minute
+	return d.ttl > 0 && now.Sub(seen) > d.unseenAfter()
+}
+
+// unseenAfter is the sessions' TTL plus SeenEvery plus a minute, the most
+// time.Duration holds when that sum would overflow (a TTL or SeenEvery
+// near the largest duration).
+func (d *Devices) unseenAfter() time.Duration {
+	return addSat(addSat(d.ttl, d.seenEvery), time.Minute)
+}
+
+// addSat returns a + b for non-negative a and b, or the largest duration
+// when the sum overflows.
+func addSat(a, b time.Duration) time.Duration {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 // mutate is the one way the index changes: it loads the user's index (or

@@ -3,6 +3,8 @@ package middleware
 import (
 	"context"
 	"encoding/json"
+	session "github.com/typedsession/session"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -128,6 +130,28 @@ func TestNewDevicesRefuses(t *testing.T) {
 	for _, user := range []string{"", "a\x00b", strings.Repeat("u", 1100)} {
 		if err := d.EndAll(context.Background(), user); err == nil {
 			t.Errorf("EndAll(%q) accepted a user ID no store key can hold", user)
+		}
+	}
+}
+
+// TestNewDevicesLongestTTL: a sessions' TTL or a SeenEvery near the
+// largest duration made the index's lifetime (TTL + 2×SeenEvery + 1 min)
+// overflow, and NewDevices refused with a message about a negative TTL;
+// the sum saturates now, and a session seen now is not taken for gone.
+func TestNewDevicesLongestTTL(t *testing.T) {
+	st := newCountingStore(t)
+	long := time.Duration(math.MaxInt64 - 1)
+	m, err := session.New(session.Config[visit]{Store: st, Namespace: "vl", TTL: long})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, every := range []time.Duration{0, long} {
+		d, err := NewDevices(m, DevicesOptions{Store: st, Namespace: "dl", SeenEvery: every})
+		if err != nil {
+			t.Fatalf("SeenEvery %v: %v", every, err)
+		}
+		if now := time.Now(); d.unseen(now.Add(-time.Hour), now) {
+			t.Errorf("SeenEvery %v: a session seen an hour ago taken for gone", every)
 		}
 	}
 }
