@@ -219,6 +219,14 @@ func LostReplies(t *testing.T, target string, open func(t *testing.T, proxyAddr 
 			}
 			key := "lostreply-" + c.name + "-" + time.Now().Format("150405.000000000")
 			setDirect(t, key, []byte("lost-reply-old"))
+			// The client is connected again after the last case's cut.
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				if _, err := st.Get(ctx, key); err == nil {
+					break
+				} else if time.Now().After(deadline) {
+					t.Fatalf("the store does not read through the proxy: %v", err)
+				}
+			}
 			p.arm(marker(key), func() { setDirect(t, key, []byte("lost-reply-other")) })
 			err := c.run(key)
 			time.Sleep(100 * time.Millisecond) // a resend on a new connection would pass the proxy again

@@ -26,7 +26,7 @@ func TestLostReplies(t *testing.T) {
 	testenv.LostReplies(t, u.Host, func(t *testing.T, proxyAddr string) (store.Store, store.Store) {
 		pu := *u
 		pu.Host = proxyAddr
-		nc, err := nats.Connect(pu.String())
+		nc, err := nats.Connect(pu.String(), nats.ReconnectBufSize(-1))
 		if err != nil {
 			t.Fatal(err)
 		}
