@@ -2,74 +2,16 @@ package natsstore
 
 import (
 	"context"
-	"io"
-	"net"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/typedsession/session/internal/testenv"
 )
-
-// holdProxy is a TCP proxy to the NATS server that can go down (every
-// connection cut, new ones closed at once) and come back.
-type holdProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  map[net.Conn]struct{}
-}
-
-func startHoldProxy(t *testing.T, target string) *holdProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &holdProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			down := p.down
-			p.mu.Unlock()
-			if down {
-				c.Close()
-				continue
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns[c], p.conns[s] = struct{}{}, struct{}{}
-			p.mu.Unlock()
-			go func() { io.Copy(s, c); s.Close(); c.Close() }()
-			go func() { io.Copy(c, s); s.Close(); c.Close() }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); p.setDown(true) })
-	return p
-}
-
-func (p *holdProxy) setDown(down bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = down
-	if down {
-		for c := range p.conns {
-			c.Close()
-		}
-		clear(p.conns)
-	}
-}
 
 // A write made while nats.go reconnects went into its reconnect buffer and
 // out after the reconnection, long after the call had returned its error:
@@ -82,9 +24,9 @@ func TestAttackNoWriteLandsAfterItReturned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := startHoldProxy(t, u.Host)
+	p := testenv.StartHoldProxy(t, u.Host)
 	pu := *u
-	pu.Host = p.ln.Addr().String()
+	pu.Host = p.Addr()
 	nc, err := nats.Connect(pu.String(), nats.ReconnectWait(50*time.Millisecond), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1))
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +46,7 @@ func TestAttackNoWriteLandsAfterItReturned(t *testing.T) {
 	if err := other.Set(ctx, key, []byte("old"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	p.setDown(true)
+	p.SetDown(true)
 	for deadline := time.Now().Add(5 * time.Second); !nc.IsReconnecting(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the client did not notice the cut")
@@ -120,7 +62,7 @@ func TestAttackNoWriteLandsAfterItReturned(t *testing.T) {
 	if err := other.Set(ctx, key, []byte("other"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	p.setDown(false)
+	p.SetDown(false)
 	for deadline := time.Now().Add(5 * time.Second); !nc.IsConnected(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the client did not reconnect")
