@@ -329,6 +329,13 @@ func (r *run[T, U, R]) end(result any) error {
 // timeout runs the timeout that has run out, if any: the outermost flow
 // whose Config.Timeout ran out (its sub-conversations are dropped), else
 // the current step's.
+// timeoutDue reports whether a deadline of the run's state has run out
+// by the run's clock reading: whether timeout would fire one.
+func (r *run[T, U, R]) timeoutDue() bool {
+	d := r.st.due()
+	return !d.IsZero() && !r.b.now.Before(d)
+}
+
 func (r *run[T, U, R]) timeout() error {
 	// Several deadlines may have run out by now (a flow's and a step's):
 	// each fires, outermost first, at most once per frame and step.

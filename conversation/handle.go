@@ -144,14 +144,16 @@ var errNoManager = errors.New("conversation: Config.Manager is nil; a flow that 
 // needs Config.Manager; without it the timeout's error is returned.
 func (f *Flow[T, U, R]) Apply(ctx context.Context, s *session.Session[T], id int64, u U) (Outcome[R], error) {
 	var before *T
-	if st := f.cfg.State(&s.Data); len(f.globals) > 0 && f.cfg.Manager != nil &&
-		st.Active() && !st.Deadline.IsZero() && !f.now().Before(st.Deadline) {
-		if c, err := f.cfg.Manager.Copy(&s.Data); err == nil {
-			before = &c
-		}
-	}
 	failed := false
 	r, err := f.runOn(ctx, s.Key(), &s.Data, func(r *run[T, U, R]) error {
+		// Whether a timeout has run out is the run's own decision (its
+		// clock reading, the deadline of its frames): a copy decided by
+		// another reading missed a deadline that passed in between.
+		if len(f.globals) > 0 && f.cfg.Manager != nil && r.timeoutDue() {
+			if c, err := f.cfg.Manager.Copy(&s.Data); err == nil {
+				before = &c
+			}
+		}
 		err := r.update(id, u)
 		failed = r.timeoutFailed
 		return err

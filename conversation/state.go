@@ -101,7 +101,11 @@ func (s *State) top() *Frame {
 }
 
 // recompute sets Deadline from the frames.
-func (s *State) recompute() {
+func (s *State) recompute() { s.Deadline = s.due() }
+
+// due is the earliest deadline of s's frames and of its top frame's step,
+// or the zero time: what recompute sets Deadline to, without setting it.
+func (s *State) due() time.Time {
 	var d time.Time
 	earlier := func(t time.Time) {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
@@ -114,7 +118,7 @@ func (s *State) recompute() {
 	if f := s.top(); f != nil {
 		earlier(f.StepDeadline)
 	}
-	s.Deadline = d
+	return d
 }
 
 // at returns now+d in UTC at millisecond precision, or the zero time when

@@ -229,9 +229,13 @@ type Deleter interface {
 	// finds nothing and reports false, as does one that another writer
 	// beat. The caller settles a resend's false by reading the key (the
 	// session manager does so with the write identities the value
-	// carries). A backend (or its client library) must therefore never
-	// resend a CompareAndDelete itself and turn its answer into true or
-	// false: after a lost reply it returns an error.
+	// carries). A backend (or its client library) that sends a
+	// CompareAndDelete again after a lost reply must therefore never
+	// report the resend's false: it returns an error then. (A resend's
+	// true is the truth: old was still there for it to delete, which it
+	// would not be had the first attempt landed, since the session
+	// manager never writes the same bytes twice; the session manager's
+	// own resends count on it.)
 	CompareAndDelete(ctx context.Context, key string, old []byte) (bool, error)
 }
 

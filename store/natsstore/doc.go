@@ -1,7 +1,7 @@
 // Package natsstore is a [store.Store] on a NATS JetStream key-value
 // bucket (github.com/nats-io/nats.go, JetStream on NATS 2.9 or later):
 //
-//	nc, _ := nats.Connect(nats.DefaultURL)
+//	nc, _ := nats.Connect(nats.DefaultURL, nats.ReconnectBufSize(-1))
 //	js, _ := jetstream.New(nc)
 //	st, err := natsstore.New(ctx, js, natsstore.Options{Bucket: "sessions"})
 //	defer st.Close()
@@ -62,6 +62,23 @@
 // conditional write twice, so false always means the swap did not happen.
 // CompareAndDelete writes the bucket's delete marker on the same
 // condition.
+//
+// # Lost connections
+//
+// By default nats.go keeps what is published while its connection is
+// down (nats.ReconnectBufSize, 8 MiB) and sends it once it has
+// reconnected. The call that published it has by then returned its error
+// (its context or the JetStream timeout ended), and its caller was told
+// the outcome is open; a write that lands after that can erase what
+// another writer did and was told was done in between (a Manager.Delete
+// made during the outage deleted a session another process had since
+// saved). New therefore refuses a connection that buffers: connect with
+// nats.ReconnectBufSize(-1), so that a publish fails at once while the
+// connection is down (the session manager then reports
+// session.ErrOutcomeUnknown, or retries nothing), or with
+// nats.NoReconnect(). What was written to the socket before the
+// connection broke is never sent again: nats.go starts each new
+// connection with empty buffers.
 //
 // # Size
 //

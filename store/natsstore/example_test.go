@@ -23,7 +23,7 @@ type Cart struct {
 // check.
 func Example() {
 	ctx := context.Background()
-	nc, err := nats.Connect(nats.DefaultURL)
+	nc, err := nats.Connect(nats.DefaultURL, nats.ReconnectBufSize(-1))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -101,12 +101,19 @@ var validBucket = regexp.MustCompile(`\A[a-zA-Z0-9_-]+\z`)
 
 // New returns a store on the key-value bucket Options.Bucket of js,
 // creating the bucket when it does not exist. The server needs JetStream
-// (NATS 2.9 or later). It returns an error for an invalid bucket name or
-// when the bucket cannot be found or created. Call [Store.Close] when done;
-// it does not close js's connection.
+// (NATS 2.9 or later). It returns an error for an invalid bucket name,
+// when the bucket cannot be found or created, and for a connection that
+// buffers what is published while it reconnects: connect with
+// nats.ReconnectBufSize(-1) (or nats.NoReconnect()); see "Lost
+// connections" in the package documentation. Call [Store.Close] when
+// done; it does not close js's connection.
 func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, error) {
 	if js == nil {
 		panic("natsstore: New called with a nil jetstream.JetStream; pass jetstream.New(nc)")
+	}
+	if nc := js.Conn(); nc != nil && nc.Opts.AllowReconnect && nc.Opts.ReconnectBufSize >= 0 {
+		return nil, fmt.Errorf("%s: the NATS connection buffers what is published while it reconnects (its ReconnectBufSize is %d, 0 meaning 8 MiB) and sends it once reconnected, after the call that published it has returned its error: a delete or write would then land later than its caller was told, and could erase another writer's acknowledged write; connect with nats.ReconnectBufSize(-1), so that a publish fails at once while the connection is down, or with nats.NoReconnect()",
+			backend, nc.Opts.ReconnectBufSize)
 	}
 	bucket := opts.Bucket
 	if bucket == "" {

@@ -74,7 +74,7 @@ func TestHelperProcess(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		nc, err := nats.Connect(os.Getenv(helperURLEnv))
+		nc, err := nats.Connect(os.Getenv(helperURLEnv), nats.ReconnectBufSize(-1))
 		if err != nil {
 			return err
 		}

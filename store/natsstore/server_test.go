@@ -122,7 +122,7 @@ func connect(tb testing.TB) jetstream.JetStream {
 		}
 		tb.Skipf("skipping: %s", noServer)
 	}
-	nc, err := nats.Connect(natsURL)
+	nc, err := nats.Connect(natsURL, nats.ReconnectBufSize(-1))
 	if err != nil {
 		if os.Getenv("CI") == "true" {
 			tb.Fatalf("CI=true, so this fails: no NATS server at %s: %v", natsURL, err)

@@ -327,3 +327,32 @@ func payloadKey(payload string, counters int) int {
 	w, _ := strconv.Atoi(parts[1])
 	return w % counters
 }
+
+// TestPostgresLostReplies: a write whose reply is lost after the server ran
+// it is not sent again by the store, pgx or database/sql (which resends
+// only on driver.ErrBadConn, which pgx returns only before anything was
+// sent), and a conditional write then returns an error.
+func TestPostgresLostReplies(t *testing.T) {
+	direct := postgresDB(t)
+	u, err := url.Parse(testenv.DatabaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := randomTable()
+	other := newTestStore(t, direct, Options{Table: table, CleanupInterval: -1})
+	testenv.LostReplies(t, u.Host, func(t *testing.T, proxyAddr string) (store.Store, store.Store) {
+		pu := *u
+		pu.Host = proxyAddr
+		viaProxy, err := sql.Open("pgx", pu.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { viaProxy.Close() })
+		s, err := New(viaProxy, Options{Table: table, CleanupInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s, other
+	}, nil)
+}

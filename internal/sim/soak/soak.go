@@ -346,7 +346,7 @@ func openPostgres(ctx context.Context) (store.Store, func(store.Store) (store.St
 }
 
 func openNATS(ctx context.Context) (store.Store, func(store.Store) (store.Store, error), func() error, error) {
-	nc, err := nats.Connect(env("NATS_URL", "nats://127.0.0.1:4222"))
+	nc, err := nats.Connect(env("NATS_URL", "nats://127.0.0.1:4222"), nats.ReconnectBufSize(-1))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("no NATS answers (set NATS_URL): %w", err)
 	}

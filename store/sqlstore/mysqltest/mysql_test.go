@@ -234,3 +234,32 @@ func TestCrossProcessCounter(t *testing.T) {
 		t.Fatalf("after %d increments in %d processes the counter is %d (%v): updates were lost", procs*each, procs, n, err)
 	}
 }
+
+// TestLostReplies: a write whose reply is lost after the server ran it is
+// not sent again by the store, go-sql-driver/mysql or database/sql (which
+// resends only on driver.ErrBadConn, which the driver returns only before
+// anything was written), and a conditional write then returns an error.
+func TestLostReplies(t *testing.T) {
+	direct := openDB(t, nil)
+	table := randomTable()
+	other := newTestStore(t, direct, sqlstore.Options{Table: table, CleanupInterval: -1})
+	cfg, err := mysql.ParseDSN(dsn(t, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.LostReplies(t, cfg.Addr, func(t *testing.T, proxyAddr string) (store.Store, store.Store) {
+		pc := cfg.Clone()
+		pc.Addr = proxyAddr
+		viaProxy, err := sql.Open("mysql", pc.FormatDSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { viaProxy.Close() })
+		s, err := sqlstore.New(viaProxy, sqlstore.Options{Table: table, CleanupInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s, other
+	}, nil)
+}
