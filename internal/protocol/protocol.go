@@ -397,7 +397,7 @@ func (p *Store) Move(ctx context.Context, from string, old Old, to string, v Val
 // write is blind and the last writer wins, so a blind delete is what the
 // caller expects there.)
 var errNoCompareAndDelete = &errs.Error{Kind: errors.ErrUnsupported, Msg: "the store has compare-and-swap but no compare-and-delete (store.Deleter): " +
-	"deleting the old value unconditionally could erase a newer value another writer saved; implement CompareAndDelete, or delete with Manager.Delete"}
+	"deleting the old value unconditionally could erase a newer value another writer saved; the store needs CompareAndDelete for this"}
 
 // ErrGone is the cause of a Move's ErrConflict when another writer
 // deleted the old key since it was read: the write under the new key was
