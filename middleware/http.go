@@ -252,9 +252,7 @@ func HTTP[T any](m *session.Manager[T], opts HTTPOptions) func(http.Handler) htt
 	if o.CookieMaxAge < 0 {
 		panic(fmt.Sprintf("session/middleware: HTTPOptions.CookieMaxAge is negative (%v); use 0 for a cookie that lasts until the browser closes, or a positive duration", o.CookieMaxAge))
 	}
-	if r := o.CookieMaxAge % time.Second; r != 0 {
-		o.CookieMaxAge += time.Second - r // Max-Age counts whole seconds
-	}
+	o.CookieMaxAge = ceilSeconds(o.CookieMaxAge) // Max-Age counts whole seconds
 	if o.SameSite == http.SameSiteNoneMode && o.Insecure {
 		panic("session/middleware: HTTPOptions.SameSite is None with Insecure; browsers drop SameSite=None cookies without Secure, so use Lax or Strict for plain-HTTP development")
 	}
