@@ -51,3 +51,33 @@ func TestAttackNewRefusesNamespaceNoKeyFits(t *testing.T) {
 		t.Fatalf("Update under a 1022-byte namespace: %v", err)
 	}
 }
+
+// TestAttackUpdateNilFn: Update with a nil fn took the key's lock, read
+// the store, and then panicked with a nil pointer dereference; Retry with
+// a nil attempt did the same at once. Both are a caller's mistake, as a
+// Save of a foreign session is: they panic at entry, with a message that
+// names the argument, before any I/O.
+func TestAttackUpdateNilFn(t *testing.T) {
+	st := newMem(t)
+	m, err := session.New(session.Config[atk4Data]{Store: st, Namespace: "nilfn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	panics := func(name string, f func()) {
+		t.Helper()
+		defer func() {
+			r := recover()
+			msg, _ := r.(string)
+			if !strings.Contains(msg, name) {
+				t.Errorf("panic = %v, want a message naming %s", r, name)
+			}
+		}()
+		f()
+	}
+	panics("Update", func() { m.Update(t.Context(), "k", nil) })
+	panics("Retry", func() { m.Retry(t.Context(), nil) })
+	// The lock of the key was not left held.
+	if _, err := m.Update(t.Context(), "k", func(d *atk4Data) error { d.N++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+}
