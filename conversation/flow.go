@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
 
@@ -67,7 +68,7 @@ type Config[T any] struct {
 
 	// Granularity is the width of the due-index's time slots: every
 	// deadline in one slot is listed in one of Shards values. Zero means
-	// one minute.
+	// one minute; New refuses one under a millisecond or over 24 hours.
 	Granularity time.Duration
 
 	// Shards is the number of index values per slot: writers of deadlines
@@ -148,18 +149,37 @@ type stepDef[T, U, R any] struct {
 }
 
 // New returns a Flow for cfg, or an error naming what is wrong with it:
-// no Name or State, a Name with ':', a negative duration or count, a
-// Store without compare-and-swap.
+// no Name or State, a Name with ':' or NUL or not valid UTF-8, a negative
+// duration or count, a Granularity out of its bounds, an unknown Reentry,
+// a Store without compare-and-swap.
 func New[T, U, R any](cfg Config[T]) (*Flow[T, U, R], error) {
 	switch {
 	case cfg.Name == "":
 		return nil, errors.New("conversation: Config.Name is empty; name the flow (it is stored)")
-	case strings.ContainsAny(cfg.Name, ":\x00"):
-		return nil, fmt.Errorf("conversation: Config.Name %q contains ':' or NUL", cfg.Name)
+	case strings.ContainsAny(cfg.Name, ":\x00") || !utf8.ValidString(cfg.Name):
+		return nil, fmt.Errorf("conversation: Config.Name %q contains ':' or NUL, or is not valid UTF-8 (it is stored in every frame)", cfg.Name)
 	case cfg.State == nil:
 		return nil, errors.New("conversation: Config.State is nil; give the way to the State field of your session type")
-	case cfg.Timeout < 0 || cfg.Granularity < 0 || cfg.Lag < 0 || cfg.Shards < 0 || cfg.MaxDepth < 0:
-		return nil, errors.New("conversation: a Config duration or count is negative")
+	case cfg.Reentry != Restart && cfg.Reentry != KeepRunning:
+		return nil, fmt.Errorf("conversation: Config.Reentry %d is not Restart or KeepRunning", cfg.Reentry)
+	case cfg.Granularity > maxGranularity:
+		return nil, fmt.Errorf("conversation: Config.Granularity (%v) is over %v", cfg.Granularity, maxGranularity)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"Timeout", cfg.Timeout}, {"Granularity", cfg.Granularity}, {"Lag", cfg.Lag}} {
+		if d.v < 0 {
+			return nil, fmt.Errorf("conversation: Config.%s is negative (%v)", d.name, d.v)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		v    int
+	}{{"Shards", cfg.Shards}, {"MaxDepth", cfg.MaxDepth}} {
+		if c.v < 0 {
+			return nil, fmt.Errorf("conversation: Config.%s is negative (%d)", c.name, c.v)
+		}
 	}
 	if cfg.MaxHistory == 0 {
 		cfg.MaxHistory = 10
@@ -204,6 +224,12 @@ func New[T, U, R any](cfg Config[T]) (*Flow[T, U, R], error) {
 	}
 	return f, nil
 }
+
+// maxGranularity is the widest Config.Granularity. The index's cursor
+// takes slot 0 for "nothing was ever listed", so the current slot must
+// never be 0, as a slot wider than the time since 1970 would be; a day is
+// far below that and wider than any use of a slot.
+const maxGranularity = 24 * time.Hour
 
 // StepName returns the name under which a step of type S is stored: the
 // name of its Go type, without the package. It panics for a type without

@@ -1,0 +1,96 @@
+package conversation_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	session "github.com/typedsession/session"
+	"github.com/typedsession/session/conversation"
+	"github.com/typedsession/session/store/memstore"
+)
+
+type Atk4Ask struct{}
+
+// TestAttack4ConfigErrorsNameTheField: New refused a negative Timeout,
+// Granularity, Lag, Shards or MaxDepth with "a Config duration or count is
+// negative", naming neither the field nor the value; it accepted a
+// Reentry that is neither Restart nor KeepRunning (Start took it for
+// Restart, a global Goto for KeepRunning), a Name that is not valid UTF-8
+// (stored in every frame, so every Save failed with ErrInvalid), and a
+// Granularity so wide that the current slot is slot 0, which the cursor
+// takes for "nothing was ever listed": no timeout ever fired. Each is
+// refused, naming the field and the value.
+func TestAttack4ConfigErrorsNameTheField(t *testing.T) {
+	state := func(b *atkBot) *conversation.State { return &b.Conv }
+	st, err := memstore.New(memstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cases := map[string]struct {
+		cfg  conversation.Config[atkBot]
+		want []string
+	}{
+		"Timeout":     {conversation.Config[atkBot]{Timeout: -time.Second}, []string{"Config.Timeout", "-1s"}},
+		"Granularity": {conversation.Config[atkBot]{Granularity: -time.Minute}, []string{"Config.Granularity", "-1m0s"}},
+		"Lag":         {conversation.Config[atkBot]{Lag: -time.Minute}, []string{"Config.Lag", "-1m0s"}},
+		"Shards":      {conversation.Config[atkBot]{Shards: -2}, []string{"Config.Shards", "-2"}},
+		"MaxDepth":    {conversation.Config[atkBot]{MaxDepth: -3}, []string{"Config.MaxDepth", "-3"}},
+		"Reentry":     {conversation.Config[atkBot]{Reentry: 7}, []string{"Config.Reentry", "7"}},
+		"Name UTF-8":  {conversation.Config[atkBot]{Name: "quiz\xff"}, []string{"Config.Name", `quiz\xff`}},
+		"wide slots":  {conversation.Config[atkBot]{Granularity: 100 * 365 * 24 * time.Hour, Store: st}, []string{"Config.Granularity", "876000h"}},
+		"wide, no ix": {conversation.Config[atkBot]{Granularity: 100 * 365 * 24 * time.Hour}, []string{"Config.Granularity", "876000h"}},
+	}
+	for name, tc := range cases {
+		cfg := tc.cfg
+		if cfg.Name == "" {
+			cfg.Name = "atk4"
+		}
+		cfg.State = state
+		_, err := conversation.New[atkBot, string, int](cfg)
+		if err == nil {
+			t.Errorf("%s: New accepted %+v", name, tc.cfg)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: err = %q, want it to name %q", name, err, w)
+			}
+		}
+	}
+}
+
+// TestAttack4WidestGranularityFires: the widest Granularity New accepts
+// still fires a timeout.
+func TestAttack4WidestGranularityFires(t *testing.T) {
+	st, err := memstore.New(memstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clk := &atkClock{t: time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)}
+	m, err := session.New(session.Config[atkBot]{Store: st, Namespace: "atk4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := conversation.New[atkBot, string, int](conversation.Config[atkBot]{
+		Name: "atk4", Manager: m, Store: st, Now: clk.now, Granularity: 24 * time.Hour,
+		State: func(b *atkBot) *conversation.State { return &b.Conv },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conversation.On(f, func(tt *atkTurn, d *Atk4Ask) (conversation.Next, error) { return tt.Stay(), nil })
+	conversation.OnTimeout(f, time.Minute, func(tt *atkTurn, d *Atk4Ask) (conversation.Next, error) { return tt.Cancel(), nil })
+	ctx := context.Background()
+	if _, err := conversation.Start(ctx, f, "k", Atk4Ask{}); err != nil {
+		t.Fatal(err)
+	}
+	clk.t = clk.t.Add(2 * time.Minute)
+	rep, err := f.Sweep(ctx)
+	if err != nil || rep.Fired != 1 {
+		t.Fatalf("Sweep = %+v, %v; want one timeout fired", rep, err)
+	}
+}
