@@ -1,9 +1,13 @@
 package middleware
 
 import (
+	"context"
+	"errors"
 	"math"
 	"testing"
 	"time"
+
+	session "github.com/typedsession/session"
 )
 
 // largestWholeSeconds is the largest duration of whole seconds.
@@ -51,5 +55,37 @@ func TestCookieMaxAgeRememberForHuge(t *testing.T) {
 				t.Errorf("%+v remember=%v: cookieMaxAge = %v, want %v", o, remember, got, want)
 			}
 		}
+	}
+}
+
+// TestAttackDestroyThenFail: the package doc and docs/middleware.md said
+// "a session the handler destroys is deleted, on every path", right
+// after "a handler that returns an error leaves the stored session as it
+// was". The code keeps the second (a failed handler's Destroy is
+// discarded, as any other change of it, in the generic wrapper and in
+// net/http alike); the docs now say so. This pins it.
+func TestAttackDestroyThenFail(t *testing.T) {
+	st := newDeleterStore(t)
+	m := newManager[counter](t, st, "c")
+	h := New(m, userKey, Options{}).Wrap(func(ctx context.Context, u *update) error {
+		s, err := session.From[counter](ctx)
+		if err != nil {
+			return err
+		}
+		s.Data.N++
+		if u.Fail != nil {
+			s.Destroy()
+		}
+		return u.Fail
+	})
+	ctx := context.Background()
+	if err := h(ctx, &update{User: "ann"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h(ctx, &update{User: "ann", Fail: errors.New("logout, then fail")}); err == nil {
+		t.Fatal("the handler's error was not returned")
+	}
+	if got := stored(t, m, "ann"); got.N != 1 {
+		t.Errorf("stored N = %d, want 1: a failed handler's Destroy is discarded", got.N)
 	}
 }
