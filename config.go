@@ -17,6 +17,7 @@ import (
 	"github.com/typedsession/session/internal/format"
 	"github.com/typedsession/session/internal/keylock"
 	"github.com/typedsession/session/internal/protocol"
+	"github.com/typedsession/session/internal/storeutil"
 	"github.com/typedsession/session/migrate"
 	"github.com/typedsession/session/seal"
 	"github.com/typedsession/session/store"
@@ -196,7 +197,7 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 	if cfg.Store == nil {
 		return nil, errors.New("session: Config.Store is nil; give it a store such as memstore.New")
 	}
-	if v := reflect.ValueOf(cfg.Store); nilable(v.Kind()) && v.IsNil() {
+	if storeutil.NilInside(cfg.Store) {
 		// A store constructor that failed returns a nil pointer, which
 		// is not a nil interface: it would panic at the first Load.
 		return nil, fmt.Errorf("session: Config.Store is a nil %T; check the error of the store's constructor", cfg.Store)
@@ -305,15 +306,6 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 		}
 	}
 	return m, nil
-}
-
-// nilable reports whether a value of kind k can be nil.
-func nilable(k reflect.Kind) bool {
-	switch k {
-	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
-		return true
-	}
-	return false
 }
 
 // defaultCompressAbove is Config.CompressAbove's default.

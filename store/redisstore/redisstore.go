@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -105,7 +104,7 @@ var (
 //
 // New panics if client is nil (or a nil pointer).
 func New(client redis.UniversalClient, opts Options) *Store {
-	if v := reflect.ValueOf(client); client == nil || (v.Kind() == reflect.Pointer && v.IsNil()) {
+	if client == nil || storeutil.NilInside(client) {
 		// A nil *redis.Client is not a nil interface: without this it
 		// panicked with a nil dereference in New.
 		panic(fmt.Sprintf("redisstore: New called with a nil client (%T); pass a *redis.Client or *redis.ClusterClient", client))
