@@ -2,11 +2,15 @@ package redisstore_test
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	session "github.com/typedsession/session"
+	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store/redisstore"
 )
 
@@ -25,5 +29,36 @@ func TestAttackNewNilClientPointer(t *testing.T) {
 			}()
 			redisstore.New(c, redisstore.Options{})
 		}()
+	}
+}
+
+// TestAttackHugeTTL: Config.TTL near the largest duration is clamped by
+// the store (store.MaxExpiry), as Config.TTL's doc says: an Update stores
+// the session, a Load finds it, on a real Redis.
+func TestAttackHugeTTL(t *testing.T) {
+	client := testenv.Redis(t)
+	st := newStore(t, client)
+	for _, ttl := range []time.Duration{math.MaxInt64, 200 * 365 * 24 * time.Hour} {
+		m, err := session.New(session.Config[struct {
+			N int `json:"n"`
+		}]{Store: st, Namespace: "huge", TTL: ttl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := fmt.Sprint(int64(ttl))
+		for range 2 {
+			if _, err := m.Update(t.Context(), key, func(d *struct {
+				N int `json:"n"`
+			}) error {
+				d.N++
+				return nil
+			}); err != nil {
+				t.Fatalf("TTL %v: Update: %v", ttl, err)
+			}
+		}
+		s, err := m.Load(t.Context(), key)
+		if err != nil || s.IsNew() || s.Data.N != 2 {
+			t.Fatalf("TTL %v: Load = %+v, new %v, %v; want N 2", ttl, s.Data, s.IsNew(), err)
+		}
 	}
 }
