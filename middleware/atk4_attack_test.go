@@ -3,7 +3,9 @@ package middleware
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,4 +90,21 @@ func TestAttackDestroyThenFail(t *testing.T) {
 	if got := stored(t, m, "ann"); got.N != 1 {
 		t.Errorf("stored N = %d, want 1: a failed handler's Destroy is discarded", got.N)
 	}
+}
+
+// TestAttackNilLockerPointer: Options.Locker holding a nil *LockTable (or
+// a nil *redislock.Locker whose constructor was skipped) is a non-nil
+// Locker: the middleware took it, and the first update panicked deep in
+// Lock. New panics at once, naming the option and the type.
+func TestAttackNilLockerPointer(t *testing.T) {
+	st := newDeleterStore(t)
+	m := newManager[counter](t, st, "c")
+	defer func() {
+		msg := fmt.Sprint(recover())
+		if !strings.Contains(msg, "Options.Locker") || !strings.Contains(msg, "*middleware.LockTable") {
+			t.Errorf("panic %q, want one naming Options.Locker and *middleware.LockTable", msg)
+		}
+	}()
+	var lt *LockTable
+	New(m, userKey, Options{Locker: lt})
 }
