@@ -42,6 +42,9 @@ func TestAttack4ConfigErrorsNameTheField(t *testing.T) {
 		"Name UTF-8":  {conversation.Config[atkBot]{Name: "quiz\xff"}, []string{"Config.Name", `quiz\xff`}},
 		"wide slots":  {conversation.Config[atkBot]{Granularity: 100 * 365 * 24 * time.Hour, Store: st}, []string{"Config.Granularity", "876000h"}},
 		"wide, no ix": {conversation.Config[atkBot]{Granularity: 100 * 365 * 24 * time.Hour}, []string{"Config.Granularity", "876000h"}},
+		// Every sweep reads every shard of each slot: a million shards is
+		// a million reads a sweep, a sweeper that never ends one.
+		"many shards": {conversation.Config[atkBot]{Shards: 1 << 20, Store: st}, []string{"Config.Shards", "1048576"}},
 	}
 	for name, tc := range cases {
 		cfg := tc.cfg

@@ -72,7 +72,8 @@ type Config[T any] struct {
 	Granularity time.Duration
 
 	// Shards is the number of index values per slot: writers of deadlines
-	// in the same slot spread over them. Zero means 4.
+	// in the same slot spread over them. Zero means 4; at most 1024 (a
+	// sweep reads each of them).
 	Shards int
 
 	// Lag is how long after a slot's end the sweeper still reads it
@@ -164,6 +165,8 @@ func New[T, U, R any](cfg Config[T]) (*Flow[T, U, R], error) {
 		return nil, fmt.Errorf("conversation: Config.Reentry %d is not Restart or KeepRunning", cfg.Reentry)
 	case cfg.Granularity > maxGranularity:
 		return nil, fmt.Errorf("conversation: Config.Granularity (%v) is over %v", cfg.Granularity, maxGranularity)
+	case cfg.Shards > maxShards:
+		return nil, fmt.Errorf("conversation: Config.Shards (%d) is over %d; every sweep reads each shard of each slot", cfg.Shards, maxShards)
 	}
 	for _, d := range []struct {
 		name string
@@ -230,6 +233,10 @@ func New[T, U, R any](cfg Config[T]) (*Flow[T, U, R], error) {
 // never be 0, as a slot wider than the time since 1970 would be; a day is
 // far below that and wider than any use of a slot.
 const maxGranularity = 24 * time.Hour
+
+// maxShards is the most Config.Shards: a sweep reads every shard of each
+// slot it visits, so each shard costs every sweep a read.
+const maxShards = 1024
 
 // StepName returns the name under which a step of type S is stored: the
 // name of its Go type, without the package. It panics for a type without
