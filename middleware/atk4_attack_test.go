@@ -108,3 +108,20 @@ func TestAttackNilLockerPointer(t *testing.T) {
 	var lt *LockTable
 	New(m, userKey, Options{Locker: lt})
 }
+
+// TestAttackSameSiteOutOfRange: an HTTPOptions.SameSite that is not one of
+// net/http's modes (a constant of another package, a cast integer) made
+// net/http write the cookie with no SameSite attribute at all, silently.
+// HTTP panics, as it does for its other invalid options, naming the
+// option.
+func TestAttackSameSiteOutOfRange(t *testing.T) {
+	st := newCountingStore(t)
+	m := newManager[cart](t, st, "cart")
+	defer func() {
+		msg := fmt.Sprint(recover())
+		if !strings.Contains(msg, "HTTPOptions.SameSite") || !strings.Contains(msg, "9") {
+			t.Errorf("panic %q, want one naming HTTPOptions.SameSite and 9", msg)
+		}
+	}()
+	HTTP(m, HTTPOptions{SameSite: 9})
+}

@@ -236,7 +236,8 @@ type HTTPOptions struct {
 // The response writer passed to the handler implements http.Flusher and
 // Unwrap, so http.NewResponseController works with it. HTTP panics if m is
 // nil or an option is invalid (a negative CookieMaxAge, a cookie name,
-// path or domain that a cookie cannot carry, SameSite None with Insecure).
+// path or domain that a cookie cannot carry, a SameSite that is not an
+// http.SameSite mode, SameSite None with Insecure).
 func HTTP[T any](m *session.Manager[T], opts HTTPOptions) func(http.Handler) http.Handler {
 	h := &httpMiddleware[T]{core: newCore(m, logByDefault(opts.Options)), opts: opts}
 	o := &h.opts
@@ -253,6 +254,10 @@ func HTTP[T any](m *session.Manager[T], opts HTTPOptions) func(http.Handler) htt
 		panic(fmt.Sprintf("session/middleware: HTTPOptions.CookieMaxAge is negative (%v); use 0 for a cookie that lasts until the browser closes, or a positive duration", o.CookieMaxAge))
 	}
 	o.CookieMaxAge = ceilSeconds(o.CookieMaxAge) // Max-Age counts whole seconds
+	if o.SameSite < http.SameSiteDefaultMode || o.SameSite > http.SameSiteNoneMode {
+		// net/http writes no attribute for a value it does not know.
+		panic(fmt.Sprintf("session/middleware: HTTPOptions.SameSite %d is not an http.SameSite mode; use http.SameSiteLaxMode, StrictMode or NoneMode", o.SameSite))
+	}
 	if o.SameSite == http.SameSiteNoneMode && o.Insecure {
 		panic("session/middleware: HTTPOptions.SameSite is None with Insecure; browsers drop SameSite=None cookies without Secure, so use Lax or Strict for plain-HTTP development")
 	}
