@@ -125,3 +125,24 @@ func TestAttackSameSiteOutOfRange(t *testing.T) {
 	}()
 	HTTP(m, HTTPOptions{SameSite: 9})
 }
+
+// TestAttackCookiePathRelative: a CookiePath that does not start with '/'
+// ("app") went out as it was; browsers ignore such a Path and scope the
+// cookie to the folder of the request that set it (RFC 6265, 5.2.4), so
+// the session was lost on every other page. HTTP panics, naming the
+// option and the value.
+func TestAttackCookiePathRelative(t *testing.T) {
+	st := newCountingStore(t)
+	m := newManager[cart](t, st, "cart")
+	for _, p := range []string{"app", " /app"} {
+		func() {
+			defer func() {
+				msg := fmt.Sprint(recover())
+				if !strings.Contains(msg, "HTTPOptions.CookiePath") || !strings.Contains(msg, fmt.Sprintf("%q", p)) {
+					t.Errorf("CookiePath %q: panic %q, want one naming HTTPOptions.CookiePath and the value", p, msg)
+				}
+			}()
+			HTTP(m, HTTPOptions{CookiePath: p})
+		}()
+	}
+}

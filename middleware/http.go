@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"strings"
 	"time"
 
 	session "github.com/typedsession/session"
@@ -36,7 +37,9 @@ type HTTPOptions struct {
 	// the prefix "__Host-" in front of it (see NoHostPrefix).
 	CookieName string
 
-	// CookiePath is the cookie's Path. Empty means "/".
+	// CookiePath is the cookie's Path. Empty means "/"; another must
+	// start with '/' (HTTP panics otherwise: browsers ignore such a
+	// Path).
 	CookiePath string
 
 	// CookieDomain is the cookie's Domain. Empty means none: the cookie
@@ -236,7 +239,8 @@ type HTTPOptions struct {
 // The response writer passed to the handler implements http.Flusher and
 // Unwrap, so http.NewResponseController works with it. HTTP panics if m is
 // nil or an option is invalid (a negative CookieMaxAge, a cookie name,
-// path or domain that a cookie cannot carry, a SameSite that is not an
+// path or domain that a cookie cannot carry, a path that does not start
+// with '/', a SameSite that is not an
 // http.SameSite mode, SameSite None with Insecure).
 func HTTP[T any](m *session.Manager[T], opts HTTPOptions) func(http.Handler) http.Handler {
 	h := &httpMiddleware[T]{core: newCore(m, logByDefault(opts.Options)), opts: opts}
@@ -249,6 +253,12 @@ func HTTP[T any](m *session.Manager[T], opts HTTPOptions) func(http.Handler) htt
 	}
 	if o.SameSite == 0 {
 		o.SameSite = http.SameSiteLaxMode
+	}
+	if !strings.HasPrefix(o.CookiePath, "/") {
+		// Browsers ignore such a Path and scope the cookie to the
+		// folder of the request that set it (RFC 6265, 5.2.4): the
+		// session would be lost on every other page.
+		panic(fmt.Sprintf("session/middleware: HTTPOptions.CookiePath %q does not start with '/'; browsers would ignore it", o.CookiePath))
 	}
 	if o.CookieMaxAge < 0 {
 		panic(fmt.Sprintf("session/middleware: HTTPOptions.CookieMaxAge is negative (%v); use 0 for a cookie that lasts until the browser closes, or a positive duration", o.CookieMaxAge))
