@@ -42,6 +42,11 @@ func TestAttack4ConfigErrorsNameTheField(t *testing.T) {
 		"Name UTF-8":  {conversation.Config[atkBot]{Name: "quiz\xff"}, []string{"Config.Name", `quiz\xff`}},
 		"wide slots":  {conversation.Config[atkBot]{Granularity: 100 * 365 * 24 * time.Hour, Store: st}, []string{"Config.Granularity", "876000h"}},
 		"wide, no ix": {conversation.Config[atkBot]{Granularity: 100 * 365 * 24 * time.Hour}, []string{"Config.Granularity", "876000h"}},
+		// A sweep reads at most 1440 slots from its cursor, which stays
+		// Lag behind now: with 10 ms slots and the default Lag of a
+		// minute, the sweeps never reached a deadline until about 46 s
+		// after it (TestAttack4FineGranularityFiresOnTime).
+		"lag over the window": {conversation.Config[atkBot]{Granularity: 10 * time.Millisecond, Store: st}, []string{"Config.Lag", "1m0s", "Config.Granularity", "10ms"}},
 		// Every sweep reads every shard of each slot: a million shards is
 		// a million reads a sweep, a sweeper that never ends one.
 		"many shards": {conversation.Config[atkBot]{Shards: 1 << 20, Store: st}, []string{"Config.Shards", "1048576"}},
@@ -96,4 +101,51 @@ func TestAttack4WidestGranularityFires(t *testing.T) {
 	if err != nil || rep.Fired != 1 {
 		t.Fatalf("Sweep = %+v, %v; want one timeout fired", rep, err)
 	}
+}
+
+// TestAttack4FineGranularityFiresOnTime: with slots of 10 ms and a Lag New
+// accepts for them, a sweeper that runs every second fires a step's
+// timeout within two seconds of its deadline. With the default Lag (a
+// minute), which New now refuses for such slots, it fired 46 s late: a
+// sweep reads at most 1440 slots (14.4 s) from its cursor, and the cursor
+// stays Lag behind now.
+func TestAttack4FineGranularityFiresOnTime(t *testing.T) {
+	st, err := memstore.New(memstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	start := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	clk := &atkClock{t: start}
+	m, err := session.New(session.Config[atkBot]{Store: st, Namespace: "atk4f"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := conversation.New[atkBot, string, int](conversation.Config[atkBot]{
+		Name: "atk4f", Manager: m, Store: st, Now: clk.now, Granularity: 10 * time.Millisecond, Lag: 5 * time.Second, Shards: 1,
+		State: func(b *atkBot) *conversation.State { return &b.Conv },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conversation.On(f, func(tt *atkTurn, d *Atk4Ask) (conversation.Next, error) { return tt.Stay(), nil })
+	conversation.OnTimeout(f, time.Minute, func(tt *atkTurn, d *Atk4Ask) (conversation.Next, error) { return tt.Cancel(), nil })
+	ctx := context.Background()
+	if _, err := conversation.Start(ctx, f, "k", Atk4Ask{}); err != nil {
+		t.Fatal(err)
+	}
+	for s := 1; s <= 120; s++ {
+		clk.t = start.Add(time.Duration(s) * time.Second)
+		rep, err := f.Sweep(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Fired == 1 {
+			if late := clk.t.Sub(start.Add(time.Minute)); late > 2*time.Second {
+				t.Fatalf("the timeout fired %v after its deadline", late)
+			}
+			return
+		}
+	}
+	t.Fatal("the timeout never fired in two minutes of sweeps every second")
 }

@@ -80,7 +80,9 @@ type Config[T any] struct {
 	// before moving its cursor past it. Clocks of the replicas must agree
 	// within Lag/2; a writer that lists a deadline later than Lag/2 after
 	// its slot's end (it paused) moves the cursor back, at the cost of a
-	// round trip. Zero means one minute.
+	// round trip. Zero means one minute. It may be at most 720 times
+	// Granularity (New refuses more): a sweep reads at most 1440 slots
+	// from its cursor, which stays Lag behind now.
 	Lag time.Duration
 
 	// Validator checks the validate tags of each step's data (a step's
@@ -201,6 +203,12 @@ func New[T, U, R any](cfg Config[T]) (*Flow[T, U, R], error) {
 	}
 	if cfg.Lag == 0 {
 		cfg.Lag = time.Minute
+	}
+	if window := maxSlotsPerSweep / 2 * cfg.Granularity; cfg.Lag > window {
+		// The cursor stays Lag behind now and a sweep reads at most
+		// maxSlotsPerSweep slots from it: a longer Lag keeps the
+		// sweeps from the recent slots, and timeouts fire about Lag late.
+		return nil, fmt.Errorf("conversation: Config.Lag (%v) is over %d × Config.Granularity (%v): a sweep reads at most %d slots from its cursor, which stays Lag behind now, so timeouts would fire up to Lag late; widen Granularity or shorten Lag", cfg.Lag, maxSlotsPerSweep/2, cfg.Granularity, maxSlotsPerSweep)
 	}
 	if cfg.IndexNamespace == "" {
 		cfg.IndexNamespace = "due-" + cfg.Name
