@@ -17,6 +17,7 @@ import (
 	"github.com/typedsession/session/internal/format"
 	"github.com/typedsession/session/internal/keylock"
 	"github.com/typedsession/session/internal/protocol"
+	"github.com/typedsession/session/internal/storeutil"
 	"github.com/typedsession/session/migrate"
 	"github.com/typedsession/session/seal"
 	"github.com/typedsession/session/store"
@@ -42,7 +43,9 @@ type Config[T any] struct {
 
 	// Namespace prefixes every key: the store key is Namespace + ":" + key.
 	// It may not contain ':', so that two (namespace, key) pairs never
-	// share a store key. Give each session type its own namespace. An
+	// share a store key, and it must be the start of a valid store key
+	// (store.CheckKey: valid UTF-8, no NUL byte, room for a key within
+	// store.MaxKeyLen): New refuses another. Give each session type its own namespace. An
 	// empty Namespace stores keys as they are given: the mode for adopting
 	// another framework's keys. Never give a namespaced manager and one
 	// without a namespace the same store (or redisstore prefix): their keys
@@ -186,12 +189,18 @@ const (
 )
 
 // New returns a Manager for cfg, or an error naming what is wrong with it:
-// no store, a negative TTL or MaxAttempts, a Namespace with ':', a
+// no store (or a nil store pointer), a negative TTL or MaxAttempts, a
+// Namespace with ':' or one that no store key can begin with, a
 // WriteVersion the plan cannot write, or an Initial value that panics or
 // fails validation.
 func New[T any](cfg Config[T]) (*Manager[T], error) {
 	if cfg.Store == nil {
 		return nil, errors.New("session: Config.Store is nil; give it a store such as memstore.New")
+	}
+	if storeutil.NilInside(cfg.Store) {
+		// A store constructor that failed returns a nil pointer, which
+		// is not a nil interface: it would panic at the first Load.
+		return nil, fmt.Errorf("session: Config.Store is a nil %T; check the error of the store's constructor", cfg.Store)
 	}
 	if cfg.TTL < 0 {
 		return nil, fmt.Errorf("session: Config.TTL is negative (%v); use 0 for sessions that never expire", cfg.TTL)
@@ -201,6 +210,13 @@ func New[T any](cfg Config[T]) (*Manager[T], error) {
 	}
 	if strings.Contains(cfg.Namespace, ":") {
 		return nil, fmt.Errorf("session: Config.Namespace %q contains ':', so its keys could meet another namespace's; use a name without ':'", cfg.Namespace)
+	}
+	if cfg.Namespace != "" {
+		// Every store key begins with Namespace + ":": a namespace that
+		// no such key can hold would fail every call.
+		if err := store.CheckKey(cfg.Namespace + ":k"); err != nil {
+			return nil, fmt.Errorf("session: Config.Namespace %s cannot begin a store key: %w", quoteKey(cfg.Namespace), err)
+		}
 	}
 	if cfg.ExtraMembers < KeepExtra || cfg.ExtraMembers > DropExtra {
 		return nil, fmt.Errorf("session: Config.ExtraMembers %d is not KeepExtra, RejectExtra or DropExtra", cfg.ExtraMembers)

@@ -25,7 +25,8 @@ import (
 // returned wrapped in an *Error. A write whose outcome is unknown
 // (ErrOutcomeUnknown) is never retried: running fn again could apply it
 // twice. A panic in fn is not recovered; it reaches the caller as it would
-// from any inline code, after Update has released what it holds. Update
+// from any inline code, after Update has released what it holds. A nil fn
+// panics before anything else. Update
 // returns the data as saved, which equals what the next Load returns.
 //
 // Concurrent Updates of one key through one Manager run one after the
@@ -49,6 +50,9 @@ import (
 // same Manager: the inner call would wait a second for its caller, and
 // its write would make the caller's save conflict.
 func (m *Manager[T]) Update(ctx context.Context, key string, fn func(*T) error) (T, error) {
+	if fn == nil {
+		panic("session: Update with a nil fn; pass the function that changes the session's data")
+	}
 	var start time.Time
 	if m.observing() {
 		start = time.Now()
@@ -194,8 +198,12 @@ func (m *Manager[T]) pauseHandingOn() {
 // while ctx lasts. It returns attempt's last error (wrapped, when the
 // attempts ran out), or ctx's. It is for code that loads, changes and saves
 // a session itself (a handler that is safe to run again, say); attempt must
-// load the session anew each time. ErrOutcomeUnknown is never retried.
+// load the session anew each time. ErrOutcomeUnknown is never retried. A
+// nil attempt panics.
 func (m *Manager[T]) Retry(ctx context.Context, attempt func() error) error {
+	if attempt == nil {
+		panic("session: Retry with a nil attempt; pass the function that loads, changes and saves")
+	}
 	_, err := m.retry(ctx, attempt)
 	return err
 }

@@ -401,7 +401,7 @@ func (f *Flow[T, U, R]) fireRecover(ctx context.Context, key string, deadline in
 	return f.fire(ctx, key, deadline)
 }
 
-// RunSweeper sweeps every interval (zero: one second) until ctx ends,
+// RunSweeper sweeps every interval (zero or less: one second) until ctx ends,
 // and returns ctx's error then. onError, when not nil, gets each sweep's
 // error and each failed timeout's. Run it in every replica, or in some:
 // each timeout runs once whichever replicas sweep.

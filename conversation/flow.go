@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
 
@@ -67,18 +68,21 @@ type Config[T any] struct {
 
 	// Granularity is the width of the due-index's time slots: every
 	// deadline in one slot is listed in one of Shards values. Zero means
-	// one minute.
+	// one minute; New refuses one under a millisecond or over 24 hours.
 	Granularity time.Duration
 
 	// Shards is the number of index values per slot: writers of deadlines
-	// in the same slot spread over them. Zero means 4.
+	// in the same slot spread over them. Zero means 4; at most 1024 (a
+	// sweep reads each of them).
 	Shards int
 
 	// Lag is how long after a slot's end the sweeper still reads it
 	// before moving its cursor past it. Clocks of the replicas must agree
 	// within Lag/2; a writer that lists a deadline later than Lag/2 after
 	// its slot's end (it paused) moves the cursor back, at the cost of a
-	// round trip. Zero means one minute.
+	// round trip. Zero means one minute. It may be at most 720 times
+	// Granularity (New refuses more): a sweep reads at most 1440 slots
+	// from its cursor, which stays Lag behind now.
 	Lag time.Duration
 
 	// Validator checks the validate tags of each step's data (a step's
@@ -148,18 +152,39 @@ type stepDef[T, U, R any] struct {
 }
 
 // New returns a Flow for cfg, or an error naming what is wrong with it:
-// no Name or State, a Name with ':', a negative duration or count, a
-// Store without compare-and-swap.
+// no Name or State, a Name with ':' or NUL or not valid UTF-8, a negative
+// duration or count, a Granularity out of its bounds, an unknown Reentry,
+// a Store without compare-and-swap.
 func New[T, U, R any](cfg Config[T]) (*Flow[T, U, R], error) {
 	switch {
 	case cfg.Name == "":
 		return nil, errors.New("conversation: Config.Name is empty; name the flow (it is stored)")
-	case strings.ContainsAny(cfg.Name, ":\x00"):
-		return nil, fmt.Errorf("conversation: Config.Name %q contains ':' or NUL", cfg.Name)
+	case strings.ContainsAny(cfg.Name, ":\x00") || !utf8.ValidString(cfg.Name):
+		return nil, fmt.Errorf("conversation: Config.Name %q contains ':' or NUL, or is not valid UTF-8 (it is stored in every frame)", cfg.Name)
 	case cfg.State == nil:
 		return nil, errors.New("conversation: Config.State is nil; give the way to the State field of your session type")
-	case cfg.Timeout < 0 || cfg.Granularity < 0 || cfg.Lag < 0 || cfg.Shards < 0 || cfg.MaxDepth < 0:
-		return nil, errors.New("conversation: a Config duration or count is negative")
+	case cfg.Reentry != Restart && cfg.Reentry != KeepRunning:
+		return nil, fmt.Errorf("conversation: Config.Reentry %d is not Restart or KeepRunning", cfg.Reentry)
+	case cfg.Granularity > maxGranularity:
+		return nil, fmt.Errorf("conversation: Config.Granularity (%v) is over %v", cfg.Granularity, maxGranularity)
+	case cfg.Shards > maxShards:
+		return nil, fmt.Errorf("conversation: Config.Shards (%d) is over %d; every sweep reads each shard of each slot", cfg.Shards, maxShards)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"Timeout", cfg.Timeout}, {"Granularity", cfg.Granularity}, {"Lag", cfg.Lag}} {
+		if d.v < 0 {
+			return nil, fmt.Errorf("conversation: Config.%s is negative (%v)", d.name, d.v)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		v    int
+	}{{"Shards", cfg.Shards}, {"MaxDepth", cfg.MaxDepth}} {
+		if c.v < 0 {
+			return nil, fmt.Errorf("conversation: Config.%s is negative (%d)", c.name, c.v)
+		}
 	}
 	if cfg.MaxHistory == 0 {
 		cfg.MaxHistory = 10
@@ -178,6 +203,12 @@ func New[T, U, R any](cfg Config[T]) (*Flow[T, U, R], error) {
 	}
 	if cfg.Lag == 0 {
 		cfg.Lag = time.Minute
+	}
+	if window := maxSlotsPerSweep / 2 * cfg.Granularity; cfg.Lag > window {
+		// The cursor stays Lag behind now and a sweep reads at most
+		// maxSlotsPerSweep slots from it: a longer Lag keeps the
+		// sweeps from the recent slots, and timeouts fire about Lag late.
+		return nil, fmt.Errorf("conversation: Config.Lag (%v) is over %d × Config.Granularity (%v): a sweep reads at most %d slots from its cursor, which stays Lag behind now, so timeouts would fire up to Lag late; widen Granularity or shorten Lag", cfg.Lag, maxSlotsPerSweep/2, cfg.Granularity, maxSlotsPerSweep)
 	}
 	if cfg.IndexNamespace == "" {
 		cfg.IndexNamespace = "due-" + cfg.Name
@@ -204,6 +235,16 @@ func New[T, U, R any](cfg Config[T]) (*Flow[T, U, R], error) {
 	}
 	return f, nil
 }
+
+// maxGranularity is the widest Config.Granularity. The index's cursor
+// takes slot 0 for "nothing was ever listed", so the current slot must
+// never be 0, as a slot wider than the time since 1970 would be; a day is
+// far below that and wider than any use of a slot.
+const maxGranularity = 24 * time.Hour
+
+// maxShards is the most Config.Shards: a sweep reads every shard of each
+// slot it visits, so each shard costs every sweep a read.
+const maxShards = 1024
 
 // StepName returns the name under which a step of type S is stored: the
 // name of its Go type, without the package. It panics for a type without

@@ -3,12 +3,14 @@ package middleware
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	session "github.com/typedsession/session"
 	"github.com/typedsession/session/internal/binding"
 	"github.com/typedsession/session/internal/errs"
 	"github.com/typedsession/session/internal/logsafe"
+	"github.com/typedsession/session/internal/storeutil"
 )
 
 // core is what the generic wrapper and the net/http middleware share: the
@@ -28,6 +30,9 @@ type core[T any] struct {
 func newCore[T any](m *session.Manager[T], opts Options) *core[T] {
 	if m == nil {
 		panic("session/middleware: nil *session.Manager; create one with session.New")
+	}
+	if opts.Locker != nil && storeutil.NilInside(opts.Locker) {
+		panic(fmt.Sprintf("session/middleware: Options.Locker is a nil %T; create it (NewLockTable, redislock.New) or leave Locker nil", opts.Locker))
 	}
 	c := &core[T]{m: m, opts: opts, locker: opts.Locker}
 

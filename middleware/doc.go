@@ -24,8 +24,10 @@
 // returns an error (in net/http: that writes a status of 500 or above, or
 // panics before its response starts) leaves the stored session as it was.
 // Save writes nothing when the data did not change, and nothing for a new
-// session nobody changed. A session the handler destroys (s.Destroy(), or
-// [Destroy] in net/http) is deleted, on every path.
+// session nobody changed. A session a successful handler destroys
+// (s.Destroy(), or [Destroy] in net/http) is deleted, whether it was
+// stored or new and whatever its cookie; a failed handler's Destroy is
+// discarded with its other changes.
 //
 // net/http commits when the response starts: changes are committed when
 // the first byte of the body (or the status) is written, so that a save

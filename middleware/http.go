@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"strings"
 	"time"
 
 	session "github.com/typedsession/session"
@@ -36,7 +37,9 @@ type HTTPOptions struct {
 	// the prefix "__Host-" in front of it (see NoHostPrefix).
 	CookieName string
 
-	// CookiePath is the cookie's Path. Empty means "/".
+	// CookiePath is the cookie's Path. Empty means "/"; another must
+	// start with '/' (HTTP panics otherwise: browsers ignore such a
+	// Path).
 	CookiePath string
 
 	// CookieDomain is the cookie's Domain. Empty means none: the cookie
@@ -236,7 +239,9 @@ type HTTPOptions struct {
 // The response writer passed to the handler implements http.Flusher and
 // Unwrap, so http.NewResponseController works with it. HTTP panics if m is
 // nil or an option is invalid (a negative CookieMaxAge, a cookie name,
-// path or domain that a cookie cannot carry, SameSite None with Insecure).
+// path or domain that a cookie cannot carry, a path that does not start
+// with '/', a SameSite that is not an
+// http.SameSite mode, SameSite None with Insecure).
 func HTTP[T any](m *session.Manager[T], opts HTTPOptions) func(http.Handler) http.Handler {
 	h := &httpMiddleware[T]{core: newCore(m, logByDefault(opts.Options)), opts: opts}
 	o := &h.opts
@@ -249,11 +254,19 @@ func HTTP[T any](m *session.Manager[T], opts HTTPOptions) func(http.Handler) htt
 	if o.SameSite == 0 {
 		o.SameSite = http.SameSiteLaxMode
 	}
+	if !strings.HasPrefix(o.CookiePath, "/") {
+		// Browsers ignore such a Path and scope the cookie to the
+		// folder of the request that set it (RFC 6265, 5.2.4): the
+		// session would be lost on every other page.
+		panic(fmt.Sprintf("session/middleware: HTTPOptions.CookiePath %q does not start with '/'; browsers would ignore it", o.CookiePath))
+	}
 	if o.CookieMaxAge < 0 {
 		panic(fmt.Sprintf("session/middleware: HTTPOptions.CookieMaxAge is negative (%v); use 0 for a cookie that lasts until the browser closes, or a positive duration", o.CookieMaxAge))
 	}
-	if r := o.CookieMaxAge % time.Second; r != 0 {
-		o.CookieMaxAge += time.Second - r // Max-Age counts whole seconds
+	o.CookieMaxAge = ceilSeconds(o.CookieMaxAge) // Max-Age counts whole seconds
+	if o.SameSite < http.SameSiteDefaultMode || o.SameSite > http.SameSiteNoneMode {
+		// net/http writes no attribute for a value it does not know.
+		panic(fmt.Sprintf("session/middleware: HTTPOptions.SameSite %d is not an http.SameSite mode; use http.SameSiteLaxMode, StrictMode or NoneMode", o.SameSite))
 	}
 	if o.SameSite == http.SameSiteNoneMode && o.Insecure {
 		panic("session/middleware: HTTPOptions.SameSite is None with Insecure; browsers drop SameSite=None cookies without Secure, so use Lax or Strict for plain-HTTP development")

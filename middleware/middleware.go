@@ -74,7 +74,8 @@ type Options struct {
 	// Locker is the per-key lock. Nil means a [LockTable] of this
 	// middleware value's own. Give several middleware values one
 	// LockTable to serialize them together, or a Locker backed by a shared
-	// store to serialize across processes. Ignored with NoLock.
+	// store to serialize across processes. Ignored with NoLock. A nil
+	// pointer (a LockTable never made) makes New and HTTP panic.
 	Locker Locker
 
 	// OnError, when set, is called with every error of the session
@@ -133,7 +134,7 @@ type Middleware[U, T any] struct {
 }
 
 // New returns a Middleware that keeps sessions of type T in m, keyed by key.
-// It panics if m or key is nil.
+// It panics if m or key is nil, or Options.Locker is a nil pointer.
 func New[U, T any](m *session.Manager[T], key KeyFunc[U], opts Options) *Middleware[U, T] {
 	if key == nil {
 		panic("session/middleware: nil KeyFunc; pass a function that returns the update's user or chat ID")

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"reflect"
 	"slices"
@@ -342,10 +343,21 @@ func (o *HTTPOptions) cookieMaxAge(w *Web, now time.Time) time.Duration {
 	if maxAge <= 0 {
 		return 0
 	}
-	if r := maxAge % time.Second; r != 0 {
-		maxAge += time.Second - r
+	return max(ceilSeconds(maxAge), time.Second)
+}
+
+// ceilSeconds returns d (not negative) rounded up to whole seconds, the
+// unit of a cookie's Max-Age; near the largest duration, the largest
+// whole number of seconds instead of an overflow.
+func ceilSeconds(d time.Duration) time.Duration {
+	r := d % time.Second
+	if r == 0 {
+		return d
 	}
-	return max(maxAge, time.Second)
+	if d > math.MaxInt64-(time.Second-r) {
+		return d - r
+	}
+	return d + time.Second - r
 }
 
 // agentLen is the most bytes of a User-Agent header an index keeps.

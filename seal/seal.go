@@ -77,8 +77,8 @@ type Keyring struct {
 }
 
 // New returns a keyring of keys, the first of which seals. It returns an
-// error for no keys, a secret that is not KeySize bytes, an invalid or
-// repeated ID.
+// error for no keys, a secret that is not KeySize bytes or is all zero
+// bytes (a buffer never filled), an invalid or repeated ID.
 func New(keys ...Key) (*Keyring, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("seal: New needs at least one key")
@@ -94,6 +94,9 @@ func New(keys ...Key) (*Keyring, error) {
 		if len(k.Secret) != KeySize {
 			return nil, fmt.Errorf("seal: key %q has a %d-byte secret; it must be %d random bytes", k.ID, len(k.Secret), KeySize)
 		}
+		if allZero(k.Secret) {
+			return nil, fmt.Errorf("seal: key %q has a secret of %d zero bytes, a buffer never filled; it must be random bytes (crypto/rand)", k.ID, KeySize)
+		}
 		block, err := aes.NewCipher(k.Secret)
 		if err != nil {
 			return nil, err
@@ -105,6 +108,15 @@ func New(keys ...Key) (*Keyring, error) {
 		r.aeads[k.ID] = aead
 	}
 	return r, nil
+}
+
+// allZero reports whether every byte of b is zero.
+func allZero(b []byte) bool {
+	var or byte
+	for _, c := range b {
+		or |= c
+	}
+	return or == 0
 }
 
 func checkID(id string) error {

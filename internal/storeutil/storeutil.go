@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"sync"
 	"time"
@@ -69,6 +70,19 @@ func Wrap(backend, op, key string, err error) error {
 		return fmt.Errorf("%s: %s: %w", backend, op, err)
 	}
 	return fmt.Errorf("%s: %s %s: %w", backend, op, QuoteKey(key), err)
+}
+
+// NilInside reports whether v, an interface value that is not nil, holds
+// a nil pointer, map, slice, func or chan: what a constructor that failed
+// returns (a nil *memstore.Store, a nil *redis.Client), which a check
+// against nil does not catch and whose first method call panics.
+func NilInside(v any) bool {
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan:
+		return rv.IsNil()
+	}
+	return false
 }
 
 // QuoteKey quotes key for an error message, shortened to its first 64

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,7 +53,8 @@ type Options struct {
 
 	// Channel is the channel on which a release is announced with
 	// pg_notify, and which waiters LISTEN on. Default [DefaultChannel].
-	// Lockers of different Class may share it.
+	// Lockers of different Class may share it. At most 63 bytes (New
+	// panics otherwise: pg_notify refuses a longer one).
 	Channel string
 
 	// MaxConns caps the connections of the pool that locks hold (and
@@ -61,7 +63,7 @@ type Options struct {
 	// the pool's MaxConns, so that the handlers holding the locks still
 	// find connections for their own queries (with every connection held
 	// by a lock, a handler that queries the pool waits forever, and so
-	// does every update); New panics otherwise. 0 means half the pool's
+	// does every update); New panics otherwise. 0 (or less) means half the pool's
 	// MaxConns (pgxpool's default pool of 4 gives 2), at most
 	// [DefaultMaxConns]; a pool of one connection has no room for both
 	// and makes New panic. The listener's connection is separate, not
@@ -71,11 +73,11 @@ type Options struct {
 	// Poll is the longest a waiter sleeps between two tries when no
 	// notification wakes it. A lock that ends with its connection (a
 	// replica that crashed) sends no notification, so this is how long
-	// the others may take to notice. Default [DefaultPoll].
+	// the others may take to notice. Zero or less means [DefaultPoll].
 	Poll time.Duration
 
 	// Timeout bounds each release, which runs without the update's
-	// context. Default [DefaultTimeout].
+	// context. Zero or less means [DefaultTimeout].
 	Timeout time.Duration
 
 	// OnError, when set, hears of the errors that no caller receives: a
@@ -85,6 +87,10 @@ type Options struct {
 	// for long.
 	OnError func(key string, err error)
 }
+
+// maxChannel is the longest channel name PostgreSQL takes (NAMEDATALEN
+// less one).
+const maxChannel = 63
 
 // Locker is a [middleware.Locker] on PostgreSQL advisory locks, shared by
 // every process that uses the same database and Class. See the package
@@ -113,8 +119,9 @@ type waiter struct {
 
 // New returns a Locker on pool. The listener's connection (a separate
 // connection of the same configuration) is opened by the first Lock that
-// has to wait; [Locker.Close] closes it. New panics if pool is nil or
-// [Options].MaxConns is not below the pool's MaxConns.
+// has to wait; [Locker.Close] closes it. New panics if pool is nil,
+// [Options].MaxConns is not below the pool's MaxConns, or
+// [Options].Channel is longer than PostgreSQL takes.
 func New(pool *pgxpool.Pool, opts Options) *Locker {
 	if pool == nil {
 		panic("session/middleware/pglock: nil pool; create one with pgxpool.New")
@@ -135,6 +142,11 @@ func New(pool *pgxpool.Pool, opts Options) *Locker {
 	}
 	if l.channel == "" {
 		l.channel = DefaultChannel
+	}
+	if len(l.channel) > maxChannel || strings.IndexByte(l.channel, 0) >= 0 {
+		// pg_notify refuses it ("channel name too long"): every release
+		// would fail and close its connection.
+		panic(fmt.Sprintf("session/middleware/pglock: Options.Channel is %d bytes or holds a NUL byte; PostgreSQL takes a channel of at most %d bytes without NUL", len(l.channel), maxChannel))
 	}
 	l.sem = make(chan struct{}, n)
 	if l.poll <= 0 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/typedsession/session/internal/storeutil"
 	"github.com/typedsession/session/middleware"
 )
 
@@ -54,8 +55,9 @@ type Options struct {
 	// longest a crashed replica keeps a key locked. It also bounds a
 	// release's reservation for the first waiting process (see the package
 	// documentation, # Fairness): a replica that crashes while waiting
-	// keeps the key from the others at most that long. Default
-	// [DefaultLease]; Redis counts it in milliseconds (at least 1 ms).
+	// keeps the key from the others at most that long. Zero or less
+	// means [DefaultLease]; Redis counts it in milliseconds (at least
+	// 1 ms).
 	Lease time.Duration
 
 	// Renew is the interval between renewals of a held lock, each of which
@@ -68,11 +70,12 @@ type Options struct {
 	// Poll is the longest a waiter sleeps between two tries when no
 	// release message wakes it (a message lost to a reconnection, a holder
 	// that crashed and whose lease runs out: a waiter also wakes when the
-	// holder's lease ends, if that is sooner). Default [DefaultPoll].
+	// holder's lease ends, if that is sooner). Zero or less means
+	// [DefaultPoll].
 	Poll time.Duration
 
 	// Timeout bounds each renewal and each release, which run without the
-	// update's context. Default [DefaultTimeout].
+	// update's context. Zero or less means [DefaultTimeout].
 	Timeout time.Duration
 
 	// MaxHandoffs is how many times in a row a lock held in Redis is
@@ -134,11 +137,11 @@ type waiter struct {
 // New returns a Locker on client: a *redis.Client (a single node, or
 // Sentinel failover) or a *redis.ClusterClient. Its subscription for
 // wake-ups is opened by the first Lock that has to wait; [Locker.Close]
-// closes it. New panics if client is nil or Options.Renew is not below
-// Options.Lease.
+// closes it. New panics if client is nil (or a nil pointer) or
+// Options.Renew is not below Options.Lease.
 func New(client redis.UniversalClient, opts Options) *Locker {
-	if client == nil {
-		panic("session/middleware/redislock: nil client; pass a *redis.Client or *redis.ClusterClient")
+	if client == nil || storeutil.NilInside(client) {
+		panic(fmt.Sprintf("session/middleware/redislock: nil client (%T); pass a *redis.Client or *redis.ClusterClient", client))
 	}
 	l := &Locker{
 		c:       client,

@@ -105,7 +105,8 @@ type Store struct {
 // next to it, then restores the file if it exists; if that file cannot be
 // read or parsed, New returns an error (matching [store.ErrCorrupt] for a
 // damaged snapshot) and leaves the file untouched. New also returns an error
-// for a non-zero DefaultTTL or a negative MaxValueBytes.
+// for a BackupPath whose folder does not exist, a non-zero DefaultTTL or a
+// negative MaxValueBytes.
 func New(opts Options) (*Store, error) {
 	if opts.DefaultTTL != 0 {
 		return nil, fmt.Errorf("memstore: Options.DefaultTTL (%v) is no longer supported: a ttl of 0 means no expiry in every store; set session.Config.TTL, or pass the ttl to each call, instead", opts.DefaultTTL)

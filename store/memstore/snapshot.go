@@ -117,6 +117,17 @@ func (s *Store) snapshot(ctx context.Context) error {
 // restore removes the temp files a crashed snapshot left and loads the
 // snapshot at path, if there is one, into the (still unpublished) shards.
 func (s *Store) restore(path string) error {
+	// Every snapshot is written next to path: a folder that is missing
+	// (a typo, a volume not mounted) would fail each of them, seen only
+	// by OnError and at Close, and the sessions would be lost at the
+	// restart.
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		if err == nil {
+			err = errors.New("not a directory")
+		}
+		return fmt.Errorf("memstore: Options.BackupPath %s: its folder %s must exist: %w", path, dir, err)
+	}
 	if err := storeutil.RemoveStaleTemps(filepath.Dir(path), filepath.Base(path), 0); err != nil {
 		return fmt.Errorf("memstore: remove the temp files of an interrupted snapshot next to %s: %w", path, err)
 	}

@@ -102,10 +102,12 @@ var (
 // ctx deadlines are not honoured while a reply is awaited (package doc,
 // "Client options").
 //
-// New panics if client is nil.
+// New panics if client is nil (or a nil pointer).
 func New(client redis.UniversalClient, opts Options) *Store {
-	if client == nil {
-		panic("redisstore: New called with a nil client; pass a *redis.Client or *redis.ClusterClient")
+	if client == nil || storeutil.NilInside(client) {
+		// A nil *redis.Client is not a nil interface: without this it
+		// panicked with a nil dereference in New.
+		panic(fmt.Sprintf("redisstore: New called with a nil client (%T); pass a *redis.Client or *redis.ClusterClient", client))
 	}
 	n := int64(opts.ScanCount)
 	if n <= 0 {
