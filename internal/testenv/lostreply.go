@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -13,132 +12,46 @@ import (
 	"github.com/typedsession/session/store"
 )
 
-// lostReplyProxy is a TCP proxy between a store's client and its server
-// that loses the reply of one request: armed with a marker (bytes of a
-// key), it forwards the first request that carries the marker, drops
-// everything the server answers on that connection, lets another writer
-// act once the server has run the request, then cuts the connection. It
-// counts the requests that carry the marker, so a resend (by the client
-// library, on this or a new connection) shows as a second one.
+// lostReplyProxy loses the reply of one request, through a Proxy: armed
+// with a marker (bytes of a key), it forwards the first request that
+// carries the marker, drops everything the server answers on that
+// connection, lets another writer act once the server has run the request,
+// then cuts the connection. It counts the requests that carry the marker,
+// so a resend (by the client library, on this or a new connection) shows
+// as a second one.
 type lostReplyProxy struct {
-	ln     net.Listener
-	target string
-
+	*Proxy
 	mu     sync.Mutex
 	marker []byte
 	after  func()
 	seen   int
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
-	closed bool
 }
 
 func startLostReplyProxy(tb testing.TB, target string) *lostReplyProxy {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p := &lostReplyProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	p.wg.Add(1)
-	go p.accept()
-	tb.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		p.closed = true
-		for c := range p.conns {
-			c.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
-	return p
+	lp := &lostReplyProxy{Proxy: StartProxy(tb, target)}
+	lp.Proxy.mu.Lock()
+	lp.Proxy.inspect = lp.inspect
+	lp.Proxy.mu.Unlock()
+	return lp
 }
 
-func (p *lostReplyProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			c.Close()
-			s.Close()
-			continue
-		}
-		p.conns[c], p.conns[s] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		var dropping sync.Mutex // held from the marked request on: replies go nowhere
-		drop := false
-		p.wg.Add(2)
-		go func() { // client → server
-			defer p.wg.Done()
-			defer s.Close()
-			buf := make([]byte, 64<<10)
-			for {
-				n, err := c.Read(buf)
-				if n > 0 {
-					p.mu.Lock()
-					hit := p.marker != nil && bytes.Contains(buf[:n], p.marker)
-					var after func()
-					if hit {
-						p.seen++
-						after, p.after = p.after, nil
-					}
-					p.mu.Unlock()
-					if hit && after != nil {
-						dropping.Lock()
-						drop = true
-						dropping.Unlock()
-					}
-					if _, werr := s.Write(buf[:n]); werr != nil {
-						return
-					}
-					if hit && after != nil {
-						p.wg.Add(1)
-						go func() {
-							defer p.wg.Done()
-							time.Sleep(200 * time.Millisecond) // the server runs the request
-							after()
-							c.Close()
-							s.Close()
-						}()
-					}
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-		go func() { // server → client
-			defer p.wg.Done()
-			defer c.Close()
-			buf := make([]byte, 64<<10)
-			for {
-				n, err := s.Read(buf)
-				if n > 0 {
-					dropping.Lock()
-					d := drop
-					dropping.Unlock()
-					if !d {
-						if _, werr := c.Write(buf[:n]); werr != nil {
-							return
-						}
-					}
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
+// inspect is the Proxy's look at each request (see Proxy.inspect).
+func (p *lostReplyProxy) inspect(chunk []byte) (drop bool, then func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.marker == nil || !bytes.Contains(chunk, p.marker) {
+		return false, nil
+	}
+	p.seen++
+	after := p.after
+	p.after = nil
+	if after == nil {
+		return false, nil
+	}
+	return true, func() {
+		time.Sleep(200 * time.Millisecond) // the server runs the request
+		after()
 	}
 }
 
@@ -176,7 +89,7 @@ func LostReplies(t *testing.T, target string, open func(t *testing.T, proxyAddr 
 		marker = func(key string) []byte { return []byte(key) }
 	}
 	p := startLostReplyProxy(t, target)
-	st, direct := open(t, p.ln.Addr().String())
+	st, direct := open(t, p.Addr())
 	sw, _ := st.(store.Swapper)
 	del, _ := st.(store.Deleter)
 	ctx := context.Background()

@@ -24,7 +24,7 @@ func TestAttackNoWriteLandsAfterItReturned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := testenv.StartHoldProxy(t, u.Host)
+	p := testenv.StartProxy(t, u.Host)
 	pu := *u
 	pu.Host = p.Addr()
 	nc, err := nats.Connect(pu.String(), nats.ReconnectWait(50*time.Millisecond), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1))

@@ -27,7 +27,7 @@ func TestAttackNoWriteLandsAfterItReturned(t *testing.T) {
 			prefix := testenv.Prefix(t, "outage")
 			testenv.CleanupPrefix(t, direct, prefix)
 			other := redisstore.New(direct, redisstore.Options{Prefix: prefix})
-			p := testenv.StartHoldProxy(t, opt.Addr)
+			p := testenv.StartProxy(t, opt.Addr)
 			po := *opt
 			po.Addr = p.Addr()
 			c := redis.NewClient(&po)

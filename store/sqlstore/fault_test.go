@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -18,79 +16,6 @@ import (
 	"github.com/typedsession/session/internal/testenv"
 	"github.com/typedsession/session/store"
 )
-
-// cutProxy is a TCP proxy between the store's client and PostgreSQL that
-// can cut every connection through it at once: a server restart as the
-// client sees it (replies lost mid-statement, connections refused
-// nowhere), without touching the shared server.
-type cutProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
-}
-
-func startCutProxy(t *testing.T, target string) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *cutProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns[c], p.conns[s] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		p.wg.Add(2)
-		pipe := func(dst, src net.Conn) {
-			defer p.wg.Done()
-			io.Copy(dst, src)
-			dst.Close()
-			src.Close()
-			p.mu.Lock()
-			delete(p.conns, dst)
-			delete(p.conns, src)
-			p.mu.Unlock()
-		}
-		go pipe(c, s)
-		go pipe(s, c)
-	}
-}
-
-// cut closes every connection through the proxy and returns how many
-// client connections it cut.
-func (p *cutProxy) cut() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for c := range p.conns {
-		c.Close()
-	}
-	n := len(p.conns) / 2
-	clear(p.conns)
-	return n
-}
 
 // TestPostgresConnectionCuts is the PostgreSQL fault test of issue 11
 // item 1 at the store level: 64 goroutines increment 4 counters through
@@ -123,8 +48,8 @@ func TestPostgresConnectionCuts(t *testing.T) {
 // connectionCuts runs the test with one interval between cuts and returns
 // how many writes it attempted.
 func connectionCuts(t *testing.T, direct *sql.DB, u url.URL, cutEvery time.Duration) int {
-	proxy := startCutProxy(t, u.Host)
-	u.Host = proxy.ln.Addr().String()
+	proxy := testenv.StartProxy(t, u.Host)
+	u.Host = proxy.Addr()
 	viaProxy, err := sql.Open("pgx", u.String())
 	if err != nil {
 		t.Fatal(err)
@@ -204,7 +129,7 @@ func connectionCuts(t *testing.T, direct *sql.DB, u url.URL, cutEvery time.Durat
 				return
 			case <-tick.C:
 				cuts.Add(1)
-				cutConns.Add(int64(proxy.cut()))
+				cutConns.Add(int64(proxy.Cut()))
 			}
 		}
 	}()
