@@ -30,25 +30,52 @@ import (
 // so that a /cancel still wins; if none takes it, Handle returns the
 // timeout's error and writes nothing.
 func (f *Flow[T, U, R]) Handle(ctx context.Context, key string, id int64, u U) (Outcome[R], error) {
+	var out Outcome[R]
+	err := f.updateCancelWins(id, u, func(op func(*run[T, U, R]) error) error {
+		o, err := f.do(ctx, key, op)
+		if err == nil {
+			out = o
+		}
+		return err
+	}, nil, func() bool {
+		// The failed run wrote nothing (Manager.Update discards fn's
+		// changes on an error), so the second starts from the stored
+		// state.
+		return true
+	})
+	return out, err
+}
+
+// updateCancelWins applies update id, u through exec (one Manager.Update,
+// or a run on a session the caller holds), so that a global handler's
+// /cancel wins over a timeout that has run out and fails: when the first
+// run failed in that timeout and global handlers exist, restore puts the
+// data back as it was before the run (reporting false when it cannot) and
+// exec runs the update again for the global handlers alone. If none of
+// them takes it, the timeout's error is returned. before, when not nil,
+// runs inside the first run before the update (Apply copies the data
+// there, by the run's own reading of whether a timeout is due).
+func (f *Flow[T, U, R]) updateCancelWins(id int64, u U, exec func(op func(*run[T, U, R]) error) error, before func(*run[T, U, R]), restore func() bool) error {
 	failed := false
-	out, err := f.do(ctx, key, func(r *run[T, U, R]) error {
+	err := exec(func(r *run[T, U, R]) error {
+		if before != nil {
+			before(r)
+		}
 		err := r.update(id, u)
 		failed = r.timeoutFailed
 		return err
 	})
-	if err == nil || !failed || len(f.globals) == 0 {
-		return out, err
+	if err == nil || !failed || len(f.globals) == 0 || !restore() {
+		return err
 	}
-	// The failed run wrote nothing (Manager.Update discards fn's changes
-	// on an error), so the second starts from the stored state.
-	out2, err2 := f.do(ctx, key, func(r *run[T, U, R]) error {
+	err2 := exec(func(r *run[T, U, R]) error {
 		r.skipTimeout = true
 		return r.update(id, u)
 	})
 	if errors.Is(err2, errNotTaken) {
-		return out, err
+		return err
 	}
-	return out2, err2
+	return err2
 }
 
 // Start starts the root flow at step S with data first for the session
@@ -143,32 +170,28 @@ var errNoManager = errors.New("conversation: Config.Manager is nil; a flow that 
 // taken only when a deadline has run out and global handlers exist, and
 // needs Config.Manager; without it the timeout's error is returned.
 func (f *Flow[T, U, R]) Apply(ctx context.Context, s *session.Session[T], id int64, u U) (Outcome[R], error) {
-	var before *T
-	failed := false
-	r, err := f.runOn(ctx, s.Key(), &s.Data, func(r *run[T, U, R]) error {
+	var copied *T
+	var r *run[T, U, R]
+	err := f.updateCancelWins(id, u, func(op func(*run[T, U, R]) error) error {
+		var err error
+		r, err = f.runOn(ctx, s.Key(), &s.Data, op)
+		return err
+	}, func(r *run[T, U, R]) {
 		// Whether a timeout has run out is the run's own decision (its
 		// clock reading, the deadline of its frames): a copy decided by
 		// another reading missed a deadline that passed in between.
 		if len(f.globals) > 0 && f.cfg.Manager != nil && r.timeoutDue() {
 			if c, err := f.cfg.Manager.Copy(&s.Data); err == nil {
-				before = &c
+				copied = &c
 			}
 		}
-		err := r.update(id, u)
-		failed = r.timeoutFailed
-		return err
-	})
-	if err != nil && failed && before != nil {
-		s.Data = *before
-		r2, err2 := f.runOn(ctx, s.Key(), &s.Data, func(r *run[T, U, R]) error {
-			r.skipTimeout = true
-			return r.update(id, u)
-		})
-		if errors.Is(err2, errNotTaken) {
-			return Outcome[R]{}, err
+	}, func() bool {
+		if copied == nil {
+			return false
 		}
-		r, err = r2, err2
-	}
+		s.Data = *copied
+		return true
+	})
 	if err != nil {
 		return Outcome[R]{}, err
 	}
