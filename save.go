@@ -5,7 +5,6 @@ package session
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -206,7 +205,7 @@ func (m *Manager[T]) move(ctx context.Context, s *Session[T], e format.Encoded) 
 	c1.Add(1)
 	c2.Add(1)
 	if err != nil {
-		if errors.Is(err, ErrConflict) && !errors.Is(err, ErrOutcomeUnknown) {
+		if errs.DefiniteConflict(err) {
 			return fmt.Errorf("%w (moving to the new key %s)", err, quoteKey(to))
 		}
 		return err

@@ -216,7 +216,7 @@ func (m *Manager[T]) retry(ctx context.Context, attempt func() error) (int, erro
 	backoff := 500 * time.Microsecond
 	for n := 1; ; n++ {
 		err := attempt()
-		if !errors.Is(err, ErrConflict) || errors.Is(err, ErrOutcomeUnknown) {
+		if !errs.DefiniteConflict(err) {
 			// An unknown outcome caused by a conflict (a move whose
 			// undo met another writer's value) may have landed: never
 			// run again.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	session "github.com/typedsession/session"
+	"github.com/typedsession/session/internal/errs"
 )
 
 // maxHops is the most forwarding entries one request follows.
@@ -222,7 +223,7 @@ func (st *httpState[T]) rotate(s *session.Session[T], now time.Time) (*session.S
 	}
 	*web.of(s) = Web{Issued: now, Moved: next.Key()}
 	if err := st.cl.save(st.ctx, s, false); err != nil {
-		if errors.Is(err, session.ErrConflict) && !errors.Is(err, session.ErrOutcomeUnknown) {
+		if errs.DefiniteConflict(err) {
 			next.Destroy()
 			if uerr := m.Save(st.ctx, next); uerr != nil {
 				st.cl.c.report(st.ctx, "save", next.Key(), uerr)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	session "github.com/typedsession/session"
+	"github.com/typedsession/session/internal/errs"
 )
 
 // ErrNoKey is returned by a [KeyFunc] for an update that has no session: no
@@ -208,7 +209,7 @@ func (mw *Middleware[U, T]) Wrap(next Handler[U]) Handler[U] {
 			return mw.once(ctx, key, u, next)
 		}
 		err = c.m.Retry(ctx, func() error { return mw.once(ctx, key, u, next) })
-		if errors.Is(err, session.ErrConflict) && !errors.Is(err, session.ErrOutcomeUnknown) {
+		if errs.DefiniteConflict(err) {
 			c.report(ctx, "save", key, err) // the attempts ran out
 		}
 		return err

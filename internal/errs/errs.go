@@ -76,6 +76,14 @@ func (e *Error) Unwrap() []error {
 	return []error{e.Kind, e.Cause}
 }
 
+// DefiniteConflict reports whether err says another writer changed the
+// key and nothing was written: it matches Conflict and not OutcomeUnknown
+// (an open outcome can match both: a move whose undo met another writer).
+// It is the one test of whether a conflict may be retried or undone.
+func DefiniteConflict(err error) bool {
+	return errors.Is(err, Conflict) && !errors.Is(err, OutcomeUnknown)
+}
+
 // Damaged reports whether err says a stored value is damaged by its
 // content: the only failures Config.Quarantine moves aside.
 func Damaged(err error) bool {

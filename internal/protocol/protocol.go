@@ -375,7 +375,7 @@ func (p *Store) Move(ctx context.Context, from string, old Old, to string, v Val
 		return err
 	}
 	err := p.delete(ctx, from, old, true)
-	if err == nil || !errors.Is(err, errs.Conflict) || errors.Is(err, errs.OutcomeUnknown) {
+	if err == nil || !errs.DefiniteConflict(err) {
 		// Done, or open: never undo after an open outcome, which could
 		// leave the value under neither key.
 		return err
