@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -74,9 +75,24 @@ func main() {
 	flag.IntVar(&pc.Pool, "pool", pc.Pool, "-peers: go-redis PoolSize (default $POOL; 0: go-redis's default)")
 	flag.StringVar(&pc.Client, "client", pc.Client, "-peers: Redis client of every case: plain (*redis.Client), autopipeline (its AutoPipeline()) or store (plain, with redisstore.Options.AutoPipeline for our cases)")
 	flag.StringVar(&pc.Locker, "locker", pc.Locker, "-peers: the middleware's Locker: table (its own LockTable) or redis (middleware/redislock, across processes)")
+	flag.DurationVar(&pc.APDelay, "apdelay", 0, "-peers: go-redis AutoPipelineOptions.MaxFlushDelay of the autopipeline and store clients (default 0: go-redis's)")
+	flag.BoolVar(&pc.APFullDuplex, "apfd", false, "-peers: go-redis AutoPipelineOptions.FullDuplex of the autopipeline and store clients")
 	cases := flag.String("cases", os.Getenv("CASES"), "-peers: comma-separated case ids, of mw, upd, base (default $CASES or all)")
 	modes := flag.String("modes", os.Getenv("MODES"), "-peers: comma-separated modes, of seq, conc64, conc64x8, 2proc-x8 (default $MODES or all)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of this process (not of 2proc's children) to this file, for go tool pprof")
 	flag.Parse()
+
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

@@ -45,6 +45,11 @@ type PeerConfig struct {
 	Pool     int    // go-redis PoolSize; 0 means go-redis's default (10 per GOMAXPROCS)
 	Client   string // "plain" (*redis.Client), "autopipeline" (its AutoPipeline()) or "store" (plain, with redisstore.Options.AutoPipeline)
 	Locker   string // the middleware's: "table" (its own LockTable) or "redis" (middleware/redislock)
+	// APDelay and APFullDuplex set the client's redis.AutoPipelineOptions
+	// (MaxFlushDelay, FullDuplex) for the autopipeline and store clients;
+	// zero values keep go-redis's defaults.
+	APDelay      time.Duration
+	APFullDuplex bool
 	Cases    []string
 	Modes    []string
 	Verbose  bool
@@ -211,6 +216,11 @@ func newPeerCase(cfg PeerConfig, id, runPrefix string) (*peerCase, error) {
 	}
 	if cfg.Pool > 0 {
 		opts.PoolSize = cfg.Pool
+	}
+	if cfg.APDelay > 0 || cfg.APFullDuplex {
+		ap := redis.DefaultBlockingAutoPipelineOptions()
+		ap.MaxFlushDelay, ap.FullDuplex = cfg.APDelay, cfg.APFullDuplex
+		opts.AutoPipelineOptions = ap
 	}
 	rdb := redis.NewClient(opts)
 	c := &peerCase{id: id, prefix: runPrefix + id + ":", rc: new(redisCounter)}
