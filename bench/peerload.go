@@ -50,9 +50,9 @@ type PeerConfig struct {
 	// zero values keep go-redis's defaults.
 	APDelay      time.Duration
 	APFullDuplex bool
-	Cases    []string
-	Modes    []string
-	Verbose  bool
+	Cases        []string
+	Modes        []string
+	Verbose      bool
 }
 
 // Peer case ids.
