@@ -17,6 +17,10 @@ type shape struct {
 	info   *structInfo // struct: its members
 	fields []*shape    // struct: the shape of each member, as info.fields
 	elem   *shape      // map, list
+	// key is a map's key type when encoding/json may write a key back
+	// spelled otherwise than it was read (see mapKey); nil when it reads
+	// and writes every key as it is (string kind, no UnmarshalText).
+	key reflect.Type
 }
 
 type shapeKind uint8
@@ -57,6 +61,9 @@ func buildShape(t reflect.Type, cache map[reflect.Type]*shape) *shape {
 		return s
 	case reflect.Map:
 		s := &shape{kind: dict}
+		if k := t.Key(); k.Kind() != reflect.String || reflect.PointerTo(k).Implements(textUnmarshaler) {
+			s.key = k
+		}
 		cache[t] = s
 		s.elem = buildShape(t.Elem(), cache)
 		if s.elem.kind == opaque {
@@ -86,6 +93,51 @@ func (s *shape) fieldBytes(key []byte) (string, *shape, bool) {
 		return "", nil, false
 	}
 	return s.info.fields[i].Name, s.fields[i], true
+}
+
+// mapKey returns the key under which encoding/json writes the map entry
+// that it reads from a member named key, for a map of shape s: key itself
+// for keys of string kind, else what encoding/json itself makes of it, the
+// key read into the key type and written back ("01" and "+1" are the int
+// 1, written "1"; a key type's UnmarshalText may respell a key). A key
+// that does not read is returned as it is (the payload then does not
+// decode at all).
+func (s *shape) mapKey(key string) string {
+	if s.key == nil {
+		return key
+	}
+	return respell(s.key, key)
+}
+
+var emptyStructType = reflect.TypeFor[struct{}]()
+
+func respell(kt reflect.Type, key string) (out string) {
+	defer func() {
+		if recover() != nil {
+			out = key // a panic in the key type's own method
+		}
+	}()
+	q, err := json.Marshal(key)
+	if err != nil {
+		return key
+	}
+	m := reflect.New(reflect.MapOf(kt, emptyStructType))
+	obj := append(append(append(make([]byte, 0, len(q)+5), '{'), q...), ":{}}"...)
+	if json.Unmarshal(obj, m.Interface()) != nil || m.Elem().Len() != 1 {
+		return key
+	}
+	b, err := json.Marshal(m.Elem().Interface())
+	if err != nil {
+		return key
+	}
+	var back map[string]struct{}
+	if json.Unmarshal(b, &back) != nil || len(back) != 1 {
+		return key
+	}
+	for k := range back {
+		out = k
+	}
+	return out
 }
 
 func isASCII(b []byte) bool {
@@ -268,7 +320,7 @@ func project(v any, s *shape) any {
 		}
 		out := make(map[string]any, len(m))
 		for k, x := range m {
-			out[k] = project(x, s.elem)
+			out[s.mapKey(k)] = project(x, s.elem)
 		}
 		return out
 	case list:
@@ -366,7 +418,9 @@ func merge(dst, pb []byte, pi int, nb []byte, ni int, s *shape, path string) ([]
 		return append(dst, '}'), nil
 	case s.kind == dict && pb[pi] == '{' && nb[ni] == '{':
 		olds := map[string][2]int{}
-		eachMember(pb, pi, func(key string, vs, ve int) { olds[key] = [2]int{vs, ve} })
+		// Keyed as encoding/json writes them back; of several stored keys
+		// that read as one, the last is the entry (as it decodes).
+		eachMember(pb, pi, func(key string, vs, ve int) { olds[s.mapKey(key)] = [2]int{vs, ve} })
 		dst = append(dst, '{')
 		first := true
 		var err error

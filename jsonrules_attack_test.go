@@ -1,0 +1,87 @@
+package session_test
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/typedsession/session"
+)
+
+// Attack tests of the package's own copy of encoding/json's rules (which
+// member a stored name decodes into, which map entry a stored key is):
+// whatever encoding/json reads as one thing, the unknown-member merge must
+// read as that thing too, or a Save loses or doubles stored data.
+
+type keyedItem struct {
+	Name string `json:"name"`
+}
+
+type byNumber struct {
+	Items map[int]keyedItem `json:"items"`
+	N     int               `json:"n"`
+}
+
+// A map entry whose stored key encoding/json reads as another spelling
+// ("01" and "+1" are the int 1, written back as "1") keeps the members its
+// value holds that the type does not have.
+func TestMergeKeepsUnknownMembersUnderRespelledMapKeys(t *testing.T) {
+	ctx := t.Context()
+	st := newMem(t)
+	m := newManager(t, session.Config[byNumber]{Store: st, Namespace: "k"})
+	for _, key := range []string{`01`, `+1`} {
+		stored := `{"typedsession":1,"data":{"items":{"` + key + `":{"name":"a","extra":"keep me"}},"n":1}}`
+		st.Set(ctx, "k:1", []byte(stored), 0)
+		if _, err := m.Update(ctx, "1", func(v *byNumber) error { v.N++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := st.Get(ctx, "k:1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Data struct {
+				Items map[string]map[string]any `json:"items"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(raw, &got); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]map[string]any{"1": {"name": "a", "extra": "keep me"}}
+		if !reflect.DeepEqual(got.Data.Items, want) {
+			t.Errorf("stored key %q: after a save the items are %v, want %v (stored %s)", key, got.Data.Items, want, stripWrites(raw))
+		}
+	}
+}
+
+// lowerKey is a map key that reads itself lowercased (UnmarshalText) and
+// is written as it is (a string kind).
+type lowerKey string
+
+func (k *lowerKey) UnmarshalText(b []byte) error {
+	*k = lowerKey(strings.ToLower(string(b)))
+	return nil
+}
+
+type byLowerKey struct {
+	Items map[lowerKey]keyedItem `json:"items"`
+	N     int                    `json:"n"`
+}
+
+func TestMergeKeepsUnknownMembersUnderKeysReadByUnmarshalText(t *testing.T) {
+	ctx := t.Context()
+	st := newMem(t)
+	m := newManager(t, session.Config[byLowerKey]{Store: st, Namespace: "k"})
+	st.Set(ctx, "k:1", []byte(`{"typedsession":1,"data":{"items":{"AB":{"name":"a","extra":"keep me"}},"n":1}}`), 0)
+	if _, err := m.Update(ctx, "1", func(v *byLowerKey) error { v.N++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := st.Get(ctx, "k:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"typedsession":1,"data":{"items":{"ab":{"name":"a","extra":"keep me"}},"n":2}}`; stripWrites(raw) != want {
+		t.Errorf("stored %s, want %s", stripWrites(raw), want)
+	}
+}
