@@ -85,3 +85,40 @@ func TestMergeKeepsUnknownMembersUnderKeysReadByUnmarshalText(t *testing.T) {
 		t.Errorf("stored %s, want %s", stripWrites(raw), want)
 	}
 }
+
+type withProfile struct {
+	Profile struct {
+		Nick string `json:"nick"`
+	} `json:"profile"`
+	N int `json:"n"`
+}
+
+// A member stored twice: encoding/json decodes the second occurrence into
+// what the first left, so a newer type reads members of both; a save
+// keeps them both, and the older type's data as it read it.
+func TestSaveKeepsUnknownMembersOfAMemberStoredTwice(t *testing.T) {
+	ctx := t.Context()
+	st := newMem(t)
+	m := newManager(t, session.Config[withProfile]{Store: st, Namespace: "d"})
+	st.Set(ctx, "d:1", []byte(`{"typedsession":1,"data":{"profile":{"nick":"a","lang":"fr"},"n":1,"Profile":{"nick":"b","tz":"CET"}}}`), 0)
+	got, err := m.Update(ctx, "1", func(v *withProfile) error { v.N++; return nil })
+	if err != nil || got.Profile.Nick != "b" || got.N != 2 {
+		t.Fatalf("Update = %+v, %v", got, err)
+	}
+	raw, err := st.Get(ctx, "d:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var newer struct {
+		Data struct {
+			Profile struct{ Nick, Lang, TZ string } `json:"profile"`
+			N       int                             `json:"n"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &newer); err != nil {
+		t.Fatal(err)
+	}
+	if p := newer.Data.Profile; p.Nick != "b" || p.Lang != "fr" || p.TZ != "CET" || newer.Data.N != 2 {
+		t.Errorf("a newer type reads %+v from the saved value %s; want nick b, lang fr, tz CET, n 2", newer.Data, stripWrites(raw))
+	}
+}
