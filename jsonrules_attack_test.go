@@ -2,6 +2,7 @@ package session_test
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -120,5 +121,53 @@ func TestSaveKeepsUnknownMembersOfAMemberStoredTwice(t *testing.T) {
 	}
 	if p := newer.Data.Profile; p.Nick != "b" || p.Lang != "fr" || p.TZ != "CET" || newer.Data.N != 2 {
 		t.Errorf("a newer type reads %+v from the saved value %s; want nick b, lang fr, tz CET, n 2", newer.Data, stripWrites(raw))
+	}
+}
+
+// token is stored by its own MarshalText: bytes as they are.
+type token []byte
+
+func (t token) MarshalText() ([]byte, error)  { return []byte(t), nil }
+func (t *token) UnmarshalText(b []byte) error { *t = append(token(nil), b...); return nil }
+
+// tokenKey is a map key stored by its MarshalText.
+type tokenKey struct{ s string }
+
+func (k tokenKey) MarshalText() ([]byte, error)  { return []byte(k.s), nil }
+func (k *tokenKey) UnmarshalText(b []byte) error { k.s = string(b); return nil }
+
+type withTokens struct {
+	Tok  token            `json:"tok"`
+	Keys map[tokenKey]int `json:"keys"`
+}
+
+// encoding/json writes what MarshalText returns as a JSON string, invalid
+// UTF-8 replaced by U+FFFD: such a value would read back different, and
+// Save refuses it as it refuses an invalid string field.
+func TestSaveRefusesInvalidUTF8FromMarshalText(t *testing.T) {
+	ctx := t.Context()
+	st := newMem(t)
+	m := newManager(t, session.Config[withTokens]{Store: st, Namespace: "t"})
+	for _, tc := range []struct {
+		name string
+		fn   func(*withTokens)
+		want string
+	}{
+		{"a field", func(v *withTokens) { v.Tok = token("a\xffb") }, "Tok"},
+		{"a map key", func(v *withTokens) { v.Keys = map[tokenKey]int{{"a\xffb"}: 1} }, "map key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := m.Update(ctx, tc.name, func(v *withTokens) error { tc.fn(v); return nil })
+			if err == nil {
+				s, lerr := m.Load(ctx, tc.name)
+				t.Fatalf("Update saved; Load reads back %q, %v, %v", s.Data.Tok, s.Data.Keys, lerr)
+			}
+			if !errors.Is(err, session.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Update = %v, want ErrInvalid naming %q", err, tc.want)
+			}
+		})
+	}
+	if got, err := m.Update(ctx, "ok", func(v *withTokens) error { v.Tok = token("a\ufffdb"); return nil }); err != nil || string(got.Tok) != "a\ufffdb" {
+		t.Fatalf("Update with U+FFFD = %q, %v", got.Tok, err)
 	}
 }
