@@ -3,6 +3,7 @@ package session_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -169,5 +170,99 @@ func TestSaveRefusesInvalidUTF8FromMarshalText(t *testing.T) {
 	}
 	if got, err := m.Update(ctx, "ok", func(v *withTokens) error { v.Tok = token("a\ufffdb"); return nil }); err != nil || string(got.Tok) != "a\ufffdb" {
 		t.Fatalf("Update with U+FFFD = %q, %v", got.Tok, err)
+	}
+}
+
+// meters is stored by pointer methods: "3m".
+type meters struct{ N int }
+
+func (m *meters) MarshalJSON() ([]byte, error) { return []byte(fmt.Sprintf(`"%dm"`, m.N)), nil }
+func (m *meters) UnmarshalJSON(b []byte) error {
+	_, err := fmt.Sscanf(string(b), `"%dm"`, &m.N)
+	return err
+}
+
+// label is stored by pointer methods too, as text.
+type label struct{ S string }
+
+func (l *label) MarshalText() ([]byte, error) { return []byte(l.S), nil }
+func (l *label) UnmarshalText(b []byte) error { l.S = string(b); return nil }
+
+type (
+	metersByName struct {
+		M map[string]meters `json:"m"`
+	}
+	metersInMapStruct struct {
+		M map[string]struct{ D [1]meters } `json:"m"`
+	}
+	labelsByName struct {
+		M map[string]label `json:"m"`
+	}
+	// Behind a pointer or in a slice, a map value's parts are addressable
+	// again: encoding/json uses the pointer methods.
+	metersByNamePtr struct {
+		M map[string]*meters `json:"m"`
+	}
+	metersByNameSlice struct {
+		M map[string][]meters `json:"m"`
+	}
+)
+
+// encoding/json writes a value by a pointer method only where the value is
+// addressable; a map value is not, so it writes it by its kind, and Load
+// reads that with the pointer method: New refuses such a type rather than
+// let Save write what Load refuses.
+func TestNewRefusesPointerMethodsOnMapValues(t *testing.T) {
+	st := newMem(t)
+	for _, err := range []error{
+		newErr(session.Config[metersByName]{Store: st}),
+		newErr(session.Config[metersInMapStruct]{Store: st}),
+		newErr(session.Config[labelsByName]{Store: st}),
+	} {
+		if err == nil || !strings.Contains(err.Error(), "map value") {
+			t.Errorf("New = %v, want an error about a map value", err)
+		}
+	}
+	ctx := t.Context()
+	mp := newManager(t, session.Config[metersByNamePtr]{Store: st, Namespace: "p"})
+	if _, err := mp.Update(ctx, "1", func(v *metersByNamePtr) error { v.M = map[string]*meters{"a": {5}}; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := mp.Load(ctx, "1"); err != nil || s.Data.M["a"].N != 5 {
+		t.Fatalf("Load = %+v, %v", s, err)
+	}
+	ms := newManager(t, session.Config[metersByNameSlice]{Store: st, Namespace: "s"})
+	if _, err := ms.Update(ctx, "1", func(v *metersByNameSlice) error { v.M = map[string][]meters{"a": {{5}}}; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := ms.Load(ctx, "1"); err != nil || s.Data.M["a"][0].N != 5 {
+		t.Fatalf("Load = %+v, %v", s, err)
+	}
+}
+
+func newErr[T any](cfg session.Config[T]) error {
+	_, err := session.New(cfg)
+	return err
+}
+
+// Reached through an embedded pointer, a map value's field is addressable.
+type (
+	MetersHolder     struct{ D meters }
+	metersViaPointer struct {
+		M map[string]struct{ *MetersHolder } `json:"m"`
+	}
+)
+
+func TestPointerMethodsThroughAnEmbeddedPointerInAMapValue(t *testing.T) {
+	ctx := t.Context()
+	m := newManager(t, session.Config[metersViaPointer]{Store: newMem(t), Namespace: "e"})
+	if _, err := m.Update(ctx, "1", func(v *metersViaPointer) error {
+		v.M = map[string]struct{ *MetersHolder }{"a": {&MetersHolder{meters{5}}}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := m.Load(ctx, "1"); err != nil || s.Data.M["a"].D.N != 5 {
+		t.Fatalf("Load = %+v, %v", s, err)
 	}
 }
