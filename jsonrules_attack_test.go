@@ -266,3 +266,28 @@ func TestPointerMethodsThroughAnEmbeddedPointerInAMapValue(t *testing.T) {
 		t.Fatalf("Load = %+v, %v", s, err)
 	}
 }
+
+type byName struct {
+	Items map[string]keyedItem `json:"items"`
+	N     int                  `json:"n"`
+}
+
+// A stored map key with invalid UTF-8 is read by encoding/json with U+FFFD
+// in its place, and written so: the entry keeps its members the type does
+// not have.
+func TestMergeKeepsUnknownMembersUnderAKeyWithInvalidUTF8(t *testing.T) {
+	ctx := t.Context()
+	st := newMem(t)
+	m := newManager(t, session.Config[byName]{Store: st, Namespace: "u"})
+	st.Set(ctx, "u:1", []byte("{\"typedsession\":1,\"data\":{\"items\":{\"a\xffb\":{\"name\":\"a\",\"extra\":\"keep me\"}},\"n\":1}}"), 0)
+	if _, err := m.Update(ctx, "1", func(v *byName) error { v.N++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := st.Get(ctx, "u:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"typedsession":1,"data":{"items":{"a` + "\ufffd" + `b":{"name":"a","extra":"keep me"}},"n":2}}`; stripWrites(raw) != want {
+		t.Errorf("stored %s, want %s", stripWrites(raw), want)
+	}
+}

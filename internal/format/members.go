@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"strconv"
+	"unicode/utf8"
 )
 
 // A shape is what encoding/json makes of a Go type, as far as unknown
@@ -171,8 +172,7 @@ func unknown(b []byte, i int, s *shape, path string, out *[]string) {
 	case s.kind == object && b[i] == '{':
 		eachMemberRaw(b, i, func(_ string, rawKey []byte, vs, ve int) {
 			name := rawKey[1 : len(rawKey)-1]
-			escaped := bytes.IndexByte(name, '\\') >= 0
-			if escaped {
+			if !plainKey(name) {
 				name = []byte(decodeKey(rawKey))
 			}
 			if n, c, ok := s.fieldBytes(name); !ok {
@@ -238,8 +238,15 @@ func eachElem(b []byte, i int, fn func(vs, ve int)) {
 	}
 }
 
+// plainKey reports whether encoding/json reads the member name written as
+// "name" as those very bytes: no escape, and valid UTF-8 (it reads an
+// invalid byte as U+FFFD).
+func plainKey(name []byte) bool { return bytes.IndexByte(name, '\\') < 0 && utf8.Valid(name) }
+
+// decodeKey returns the member name q (quotes included) as encoding/json
+// reads it.
 func decodeKey(q []byte) string {
-	if bytes.IndexByte(q, '\\') < 0 {
+	if plainKey(q[1 : len(q)-1]) {
 		return string(q[1 : len(q)-1])
 	}
 	var s string
