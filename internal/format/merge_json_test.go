@@ -130,7 +130,7 @@ func (g *docGen) doc() string {
 			})
 		case 4:
 			return `"` + g.pick("bystr", "BYSTR") + `":` + g.object(func() string {
-				return `"` + g.pick("a", "A", `\u0061`, "b") + `":` + g.item()
+				return `"` + g.pick("a", "A", `\u0061`, "b", "\xff", `\ufffd`) + `":` + g.item()
 			})
 		case 5:
 			return `"` + g.pick("E", "e", "ex", "EX") + `":` + g.num()
