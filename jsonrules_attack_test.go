@@ -291,3 +291,35 @@ func TestMergeKeepsUnknownMembersUnderAKeyWithInvalidUTF8(t *testing.T) {
 		t.Errorf("stored %s, want %s", stripWrites(raw), want)
 	}
 }
+
+type withOptional struct {
+	Prefs struct {
+		Theme string `json:"theme"`
+	} `json:"prefs,omitzero"`
+	N int `json:"n"`
+}
+
+// A member that the type reads as a value it leaves out (omitzero) was
+// dropped with the members it holds that the type does not have, though
+// the handler never touched it; one the handler emptied goes.
+func TestSaveKeepsUnknownMembersOfAnOmittedMember(t *testing.T) {
+	ctx := t.Context()
+	st := newMem(t)
+	m := newManager(t, session.Config[withOptional]{Store: st, Namespace: "o"})
+	st.Set(ctx, "o:1", []byte(`{"typedsession":1,"data":{"prefs":{"lang":"fr"},"n":1}}`), 0)
+	if _, err := m.Update(ctx, "1", func(v *withOptional) error { v.N++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := st.Get(ctx, "o:1")
+	if want := `{"typedsession":1,"data":{"prefs":{"lang":"fr"},"n":2}}`; stripWrites(raw) != want {
+		t.Errorf("untouched: stored %s, want %s", stripWrites(raw), want)
+	}
+	st.Set(ctx, "o:2", []byte(`{"typedsession":1,"data":{"prefs":{"theme":"dark","lang":"fr"},"n":1}}`), 0)
+	if _, err := m.Update(ctx, "2", func(v *withOptional) error { v.Prefs.Theme = ""; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = st.Get(ctx, "o:2")
+	if want := `{"typedsession":1,"data":{"n":1}}`; stripWrites(raw) != want {
+		t.Errorf("emptied: stored %s, want %s", stripWrites(raw), want)
+	}
+}

@@ -256,6 +256,27 @@ func decodeKey(q []byte) string {
 	return s
 }
 
+// keepOmitted reports whether the stored value v of the member of field f
+// (shape c), which the new encoding leaves out, is to be kept: it holds
+// members the type does not have, and the type reads it as a value that
+// encoding/json leaves out too (omitempty empty, omitzero zero), so that
+// the handler cannot have emptied it. Not behind an embedded pointer,
+// whose nil would then be read back as set.
+func keepOmitted(v []byte, f *Field, c *shape) bool {
+	if f.viaPointer || !(f.OmitEmpty || f.OmitZero) || c.kind == opaque {
+		return false
+	}
+	var unk []string
+	if unknown(v, 0, c, "", &unk); len(unk) == 0 {
+		return false
+	}
+	x := reflect.New(f.Type)
+	if UnmarshalJSON(v, x.Interface(), true) != nil {
+		return false
+	}
+	return (f.OmitEmpty && isEmptyValue(x.Elem())) || (f.OmitZero && isZeroValue(x.Elem()))
+}
+
 // dupes is what occurrences finds: for each member of an object stored
 // more than once (under encoding/json's matching), its value as
 // encoding/json reads the occurrences together.
@@ -527,8 +548,26 @@ func merge(dst, pb []byte, pi int, nb []byte, ni int, s *shape, path string) ([]
 				}
 			}
 			sp, present := news[name]
-			if !present || used[name] {
-				return // known, and absent from next (omitempty): gone
+			if used[name] {
+				return
+			}
+			if !present {
+				// Known, and absent from next: omitted (omitempty,
+				// omitzero) or behind a nil embedded pointer; gone, unless
+				// the type read it as a value it omits too and it holds
+				// members the type does not have (then it is unchanged).
+				used[name] = true
+				v := pb[vs:ve]
+				if d, dup := occs[name]; dup {
+					v = d
+				}
+				if keepOmitted(v, &s.info.fields[s.info.lookup([]byte(name))], c) {
+					sep()
+					dst = append(dst, rawKey...)
+					dst = append(dst, ':')
+					dst = append(dst, v...)
+				}
+				return
 			}
 			used[name] = true
 			sep()

@@ -30,6 +30,7 @@ type (
 		Items []mItem          `json:"items"`
 		ByNum map[int]mItem    `json:"bynum"`
 		ByStr map[string]mItem `json:"bystr"`
+		Q     mSub             `json:"q,omitzero"`
 		mEmb
 	}
 
@@ -52,6 +53,7 @@ type (
 		Items []wItem          `json:"items"`
 		ByNum map[int]wItem    `json:"bynum"`
 		ByStr map[string]wItem `json:"bystr"`
+		Q     wSub             `json:"q,omitzero"`
 		wEmb
 		X int `json:"x"`
 	}
@@ -112,7 +114,7 @@ func (g *docGen) item() string {
 
 func (g *docGen) doc() string {
 	return g.object(func() string {
-		switch g.next(8) {
+		switch g.next(9) {
 		case 0:
 			return `"` + g.pick("n", "N", `\u006e`) + `":` + g.num()
 		case 1:
@@ -134,6 +136,8 @@ func (g *docGen) doc() string {
 			})
 		case 5:
 			return `"` + g.pick("E", "e", "ex", "EX") + `":` + g.num()
+		case 6:
+			return `"` + g.pick("q", "Q") + `":` + g.sub()
 		}
 		return `"` + g.pick("x", "X", `\u0058`) + `":` + g.num()
 	})
@@ -197,6 +201,11 @@ func TestMergeKeepsWhatANewerTypeReads(t *testing.T) {
 		// members; an element's duplicate members read last-wins.
 		`{"items":[{"name":"a"},{"x":1,"name":"a"}],"n":1}`,
 		`{"items":[{"name":"b","name":"a"},{"Name":"b","x":3,"name":"a"}]}`,
+		// A member the type reads as a value it leaves out (omitzero)
+		// keeps the members it holds that the type does not have.
+		`{"q":{"x":5},"n":1}`,
+		`{"q":{"v":0,"x":5},"Q":{"x":6}}`,
+		`{"q":{"v":1,"x":5},"q":{"v":0}}`,
 	} {
 		checkMergeAgainstNewer(t, []byte(doc))
 	}
