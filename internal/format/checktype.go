@@ -17,7 +17,10 @@ import (
 //     but not the matching unmarshal method, a non-empty interface, a map
 //     key type that decoding cannot make, a channel, function or complex
 //     number, a struct whose embedded field's MarshalJSON (or
-//     UnmarshalJSON) hides its other fields;
+//     UnmarshalJSON) hides its other fields, a type whose MarshalJSON (or
+//     MarshalText) has a pointer receiver where encoding/json meets it
+//     unaddressable (in a map value or key), so that it writes the value
+//     by its kind and reads it back by its method;
 //   - with every codec (storable): a struct that stores nothing although
 //     it holds data (it has fields, at least one of them unexported, and no
 //     member by Fields and no encoding of its own, so the codec writes it
@@ -35,7 +38,7 @@ import (
 // left for Save and Load to report.
 func (f *Format) CheckType(t reflect.Type) error {
 	if f.jsonForm {
-		if err := checkType(t, t.String(), map[reflect.Type]bool{}); err != nil {
+		if err := checkType(t, t.String(), map[typeAt]bool{}, ""); err != nil {
 			return err
 		}
 	}
@@ -45,11 +48,38 @@ func (f *Format) CheckType(t reflect.Type) error {
 	return f.probe(t)
 }
 
-func checkType(t reflect.Type, path string, seen map[reflect.Type]bool) error {
-	if seen[t] {
+// Where encoding/json meets a value that is not addressable.
+const (
+	mapKey   = "a map key"
+	mapValue = "a map value"
+)
+
+// typeAt is a type where encoding/json meets it: at is "" where the value
+// is addressable, else what holds it ("a map value", "a map key").
+type typeAt struct {
+	t  reflect.Type
+	at string
+}
+
+// checkType checks t, met at path; at is "" where encoding/json writes
+// the value addressable (it then uses t's pointer methods too), else what
+// holds it: a map's keys and values, and what they hold up to a pointer or
+// a slice's elements, are not addressable (encode.go condAddrEncoder).
+func checkType(t reflect.Type, path string, seen map[typeAt]bool, at string) error {
+	if seen[typeAt{t, at}] {
 		return nil
 	}
-	seen[t] = true
+	seen[typeAt{t, at}] = true
+	if at != "" && t.Kind() != reflect.Pointer && t.Kind() != reflect.Interface && (at != mapKey || t.Kind() != reflect.String) {
+		for _, m := range []struct {
+			iface reflect.Type
+			name  string
+		}{{jsonMarshaler, "MarshalJSON"}, {textMarshaler, "MarshalText"}} {
+			if !t.Implements(m.iface) && reflect.PointerTo(t).Implements(m.iface) {
+				return fmt.Errorf("%s (%s) is in %s, which encoding/json does not write by its pointer method %s (that needs an addressable value): Save would write it by its kind, and Load read that with its decoding method; give %s a value receiver, or store a pointer", path, t, at, m.name, m.name)
+			}
+		}
+	}
 	pt := reflect.PointerTo(t)
 	if t.Kind() == reflect.Pointer {
 		pt = t
@@ -81,9 +111,11 @@ func checkType(t reflect.Type, path string, seen map[reflect.Type]bool) error {
 	case reflect.Chan, reflect.Func, reflect.Complex64, reflect.Complex128, reflect.UnsafePointer:
 		return fmt.Errorf("%s is a %s, which JSON cannot hold", path, t.Kind())
 	case reflect.Pointer:
-		return checkType(t.Elem(), path, seen)
-	case reflect.Slice, reflect.Array:
-		return checkType(t.Elem(), path+"[]", seen)
+		return checkType(t.Elem(), path, seen, "")
+	case reflect.Slice:
+		return checkType(t.Elem(), path+"[]", seen, "")
+	case reflect.Array:
+		return checkType(t.Elem(), path+"[]", seen, at)
 	case reflect.Map:
 		k := t.Key()
 		switch k.Kind() {
@@ -95,14 +127,14 @@ func checkType(t reflect.Type, path string, seen map[reflect.Type]bool) error {
 			}
 		}
 		if reflect.PointerTo(k).Implements(textMarshaler) || k.Implements(textMarshaler) {
-			if err := checkType(k, path+" (key)", seen); err != nil {
+			if err := checkType(k, path+" (key)", seen, mapKey); err != nil {
 				return err
 			}
 		}
-		return checkType(t.Elem(), path+"[]", seen)
+		return checkType(t.Elem(), path+"[]", seen, mapValue)
 	case reflect.Struct:
 		for _, f := range Fields(t) {
-			if err := checkType(f.Type, path+"."+f.GoName, seen); err != nil {
+			if err := checkType(f.Type, path+"."+f.GoName, seen, promotedAt(t, f.Index, at)); err != nil {
 				return err
 			}
 		}
@@ -612,4 +644,15 @@ func same(want, got reflect.Value, path string) string {
 		}
 	}
 	return ""
+}
+
+// promotedAt is where encoding/json meets the field at index in struct
+// type t, met at at: addressable when an embedded pointer is on the way.
+func promotedAt(t reflect.Type, index []int, at string) string {
+	for _, i := range index[:len(index)-1] {
+		if t = t.Field(i).Type; t.Kind() == reflect.Pointer {
+			return ""
+		}
+	}
+	return at
 }

@@ -38,6 +38,8 @@ type Field struct {
 	// is nil a member of this name fails to decode (encoding/json: "cannot
 	// set embedded pointer to unexported struct").
 	Unsettable bool
+	// viaPointer is true when Index goes through an embedded pointer.
+	viaPointer bool
 }
 
 // structInfo is what Fields keeps of a struct type.
@@ -99,6 +101,7 @@ type queued struct {
 	typ        reflect.Type
 	index      []int
 	unsettable bool
+	viaPointer bool
 }
 
 // typeFields is encoding/json's typeFields (encode.go, Go 1.26) without
@@ -160,6 +163,7 @@ func typeFields(t reflect.Type) []Field {
 						OmitZero:   hasOption(opts, "omitzero"),
 						Quoted:     hasOption(opts, "string") && quotable(ft.Kind()),
 						Unsettable: q.unsettable,
+						viaPointer: q.viaPointer,
 					}
 					if f.Name == "" {
 						f.Name = sf.Name
@@ -178,6 +182,7 @@ func typeFields(t reflect.Type) []Field {
 						typ:        ft,
 						index:      index,
 						unsettable: q.unsettable || (sf.Type.Kind() == reflect.Pointer && !sf.IsExported()),
+						viaPointer: q.viaPointer || sf.Type.Kind() == reflect.Pointer,
 					})
 				}
 			}

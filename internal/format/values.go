@@ -1,6 +1,7 @@
 package format
 
 import (
+	"encoding"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -83,12 +84,20 @@ func secondsOffset(v reflect.Value) (string, int) {
 }
 
 // invalidUTF8 returns the path of the first string that encoding/json
-// writes in v (a map key included) that is not valid UTF-8, or "".
+// writes in v (a map key included) that is not valid UTF-8, or "": a
+// string, or what a MarshalText method returns (which encoding/json writes
+// as a string, invalid UTF-8 replaced by U+FFFD, as it does a string's).
 func invalidUTF8(v reflect.Value) string {
 	w := valueWalk{
 		keys: true,
-		visit: func(v reflect.Value, custom, _ bool) string {
-			if !custom && v.Kind() == reflect.String && !utf8.ValidString(v.String()) {
+		visit: func(v reflect.Value, custom, key bool) string {
+			if !custom {
+				if v.Kind() == reflect.String && !utf8.ValidString(v.String()) {
+					return "invalid UTF-8"
+				}
+				return ""
+			}
+			if b, ok := marshaledText(v, key); ok && !utf8.Valid(b) {
 				return "invalid UTF-8"
 			}
 			return ""
@@ -96,6 +105,36 @@ func invalidUTF8(v reflect.Value) string {
 	}
 	path, _ := w.run(v)
 	return path
+}
+
+// marshaledText returns what MarshalText gives for v, a value (a map key
+// when key is true) that encoding/json writes by its own method, when that
+// method is MarshalText (encode.go newTypeEncoder, resolveKeyName): not
+// when MarshalJSON comes first.
+func marshaledText(v reflect.Value, key bool) ([]byte, bool) {
+	if !v.CanInterface() {
+		return nil, false
+	}
+	var m encoding.TextMarshaler
+	t := v.Type()
+	switch {
+	case key:
+		if v.Kind() == reflect.Pointer && v.IsNil() {
+			return nil, false // written ""
+		}
+		m, _ = v.Interface().(encoding.TextMarshaler)
+	case t.Implements(jsonMarshaler), v.CanAddr() && reflect.PointerTo(t).Implements(jsonMarshaler):
+		return nil, false
+	case t.Implements(textMarshaler):
+		m, _ = v.Interface().(encoding.TextMarshaler)
+	case v.CanAddr() && reflect.PointerTo(t).Implements(textMarshaler):
+		m, _ = v.Addr().Interface().(encoding.TextMarshaler)
+	}
+	if m == nil {
+		return nil, false
+	}
+	b, err := m.MarshalText()
+	return b, err == nil
 }
 
 // badValue returns the path of the first value that encoding/json writes
