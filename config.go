@@ -16,6 +16,7 @@ import (
 	"github.com/typedsession/session/codec"
 	"github.com/typedsession/session/internal/format"
 	"github.com/typedsession/session/internal/keylock"
+	"github.com/typedsession/session/internal/managercaps"
 	"github.com/typedsession/session/internal/protocol"
 	"github.com/typedsession/session/internal/storeutil"
 	"github.com/typedsession/session/migrate"
@@ -362,3 +363,14 @@ func (m *Manager[T]) storeKey(key string) (string, error) {
 	}
 	return sk, store.CheckKey(sk)
 }
+
+func init() {
+	managercaps.Swaps = func(m any) bool {
+		s, ok := m.(interface{ swaps() bool })
+		return ok && s.swaps()
+	}
+}
+
+// swaps reports whether m writes with compare-and-swap (for
+// internal/managercaps).
+func (m *Manager[T]) swaps() bool { return m.proto.Swaps() }
