@@ -62,6 +62,13 @@ func (b *blindView) Set(ctx context.Context, k string, v []byte, ttl time.Durati
 }
 func (b *blindView) Delete(ctx context.Context, k string) error { return b.mem.Delete(ctx, k) }
 
+// swapView is blindView with compare-and-swap: the control.
+type swapView struct{ *blindView }
+
+func (s swapView) CompareAndSwap(ctx context.Context, k string, old, v []byte, ttl time.Duration) (bool, error) {
+	return s.mem.CompareAndSwap(ctx, k, old, v, ttl)
+}
+
 // TestAttackTimeoutFiresOnceNeedsTheSessionsCompareAndSwap: a timeout's
 // claim is the compare-and-swap of the Manager.Update that runs it (the
 // package documentation: "each in one Manager.Update whose
@@ -73,6 +80,11 @@ func (b *blindView) Delete(ctx context.Context, k string) error { return b.mem.D
 // over the other. New must refuse such a Manager (or the timeout must run
 // once).
 func TestAttackTimeoutFiresOnceNeedsTheSessionsCompareAndSwap(t *testing.T) {
+	t.Run("the sessions' store has compare-and-swap", func(t *testing.T) { timeoutFiresOnce(t, true) })
+	t.Run("the sessions' store has none", func(t *testing.T) { timeoutFiresOnce(t, false) })
+}
+
+func timeoutFiresOnce(t *testing.T, swaps bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	mem, err := memstore.New(memstore.Options{})
@@ -81,8 +93,12 @@ func TestAttackTimeoutFiresOnceNeedsTheSessionsCompareAndSwap(t *testing.T) {
 	}
 	t.Cleanup(func() { mem.Close() })
 	blind := &blindView{mem: mem, key: "cap:a"}
-	if _, ok := any(blind).(store.Swapper); ok {
-		t.Fatal("the view has compare-and-swap (the premise)")
+	var sessions store.Store = blind
+	if swaps {
+		sessions = swapView{blind}
+	}
+	if _, ok := sessions.(store.Swapper); ok != swaps {
+		t.Fatalf("the view's compare-and-swap: %v, want %v (the premise)", ok, swaps)
 	}
 	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
 	clk := &atkClock{t: t0}
@@ -90,7 +106,7 @@ func TestAttackTimeoutFiresOnceNeedsTheSessionsCompareAndSwap(t *testing.T) {
 	replica := func() (*conversation.Flow[atkBot, string, int], error) {
 		// Each replica has its own Manager over the shared store; the
 		// due-index gets the memstore itself, which has compare-and-swap.
-		m, err := session.New(session.Config[atkBot]{Store: blind, Namespace: "cap"})
+		m, err := session.New(session.Config[atkBot]{Store: sessions, Namespace: "cap"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +124,7 @@ func TestAttackTimeoutFiresOnceNeedsTheSessionsCompareAndSwap(t *testing.T) {
 	}
 	a, errA := replica()
 	b, errB := replica()
-	if errA != nil || errB != nil {
+	if !swaps && (errA != nil || errB != nil) {
 		// Refused: the promise is not made on such a store. The error
 		// must say why.
 		for _, err := range []error{errA, errB} {
@@ -117,6 +133,9 @@ func TestAttackTimeoutFiresOnceNeedsTheSessionsCompareAndSwap(t *testing.T) {
 			}
 		}
 		return
+	}
+	if errA != nil || errB != nil {
+		t.Fatal(errA, errB)
 	}
 	if _, err := conversation.Start(ctx, a, "a", Cap1Wait{}); err != nil { // due 9:01:00
 		t.Fatal(err)
