@@ -59,6 +59,12 @@ type Config[T any] struct {
 	// than TTL − Slack() remains (see [Manager.Slack]: the timeout's
 	// precision). Zero means sessions never expire. Values too long for a
 	// store are clamped by the store to the latest expiry it can keep.
+	// The extension needs a store that can extend an expiry without
+	// writing the value (store.Toucher, store.Refresher), or, at a Save of
+	// an unchanged session, compare-and-swap: on a store with none of them
+	// (only Get, Set and Delete) an unchanged session is never written
+	// back, so it expires TTL after its last change, however often it is
+	// loaded.
 	TTL time.Duration
 
 	// Initial returns the value of a new or expired session. Nil means the
