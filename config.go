@@ -16,6 +16,7 @@ import (
 	"github.com/typedsession/session/codec"
 	"github.com/typedsession/session/internal/format"
 	"github.com/typedsession/session/internal/keylock"
+	"github.com/typedsession/session/internal/managercaps"
 	"github.com/typedsession/session/internal/protocol"
 	"github.com/typedsession/session/internal/storeutil"
 	"github.com/typedsession/session/migrate"
@@ -58,6 +59,12 @@ type Config[T any] struct {
 	// than TTL − Slack() remains (see [Manager.Slack]: the timeout's
 	// precision). Zero means sessions never expire. Values too long for a
 	// store are clamped by the store to the latest expiry it can keep.
+	// The extension needs a store that can extend an expiry without
+	// writing the value (store.Toucher, store.Refresher), or, at a Save of
+	// an unchanged session, compare-and-swap: on a store with none of them
+	// (only Get, Set and Delete) an unchanged session is never written
+	// back, so it expires TTL after its last change, however often it is
+	// loaded.
 	TTL time.Duration
 
 	// Initial returns the value of a new or expired session. Nil means the
@@ -362,3 +369,14 @@ func (m *Manager[T]) storeKey(key string) (string, error) {
 	}
 	return sk, store.CheckKey(sk)
 }
+
+func init() {
+	managercaps.Swaps = func(m any) bool {
+		s, ok := m.(interface{ swaps() bool })
+		return ok && s.swaps()
+	}
+}
+
+// swaps reports whether m writes with compare-and-swap (for
+// internal/managercaps).
+func (m *Manager[T]) swaps() bool { return m.proto.Swaps() }

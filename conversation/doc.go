@@ -56,7 +56,12 @@
 // retry brings it, while updates that arrive out of order are each
 // applied. Behind a session middleware (go-telegram/bot, telebot,
 // telego), [Flow.Apply] runs the update on the session the middleware
-// bound instead, and the middleware's save stores it.
+// bound instead, and the middleware's save stores it. All of this across
+// replicas needs the compare-and-swap of the Manager's store (a
+// store.Swapper; a wrapper of a store must forward CompareAndSwap): on a
+// store without it the Updates of one Manager still run one after the
+// other, but replicas write blindly, the last writer wins, and each may
+// apply an update; New refuses such a Manager for a flow with a due-index.
 //
 // # Timeouts
 //

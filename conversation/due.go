@@ -14,6 +14,7 @@ import (
 	"time"
 
 	session "github.com/typedsession/session"
+	"github.com/typedsession/session/internal/managercaps"
 	"github.com/typedsession/session/store"
 )
 
@@ -93,6 +94,12 @@ type index struct {
 func newIndex[T any](cfg Config[T]) (*index, error) {
 	if _, ok := cfg.Store.(store.Swapper); !ok {
 		return nil, fmt.Errorf("conversation: Config.Store (%T) has no compare-and-swap (store.Swapper); the due-index needs it so that a timeout fires once", cfg.Store)
+	}
+	if cfg.Manager != nil && !managercaps.Swaps(cfg.Manager) {
+		// The claim of a timeout is the compare-and-swap of the Update
+		// that runs it, a write of the Manager's store: a store of the
+		// index's own says nothing of it.
+		return nil, fmt.Errorf("conversation: Config.Manager's store has no compare-and-swap (store.Swapper), so two replicas that sweep at once would both run a timeout, each saving over the other: %w; give the Manager a store with compare-and-swap (a wrapper of a store must forward CompareAndSwap too)", errors.ErrUnsupported)
 	}
 	m, err := session.New(session.Config[indexDoc]{
 		Store:     cfg.Store,

@@ -27,7 +27,13 @@ type Config[T any] struct {
 	// Manager keeps the sessions that hold the conversation state.
 	// Required for a flow that is handled (Handle, Start, the sweeper);
 	// a flow used only as a sub-conversation of another may leave it nil:
-	// its parent's manager keeps its state.
+	// its parent's manager keeps its state. The promises that hold across
+	// replicas (an update applied once by its ID, a timeout run once) rest
+	// on the compare-and-swap of its store: with a Store (a due-index),
+	// New refuses a Manager whose store has none (errors.ErrUnsupported);
+	// without, on such a store only the Updates of one Manager are kept
+	// apart (see session.Manager.Update), and replicas may each apply an
+	// update.
 	Manager *session.Manager[T]
 
 	// State returns the conversation state inside a session's data, for
@@ -154,7 +160,8 @@ type stepDef[T, U, R any] struct {
 // New returns a Flow for cfg, or an error naming what is wrong with it:
 // no Name or State, a Name with ':' or NUL or not valid UTF-8, a negative
 // duration or count, a Granularity out of its bounds, an unknown Reentry,
-// a Store without compare-and-swap.
+// a Store without compare-and-swap, or, with a Store, a Manager whose
+// store has none.
 func New[T, U, R any](cfg Config[T]) (*Flow[T, U, R], error) {
 	switch {
 	case cfg.Name == "":

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	session "github.com/typedsession/session"
+	"github.com/typedsession/session/internal/managercaps"
 	"github.com/typedsession/session/store"
 )
 
@@ -94,7 +95,9 @@ type Devices struct {
 // the other fields' zero values mean their defaults.
 type DevicesOptions struct {
 	// Store is where the index lives: the sessions' store, which must
-	// have compare-and-swap (store.Swapper). Required.
+	// have compare-and-swap (store.Swapper), as must the store of the
+	// Manager given to NewDevices (the ending of a session rests on it).
+	// Required.
 	Store store.Store
 
 	// Namespace is the namespace of the index's values (one per user,
@@ -163,7 +166,8 @@ const (
 )
 
 // NewDevices returns the index of the sessions of m, kept in opts.Store
-// (m's store). It returns an error for a store without compare-and-swap,
+// (m's store). It returns an error for a store without compare-and-swap
+// (opts.Store, or m's own: one matching errors.ErrUnsupported),
 // an empty or invalid Namespace or m's own, a negative or too large Max,
 // or a negative SeenEvery.
 func NewDevices[T any](m *session.Manager[T], opts DevicesOptions) (*Devices, error) {
@@ -175,6 +179,12 @@ func NewDevices[T any](m *session.Manager[T], opts DevicesOptions) (*Devices, er
 	}
 	if _, ok := opts.Store.(store.Swapper); !ok {
 		return nil, fmt.Errorf("session/middleware: DevicesOptions.Store (%T) has no compare-and-swap (store.Swapper); the index of a user's sessions needs it", opts.Store)
+	}
+	if !managercaps.Swaps(m) {
+		// Ending a session (End, EndAll, EndOthers) deletes it, and a
+		// request of it still running must then fail to save it back:
+		// that is the compare-and-swap of the sessions' own store.
+		return nil, fmt.Errorf("session/middleware: the sessions' store (the Manager's) has no compare-and-swap (store.Swapper), so a request running across a log-out from another device would save its session back: %w; give the Manager a store with compare-and-swap (a wrapper of a store must forward CompareAndSwap too)", errors.ErrUnsupported)
 	}
 	if opts.Namespace == "" {
 		return nil, errors.New(`session/middleware: DevicesOptions.Namespace is empty; name the index's namespace (say "prefs-devices")`)

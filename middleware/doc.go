@@ -72,7 +72,11 @@
 // lost silently; the update that failed may be retried. Moving a session
 // to a new token ([Renew]) and deleting it ([Destroy]) are checked against
 // what was loaded in the same way (compare-and-delete on a
-// store.Deleter).
+// store.Deleter). All of this needs the compare-and-swap of the manager's
+// own store (a store.Swapper; a wrapper of a store must forward
+// CompareAndSwap): on a store without it only the Locker keeps updates
+// apart, and across processes the later save overwrites the earlier one
+// (the last writer wins), so [NewDevices] refuses such a manager.
 //
 // # Several sessions
 //

@@ -44,10 +44,13 @@
 //	(Destroy: the               false              read                  absent → done (gone, as wanted); present →
 //	caller wants                                                         ErrConflict
 //	old gone)                   open               resend: true          done
-//	                                               resend: false, read   absent → done; built on old →
+//	                                               resend: false, read   absent → done; built on old by a
+//	                                                                     compare-and-swap (a Swapper store) →
 //	                                                                     ErrConflict; else ErrOutcomeUnknown (the
 //	                                                                     first attempt may have deleted old before
-//	                                                                     the key was written again)
+//	                                                                     the key was written again: without
+//	                                                                     compare-and-swap, even by a value built
+//	                                                                     on old)
 //	                                               resend open to end    ErrOutcomeUnknown
 //	Delete        Swapper, no   refused before anything is sent (errors.ErrUnsupported): a blind delete
 //	              Deleter       could erase a newer value another writer saved with compare-and-swap.
@@ -276,8 +279,12 @@ func (p *Store) settleDelete(ctx context.Context, key string, old Old, resent, e
 		return err
 	case !resent:
 		return errs.Conflict // it held another value when this delete ran
-	case old.Writes.Len() > 0 && now.Index(old.Writes.At(0)) >= 1:
-		return errs.Conflict // built on the old value: it was there when this delete was not
+	case p.sw != nil && old.Writes.Len() > 0 && now.Index(old.Writes.At(0)) >= 1:
+		// Built on the old value by a compare-and-swap, which replaced
+		// old while it was there: it was there when this delete was not.
+		// Without compare-and-swap the value built on old may have been
+		// written blindly after this delete landed: unknown.
+		return errs.Conflict
 	}
 	return unknown("the key holds another value: written after this delete landed, or before it", nil)
 }

@@ -17,8 +17,15 @@
 //     or delete. Within one process the middleware's per-key lock still
 //     serializes a session's requests. Use a store of this module where
 //     several processes write one session.
-//   - No Touch and no GetAndTouch: a session with a TTL is extended by
-//     writing it again, which the manager does when it is near expiry.
+//   - No Touch and no GetAndTouch (and no compare-and-swap): nothing can
+//     extend an expiry without writing the value, and the session manager
+//     never writes an unchanged session back (a blind write could revert
+//     a newer save of another process). So a session with a TTL is
+//     extended only when it is written, that is when its data changes: a
+//     session that is only read expires TTL after its last change, however
+//     often it is used. A session that must live while it is used needs a
+//     field that changes (a last-seen time, updated now and then), or a
+//     store of this module.
 //   - No Scan: the inspector and MigrateAll cannot list the sessions.
 //   - Fiber v2's methods take no context: a Store method returns ctx.Err()
 //     when ctx has ended before the call, but cannot stop a call once it
