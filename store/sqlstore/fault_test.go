@@ -86,8 +86,13 @@ func connectionCuts(t *testing.T, direct *sql.DB, u url.URL, cutEvery time.Durat
 		writers  = 64
 		counters = 4
 		// The writers run for runFor while the proxy cuts every
-		// connection every cutEvery.
-		runFor = 2 * time.Second
+		// connection every cutEvery, and on (up to runAtMost) until
+		// minAttempts writes were attempted: on a loaded machine a new
+		// connection can take longer than cutEvery, and 2 s measured
+		// nothing at any interval (CI at load 19).
+		runFor      = 2 * time.Second
+		runAtMost   = 10 * time.Second
+		minAttempts = 20
 	)
 	type outcome int
 	const (
@@ -134,15 +139,20 @@ func connectionCuts(t *testing.T, direct *sql.DB, u url.URL, cutEvery time.Durat
 		}
 	}()
 	var wg sync.WaitGroup
-	var readErrs atomic.Int64
-	stop := time.Now().Add(runFor)
+	var readErrs, attempts atomic.Int64
+	start := time.Now()
+	stop, hardStop := start.Add(runFor), start.Add(runAtMost)
+	running := func() bool {
+		now := time.Now()
+		return now.Before(stop) || (attempts.Load() < minAttempts && now.Before(hardStop))
+	}
 	for w := range writers {
 		c := w % counters
 		key := "counter:" + strconv.Itoa(c)
 		wg.Go(func() {
 			seq := 0
-			for time.Now().Before(stop) {
-				for time.Now().Before(stop) { // until this increment is acknowledged or unknown
+			for running() {
+				for running() { // until this increment is acknowledged or unknown
 					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 					old, err := s.Get(ctx, key)
 					n := 0
@@ -164,6 +174,7 @@ func connectionCuts(t *testing.T, direct *sql.DB, u url.URL, cutEvery time.Durat
 					}
 					seq++
 					payload := fmt.Sprintf("%d:%d:%d", n+1, w, seq)
+					attempts.Add(1)
 					ok, err := s.CompareAndSwap(ctx, key, old, []byte(payload), 0)
 					cancel()
 					switch {
@@ -239,8 +250,8 @@ func connectionCuts(t *testing.T, direct *sql.DB, u url.URL, cutEvery time.Durat
 		}
 		t.Logf("%s: acknowledged %d, unknown %d (of which landed %d), stored %d", key, ack[c], unk[c], unknownLanded, stored)
 	}
-	t.Logf("total: acknowledged %d, unknown %d, stored %d; %d cuts (%d connections), %d failed reads retried",
-		totalAck, totalUnk, totalStored, cuts.Load(), cutConns.Load(), readErrs.Load())
+	t.Logf("total: acknowledged %d, unknown %d, stored %d; %d cuts (%d connections), %d failed reads retried; ran %v",
+		totalAck, totalUnk, totalStored, cuts.Load(), cutConns.Load(), readErrs.Load(), time.Since(start).Round(time.Millisecond))
 	t.Logf("errors of the unknown writes: %v", errSeen)
 	return totalAck + totalUnk
 }
