@@ -9,12 +9,34 @@ import (
 	"testing"
 
 	"github.com/typedsession/session"
+	"github.com/typedsession/session/store/memstore"
 )
 
 // Attack tests of the package's own copy of encoding/json's rules (which
 // member a stored name decodes into, which map entry a stored key is):
 // whatever encoding/json reads as one thing, the unknown-member merge must
 // read as that thing too, or a Save loses or doubles stored data.
+
+// updateStored stores raw under key id of m's namespace behind m's back
+// (as an older or newer deploy left it), runs m.Update of id with fn and
+// returns what Update returned and the bytes the store then holds.
+func updateStored[T any](t *testing.T, m *session.Manager[T], st *memstore.Store, id, raw string, fn func(*T) error) (T, []byte) {
+	t.Helper()
+	ctx := t.Context()
+	key := m.Namespace() + ":" + id
+	if err := st.Set(ctx, key, []byte(raw), 0); err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.Update(ctx, id, fn)
+	if err != nil {
+		t.Fatalf("Update of %s: %v", raw, err)
+	}
+	stored, err := st.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, stored
+}
 
 type keyedItem struct {
 	Name string `json:"name"`
@@ -29,19 +51,11 @@ type byNumber struct {
 // ("01" and "+1" are the int 1, written back as "1") keeps the members its
 // value holds that the type does not have.
 func TestMergeKeepsUnknownMembersUnderRespelledMapKeys(t *testing.T) {
-	ctx := t.Context()
 	st := newMem(t)
 	m := newManager(t, session.Config[byNumber]{Store: st, Namespace: "k"})
 	for _, key := range []string{`01`, `+1`} {
 		stored := `{"typedsession":1,"data":{"items":{"` + key + `":{"name":"a","extra":"keep me"}},"n":1}}`
-		st.Set(ctx, "k:1", []byte(stored), 0)
-		if _, err := m.Update(ctx, "1", func(v *byNumber) error { v.N++; return nil }); err != nil {
-			t.Fatal(err)
-		}
-		raw, err := st.Get(ctx, "k:1")
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, raw := updateStored(t, m, st, "1", stored, func(v *byNumber) error { v.N++; return nil })
 		var got struct {
 			Data struct {
 				Items map[string]map[string]any `json:"items"`
@@ -72,17 +86,10 @@ type byLowerKey struct {
 }
 
 func TestMergeKeepsUnknownMembersUnderKeysReadByUnmarshalText(t *testing.T) {
-	ctx := t.Context()
 	st := newMem(t)
 	m := newManager(t, session.Config[byLowerKey]{Store: st, Namespace: "k"})
-	st.Set(ctx, "k:1", []byte(`{"typedsession":1,"data":{"items":{"AB":{"name":"a","extra":"keep me"}},"n":1}}`), 0)
-	if _, err := m.Update(ctx, "1", func(v *byLowerKey) error { v.N++; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := st.Get(ctx, "k:1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, raw := updateStored(t, m, st, "1", `{"typedsession":1,"data":{"items":{"AB":{"name":"a","extra":"keep me"}},"n":1}}`,
+		func(v *byLowerKey) error { v.N++; return nil })
 	if want := `{"typedsession":1,"data":{"items":{"ab":{"name":"a","extra":"keep me"}},"n":2}}`; stripWrites(raw) != want {
 		t.Errorf("stored %s, want %s", stripWrites(raw), want)
 	}
@@ -99,17 +106,12 @@ type withProfile struct {
 // what the first left, so a newer type reads members of both; a save
 // keeps them both, and the older type's data as it read it.
 func TestSaveKeepsUnknownMembersOfAMemberStoredTwice(t *testing.T) {
-	ctx := t.Context()
 	st := newMem(t)
 	m := newManager(t, session.Config[withProfile]{Store: st, Namespace: "d"})
-	st.Set(ctx, "d:1", []byte(`{"typedsession":1,"data":{"profile":{"nick":"a","lang":"fr"},"n":1,"Profile":{"nick":"b","tz":"CET"}}}`), 0)
-	got, err := m.Update(ctx, "1", func(v *withProfile) error { v.N++; return nil })
-	if err != nil || got.Profile.Nick != "b" || got.N != 2 {
-		t.Fatalf("Update = %+v, %v", got, err)
-	}
-	raw, err := st.Get(ctx, "d:1")
-	if err != nil {
-		t.Fatal(err)
+	got, raw := updateStored(t, m, st, "1", `{"typedsession":1,"data":{"profile":{"nick":"a","lang":"fr"},"n":1,"Profile":{"nick":"b","tz":"CET"}}}`,
+		func(v *withProfile) error { v.N++; return nil })
+	if got.Profile.Nick != "b" || got.N != 2 {
+		t.Fatalf("Update = %+v", got)
 	}
 	var newer struct {
 		Data struct {
@@ -276,17 +278,10 @@ type byName struct {
 // in its place, and written so: the entry keeps its members the type does
 // not have.
 func TestMergeKeepsUnknownMembersUnderAKeyWithInvalidUTF8(t *testing.T) {
-	ctx := t.Context()
 	st := newMem(t)
 	m := newManager(t, session.Config[byName]{Store: st, Namespace: "u"})
-	st.Set(ctx, "u:1", []byte("{\"typedsession\":1,\"data\":{\"items\":{\"a\xffb\":{\"name\":\"a\",\"extra\":\"keep me\"}},\"n\":1}}"), 0)
-	if _, err := m.Update(ctx, "1", func(v *byName) error { v.N++; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := st.Get(ctx, "u:1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, raw := updateStored(t, m, st, "1", "{\"typedsession\":1,\"data\":{\"items\":{\"a\xffb\":{\"name\":\"a\",\"extra\":\"keep me\"}},\"n\":1}}",
+		func(v *byName) error { v.N++; return nil })
 	if want := `{"typedsession":1,"data":{"items":{"a` + "\ufffd" + `b":{"name":"a","extra":"keep me"}},"n":2}}`; stripWrites(raw) != want {
 		t.Errorf("stored %s, want %s", stripWrites(raw), want)
 	}
@@ -303,22 +298,15 @@ type withOptional struct {
 // dropped with the members it holds that the type does not have, though
 // the handler never touched it; one the handler emptied goes.
 func TestSaveKeepsUnknownMembersOfAnOmittedMember(t *testing.T) {
-	ctx := t.Context()
 	st := newMem(t)
 	m := newManager(t, session.Config[withOptional]{Store: st, Namespace: "o"})
-	st.Set(ctx, "o:1", []byte(`{"typedsession":1,"data":{"prefs":{"lang":"fr"},"n":1}}`), 0)
-	if _, err := m.Update(ctx, "1", func(v *withOptional) error { v.N++; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := st.Get(ctx, "o:1")
+	_, raw := updateStored(t, m, st, "1", `{"typedsession":1,"data":{"prefs":{"lang":"fr"},"n":1}}`,
+		func(v *withOptional) error { v.N++; return nil })
 	if want := `{"typedsession":1,"data":{"prefs":{"lang":"fr"},"n":2}}`; stripWrites(raw) != want {
 		t.Errorf("untouched: stored %s, want %s", stripWrites(raw), want)
 	}
-	st.Set(ctx, "o:2", []byte(`{"typedsession":1,"data":{"prefs":{"theme":"dark","lang":"fr"},"n":1}}`), 0)
-	if _, err := m.Update(ctx, "2", func(v *withOptional) error { v.Prefs.Theme = ""; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	raw, _ = st.Get(ctx, "o:2")
+	_, raw = updateStored(t, m, st, "2", `{"typedsession":1,"data":{"prefs":{"theme":"dark","lang":"fr"},"n":1}}`,
+		func(v *withOptional) error { v.Prefs.Theme = ""; return nil })
 	if want := `{"typedsession":1,"data":{"n":1}}`; stripWrites(raw) != want {
 		t.Errorf("emptied: stored %s, want %s", stripWrites(raw), want)
 	}
